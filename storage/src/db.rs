@@ -1,0 +1,278 @@
+//! Opening, creating, migrating and snapshotting the database (02-storage.md §9, §10).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::backends::FileBackend;
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+
+use crate::audit::{self, AuditEvent, AuditVerification};
+use crate::codec::{decode, encode};
+use crate::error::{SchemaError, StoreError};
+use crate::tables::*;
+
+/// The schema version this binary writes (02-storage.md §9).
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// In-code upgrade steps: `MIGRATIONS[i]` upgrades a database from version `i + 1` to `i + 2`.
+/// All pending steps run inside one write transaction, so a failure leaves the file unchanged.
+/// Version 1 is the first released schema, so there is nothing to upgrade yet; the fixture
+/// database `fixtures/db/v1.redb` proves every released version keeps opening.
+type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
+const MIGRATIONS: &[Migration] = &[];
+
+/// What `open` did to the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Version found in the file.
+    pub found_version: u64,
+    /// Version after migrations (always [`SCHEMA_VERSION`]).
+    pub version: u64,
+}
+
+/// Who performs a write, when, and from where; every audited operation takes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpCtx {
+    /// Audit actor string (`admin`, `owner:<addr>`, `agent:<id>`, `system`, `cli`, …).
+    pub actor: String,
+    /// Client IP, when the write comes from an HTTP request.
+    pub ip: Option<String>,
+    /// Daemon time in unix seconds.
+    pub now: u64,
+}
+
+impl OpCtx {
+    /// A context for `actor` at `now`.
+    pub fn new(actor: impl Into<String>, now: u64) -> OpCtx {
+        OpCtx { actor: actor.into(), ip: None, now }
+    }
+}
+
+/// The waiaas database: one redb file, every table of 02-storage.md §3.
+///
+/// All methods block (redb does synchronous I/O); the daemon calls them from blocking threads.
+/// Every mutating method is exactly one redb write transaction committed with
+/// `Durability::Immediate`: all of its effects, including its audit rows, commit together or
+/// not at all.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    dev_mode: AtomicBool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn open_file(path: &Path, create: bool) -> Result<std::fs::File, std::io::Error> {
+    let mut opts = OpenOptions::new();
+    opts.read(true)
+        .write(true) // O_NOFOLLOW: a symlink at the database path is refused rather than followed.
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    if create {
+        // Mode is set at open time (01-daemon.md §1.2), never chmod-ed afterwards.
+        opts.create_new(true).mode(0o600);
+    }
+    opts.open(path)
+}
+
+impl Store {
+    /// Creates a new database file (mode 0600) holding every table at [`SCHEMA_VERSION`].
+    /// Fails if the file exists.
+    pub fn create(path: &Path, now: u64) -> Result<Store, StoreError> {
+        let file = open_file(path, true)?;
+        let db = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
+        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false) };
+        store.write(|tx| {
+            create_all(tx)?;
+            let mut meta = tx.open_table(META)?;
+            meta.insert("schema_version", encode("meta", &SCHEMA_VERSION)?.as_slice())?;
+            meta.insert("created_at", encode("meta", &now)?.as_slice())?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Opens an existing database, upgrading older schema versions in one write transaction.
+    /// `cache_bytes` is redb's page cache size.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, OpenReport), StoreError> {
+        let file = open_file(path, false)?;
+        let db = redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(FileBackend::new(file)?)?;
+        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false) };
+        let found = store.read_schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(SchemaError::Newer { found, supported: SCHEMA_VERSION }.into());
+        }
+        if found < SCHEMA_VERSION {
+            store.write(|tx| {
+                for from in found..SCHEMA_VERSION {
+                    let step = MIGRATIONS
+                        .get((from - 1) as usize)
+                        .ok_or_else(|| SchemaError::Migration { from, reason: "no upgrade step".into() })?;
+                    step(tx).map_err(|e| SchemaError::Migration { from, reason: e.to_string() })?;
+                }
+                create_all(tx)?;
+                tx.open_table(META)?.insert("schema_version", encode("meta", &SCHEMA_VERSION)?.as_slice())?;
+                Ok(())
+            })?;
+        }
+        Ok((store, OpenReport { found_version: found, version: SCHEMA_VERSION }))
+    }
+
+    fn read_schema_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Err(SchemaError::NotWaiaas.into()),
+            Err(e) => return Err(e.into()),
+        };
+        match meta.get("schema_version")? {
+            Some(v) => decode("meta", v.value()),
+            None => Err(SchemaError::NotWaiaas.into()),
+        }
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the database file in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// In dev mode every audit row's details carry `"dev_mode": true` (01-daemon.md §3.4).
+    pub fn set_dev_mode(&self, on: bool) {
+        self.dev_mode.store(on, Ordering::Relaxed);
+    }
+
+    /// Runs `f` in one write transaction and commits durably; an `Err` aborts everything `f`
+    /// wrote.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// A write transaction used only to read and then aborted (dry runs).
+    pub(crate) fn begin_write_for_read(&self) -> Result<WriteTransaction, StoreError> {
+        Ok(self.db.begin_write()?)
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot; never blocks writers).
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&ReadTransaction) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Appends an audit row inside `tx`.
+    pub(crate) fn audit(&self, tx: &WriteTransaction, ev: AuditEvent, ctx: &OpCtx) -> Result<u64, StoreError> {
+        let mut ev = ev;
+        if ev.ip_address.is_none() {
+            ev.ip_address = ctx.ip.clone();
+        }
+        audit::append(tx, &ev, ctx.now, self.dev_mode.load(Ordering::Relaxed))
+    }
+
+    /// Appends one audit row on its own; only for events that change no other state.
+    pub fn append_audit(&self, ev: AuditEvent, ctx: &OpCtx) -> Result<u64, StoreError> {
+        self.write(|tx| self.audit(tx, ev, ctx))
+    }
+
+    /// Verifies the whole audit chain (§7).
+    pub fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
+        self.read(|tx| audit::verify(&tx.open_table(AUDIT_LOG)?, &tx.open_table(META)?))
+    }
+
+    /// Copies every table, row by row, from one read transaction into a new redb file at `path`
+    /// (mode 0600) and fsyncs it (§10). Writers are not blocked.
+    pub fn snapshot_to(&self, path: &Path) -> Result<(), StoreError> {
+        let file = open_file(path, true)?;
+        let target = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
+        let src = self.db.begin_read()?;
+        let dst = target.begin_write()?;
+        create_all(&dst)?;
+        copy_tables(&src, &dst)?;
+        dst.commit()?;
+        drop(target);
+        std::fs::File::open(path)?.sync_all()?;
+        Ok(())
+    }
+
+    /// Full-file integrity check; needs exclusive access, so offline commands only (§10).
+    pub fn check_integrity(&mut self) -> Result<bool, StoreError> {
+        Ok(self.db.check_integrity()?)
+    }
+
+    /// Reads `meta.created_at`.
+    pub fn created_at(&self) -> Result<u64, StoreError> {
+        self.read(|tx| match tx.open_table(META)?.get("created_at")? {
+            Some(v) => decode("meta", v.value()),
+            None => Ok(0),
+        })
+    }
+}
+
+macro_rules! copy {
+    ($src:expr, $dst:expr, $($t:expr),+ $(,)?) => {$(
+        {
+            let from = $src.open_table($t)?;
+            let mut to = $dst.open_table($t)?;
+            for row in from.iter()? {
+                let (k, v) = row?;
+                to.insert(k.value(), v.value())?;
+            }
+        }
+    )+};
+}
+
+fn copy_tables(src: &ReadTransaction, dst: &WriteTransaction) -> Result<(), StoreError> {
+    copy!(
+        src,
+        dst,
+        META,
+        AGENTS,
+        IDX_AGENT_PUBLIC_KEY,
+        IDX_AGENT_NAME,
+        IDX_AGENT_OWNER,
+        SESSIONS,
+        IDX_SESSION_TOKEN,
+        IDX_SESSION_AGENT,
+        IDX_SESSION_EXPIRY,
+        IDX_SESSION_REVOKED,
+        TRANSACTIONS,
+        IDX_TX_HASH,
+        IDX_TX_AGENT,
+        IDX_TX_SESSION,
+        IDX_TX_ACTIVE,
+        IDX_TX_QUEUE,
+        IDX_TX_CHILDREN,
+        IDEMPOTENCY,
+        IDX_IDEMPOTENCY_TIME,
+        PENDING_APPROVALS,
+        POLICIES,
+        IDX_POLICY_SCOPE,
+        AUTO_STOP_RULES,
+        IDX_AUTO_STOP_SCOPE,
+        AUDIT_LOG,
+        IDX_AUDIT_AGENT,
+        IDX_AUDIT_EVENT,
+        IDX_AUDIT_TIME,
+        NOTIFICATION_CHANNELS,
+        NOTIFICATION_LOG,
+        IDX_NOTIFICATION_DELIVERED,
+        WALLET_CONNECTIONS,
+        IDX_WALLET_CONNECTION,
+        NONCES,
+        IDX_NONCE_EXPIRY,
+        SYSTEM_STATE,
+    );
+    Ok(())
+}

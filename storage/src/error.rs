@@ -1,0 +1,133 @@
+//! Storage errors (02-storage.md §11).
+//!
+//! Callers branch on these variants (a `Conflict` becomes 409, `NotFound` 404, …); the daemon
+//! maps them to API codes at each call site because the right code depends on the operation.
+//! `Redb` and `Serde` are internal failures and surface as 500 `INTERNAL_ERROR`.
+
+/// Why a storage operation did not apply. When an operation returns an error, none of its
+/// effects were committed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No row with that key.
+    #[error("{table} {id} not found")]
+    NotFound {
+        /// Table name.
+        table: &'static str,
+        /// The key looked up.
+        id: String,
+    },
+    /// A compare-and-swap found another state than the caller expected.
+    #[error("conflict: expected {expected}, found {actual}")]
+    Conflict {
+        /// What the caller expected.
+        expected: String,
+        /// What the row holds.
+        actual: String,
+    },
+    /// A unique index already holds the key for another row.
+    #[error("unique constraint violated on {index}")]
+    Unique {
+        /// The index name.
+        index: &'static str,
+    },
+    /// A delete refused by a `restrict` rule.
+    #[error("restricted: {reason}")]
+    Restricted {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A count limit was reached.
+    #[error("limit reached: {what}")]
+    Limit {
+        /// Which limit.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+        /// The current count.
+        current: u64,
+    },
+    /// A record violates a cross-field invariant.
+    #[error("invariant violated: {0}")]
+    Invariant(&'static str),
+    /// The operation's deadline has passed.
+    #[error("expired")]
+    Expired,
+    /// The transaction is not in a tier that waits for the owner.
+    #[error("transaction is not pending approval")]
+    NotPendingApproval,
+    /// The transaction was already decided.
+    #[error("transaction already processed")]
+    AlreadyProcessed,
+    /// Disabling this channel would leave fewer than `min_channels`.
+    #[error("minimum number of notification channels reached")]
+    MinChannels,
+    /// The file is not a usable waiaas database.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// redb failed.
+    #[error("database error: {0}")]
+    Redb(#[from] redb::Error),
+    /// A stored value does not deserialise (e.g. an invalid enum value written offline).
+    #[error("corrupt record in {table}: {source}")]
+    Serde {
+        /// Table name.
+        table: &'static str,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// Filesystem error outside redb (snapshots).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Schema-version problems found when opening a database (§9).
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// No `meta.schema_version`.
+    #[error("not a waiaas database (no schema version)")]
+    NotWaiaas,
+    /// Written by a newer binary.
+    #[error("database created by a newer waiaas (schema v{found}, this binary supports v{supported})")]
+    Newer {
+        /// Version in the file.
+        found: u64,
+        /// Version this binary writes.
+        supported: u64,
+    },
+    /// An upgrade step failed; the file is unchanged.
+    #[error("migration from schema v{from} failed: {reason}")]
+    Migration {
+        /// Version the step started from.
+        from: u64,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl StoreError {
+    /// A `Conflict` from two displayable states.
+    pub fn conflict(expected: impl std::fmt::Display, actual: impl std::fmt::Display) -> StoreError {
+        StoreError::Conflict { expected: expected.to_string(), actual: actual.to_string() }
+    }
+
+    /// A `NotFound` for a UUID key.
+    pub fn not_found(table: &'static str, id: impl std::fmt::Display) -> StoreError {
+        StoreError::NotFound { table, id: id.to_string() }
+    }
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+pub mod amount;
+pub mod audit;
+mod codec;
+pub mod db;
+pub mod enums;
+pub mod error;
+pub mod ops;
+pub mod records;
+mod rows;
+mod tables;
+
+pub use amount::{Amount, AmountError};
+pub use audit::{AuditEvent, AuditRecord, AuditVerification};
+pub use db::{OpCtx, OpenReport, SCHEMA_VERSION, Store};
+pub use enums::*;
+pub use error::{SchemaError, StoreError};
+pub use ops::agents::{SetOwnerOutcome, TerminationReport};
+pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
+pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
+pub use ops::system::{InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
+pub use ops::transactions::{ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, TxPatch};
+pub use records::*;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,450 @@
+//! Agent rows: creation with uniqueness, status CAS, termination cascade, owner lifecycle and
+//! the restrict/cascade rules of deletion (02-storage.md §3.2, §4, §5, §6).
+//!
+//! Uniqueness of names (case-insensitive) and public keys holds among non-terminated agents:
+//! the unique index entries are checked and written in the same write transaction as the row,
+//! and released when the agent is terminated.
+
+use redb::{ReadableTable, WriteTransaction};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::db::{OpCtx, Store};
+use crate::enums::{AgentStatus, AuditSeverity, OwnerState, Tier, TxStatus};
+use crate::error::StoreError;
+use crate::ops::transactions::end_many;
+use crate::records::*;
+use crate::rows::{self, get_agent, put_agent};
+use crate::tables::*;
+
+/// Counts from [`Store::terminate_agent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminationReport {
+    /// Live sessions revoked.
+    pub sessions_revoked: u64,
+    /// PENDING/QUEUED transactions cancelled.
+    pub transactions_cancelled: u64,
+    /// Time of termination.
+    pub terminated_at: u64,
+}
+
+/// Result of [`Store::set_owner`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetOwnerOutcome {
+    /// The agent after the change.
+    pub agent: AgentRecord,
+    /// False when the same address was set again (no-op, no audit).
+    pub changed: bool,
+    /// QUEUED APPROVAL transactions cancelled with `OWNER_ADDRESS_CHANGED`.
+    pub approvals_cancelled: u64,
+}
+
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+fn check_unique(tx: &WriteTransaction, rec: &AgentRecord) -> Result<(), StoreError> {
+    if let Some(v) = tx.open_table(IDX_AGENT_NAME)?.get(name_key(&rec.name).as_str())? {
+        if v.value() != rec.id.as_u128() {
+            return Err(StoreError::Unique { index: "idx_agent_name" });
+        }
+    }
+    if let Some(v) = tx.open_table(IDX_AGENT_PUBLIC_KEY)?.get(rec.public_key.as_str())? {
+        if v.value() != rec.id.as_u128() {
+            return Err(StoreError::Unique { index: "idx_agent_public_key" });
+        }
+    }
+    Ok(())
+}
+
+fn set_owner_index(tx: &WriteTransaction, old: &AgentRecord, new: &AgentRecord) -> Result<(), StoreError> {
+    let mut idx = tx.open_table(IDX_AGENT_OWNER)?;
+    if let Some(k) = old.owner_key() {
+        idx.remove((k.as_str(), old.id.as_u128()))?;
+    }
+    if let Some(k) = new.owner_key() {
+        idx.insert((k.as_str(), new.id.as_u128()), ())?;
+    }
+    Ok(())
+}
+
+/// GRACE → LOCKED inside `tx` when `address` is still the owner; returns whether it changed.
+pub(crate) fn mark_owner_verified_in(
+    store: &Store,
+    tx: &WriteTransaction,
+    agent_id: Uuid,
+    address: &str,
+    ctx: &OpCtx,
+) -> Result<bool, StoreError> {
+    let old = get_agent(tx, agent_id)?;
+    let matches = old.owner_key().as_deref() == Some(owner_key(old.chain, address).as_str());
+    if old.owner_verified || !matches {
+        return Ok(false);
+    }
+    let mut new = old.clone();
+    new.owner_verified = true;
+    new.owner_verified_at = Some(ctx.now);
+    new.updated_at = ctx.now;
+    put_agent(tx, &new)?;
+    let ev = AuditEvent::new("OWNER_VERIFIED", ctx.actor.clone())
+        .agent(agent_id)
+        .detail("address", old.owner_address.clone());
+    store.audit(tx, ev, ctx)?;
+    Ok(true)
+}
+
+/// Revokes every live session of `agent` with `trigger`; returns the count.
+pub(crate) fn revoke_agent_sessions(
+    tx: &WriteTransaction,
+    agent: Uuid,
+    trigger: &str,
+    now: u64,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for sid in rows::session_ids_of(tx, agent)? {
+        let old = rows::get_session(tx, sid)?;
+        if old.is_live(now) {
+            let mut new = old.clone();
+            new.revoked_at = Some(now);
+            new.revoke_trigger = Some(trigger.to_string());
+            rows::update_session(tx, &old, &new)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+impl Store {
+    /// Inserts a new ACTIVE agent: checks name and public-key uniqueness, writes the row and its
+    /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
+    /// transaction.
+    pub fn insert_agent(&self, rec: &AgentRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        rec.check()?;
+        if rec.status != AgentStatus::Active || rec.owner_verified {
+            return Err(StoreError::Invariant("a new agent is ACTIVE with an unverified owner"));
+        }
+        self.write(|tx| {
+            if tx.open_table(AGENTS)?.get(rec.id.as_u128())?.is_some() {
+                return Err(StoreError::Unique { index: "agents" });
+            }
+            check_unique(tx, rec)?;
+            put_agent(tx, rec)?;
+            tx.open_table(IDX_AGENT_NAME)?.insert(name_key(&rec.name).as_str(), rec.id.as_u128())?;
+            tx.open_table(IDX_AGENT_PUBLIC_KEY)?.insert(rec.public_key.as_str(), rec.id.as_u128())?;
+            if let Some(k) = rec.owner_key() {
+                tx.open_table(IDX_AGENT_OWNER)?.insert((k.as_str(), rec.id.as_u128()), ())?;
+            }
+            let ev = AuditEvent::new("AGENT_CREATED", ctx.actor.clone())
+                .agent(rec.id)
+                .detail("name", rec.name.clone())
+                .detail("chain", rec.chain.as_str())
+                .detail("network", rec.network.as_str())
+                .detail("backend", rec.backend.as_str())
+                .detail("publicKey", rec.public_key.clone());
+            self.audit(tx, ev, ctx)?;
+            if let Some(owner) = &rec.owner_address {
+                let ev = AuditEvent::new("OWNER_REGISTERED", ctx.actor.clone())
+                    .agent(rec.id)
+                    .detail("address", owner.clone());
+                self.audit(tx, ev, ctx)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads one agent.
+    pub fn get_agent(&self, id: Uuid) -> Result<Option<AgentRecord>, StoreError> {
+        self.read(|tx| rows::get(&tx.open_table(AGENTS)?, "agents", id))
+    }
+
+    /// Finds a non-terminated agent by name (case-insensitive).
+    pub fn find_agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError> {
+        self.read(|tx| match tx.open_table(IDX_AGENT_NAME)?.get(name_key(name).as_str())? {
+            Some(id) => rows::get(&tx.open_table(AGENTS)?, "agents", Uuid::from_u128(id.value())),
+            None => Ok(None),
+        })
+    }
+
+    /// Every agent, oldest first (terminated ones included).
+    pub fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
+        self.read(|tx| {
+            let t = tx.open_table(AGENTS)?;
+            t.iter()?
+                .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| crate::codec::decode("agents", v.value())))
+                .collect()
+        })
+    }
+
+    /// Non-terminated agents whose owner is `address` on `chain`.
+    pub fn agents_owned_by(&self, chain: crate::enums::Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
+        let key = owner_key(chain, address);
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_AGENT_OWNER)?;
+            let agents = tx.open_table(AGENTS)?;
+            let mut out = Vec::new();
+            for r in idx.range((key.as_str(), 0u128)..=(key.as_str(), u128::MAX))? {
+                let (k, _) = r?;
+                let a: AgentRecord = rows::must_get(&agents, "agents", Uuid::from_u128(k.value().1))?;
+                if a.chain == chain && a.status != AgentStatus::Terminated {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Renames an agent (uniqueness checked in the same transaction); audits `AGENT_UPDATED`.
+    pub fn update_agent_name(&self, id: Uuid, name: &str, ctx: &OpCtx) -> Result<AgentRecord, StoreError> {
+        check_name(name)?;
+        self.write(|tx| {
+            let old = get_agent(tx, id)?;
+            if old.status == AgentStatus::Terminated {
+                return Err(StoreError::conflict("not TERMINATED", old.status));
+            }
+            if old.name == name {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            new.name = name.to_string();
+            new.updated_at = ctx.now;
+            check_unique(tx, &new)?;
+            put_agent(tx, &new)?;
+            let mut idx = tx.open_table(IDX_AGENT_NAME)?;
+            idx.remove(name_key(&old.name).as_str())?;
+            idx.insert(name_key(&new.name).as_str(), id.as_u128())?;
+            drop(idx);
+            let ev = AuditEvent::new("AGENT_UPDATED", ctx.actor.clone())
+                .agent(id)
+                .detail("previousName", old.name.clone())
+                .detail("name", new.name.clone());
+            self.audit(tx, ev, ctx)?;
+            Ok(new)
+        })
+    }
+
+    /// CAS on the agent status between ACTIVE and SUSPENDED; suspension sets `suspended_at` and
+    /// `suspension_reason`, resumption clears them. Audits `AGENT_SUSPENDED` (warning) or
+    /// `AGENT_RESUMED`. One write transaction.
+    pub fn set_agent_status(
+        &self,
+        id: Uuid,
+        expected: AgentStatus,
+        new_status: AgentStatus,
+        reason: Option<String>,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, StoreError> {
+        self.write(|tx| {
+            let old = get_agent(tx, id)?;
+            if old.status != expected {
+                return Err(StoreError::conflict(expected, old.status));
+            }
+            let mut new = old.clone();
+            new.status = new_status;
+            new.updated_at = ctx.now;
+            let ev = match (expected, new_status) {
+                (AgentStatus::Active, AgentStatus::Suspended) => {
+                    let reason = reason.clone().unwrap_or_else(|| "manual".into());
+                    new.suspended_at = Some(ctx.now);
+                    new.suspension_reason = Some(reason.clone());
+                    AuditEvent::new("AGENT_SUSPENDED", ctx.actor.clone())
+                        .severity(AuditSeverity::Warning)
+                        .detail("reason", reason)
+                }
+                (AgentStatus::Suspended, AgentStatus::Active) => {
+                    new.suspended_at = None;
+                    new.suspension_reason = None;
+                    AuditEvent::new("AGENT_RESUMED", ctx.actor.clone())
+                }
+                _ => return Err(StoreError::conflict("ACTIVE<->SUSPENDED", format!("{expected}->{new_status}"))),
+            };
+            put_agent(tx, &new)?;
+            self.audit(tx, ev.agent(id), ctx)?;
+            Ok(new)
+        })
+    }
+
+    /// Terminates an agent in one write transaction: refuses (`Conflict`, actual `EXECUTING`)
+    /// while any of its transactions executes; cancels its PENDING/QUEUED transactions
+    /// (`AGENT_TERMINATED`, reservations released, approvals rejected); revokes its live sessions
+    /// (`agent_terminated`); sets TERMINATED; releases its unique index entries; audits
+    /// `AGENT_TERMINATED` with the counts. The caller deletes the key file after commit.
+    pub fn terminate_agent(&self, id: Uuid, ctx: &OpCtx) -> Result<TerminationReport, StoreError> {
+        self.write(|tx| {
+            let old = get_agent(tx, id)?;
+            if old.status == AgentStatus::Terminated {
+                return Err(StoreError::conflict("not TERMINATED", AgentStatus::Terminated));
+            }
+            let active = rows::active_tx_ids(tx, id)?;
+            for tid in &active {
+                if rows::get_tx(tx, *tid)?.status == TxStatus::Executing {
+                    return Err(StoreError::conflict("no EXECUTING transactions", TxStatus::Executing));
+                }
+            }
+            let cancelled = end_many(
+                tx,
+                &active,
+                &[TxStatus::Pending, TxStatus::Queued],
+                TxStatus::Cancelled,
+                "AGENT_TERMINATED",
+                |_| true,
+                ctx.now,
+            )?;
+            let revoked = revoke_agent_sessions(tx, id, "agent_terminated", ctx.now)?;
+            let mut new = old.clone();
+            new.status = AgentStatus::Terminated;
+            new.terminated_at = Some(ctx.now);
+            new.suspended_at = None;
+            new.suspension_reason = None;
+            new.updated_at = ctx.now;
+            put_agent(tx, &new)?;
+            remove_unique_entries(tx, &old)?;
+            let ev = AuditEvent::new("AGENT_TERMINATED", ctx.actor.clone())
+                .agent(id)
+                .severity(AuditSeverity::Warning)
+                .detail("sessionsRevoked", revoked)
+                .detail("transactionsCancelled", cancelled);
+            self.audit(tx, ev, ctx)?;
+            Ok(TerminationReport {
+                sessions_revoked: revoked,
+                transactions_cancelled: cancelled,
+                terminated_at: ctx.now,
+            })
+        })
+    }
+
+    /// Deletes an agent row (rollback of a failed creation, tests). **Restrict**: any
+    /// transaction of the agent makes it fail with `Restricted`. **Cascade**: its sessions,
+    /// policies and AutoStop rules are deleted with their index entries. One write transaction.
+    pub fn delete_agent(&self, id: Uuid) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let rec = get_agent(tx, id)?;
+            let a = id.as_u128();
+            if tx.open_table(IDX_TX_AGENT)?.range((a, 0u128)..=(a, u128::MAX))?.next().is_some() {
+                return Err(StoreError::Restricted { reason: "the agent has transactions" });
+            }
+            for sid in rows::session_ids_of(tx, id)? {
+                crate::ops::sessions::delete_session_in(tx, sid)?;
+            }
+            let policy_ids: Vec<u128> = tx
+                .open_table(IDX_POLICY_SCOPE)?
+                .range((a, 0u128)..=(a, u128::MAX))?
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?;
+            for pid in policy_ids {
+                tx.open_table(IDX_POLICY_SCOPE)?.remove((a, pid))?;
+                tx.open_table(POLICIES)?.remove(pid)?;
+            }
+            let rules: Vec<(String, u128)> = tx
+                .open_table(IDX_AUTO_STOP_SCOPE)?
+                .range((a, "")..)?
+                .map(|r| r.map(|(k, v)| (k.value().0, k.value().1.to_string(), v.value())))
+                .take_while(|r| r.as_ref().map(|(s, _, _)| *s == a).unwrap_or(true))
+                .map(|r| r.map(|(_, t, v)| (t, v)))
+                .collect::<Result<_, _>>()?;
+            for (t, rid) in rules {
+                tx.open_table(IDX_AUTO_STOP_SCOPE)?.remove((a, t.as_str()))?;
+                tx.open_table(AUTO_STOP_RULES)?.remove(rid)?;
+            }
+            if rec.status != AgentStatus::Terminated {
+                remove_unique_entries(tx, &rec)?;
+            }
+            tx.open_table(AGENTS)?.remove(a)?;
+            Ok(())
+        })
+    }
+
+    /// Owner lifecycle (04-auth.md §8) in one write transaction: re-reads the owner state and
+    /// fails with `Conflict` if it is not `expect` (the state the caller authorised); setting the
+    /// current address again is a no-op; a change or removal cancels the agent's QUEUED APPROVAL
+    /// transactions with `OWNER_ADDRESS_CHANGED`; LOCKED owners cannot be removed here.
+    /// Audits `OWNER_REGISTERED`, `OWNER_ADDRESS_CHANGED` or `OWNER_REMOVED`.
+    pub fn set_owner(
+        &self,
+        agent_id: Uuid,
+        new_address: Option<&str>,
+        expect: OwnerState,
+        ctx: &OpCtx,
+    ) -> Result<SetOwnerOutcome, StoreError> {
+        self.write(|tx| {
+            let old = get_agent(tx, agent_id)?;
+            if old.status == AgentStatus::Terminated {
+                return Err(StoreError::conflict("not TERMINATED", AgentStatus::Terminated));
+            }
+            let state = old.owner_state();
+            if state != expect {
+                return Err(StoreError::conflict(expect, state));
+            }
+            let same = match (&old.owner_address, new_address) {
+                (Some(a), Some(b)) => owner_key(old.chain, a) == owner_key(old.chain, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                return Ok(SetOwnerOutcome { agent: old, changed: false, approvals_cancelled: 0 });
+            }
+            if new_address.is_none() && state == OwnerState::Locked {
+                return Err(StoreError::conflict(OwnerState::Grace, OwnerState::Locked));
+            }
+            let mut new = old.clone();
+            new.owner_address = new_address.map(str::to_string);
+            if new_address.is_none() {
+                new.owner_verified = false;
+                new.owner_verified_at = None;
+            }
+            new.updated_at = ctx.now;
+            put_agent(tx, &new)?;
+            set_owner_index(tx, &old, &new)?;
+            let cancelled = if old.owner_address.is_some() {
+                let ids = rows::active_tx_ids(tx, agent_id)?;
+                end_many(
+                    tx,
+                    &ids,
+                    &[TxStatus::Queued],
+                    TxStatus::Cancelled,
+                    "OWNER_ADDRESS_CHANGED",
+                    |r| r.tier == Some(Tier::Approval),
+                    ctx.now,
+                )?
+            } else {
+                0
+            };
+            let ev = match (&old.owner_address, new_address) {
+                (None, Some(a)) => AuditEvent::new("OWNER_REGISTERED", ctx.actor.clone()).detail("address", a),
+                (Some(prev), Some(a)) => AuditEvent::new("OWNER_ADDRESS_CHANGED", ctx.actor.clone())
+                    .severity(AuditSeverity::Warning)
+                    .detail("previousAddress", prev.clone())
+                    .detail("newAddress", a)
+                    .detail("approvalsCancelled", cancelled),
+                (Some(prev), None) => AuditEvent::new("OWNER_REMOVED", ctx.actor.clone())
+                    .severity(AuditSeverity::Warning)
+                    .detail("previousAddress", prev.clone())
+                    .detail("approvalsCancelled", cancelled),
+                (None, None) => unreachable!("handled as a no-op above"),
+            };
+            self.audit(tx, ev.agent(agent_id), ctx)?;
+            Ok(SetOwnerOutcome { agent: new, changed: true, approvals_cancelled: cancelled })
+        })
+    }
+
+    /// GRACE → LOCKED if `address` is still the owner and not yet verified; idempotent (returns
+    /// false when nothing changed). Audits `OWNER_VERIFIED` exactly once per agent.
+    pub fn mark_owner_verified(&self, agent_id: Uuid, address: &str, ctx: &OpCtx) -> Result<bool, StoreError> {
+        self.write(|tx| mark_owner_verified_in(self, tx, agent_id, address, ctx))
+    }
+}
+
+fn remove_unique_entries(tx: &WriteTransaction, rec: &AgentRecord) -> Result<(), StoreError> {
+    let mut names = tx.open_table(IDX_AGENT_NAME)?;
+    let nk = name_key(&rec.name);
+    if names.get(nk.as_str())?.map(|v| v.value()) == Some(rec.id.as_u128()) {
+        names.remove(nk.as_str())?;
+    }
+    let mut pks = tx.open_table(IDX_AGENT_PUBLIC_KEY)?;
+    if pks.get(rec.public_key.as_str())?.map(|v| v.value()) == Some(rec.id.as_u128()) {
+        pks.remove(rec.public_key.as_str())?;
+    }
+    if let Some(k) = rec.owner_key() {
+        tx.open_table(IDX_AGENT_OWNER)?.remove((k.as_str(), rec.id.as_u128()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The decision write transaction (02-storage.md §6 `decide_transaction`, 06-pipeline.md §4).
+//!
+//! **Snapshot, evaluation and reservation happen in one write transaction — never split.**
+//! redb admits one writer at a time, so the snapshot handed to the pure `evaluate` closure
+//! (usage, in-flight reservations, rate counts, queued count) cannot change before the
+//! reservation it leads to is written. N concurrent requests against a cap therefore never
+//! reserve more than the cap. If `evaluate` fails, the whole transaction aborts: the row stays
+//! PENDING with no reservation and no audit row.
+
+use redb::{ReadableTable, WriteTransaction};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::amount::Amount;
+use crate::audit::AuditEvent;
+use crate::db::{OpCtx, Store};
+use crate::enums::{Tier, TxStatus};
+use crate::error::StoreError;
+use crate::ops::transactions::{TxPatch, transition_in};
+use crate::records::*;
+use crate::rows;
+use crate::tables::*;
+
+/// Everything the policy engine may look at, read inside the decision transaction.
+#[derive(Debug, Clone)]
+pub struct DecisionSnapshot {
+    /// Decision time.
+    pub now: u64,
+    /// The PENDING row.
+    pub tx: TransactionRecord,
+    /// Its BATCH children.
+    pub children: Vec<TransactionRecord>,
+    /// The agent.
+    pub agent: AgentRecord,
+    /// The session that sent it, if it still exists.
+    pub session: Option<SessionRecord>,
+    /// The session's other non-terminal transactions.
+    pub session_in_flight: u64,
+    /// Their reserved native amounts.
+    pub session_reserved: Amount,
+    /// Enabled candidate policies: agent-specific or global, for the agent's chain or all chains.
+    pub policies: Vec<PolicyRecord>,
+    /// The agent's counted transactions (top-level, not CANCELLED/EXPIRED, not this one)
+    /// created in the last 3600 s.
+    pub count_1h: u64,
+    /// Oldest creation time among those.
+    pub oldest_1h: Option<u64>,
+    /// Same over 86400 s.
+    pub count_24h: u64,
+    /// Oldest creation time among those.
+    pub oldest_24h: Option<u64>,
+    /// The agent's QUEUED DELAY/APPROVAL transactions.
+    pub queued_pending: u64,
+    /// Enabled notification channels.
+    pub enabled_channels: u64,
+}
+
+/// What the evaluation decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionOutcome {
+    /// Allowed: QUEUED with a tier and a reservation of the native amount.
+    Queue {
+        /// Final tier.
+        tier: Tier,
+        /// DELAY execute-at or APPROVAL deadline.
+        queue_expires_at: Option<u64>,
+        /// Stored as `metadata.decision`.
+        decision: Value,
+        /// Owner address for the pending-approval row (APPROVAL only).
+        approval_owner: Option<String>,
+        /// Audit rows (`TX_QUEUED`, `TX_DOWNGRADED`).
+        audits: Vec<AuditEvent>,
+    },
+    /// Denied: CANCELLED with an error string.
+    Cancel {
+        /// `transactions.error`.
+        error: String,
+        /// Stored as `metadata.denial`.
+        denial: Option<Value>,
+        /// Audit rows (`TX_SESSION_CHECK`, `POLICY_VIOLATION`, `TX_CANCELLED`).
+        audits: Vec<AuditEvent>,
+    },
+}
+
+/// UUID v7 ids sort by creation time: the smallest id created at unix second `t`.
+pub fn min_uuid_v7_at(t: u64) -> u128 {
+    ((t as u128) * 1000) << 80
+}
+
+fn count_since(
+    tx: &WriteTransaction,
+    agent: Uuid,
+    since: u64,
+    exclude: Uuid,
+) -> Result<(u64, Option<u64>), StoreError> {
+    let idx = tx.open_table(IDX_TX_AGENT)?;
+    let table = tx.open_table(TRANSACTIONS)?;
+    let a = agent.as_u128();
+    let mut n = 0;
+    let mut oldest = None;
+    for r in idx.range((a, min_uuid_v7_at(since))..=(a, u128::MAX))? {
+        let (k, _) = r?;
+        let id = Uuid::from_u128(k.value().1);
+        if id == exclude {
+            continue;
+        }
+        let rec: TransactionRecord = rows::must_get(&table, "transactions", id)?;
+        if matches!(rec.status, TxStatus::Cancelled | TxStatus::Expired) || rec.created_at < since {
+            continue;
+        }
+        n += 1;
+        oldest = Some(oldest.map_or(rec.created_at, |o: u64| o.min(rec.created_at)));
+    }
+    Ok((n, oldest))
+}
+
+impl Store {
+    /// Decides a PENDING transaction in one write transaction (see the module docs): CAS the row
+    /// out of PENDING, build the [`DecisionSnapshot`], call the pure `evaluate`, then write
+    /// either CANCELLED (+ error, denial, audits) or QUEUED (+ tier, `queued_at`, reservation,
+    /// `queue_expires_at`, decision, pending-approval row, audits).
+    ///
+    /// `Conflict` when the row is no longer PENDING (e.g. the kill switch cancelled it).
+    pub fn decide_transaction(
+        &self,
+        id: Uuid,
+        ctx: &OpCtx,
+        evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
+    ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
+        self.write(|tx| {
+            let rec = rows::get_tx(tx, id)?;
+            if rec.status != TxStatus::Pending {
+                return Err(StoreError::conflict(TxStatus::Pending, rec.status));
+            }
+            let snapshot = self.snapshot_in(tx, rec, ctx.now)?;
+            let outcome = evaluate(&snapshot)?;
+            let rec = snapshot.tx;
+            let updated = match &outcome {
+                DecisionOutcome::Cancel { error, denial, audits } => {
+                    let mut patch = TxPatch::error(error.clone());
+                    if let Some(d) = denial {
+                        patch.metadata.insert("denial".into(), d.clone());
+                    }
+                    let new = transition_in(tx, id, TxStatus::Pending, TxStatus::Cancelled, patch, ctx.now)?;
+                    for ev in audits {
+                        self.audit(tx, ev.clone(), ctx)?;
+                    }
+                    new
+                }
+                DecisionOutcome::Queue { tier, queue_expires_at, decision, approval_owner, audits } => {
+                    let mut patch = TxPatch {
+                        tier: Some(*tier),
+                        queued_at: Some(ctx.now),
+                        queue_expires_at: *queue_expires_at,
+                        // Reserve and record in the same write transaction — never split.
+                        reserved_amount: Some(Some(rec.native_amount)),
+                        ..TxPatch::default()
+                    };
+                    patch.metadata.insert("decision".into(), decision.clone());
+                    let new = transition_in(tx, id, TxStatus::Pending, TxStatus::Queued, patch, ctx.now)?;
+                    if *tier == Tier::Approval {
+                        let owner = approval_owner.clone().ok_or(StoreError::Invariant("APPROVAL needs an owner"))?;
+                        let deadline = queue_expires_at.ok_or(StoreError::Invariant("APPROVAL needs a deadline"))?;
+                        let approval = ApprovalRecord {
+                            tx_id: id,
+                            agent_id: rec.agent_id,
+                            owner_address: owner,
+                            expires_at: deadline,
+                            approved_at: None,
+                            approved_by: None,
+                            owner_payload: None,
+                            rejected_at: None,
+                            expired_at: None,
+                            created_at: ctx.now,
+                        };
+                        rows::put(tx, PENDING_APPROVALS, "pending_approvals", id, &approval)?;
+                    }
+                    for ev in audits {
+                        self.audit(tx, ev.clone(), ctx)?;
+                    }
+                    new
+                }
+            };
+            Ok((updated, outcome))
+        })
+    }
+
+    /// Builds the snapshot the dry-run endpoints evaluate, from a read of the current state and
+    /// a transaction that is not stored.
+    pub fn dry_run_snapshot(&self, tx_rec: TransactionRecord, now: u64) -> Result<DecisionSnapshot, StoreError> {
+        // A write transaction gives the same view the real decision sees; it is aborted, so
+        // nothing is written and no commit is paid.
+        let tx = self.begin_write_for_read()?;
+        let snap = self.snapshot_in(&tx, tx_rec, now);
+        tx.abort()?;
+        snap
+    }
+
+    fn snapshot_in(
+        &self,
+        tx: &WriteTransaction,
+        rec: TransactionRecord,
+        now: u64,
+    ) -> Result<DecisionSnapshot, StoreError> {
+        let agent = rows::get_agent(tx, rec.agent_id)?;
+        let children = {
+            let idx = tx.open_table(IDX_TX_CHILDREN)?;
+            let p = rec.id.as_u128();
+            let ids: Vec<u128> =
+                idx.range((p, 0u32)..=(p, u32::MAX))?.map(|r| r.map(|(_, v)| v.value())).collect::<Result<_, _>>()?;
+            ids.into_iter().map(|i| rows::get_tx(tx, Uuid::from_u128(i))).collect::<Result<Vec<_>, _>>()?
+        };
+        let session = match rec.session_id {
+            Some(sid) => rows::get(&tx.open_table(SESSIONS)?, "sessions", sid)?,
+            None => None,
+        };
+        let (mut in_flight, mut reserved) = (0u64, Amount::ZERO);
+        if let Some(sid) = rec.session_id {
+            let idx = tx.open_table(IDX_TX_SESSION)?;
+            let table = tx.open_table(TRANSACTIONS)?;
+            let s = sid.as_u128();
+            for r in idx.range((s, 0u128)..=(s, u128::MAX))? {
+                let (k, _) = r?;
+                let other: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().1))?;
+                if other.id != rec.id && other.is_top_level() && other.status.is_active() {
+                    in_flight += 1;
+                    if let Some(r) = other.reserved_amount {
+                        reserved =
+                            reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
+                    }
+                }
+            }
+        }
+        let policies = {
+            let table = tx.open_table(POLICIES)?;
+            let idx = tx.open_table(IDX_POLICY_SCOPE)?;
+            let mut out = Vec::new();
+            for scope in [agent.id.as_u128(), 0u128] {
+                for r in idx.range((scope, 0u128)..=(scope, u128::MAX))? {
+                    let (k, _) = r?;
+                    let p: PolicyRecord = rows::must_get(&table, "policies", Uuid::from_u128(k.value().1))?;
+                    if p.enabled && p.chain.is_none_or(|c| c == agent.chain) {
+                        out.push(p);
+                    }
+                }
+            }
+            out
+        };
+        let (count_1h, oldest_1h) = count_since(tx, agent.id, now.saturating_sub(3600), rec.id)?;
+        let (count_24h, oldest_24h) = count_since(tx, agent.id, now.saturating_sub(86_400), rec.id)?;
+        let mut queued_pending = 0;
+        for tid in rows::active_tx_ids(tx, agent.id)? {
+            let t = rows::get_tx(tx, tid)?;
+            if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
+                queued_pending += 1;
+            }
+        }
+        let enabled_channels = {
+            let table = tx.open_table(NOTIFICATION_CHANNELS)?;
+            let mut n = 0;
+            for r in table.iter()? {
+                let (_, v) = r?;
+                let c: ChannelRecord = crate::codec::decode("notification_channels", v.value())?;
+                n += u64::from(c.enabled);
+            }
+            n
+        };
+        Ok(DecisionSnapshot {
+            now,
+            tx: rec,
+            children,
+            agent,
+            session,
+            session_in_flight: in_flight,
+            session_reserved: reserved,
+            policies,
+            count_1h,
+            oldest_1h,
+            count_24h,
+            oldest_24h,
+            queued_pending,
+            enabled_channels,
+        })
+    }
+}

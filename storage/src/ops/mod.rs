@@ -1,0 +1,9 @@
+//! Atomic operations, grouped by the entity they change. Each public method is one write
+//! transaction (see the crate docs).
+
+pub mod agents;
+pub mod decide;
+pub mod policies;
+pub mod sessions;
+pub mod system;
+pub mod transactions;

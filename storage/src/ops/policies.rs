@@ -1,0 +1,174 @@
+//! Policies, AutoStop rules and owner wallet connections: plain create/update/delete, each one
+//! write transaction writing the row, its index entries and its audit row together.
+
+use redb::{ReadableTable, WriteTransaction};
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::codec::{decode, encode};
+use crate::db::{OpCtx, Store};
+use crate::enums::{AuditSeverity, Chain};
+use crate::error::StoreError;
+use crate::records::*;
+use crate::rows;
+use crate::tables::*;
+
+fn scope(agent: Option<Uuid>) -> u128 {
+    agent.map(|a| a.as_u128()).unwrap_or(0)
+}
+
+pub(crate) fn insert_policy_in(tx: &WriteTransaction, p: &PolicyRecord) -> Result<(), StoreError> {
+    p.check()?;
+    if let Some(agent) = p.agent_id {
+        let a = rows::get_agent(tx, agent)?;
+        if p.chain.is_some_and(|c| c != a.chain) {
+            return Err(StoreError::Invariant("an agent policy's chain must be the agent's chain"));
+        }
+    }
+    if tx.open_table(POLICIES)?.get(p.id.as_u128())?.is_some() {
+        return Err(StoreError::Unique { index: "policies" });
+    }
+    rows::put(tx, POLICIES, "policies", p.id, p)?;
+    tx.open_table(IDX_POLICY_SCOPE)?.insert((scope(p.agent_id), p.id.as_u128()), ())?;
+    Ok(())
+}
+
+pub(crate) fn insert_rule_in(tx: &WriteTransaction, r: &AutoStopRuleRecord) -> Result<(), StoreError> {
+    if !r.config.is_object() {
+        return Err(StoreError::Invariant("AutoStop config must be a JSON object"));
+    }
+    if let Some(agent) = r.agent_id {
+        rows::get_agent(tx, agent)?;
+    }
+    let mut idx = tx.open_table(IDX_AUTO_STOP_SCOPE)?;
+    let key = (scope(r.agent_id), r.rule_type.as_str());
+    if idx.get(key)?.is_some() {
+        return Err(StoreError::Unique { index: "idx_auto_stop_scope" });
+    }
+    idx.insert(key, r.id.as_u128())?;
+    drop(idx);
+    rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, r)
+}
+
+fn policy_event(name: &str, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
+    let mut ev = AuditEvent::new(name, ctx.actor.clone())
+        .detail("policyId", p.id.to_string())
+        .detail("type", p.policy_type.as_str())
+        .detail("agentId", p.agent_id.map(|a| a.to_string()))
+        .detail("chain", p.chain.map(|c| c.as_str()));
+    if let Some(a) = p.agent_id {
+        ev = ev.agent(a);
+    }
+    ev
+}
+
+impl Store {
+    /// Inserts a policy (an agent policy's agent must exist) and audits `POLICY_CREATED`.
+    pub fn insert_policy(&self, p: &PolicyRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        self.write(|tx| {
+            insert_policy_in(tx, p)?;
+            self.audit(tx, policy_event("POLICY_CREATED", p, ctx), ctx)?;
+            Ok(())
+        })
+    }
+
+    /// Replaces a policy's mutable fields (rules, priority, enabled) and audits `POLICY_UPDATED`.
+    pub fn update_policy(&self, p: &PolicyRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        p.check()?;
+        self.write(|tx| {
+            let old: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", p.id)?;
+            if old.agent_id != p.agent_id || old.chain != p.chain || old.policy_type != p.policy_type {
+                return Err(StoreError::Invariant("a policy's type, agent and chain are immutable"));
+            }
+            rows::put(tx, POLICIES, "policies", p.id, p)?;
+            self.audit(tx, policy_event("POLICY_UPDATED", p, ctx), ctx)?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a policy and audits `POLICY_DELETED` (warning).
+    pub fn delete_policy(&self, id: Uuid, ctx: &OpCtx) -> Result<PolicyRecord, StoreError> {
+        self.write(|tx| {
+            let p: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", id)?;
+            tx.open_table(POLICIES)?.remove(id.as_u128())?;
+            tx.open_table(IDX_POLICY_SCOPE)?.remove((scope(p.agent_id), id.as_u128()))?;
+            self.audit(tx, policy_event("POLICY_DELETED", &p, ctx).severity(AuditSeverity::Warning), ctx)?;
+            Ok(p)
+        })
+    }
+
+    /// Every policy, oldest first.
+    pub fn list_policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        self.read(|tx| {
+            tx.open_table(POLICIES)?
+                .iter()?
+                .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("policies", v.value())))
+                .collect()
+        })
+    }
+
+    /// Inserts an AutoStop rule; a second rule for the same (agent or global, type) is `Unique`.
+    /// Audits `AUTO_STOP_RULE_CREATED`.
+    pub fn insert_auto_stop_rule(&self, r: &AutoStopRuleRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        self.write(|tx| {
+            insert_rule_in(tx, r)?;
+            let ev = AuditEvent::new("AUTO_STOP_RULE_CREATED", ctx.actor.clone())
+                .detail("ruleId", r.id.to_string())
+                .detail("type", r.rule_type.as_str());
+            self.audit(tx, ev, ctx)?;
+            Ok(())
+        })
+    }
+
+    /// Every AutoStop rule, oldest first.
+    pub fn list_auto_stop_rules(&self) -> Result<Vec<AutoStopRuleRecord>, StoreError> {
+        self.read(|tx| {
+            tx.open_table(AUTO_STOP_RULES)?
+                .iter()?
+                .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("auto_stop_rules", v.value())))
+                .collect()
+        })
+    }
+
+    /// Records an owner wallet connection; one for the same (owner, chain) is replaced.
+    /// Audits `OWNER_CONNECTED`.
+    pub fn connect_wallet(&self, rec: &WalletConnectionRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let key = owner_key(rec.chain, &rec.owner_address);
+            let mut idx = tx.open_table(IDX_WALLET_CONNECTION)?;
+            if let Some(old) = idx.get((key.as_str(), rec.chain.as_str()))?.map(|v| v.value()) {
+                tx.open_table(WALLET_CONNECTIONS)?.remove(old)?;
+            }
+            idx.insert((key.as_str(), rec.chain.as_str()), rec.id.as_u128())?;
+            drop(idx);
+            tx.open_table(WALLET_CONNECTIONS)?
+                .insert(rec.id.as_u128(), encode("wallet_connections", rec)?.as_slice())?;
+            let ev = AuditEvent::new("OWNER_CONNECTED", ctx.actor.clone())
+                .detail("address", rec.owner_address.clone())
+                .detail("chain", rec.chain.as_str());
+            self.audit(tx, ev, ctx)?;
+            Ok(())
+        })
+    }
+
+    /// Every wallet connection.
+    pub fn list_wallet_connections(&self) -> Result<Vec<WalletConnectionRecord>, StoreError> {
+        self.read(|tx| {
+            tx.open_table(WALLET_CONNECTIONS)?
+                .iter()?
+                .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("wallet_connections", v.value())))
+                .collect()
+        })
+    }
+
+    /// The wallet connection of `(address, chain)`, if any.
+    pub fn wallet_connection(&self, chain: Chain, address: &str) -> Result<Option<WalletConnectionRecord>, StoreError> {
+        let key = owner_key(chain, address);
+        self.read(|tx| match tx.open_table(IDX_WALLET_CONNECTION)?.get((key.as_str(), chain.as_str()))? {
+            Some(id) => {
+                rows::get(&tx.open_table(WALLET_CONNECTIONS)?, "wallet_connections", Uuid::from_u128(id.value()))
+            }
+            None => Ok(None),
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! `system_state`, JWT secret rotation, nonces and the init seed (02-storage.md §3.13, §3.14).
+
+use redb::{ReadableTable, WriteTransaction};
+use serde_json::Value;
+
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::codec::{decode, encode};
+use crate::db::{OpCtx, Store};
+use crate::enums::{AuditSeverity, KillSwitchStatus};
+use crate::error::StoreError;
+use crate::records::*;
+use crate::tables::*;
+
+/// Seconds during which the previous JWT secret still verifies (04-auth.md §5).
+pub const JWT_ROTATION_OVERLAP: u64 = 300;
+
+/// The JWT secrets as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtSecrets {
+    /// 64 hex characters.
+    pub current: String,
+    /// Previous secret during the overlap window.
+    pub previous: Option<String>,
+    /// Time of the last rotation.
+    pub rotated_at: Option<u64>,
+}
+
+impl std::fmt::Debug for JwtSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSecrets").field("rotated_at", &self.rotated_at).finish_non_exhaustive()
+    }
+}
+
+/// Result of [`Store::rotate_jwt_secret`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// Rotated; the previous secret expires at this time.
+    Rotated {
+        /// `now + 300`.
+        previous_expires_at: u64,
+    },
+    /// The last rotation was less than 300 s ago.
+    TooRecent {
+        /// Seconds until a rotation is allowed.
+        retry_after: u64,
+    },
+}
+
+/// What `init` seeds into a new database.
+#[derive(Debug, Clone)]
+pub struct InitSeed {
+    /// 64 lowercase hex characters.
+    pub jwt_secret: String,
+    /// Default policies (07-policy.md §10).
+    pub policies: Vec<PolicyRecord>,
+    /// Default AutoStop rules (08-killswitch-autostop.md §6.2).
+    pub auto_stop_rules: Vec<AutoStopRuleRecord>,
+}
+
+pub(crate) fn get_state(
+    tx: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<Value>, StoreError> {
+    match tx.get(key)? {
+        Some(v) => Ok(Some(decode::<SystemStateEntry>("system_state", v.value())?.value)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn set_state(tx: &WriteTransaction, key: &str, value: Value, now: u64) -> Result<(), StoreError> {
+    let entry = SystemStateEntry { value, updated_at: now };
+    tx.open_table(SYSTEM_STATE)?.insert(key, encode("system_state", &entry)?.as_slice())?;
+    Ok(())
+}
+
+fn read_secrets(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<JwtSecrets>, StoreError> {
+    let Some(Value::String(current)) = get_state(t, "jwt_secret_current")? else {
+        return Ok(None);
+    };
+    let previous = match get_state(t, "jwt_secret_previous")? {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let rotated_at = get_state(t, "jwt_secret_rotated_at")?.and_then(|v| v.as_u64());
+    Ok(Some(JwtSecrets { current, previous, rotated_at }))
+}
+
+impl Store {
+    /// Seeds a freshly created database (one write transaction): the JWT secret, kill switch
+    /// NORMAL, the recovery counter, default policies and default AutoStop rules.
+    pub fn seed_initial(&self, seed: &InitSeed, now: u64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            set_state(tx, "jwt_secret_current", Value::String(seed.jwt_secret.clone()), now)?;
+            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Normal.as_str().into()), now)?;
+            set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
+            for p in &seed.policies {
+                crate::ops::policies::insert_policy_in(tx, p)?;
+            }
+            for r in &seed.auto_stop_rules {
+                crate::ops::policies::insert_rule_in(tx, r)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads one `system_state` value.
+    pub fn system_value(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        self.read(|tx| get_state(&tx.open_table(SYSTEM_STATE)?, key))
+    }
+
+    /// The stored kill-switch status (NORMAL when absent).
+    pub fn kill_switch_status(&self) -> Result<KillSwitchStatus, StoreError> {
+        match self.system_value("kill_switch_status")? {
+            Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status")),
+            _ => Ok(KillSwitchStatus::Normal),
+        }
+    }
+
+    /// The JWT secrets, if initialised.
+    pub fn jwt_secrets(&self) -> Result<Option<JwtSecrets>, StoreError> {
+        self.read(|tx| read_secrets(&tx.open_table(SYSTEM_STATE)?))
+    }
+
+    /// Stores `secret` as the current JWT secret when none exists (start-up fallback to the
+    /// config value, 04-auth.md §5). Returns the secrets in effect.
+    pub fn ensure_jwt_secret(&self, secret: &str, now: u64) -> Result<JwtSecrets, StoreError> {
+        self.write(|tx| {
+            if let Some(s) = read_secrets(&tx.open_table(SYSTEM_STATE)?)? {
+                return Ok(s);
+            }
+            set_state(tx, "jwt_secret_current", Value::String(secret.to_string()), now)?;
+            Ok(JwtSecrets { current: secret.to_string(), previous: None, rotated_at: None })
+        })
+    }
+
+    /// Rotates the JWT secret in one write transaction: refused when the last rotation was less
+    /// than 300 s ago; otherwise previous ← current, current ← `new`, rotated_at ← now, audit
+    /// `SECRET_ROTATED` (warning).
+    pub fn rotate_jwt_secret(&self, new: &str, ctx: &OpCtx) -> Result<RotateOutcome, StoreError> {
+        self.write(|tx| {
+            let secrets = read_secrets(&tx.open_table(SYSTEM_STATE)?)?.ok_or(StoreError::Invariant("no JWT secret"))?;
+            if let Some(at) = secrets.rotated_at {
+                if ctx.now < at + JWT_ROTATION_OVERLAP {
+                    return Ok(RotateOutcome::TooRecent { retry_after: at + JWT_ROTATION_OVERLAP - ctx.now });
+                }
+            }
+            set_state(tx, "jwt_secret_previous", Value::String(secrets.current), ctx.now)?;
+            set_state(tx, "jwt_secret_current", Value::String(new.to_string()), ctx.now)?;
+            set_state(tx, "jwt_secret_rotated_at", Value::from(ctx.now), ctx.now)?;
+            let ev = AuditEvent::new("SECRET_ROTATED", ctx.actor.clone())
+                .severity(AuditSeverity::Warning)
+                .detail("previousExpiresAt", ctx.now + JWT_ROTATION_OVERLAP);
+            self.audit(tx, ev, ctx)?;
+            Ok(RotateOutcome::Rotated { previous_expires_at: ctx.now + JWT_ROTATION_OVERLAP })
+        })
+    }
+
+    /// Clears a previous secret older than 300 s and audits `PREVIOUS_SECRET_EXPIRED`. Returns
+    /// whether it cleared one.
+    pub fn expire_previous_secret(&self, ctx: &OpCtx) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let Some(secrets) = read_secrets(&tx.open_table(SYSTEM_STATE)?)? else { return Ok(false) };
+            match (secrets.previous, secrets.rotated_at) {
+                (Some(_), Some(at)) if ctx.now >= at + JWT_ROTATION_OVERLAP => {
+                    set_state(tx, "jwt_secret_previous", Value::Null, ctx.now)?;
+                    set_state(tx, "jwt_secret_rotated_at", Value::Null, ctx.now)?;
+                    self.audit(tx, AuditEvent::new("PREVIOUS_SECRET_EXPIRED", ctx.actor.clone()), ctx)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
+    }
+
+    /// Records an issued nonce (`nonce_storage = "redb"`); a duplicate is `Unique`.
+    pub fn insert_nonce(&self, nonce: &str, expires_at: u64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut t = tx.open_table(NONCES)?;
+            if t.get(nonce)?.is_some() {
+                return Err(StoreError::Unique { index: "nonces" });
+            }
+            t.insert(nonce, expires_at)?;
+            tx.open_table(IDX_NONCE_EXPIRY)?.insert((expires_at, nonce), ())?;
+            Ok(())
+        })
+    }
+
+    /// Consumes a nonce atomically: removes the row and returns `true` only if it existed and
+    /// `expires_at > now`. A second consumption always returns `false`.
+    pub fn consume_nonce(&self, nonce: &str, now: u64) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let removed = tx.open_table(NONCES)?.remove(nonce)?.map(|v| v.value());
+            match removed {
+                Some(exp) => {
+                    tx.open_table(IDX_NONCE_EXPIRY)?.remove((exp, nonce))?;
+                    Ok(exp > now)
+                }
+                None => Ok(false),
+            }
+        })
+    }
+
+    /// Deletes expired nonces (worker); returns the count.
+    pub fn cleanup_nonces(&self, now: u64) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let keys: Vec<(u64, String)> = tx
+                .open_table(IDX_NONCE_EXPIRY)?
+                .range((0u64, "")..=(now, ""))?
+                .map(|r| r.map(|(k, _)| (k.value().0, k.value().1.to_string())))
+                .collect::<Result<_, _>>()?;
+            let mut idx = tx.open_table(IDX_NONCE_EXPIRY)?;
+            let mut t = tx.open_table(NONCES)?;
+            for (exp, n) in &keys {
+                idx.remove((*exp, n.as_str()))?;
+                t.remove(n.as_str())?;
+            }
+            Ok(keys.len() as u64)
+        })
+    }
+
+    /// Audit rows in `seq` order after `after`, up to `limit` (pagination for the audit API and
+    /// tests).
+    pub fn audit_rows(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|tx| {
+            let t = tx.open_table(AUDIT_LOG)?;
+            t.range(after + 1..)?
+                .take(limit)
+                .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("audit_log", v.value())))
+                .collect()
+        })
+    }
+
+    /// Audit rows with one event type, in `seq` order.
+    pub fn audit_by_event(&self, event: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_AUDIT_EVENT)?;
+            let t = tx.open_table(AUDIT_LOG)?;
+            let mut out = Vec::new();
+            for r in idx.range((event, 0u64)..=(event, u64::MAX))? {
+                let (k, _) = r?;
+                if let Some(v) = t.get(k.value().1)? {
+                    out.push(decode("audit_log", v.value())?);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
