@@ -19,8 +19,8 @@ pub use error::{SchemaError, StoreError};
 pub use ops::agents::{SetOwnerOutcome, TerminationReport};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
-pub use ops::system::{InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
-pub use ops::transactions::{ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, TxPatch};
+pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
+pub use ops::transactions::{ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxPatch};
 pub use records::*;
 
 #[cfg(test)]

@@ -44,15 +44,15 @@ fn name_key(name: &str) -> String {
 }
 
 fn check_unique(tx: &WriteTransaction, rec: &AgentRecord) -> Result<(), StoreError> {
-    if let Some(v) = tx.open_table(IDX_AGENT_NAME)?.get(name_key(&rec.name).as_str())? {
-        if v.value() != rec.id.as_u128() {
-            return Err(StoreError::Unique { index: "idx_agent_name" });
-        }
+    if let Some(v) = tx.open_table(IDX_AGENT_NAME)?.get(name_key(&rec.name).as_str())?
+        && v.value() != rec.id.as_u128()
+    {
+        return Err(StoreError::Unique { index: "idx_agent_name" });
     }
-    if let Some(v) = tx.open_table(IDX_AGENT_PUBLIC_KEY)?.get(rec.public_key.as_str())? {
-        if v.value() != rec.id.as_u128() {
-            return Err(StoreError::Unique { index: "idx_agent_public_key" });
-        }
+    if let Some(v) = tx.open_table(IDX_AGENT_PUBLIC_KEY)?.get(rec.public_key.as_str())?
+        && v.value() != rec.id.as_u128()
+    {
+        return Err(StoreError::Unique { index: "idx_agent_public_key" });
     }
     Ok(())
 }

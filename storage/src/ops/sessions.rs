@@ -42,7 +42,7 @@ pub enum RenewalRefusal {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenewOutcome {
     /// Renewed; the updated row.
-    Renewed(SessionRecord),
+    Renewed(Box<SessionRecord>),
     /// A guard refused; nothing was written.
     Refused(RenewalRefusal),
 }
@@ -214,7 +214,7 @@ impl Store {
                 .detail("maxRenewals", new.max_renewals)
                 .detail("newExpiresAt", new.expires_at);
             self.audit(tx, ev, ctx)?;
-            Ok(RenewOutcome::Renewed(new))
+            Ok(RenewOutcome::Renewed(Box::new(new)))
         })
     }
 

@@ -139,10 +139,10 @@ impl Store {
     pub fn rotate_jwt_secret(&self, new: &str, ctx: &OpCtx) -> Result<RotateOutcome, StoreError> {
         self.write(|tx| {
             let secrets = read_secrets(&tx.open_table(SYSTEM_STATE)?)?.ok_or(StoreError::Invariant("no JWT secret"))?;
-            if let Some(at) = secrets.rotated_at {
-                if ctx.now < at + JWT_ROTATION_OVERLAP {
-                    return Ok(RotateOutcome::TooRecent { retry_after: at + JWT_ROTATION_OVERLAP - ctx.now });
-                }
+            if let Some(at) = secrets.rotated_at
+                && ctx.now < at + JWT_ROTATION_OVERLAP
+            {
+                return Ok(RotateOutcome::TooRecent { retry_after: at + JWT_ROTATION_OVERLAP - ctx.now });
             }
             set_state(tx, "jwt_secret_previous", Value::String(secrets.current), ctx.now)?;
             set_state(tx, "jwt_secret_current", Value::String(new.to_string()), ctx.now)?;
@@ -243,6 +243,88 @@ impl Store {
                 }
             }
             Ok(out)
+        })
+    }
+}
+
+/// Filters for [`Store::query_audit`].
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only rows about this agent.
+    pub agent: Option<uuid::Uuid>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this severity.
+    pub severity: Option<crate::enums::AuditSeverity>,
+    /// Only rows at or after this time.
+    pub since: Option<u64>,
+    /// Only rows at or before this time.
+    pub until: Option<u64>,
+    /// Continue after this seq (exclusive), in the chosen order.
+    pub cursor: Option<u64>,
+    /// Page size.
+    pub limit: usize,
+    /// Newest first.
+    pub desc: bool,
+}
+
+impl Store {
+    /// A page of audit rows matching `q`; returns the rows and the cursor of the next page.
+    /// Uses the agent or event index when that filter is given.
+    pub fn query_audit(&self, q: &AuditQuery) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {
+        self.read(|tx| {
+            let log = tx.open_table(AUDIT_LOG)?;
+            let (lo, hi) = match (q.cursor, q.desc) {
+                (Some(c), true) => (1u64, c.saturating_sub(1)),
+                (Some(c), false) => (c + 1, u64::MAX),
+                (None, _) => (1, u64::MAX),
+            };
+            let seqs: Box<dyn Iterator<Item = Result<u64, StoreError>>> = if let Some(agent) = q.agent {
+                let idx = tx.open_table(IDX_AUDIT_AGENT)?;
+                let a = agent.as_u128();
+                let r = idx.range((a, lo)..=(a, hi))?;
+                let v: Vec<_> = r.map(|e| e.map(|(k, _)| k.value().1).map_err(StoreError::from)).collect();
+                Box::new(if q.desc {
+                    Box::new(v.into_iter().rev()) as Box<dyn Iterator<Item = _>>
+                } else {
+                    Box::new(v.into_iter())
+                })
+            } else if let Some(ev) = &q.event_type {
+                let idx = tx.open_table(IDX_AUDIT_EVENT)?;
+                let r = idx.range((ev.as_str(), lo)..=(ev.as_str(), hi))?;
+                let v: Vec<_> = r.map(|e| e.map(|(k, _)| k.value().1).map_err(StoreError::from)).collect();
+                Box::new(if q.desc {
+                    Box::new(v.into_iter().rev()) as Box<dyn Iterator<Item = _>>
+                } else {
+                    Box::new(v.into_iter())
+                })
+            } else {
+                let r = log.range(lo..=hi)?;
+                if q.desc {
+                    Box::new(r.rev().map(|e| e.map(|(k, _)| k.value()).map_err(StoreError::from)))
+                } else {
+                    Box::new(r.map(|e| e.map(|(k, _)| k.value()).map_err(StoreError::from)))
+                }
+            };
+            let mut out: Vec<AuditRecord> = Vec::new();
+            for seq in seqs {
+                let seq = seq?;
+                let Some(v) = log.get(seq)? else { continue };
+                let rec: AuditRecord = decode("audit_log", v.value())?;
+                if q.event_type.as_ref().is_some_and(|e| *e != rec.event_type)
+                    || q.severity.is_some_and(|s| s != rec.severity)
+                    || q.since.is_some_and(|t| rec.timestamp < t)
+                    || q.until.is_some_and(|t| rec.timestamp > t)
+                {
+                    continue;
+                }
+                if out.len() == q.limit {
+                    let next = out.last().map(|r| r.seq);
+                    return Ok((out, next));
+                }
+                out.push(rec);
+            }
+            Ok((out, None))
         })
     }
 }

@@ -109,7 +109,7 @@ pub struct RecoveryReport {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
     /// QUEUED → EXECUTING.
-    Claimed(TransactionRecord),
+    Claimed(Box<TransactionRecord>),
     /// The agent was not ACTIVE: the row went QUEUED → FAILED with this error code.
     AgentInactive(&'static str),
 }
@@ -353,14 +353,11 @@ impl Store {
                 crate::enums::AgentStatus::Terminated => Some("AGENT_TERMINATED"),
             };
             match code {
-                None => Ok(ClaimOutcome::Claimed(transition_in(
-                    tx,
-                    id,
-                    TxStatus::Queued,
-                    TxStatus::Executing,
-                    TxPatch::default(),
-                    ctx.now,
-                )?)),
+                None => {
+                    let rec =
+                        transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?;
+                    Ok(ClaimOutcome::Claimed(Box::new(rec)))
+                }
                 Some(code) => {
                     let rec = transition_in(tx, id, TxStatus::Queued, TxStatus::Failed, TxPatch::error(code), ctx.now)?;
                     let ev = tx_event("TX_FAILED", &rec).severity(AuditSeverity::Warning).detail("code", code);
@@ -572,6 +569,58 @@ impl Store {
                 table.remove((*a, s.as_str()))?;
             }
             Ok(keys.len() as u64)
+        })
+    }
+}
+
+/// Counts for `GET /v1/admin/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Non-terminal top-level rows by status.
+    pub pending: u64,
+    /// QUEUED rows.
+    pub queued: u64,
+    /// EXECUTING rows.
+    pub executing: u64,
+    /// SUBMITTED rows.
+    pub submitted: u64,
+    /// The newest top-level transaction: id, status, created_at.
+    pub last: Option<(Uuid, TxStatus, u64)>,
+    /// Live sessions.
+    pub active_sessions: u64,
+}
+
+impl Store {
+    /// Transaction and session counts at `now` for the operator status view.
+    pub fn status_counts(&self, now: u64) -> Result<StatusCounts, StoreError> {
+        self.read(|tx| {
+            let mut c = StatusCounts::default();
+            let rows_t = tx.open_table(TRANSACTIONS)?;
+            for r in tx.open_table(IDX_TX_ACTIVE)?.iter()? {
+                let (k, _) = r?;
+                let rec: TransactionRecord = rows::must_get(&rows_t, "transactions", Uuid::from_u128(k.value().1))?;
+                match rec.status {
+                    TxStatus::Pending => c.pending += 1,
+                    TxStatus::Queued => c.queued += 1,
+                    TxStatus::Executing => c.executing += 1,
+                    TxStatus::Submitted => c.submitted += 1,
+                    _ => {}
+                }
+            }
+            for r in rows_t.iter()?.rev() {
+                let (_, v) = r?;
+                let rec: TransactionRecord = decode("transactions", v.value())?;
+                if rec.is_top_level() {
+                    c.last = Some((rec.id, rec.status, rec.created_at));
+                    break;
+                }
+            }
+            for r in tx.open_table(SESSIONS)?.iter()? {
+                let (_, v) = r?;
+                let s: SessionRecord = decode("sessions", v.value())?;
+                c.active_sessions += u64::from(s.is_live(now));
+            }
+            Ok(c)
         })
     }
 }

@@ -1,0 +1,156 @@
+//! masterAuth (04-auth.md §2).
+//!
+//! The operator's `X-Master-Password` is checked against the Argon2id verifier in master.json.
+//! Argon2id costs ~0.2 s, so after one successful verification the daemon keeps
+//! `C = HMAC-SHA256(K, password)` under a random per-process key `K`, and a request whose
+//! header MACs to `C` (constant-time comparison) is accepted at once: only cache misses pay for
+//! Argon2id, and at most two of them run at a time. Five consecutive failures lock masterAuth for
+//! 30 minutes; the counter lives in memory and any success resets it.
+
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use waiaas_backends::keystore::master::MasterFile;
+use zeroize::Zeroizing;
+
+/// Consecutive failures that trigger the lockout.
+pub(crate) const MAX_FAILURES: u32 = 5;
+/// Lockout length in seconds.
+pub(crate) const LOCKOUT_SECS: u64 = 1800;
+
+/// Result of one masterAuth check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MasterOutcome {
+    Ok,
+    /// Header missing or empty (not a failure).
+    Required,
+    /// Wrong password; `locked_now` when this failure started the lockout.
+    Invalid {
+        locked_now: bool,
+    },
+    /// Locked out; seconds remaining.
+    Locked {
+        retry_after: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    lockout_until: Option<u64>,
+}
+
+/// The masterAuth verifier with its cache and lockout.
+pub(crate) struct MasterAuth {
+    file: Arc<MasterFile>,
+    key: Zeroizing<[u8; 32]>,
+    cached: Mutex<Option<[u8; 32]>>,
+    failures: Mutex<Failures>,
+    argon: Semaphore,
+}
+
+impl MasterAuth {
+    pub(crate) fn new(file: MasterFile) -> MasterAuth {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        MasterAuth {
+            file: Arc::new(file),
+            key,
+            cached: Mutex::new(None),
+            failures: Mutex::new(Failures::default()),
+            argon: Semaphore::new(2),
+        }
+    }
+
+    fn mac(&self, password: &[u8]) -> [u8; 32] {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_ref()).expect("HMAC takes any key");
+        m.update(password);
+        m.finalize().into_bytes().into()
+    }
+
+    /// Primes the cache with a password already verified at start (04-auth.md §2 step 5).
+    pub(crate) fn prime(&self, password: &[u8]) {
+        *self.cached.lock().expect("cache lock") = Some(self.mac(password));
+    }
+
+    fn cache_hit(&self, password: &[u8]) -> bool {
+        let mac = self.mac(password);
+        self.cached.lock().expect("cache lock").as_ref().is_some_and(|c| bool::from(c.ct_eq(&mac)))
+    }
+
+    /// Checks a header value at daemon time `now`.
+    pub(crate) async fn verify(&self, header: Option<&str>, now: u64) -> MasterOutcome {
+        if let Some(until) = self.failures.lock().expect("failures lock").lockout_until.filter(|u| *u > now) {
+            return MasterOutcome::Locked { retry_after: until - now };
+        }
+        let Some(pw) = header.filter(|h| !h.is_empty()) else { return MasterOutcome::Required };
+        if self.cache_hit(pw.as_bytes()) {
+            self.failures.lock().expect("failures lock").count = 0;
+            return MasterOutcome::Ok;
+        }
+        let valid = if pw.len() > 128 {
+            false
+        } else {
+            let _permit = self.argon.acquire().await.expect("semaphore never closed");
+            let file = self.file.clone();
+            let candidate = Zeroizing::new(pw.as_bytes().to_vec());
+            tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false)
+        };
+        let mut f = self.failures.lock().expect("failures lock");
+        if valid {
+            f.count = 0;
+            f.lockout_until = None;
+            drop(f);
+            self.prime(pw.as_bytes());
+            return MasterOutcome::Ok;
+        }
+        f.count += 1;
+        let locked_now = f.count >= MAX_FAILURES;
+        if locked_now {
+            f.count = 0;
+            f.lockout_until = Some(now + LOCKOUT_SECS);
+        }
+        MasterOutcome::Invalid { locked_now }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waiaas_backends::keystore::kdf::{KdfParams, argon2_runs};
+
+    fn auth() -> MasterAuth {
+        let (file, _) =
+            MasterFile::create(b"correct password", KdfParams { memory_kib: 8, time: 1, parallelism: 1 }).unwrap();
+        MasterAuth::new(file)
+    }
+
+    #[tokio::test]
+    async fn cache_hits_cost_no_argon2_and_lockout_engages_after_five() {
+        let a = auth();
+        assert_eq!(a.verify(None, 0).await, MasterOutcome::Required);
+        assert_eq!(a.verify(Some("correct password"), 0).await, MasterOutcome::Ok);
+        let runs = argon2_runs();
+        for _ in 0..100 {
+            assert_eq!(a.verify(Some("correct password"), 0).await, MasterOutcome::Ok);
+        }
+        // Other tests may run Argon2id concurrently in this process; ours added none.
+        assert!(argon2_runs() - runs < 100);
+
+        for i in 1..=4 {
+            assert_eq!(a.verify(Some("wrong"), 10).await, MasterOutcome::Invalid { locked_now: false }, "{i}");
+        }
+        // The right password resets the counter before the fifth failure.
+        assert_eq!(a.verify(Some("correct password"), 10).await, MasterOutcome::Ok);
+        for _ in 1..=4 {
+            a.verify(Some("wrong"), 10).await;
+        }
+        assert_eq!(a.verify(Some("wrong"), 10).await, MasterOutcome::Invalid { locked_now: true });
+        assert_eq!(a.verify(Some("correct password"), 11).await, MasterOutcome::Locked { retry_after: 1799 });
+        assert_eq!(a.verify(Some("correct password"), 10 + LOCKOUT_SECS).await, MasterOutcome::Ok);
+    }
+}

@@ -1,0 +1,5 @@
+//! Authentication (04-auth.md): masterAuth, sessionAuth, ownerAuth and nonces.
+
+pub(crate) mod jwt;
+pub(crate) mod master;
+pub(crate) mod nonce;

@@ -1,0 +1,75 @@
+//! The daemon's clock.
+//!
+//! Every time read in the daemon goes through [`Clock`]: timestamps, expiries, cooldowns, JWT
+//! checks and worker schedules. In dev mode `POST /v1/admin/dev/clock` moves it forward by a
+//! process-wide offset (01-daemon.md §3.4), which is how tests and demos cross DELAY cooldowns
+//! and approval deadlines without waiting. Outside dev mode the offset is always zero.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Wall clock plus a forward-only offset.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clock {
+    offset: Arc<AtomicU64>,
+    advanced: Arc<Notify>,
+}
+
+impl Clock {
+    /// Milliseconds since the epoch, offset applied.
+    pub(crate) fn now_ms(&self) -> u64 {
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        real + self.offset.load(Ordering::Relaxed) * 1000
+    }
+
+    /// Unix seconds, offset applied (storage timestamps are whole seconds).
+    pub(crate) fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
+
+    /// Moves the clock forward and wakes workers so they re-check due work.
+    pub(crate) fn advance(&self, secs: u64) -> u64 {
+        let total = self.offset.fetch_add(secs, Ordering::Relaxed) + secs;
+        self.advanced.notify_waiters();
+        total
+    }
+
+    /// Resolves when the clock is advanced.
+    pub(crate) async fn advanced(&self) {
+        self.advanced.notified().await
+    }
+
+    /// A UUID v7 stamped with this clock, so time-range scans over ids agree with the offset.
+    pub(crate) fn new_id(&self) -> Uuid {
+        let ms = self.now_ms();
+        Uuid::new_v7(uuid::Timestamp::from_unix(uuid::ContextV7::new(), ms / 1000, ((ms % 1000) * 1_000_000) as u32))
+    }
+}
+
+/// ISO-8601 UTC with second precision (`2025-01-31T12:00:00Z`).
+pub(crate) fn iso(secs: u64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs as i64, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_moves_now_and_ids() {
+        let c = Clock::default();
+        let before = c.now();
+        c.advance(400);
+        assert!(c.now() >= before + 400);
+        let id = c.new_id();
+        let (secs, _) = id.get_timestamp().unwrap().to_unix();
+        assert!(secs >= before + 400);
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,460 @@
+//! `waiaas start` in the foreground: the start sequence (01-daemon.md §6), serving, signals and
+//! the graceful shutdown (§9).
+//!
+//! Each step has its own timeout inside a 90 s budget. Any failure returns a [`CliError`] with
+//! the step's exit code; resources opened so far are released in reverse order by their `Drop`
+//! implementations (database closed, lock released) before the process exits.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use waiaas_backends::keystore::master::MasterFile;
+use waiaas_storage::{AuditEvent, AuditSeverity, KillSwitchStatus, OpCtx, Store, StoreError};
+
+use super::lock::{self, InstanceLock};
+use super::{App, KillSwitchView, logging, shutdown, workers};
+use crate::auth::jwt::JwtKeys;
+use crate::auth::master::MasterAuth;
+use crate::auth::nonce::NonceStore;
+use crate::cli::{CliError, PasswordArgs, exit, password};
+use crate::clock::Clock;
+use crate::config::{self, Config, Overrides};
+use crate::datadir::{self, Layout};
+use crate::http;
+
+/// How `start` was invoked.
+pub(crate) struct StartOptions {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) overrides: Overrides,
+    pub(crate) password: PasswordArgs,
+    /// The password environment variable, already read and removed by the caller.
+    pub(crate) env_password: Option<SecretString>,
+    /// Background mode: the pipe for the one-line ready/error handshake.
+    pub(crate) handshake: Option<std::fs::File>,
+}
+
+fn step_timeout(name: &'static str) -> impl Fn(tokio::time::error::Elapsed) -> CliError {
+    move |_| CliError::general(format!("{name}: start step timed out"))
+}
+
+/// Disables core dumps (`RLIMIT_CORE` 0 and, on Linux, not dumpable): key material must never
+/// land in a core file.
+fn disable_core_dumps() {
+    let zero = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, zero) {
+        eprintln!("Warning: cannot disable core dumps: {e}");
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        eprintln!("Warning: cannot mark the process non-dumpable: {e}");
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    }
+}
+
+fn send_handshake(file: &mut Option<std::fs::File>, msg: serde_json::Value) {
+    if let Some(mut f) = file.take() {
+        let _ = writeln!(f, "{msg}");
+    }
+}
+
+/// Runs the daemon until it is shut down. Returns when the process should exit 0.
+pub(crate) async fn run(mut opts: StartOptions) -> Result<(), CliError> {
+    let mut handshake = opts.handshake.take();
+    let result = tokio::time::timeout(Duration::from_secs(90), start(opts)).await;
+    let running = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            send_handshake(&mut handshake, json!({"type": "error", "error": e.message, "exitCode": e.code}));
+            return Err(e);
+        }
+        Err(_) => {
+            let e = CliError::general("DAEMON_STARTUP_TIMEOUT: the start sequence took more than 90 s");
+            send_handshake(&mut handshake, json!({"type": "error", "error": e.message, "exitCode": e.code}));
+            return Err(e);
+        }
+    };
+    send_handshake(&mut handshake, json!({"type": "ready", "pid": std::process::id()}));
+    serve_until_shutdown(running).await
+}
+
+/// Everything a started daemon holds.
+struct Running {
+    app: Arc<App>,
+    server: http::server::Server,
+    lock: InstanceLock,
+    pid_file: PathBuf,
+}
+
+async fn start(opts: StartOptions) -> Result<Running, CliError> {
+    let layout = Layout::new(opts.data_dir.clone());
+
+    // Step 1: environment, config, lock.
+    if !layout.looks_initialised() {
+        return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
+    }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = config::load(&layout.root, &opts.overrides, &env).map_err(|e| CliError::general(e.to_string()))?;
+    let mut instance = match InstanceLock::try_acquire(&layout.lock()) {
+        Ok(Ok(l)) => l,
+        Ok(Err(busy)) => {
+            let pid = busy.pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into());
+            return Err(CliError::new(
+                exit::RUNNING,
+                format!("Daemon already running (PID: {pid}). Use 'waiaas stop' first."),
+            ));
+        }
+        Err(e) => {
+            return Err(CliError::general(format!("cannot take the instance lock {}: {e}", layout.lock().display())));
+        }
+    };
+    instance.write_pid().map_err(|e| CliError::general(format!("cannot write {}: {e}", instance.path().display())))?;
+    if lock::remove_stale_pid_file(&config.daemon.pid_file) {
+        eprintln!("Warning: removed stale PID file {}", config.daemon.pid_file.display());
+    }
+    disable_core_dumps();
+    let foreground = opts.handshake.is_none();
+    let log = logging::init(&config, foreground);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(w) = datadir::network_fs_warning(&layout.root) {
+        tracing::warn!("{w}");
+    }
+    let dev_mode = config.daemon.dev_mode;
+    if dev_mode {
+        eprintln!("+----------------------------------------------------+");
+        eprintln!("| WARNING: DEV MODE - NOT FOR PRODUCTION             |");
+        eprintln!("| Master password: \"waiaas-dev\" (fixed, publicly known) |");
+        eprintln!("+----------------------------------------------------+");
+    }
+    println!("Validating environment... OK");
+
+    // Step 2: database, JWT secrets, nonce store, kill switch, recovery sweep.
+    let clock = Clock::default();
+    let (store, ks, jwt) =
+        tokio::time::timeout(Duration::from_secs(30), open_database(&config, dev_mode, clock.clone()))
+            .await
+            .map_err(|_| CliError::general("DB_MIGRATION_TIMEOUT: opening the database took more than 30 s"))??;
+    let nonces = if config.security.nonce_storage_redb {
+        NonceStore::redb(config.security.nonce_cache_ttl)
+    } else {
+        NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
+    };
+    println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(store.size_bytes()));
+
+    // Step 3: the master password.
+    let restricted = ks.status != KillSwitchStatus::Normal;
+    if restricted {
+        tracing::warn!("Daemon starting in restricted mode (kill switch {})", ks.status);
+    }
+    let pw = if dev_mode {
+        SecretString::from(password::DEV_PASSWORD)
+    } else {
+        password::obtain(&opts.password, opts.env_password, false)?
+    };
+    password::check_existing(&pw)?;
+    println!("Unlocking keystore... (Argon2id)");
+    let master_file = MasterFile::load(&layout.master())
+        .map_err(|e| CliError::general(format!("cannot read {}: {e}", layout.master().display())))?;
+    let verify_file = master_file.clone();
+    let candidate = zeroize::Zeroizing::new(pw.expose_secret().as_bytes().to_vec());
+    let verified = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || verify_file.verify(&candidate).map(|k| k.is_some())),
+    )
+    .await
+    .map_err(|_| CliError::general("KEYSTORE_UNLOCK_TIMEOUT: verifying the password took more than 30 s"))?
+    .map_err(|e| CliError::general(format!("password verification failed: {e}")))?
+    .map_err(|e| CliError::general(format!("cannot verify the password: {e}")))?;
+    if !verified {
+        return Err(CliError::new(exit::AUTH, "Invalid master password. KeyStore unlock failed."));
+    }
+    let master = MasterAuth::new(master_file);
+    master.prime(pw.expose_secret().as_bytes());
+    drop(pw);
+    println!("KeyStore unlocked (0 keys loaded)");
+
+    // Step 5: bind.
+    let listener =
+        tokio::time::timeout(Duration::from_secs(5), http::server::bind(&config.daemon.hostname, config.daemon.port))
+            .await
+            .map_err(step_timeout("bind"))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    CliError::general(format!("Port {} already in use", config.daemon.port))
+                }
+                _ => CliError::general(format!("cannot bind {}:{}: {e}", config.daemon.hostname, config.daemon.port)),
+            })?;
+    println!("HTTP server listening on {}:{}", config.daemon.hostname, config.daemon.port);
+
+    let app = Arc::new(App {
+        port: config.daemon.port,
+        dev_mode,
+        config: RwLock::new(Arc::new(config.clone())),
+        layout: layout.clone(),
+        store: Arc::new(store),
+        started_at: clock.now(),
+        clock,
+        restricted: AtomicBool::new(restricted),
+        kill_switch: RwLock::new(ks),
+        shutdown: shutdown::Shutdown::default(),
+        limiter: Default::default(),
+        master,
+        nonces,
+        jwt: RwLock::new(jwt),
+        workers: workers::Registry::default(),
+        logging: log,
+    });
+    let server = http::server::spawn(app.clone(), listener);
+
+    // Step 6: workers.
+    workers::start_all(&app);
+    println!("Background workers started ({})", app.workers.count());
+
+    // Step 7: PID file, ready line, audit.
+    let pid = std::process::id();
+    if let Err(e) = lock::write_pid_file(&config.daemon.pid_file) {
+        tracing::warn!("cannot write the PID file {}: {e}", config.daemon.pid_file.display());
+    }
+    let ev = AuditEvent::new("DAEMON_STARTED", "system")
+        .detail("version", env!("CARGO_PKG_VERSION"))
+        .detail("port", config.daemon.port)
+        .detail("pid", pid)
+        .detail("keysLoaded", 0)
+        .detail("restricted", restricted);
+    let ctx = OpCtx::new("system", app.clock.now());
+    app.db(move |s| s.append_audit(ev, &ctx))
+        .await
+        .map_err(|e| CliError::general(format!("cannot write the audit log: {e}")))?;
+    let dev_suffix = if dev_mode { " [DEV MODE]" } else { "" };
+    println!(
+        "WAIaaS daemon v{} ready on {}:{} (PID: {pid}){dev_suffix}",
+        env!("CARGO_PKG_VERSION"),
+        config.daemon.hostname,
+        config.daemon.port
+    );
+    let _ = std::io::stdout().flush();
+    Ok(Running { app, server, lock: instance, pid_file: config.daemon.pid_file.clone() })
+}
+
+async fn open_database(
+    config: &Config,
+    dev_mode: bool,
+    clock: Clock,
+) -> Result<(Store, KillSwitchView, JwtKeys), CliError> {
+    let path = config.database.path.clone();
+    if !path.exists() {
+        return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
+    }
+    let cache = config.cache_bytes();
+    let config_secret = config.security.jwt_secret.clone();
+    let now = clock.now();
+
+    tokio::task::spawn_blocking(move || -> Result<_, CliError> {
+        let fail = |e: StoreError| CliError::general(format!("{}: {e}", path.display()));
+        let (store, _report) = Store::open(&path, cache).map_err(fail)?;
+        store.set_dev_mode(dev_mode);
+        store.expire_previous_secret(&OpCtx::new("system", now)).map_err(fail)?;
+        let secrets = match store.jwt_secrets().map_err(fail)? {
+            Some(s) => s,
+            None if !config_secret.is_empty() => store.ensure_jwt_secret(&config_secret, now).map_err(fail)?,
+            None => return Err(CliError::general("JWT_SECRET_MISSING: run 'waiaas init' first")),
+        };
+        let jwt = JwtKeys::from_secrets(&secrets)
+            .ok_or_else(|| CliError::general("JWT_SECRET_MISSING: the stored secret is not 64 hex characters"))?;
+        let status = store.kill_switch_status().map_err(fail)?;
+        let activated_at = store.system_value("kill_switch_activated_at").map_err(fail)?.and_then(|v| v.as_u64());
+        let reason =
+            store.system_value("kill_switch_reason").map_err(fail)?.and_then(|v| v.as_str().map(str::to_string));
+        let report = store.startup_recovery(now).map_err(fail)?;
+        if report != Default::default() {
+            tracing::info!("startup recovery: {report:?}");
+        }
+        Ok((store, KillSwitchView { status, activated_at, reason }, jwt))
+    })
+    .await
+    .map_err(|e| CliError::general(format!("database task failed: {e}")))?
+}
+
+/// Serves until a signal or `POST /v1/admin/shutdown`, then shuts down (§9.1).
+async fn serve_until_shutdown(running: Running) -> Result<(), CliError> {
+    let app = running.app.clone();
+    spawn_signal_handlers(&app);
+    let by = app.shutdown.triggered().await;
+    shut_down(running, &by).await
+}
+
+fn spawn_signal_handlers(app: &Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    for (kind, name) in [(SignalKind::interrupt(), "SIGINT"), (SignalKind::terminate(), "SIGTERM")] {
+        let app = app.clone();
+        match signal(kind) {
+            Ok(mut s) => {
+                tokio::spawn(async move {
+                    // Every further signal is ignored: the first trigger wins (ACC-027).
+                    while s.recv().await.is_some() {
+                        if !app.shutdown.trigger(name) {
+                            tracing::info!("{name} ignored: already shutting down");
+                        }
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("cannot install the {name} handler: {e}"),
+        }
+    }
+    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                reload_config(&app).await;
+            }
+        });
+    }
+    if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
+        let app = app.clone();
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                let now = app.clock.now();
+                let counts = app.db(move |s| s.status_counts(now)).await;
+                tracing::info!(
+                    "status dump: uptime {}s, in-flight {}, workers {}, transactions {:?}",
+                    app.uptime(),
+                    app.shutdown.in_flight(),
+                    app.workers.snapshot(),
+                    counts.ok()
+                );
+            }
+        });
+    }
+}
+
+/// SIGHUP (§9.2): applies the reloadable keys; a reload that fails validation keeps the old
+/// configuration entirely.
+pub(crate) async fn reload_config(app: &Arc<App>) {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let old = app.config();
+    let overrides = Overrides { port: Some(old.daemon.port), log_level: None, dev: false };
+    let ctx = OpCtx::new("system", app.clock.now());
+    match config::load(&app.layout.root, &overrides, &env) {
+        Ok(new) => {
+            let merged = merge_reloadable(&old, new);
+            app.logging.reconfigure(&merged);
+            *app.config.write().expect("config lock") = Arc::new(merged);
+            tracing::info!("configuration reloaded");
+            let _ = app.db(move |s| s.append_audit(AuditEvent::new("CONFIG_RELOADED", "system"), &ctx)).await;
+        }
+        Err(e) => {
+            tracing::warn!("configuration reload failed, keeping the running configuration: {e}");
+            let ev = AuditEvent::new("CONFIG_RELOAD_FAILED", "system")
+                .severity(AuditSeverity::Warning)
+                .detail("error", e.to_string());
+            let _ = app.db(move |s| s.append_audit(ev, &ctx)).await;
+        }
+    }
+}
+
+/// Keeps every non-reloadable key at its running value (logging the ignored changes).
+fn merge_reloadable(old: &Config, new: Config) -> Config {
+    let mut m = old.clone();
+    m.daemon.log_level = new.daemon.log_level;
+    m.daemon.log_max_size = new.daemon.log_max_size;
+    m.daemon.log_max_files = new.daemon.log_max_files;
+    m.daemon.shutdown_timeout = new.daemon.shutdown_timeout;
+    m.rpc = new.rpc;
+    m.notifications = new.notifications;
+    m.security.rate_limit_global_ip_rpm = new.security.rate_limit_global_ip_rpm;
+    m.security.rate_limit_session_rpm = new.security.rate_limit_session_rpm;
+    m.security.rate_limit_tx_rpm = new.security.rate_limit_tx_rpm;
+    m.security.cors_origins = new.security.cors_origins;
+    m.oracle = new.oracle;
+    let ignored = [
+        ("daemon.hostname", old.daemon.hostname != new.daemon.hostname),
+        ("daemon.dev_mode", old.daemon.dev_mode != new.daemon.dev_mode),
+        ("keystore", old.keystore != new.keystore),
+        ("database", old.database != new.database),
+        ("security.jwt_secret", old.security.jwt_secret != new.security.jwt_secret),
+        ("security.nonce_storage", old.security.nonce_storage_redb != new.security.nonce_storage_redb),
+        ("ledger", old.ledger != new.ledger),
+    ];
+    for (key, changed) in ignored {
+        if changed {
+            tracing::warn!("config change to {key} ignored until restart");
+        }
+    }
+    m
+}
+
+/// The graceful shutdown sequence (01-daemon.md §9.1).
+async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
+    let Running { app, server, lock, pid_file } = running;
+    let pid = std::process::id();
+    tracing::info!("shutdown initiated by {by}");
+    let ctx = OpCtx::new("system", app.clock.now());
+    let ev = AuditEvent::new("DAEMON_SHUTDOWN_INITIATED", "system").detail("signal", by).detail("pid", pid);
+    if let Err(e) = app.db(move |s| s.append_audit(ev, &ctx)).await {
+        tracing::warn!("cannot audit the shutdown: {e}");
+    }
+
+    // Step 1: the force timer runs on its own thread so a stuck runtime cannot stop it.
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let (done, store, clock) = (done.clone(), app.store.clone(), app.clock.clone());
+        let timeout = Duration::from_secs(app.config().daemon.shutdown_timeout);
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            if done.load(Ordering::SeqCst) {
+                return;
+            }
+            tracing::error!("Graceful shutdown timed out, forcing exit");
+            let ev = AuditEvent::new("DAEMON_FORCED_SHUTDOWN", "system")
+                .severity(AuditSeverity::Critical)
+                .detail("timeoutSeconds", timeout.as_secs());
+            let _ = store.append_audit(ev, &OpCtx::new("system", clock.now()));
+            std::process::exit(1);
+        });
+    }
+
+    // Steps 2–4: stop accepting, refuse new requests (the HTTP shutdown guard), drain.
+    server.stop_accepting();
+    while app.shutdown.in_flight() > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Step 5: workers.
+    app.workers.stop_all().await;
+    // Step 6: close the remaining connections.
+    server.close_connections().await;
+    // Steps 7–8: adapters (none yet), keystore lock, final audit rows.
+    let ctx = OpCtx::new("system", app.clock.now());
+    let uptime = app.uptime();
+    let stopped = app
+        .db(move |s| {
+            s.append_audit(AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "shutdown"), &ctx)?;
+            s.append_audit(
+                AuditEvent::new("DAEMON_STOPPED", "system").detail("pid", pid).detail("uptime", uptime),
+                &ctx,
+            )
+        })
+        .await;
+    if let Err(e) = stopped {
+        tracing::warn!("cannot audit the stop: {e}");
+    }
+    // Step 9: close the database, remove the PID file, release the lock.
+    drop(app);
+    let _ = std::fs::remove_file(&pid_file);
+    drop(lock);
+    done.store(true, Ordering::SeqCst);
+    tracing::info!("WAIaaS daemon stopped gracefully");
+    Ok(())
+}

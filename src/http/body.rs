@@ -1,0 +1,142 @@
+//! Request bodies: the 262144-byte limit and strict JSON parsing (01-daemon.md §8.1 layer 11).
+//!
+//! Bodies are read lazily, after auth, so an unauthenticated caller cannot make the daemon
+//! buffer anything. Parsing reports every failure as 400 `VALIDATION_ERROR` with
+//! `details.issues[] = {path, code, message}`; unknown fields are rejected by the request types
+//! (`deny_unknown_fields`).
+
+use std::pin::Pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Largest accepted body.
+pub(crate) const MAX_BODY: u64 = 262_144;
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, warp::Error>> + Send>>;
+
+/// A request body that has not been read yet.
+pub(crate) struct Body {
+    // Behind a mutex only so that `Body` (and `&Req`) is `Sync`: handlers hold `&Req` across
+    // awaits, and the stream is taken out once, before any await.
+    stream: std::sync::Mutex<Option<ByteStream>>,
+    content_length: Option<u64>,
+    content_type: Option<String>,
+}
+
+pub(crate) fn too_large() -> ApiError {
+    ApiError::new(ErrorCode::PayloadTooLarge, format!("Request body exceeds {MAX_BODY} bytes"))
+}
+
+fn issue(path: &str, code: &str, message: impl Into<String>) -> ApiError {
+    let message = message.into();
+    ApiError::new(ErrorCode::ValidationError, format!("Invalid request body: {message}"))
+        .detail("issues", json!([{"path": path, "code": code, "message": message}]))
+}
+
+impl Body {
+    pub(crate) fn new(stream: ByteStream, content_length: Option<u64>, content_type: Option<String>) -> Body {
+        Body { stream: std::sync::Mutex::new(Some(stream)), content_length, content_type }
+    }
+
+    /// The `Content-Length` the client declared.
+    pub(crate) fn declared_len(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+    pub(crate) async fn bytes(&mut self) -> Result<Bytes, ApiError> {
+        if self.content_length.is_some_and(|n| n > MAX_BODY) {
+            return Err(too_large());
+        }
+        let taken = self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut stream) = taken else { return Ok(Bytes::new()) };
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| issue("", "invalid_body", format!("cannot read the body: {e}")))?;
+            if (buf.len() + chunk.len()) as u64 > MAX_BODY {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Reads and parses a JSON body into `T`. An empty body parses as `{}` (routes whose body is
+    /// optional); a non-empty body must be `application/json`.
+    pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let bytes = self.bytes().await?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        if bytes != b"{}" {
+            let ct = self.content_type.as_deref().unwrap_or("");
+            let mime = ct.split(';').next().unwrap_or("").trim();
+            if !mime.eq_ignore_ascii_case("application/json") {
+                return Err(issue(
+                    "",
+                    "invalid_content_type",
+                    format!("Content-Type must be application/json, got {ct:?}"),
+                ));
+            }
+        }
+        parse_json(bytes)
+    }
+}
+
+/// Parses JSON into `T`, reporting the failing path.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        let code = match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "invalid_json",
+            serde_json::error::Category::Io => "invalid_body",
+            serde_json::error::Category::Data if msg.starts_with("unknown field") => "unrecognized_keys",
+            serde_json::error::Category::Data if msg.starts_with("missing field") => "required",
+            serde_json::error::Category::Data if msg.starts_with("invalid type") => "invalid_type",
+            serde_json::error::Category::Data => "invalid_value",
+        };
+        issue(&path, code, msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct T {
+        advance_seconds: u64,
+        inner: Option<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        a: Vec<u8>,
+    }
+
+    fn issue_of(json: &str) -> serde_json::Value {
+        let e = parse_json::<T>(json.as_bytes()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ValidationError);
+        e.details().unwrap()["issues"][0].clone()
+    }
+
+    #[test]
+    fn issues_name_the_path_and_kind() {
+        assert_eq!(issue_of(r#"{"advanceSeconds": 1, "extra": 2}"#)["code"], "unrecognized_keys");
+        assert_eq!(issue_of(r#"{}"#)["code"], "required");
+        let i = issue_of(r#"{"advanceSeconds": 1, "inner": {"a": [1, "x"]}}"#);
+        assert_eq!((i["path"].as_str(), i["code"].as_str()), (Some("inner.a[1]"), Some("invalid_type")));
+        assert_eq!(issue_of("{not json")["code"], "invalid_json");
+        assert_eq!(issue_of(r#"{"advanceSeconds": -1}"#)["path"], "advanceSeconds");
+    }
+}

@@ -1,0 +1,181 @@
+//! Operator routes under `/v1/admin` (09-api.md §6.8).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+use waiaas_storage::{AuditEvent, AuditQuery, AuditRecord, AuditSeverity};
+
+use crate::clock::iso;
+use crate::daemon::App;
+use crate::error::ApiError;
+use crate::http::{Reply, Req};
+
+/// Resident set size of this process (Linux `/proc/self/statm`).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// `GET /v1/admin/status` (allowed during the kill switch).
+pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
+    let now = app.clock.now();
+    let (agents, counts) = app.db_api(move |s| Ok((s.list_agents()?, s.status_counts(now)?))).await?;
+    let by = |st: waiaas_storage::AgentStatus| agents.iter().filter(|a| a.status == st).count();
+    let ks = app.kill_switch();
+    let config = app.config();
+    Ok(Reply::ok(json!({
+        "daemon": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": app.uptime(),
+            "pid": std::process::id(),
+            "startedAt": iso(app.started_at),
+            "devMode": app.dev_mode,
+            "restricted": app.is_restricted(),
+        },
+        "killSwitch": {"status": ks.status.as_str(), "activatedAt": ks.activated_at.map(iso), "reason": ks.reason, "actor": null},
+        "agents": {
+            "active": by(waiaas_storage::AgentStatus::Active),
+            "suspended": by(waiaas_storage::AgentStatus::Suspended),
+            "terminated": by(waiaas_storage::AgentStatus::Terminated),
+            "total": agents.len(),
+        },
+        "sessions": {"active": counts.active_sessions},
+        "transactions": {"pending": counts.pending, "queued": counts.queued, "executing": counts.executing, "submitted": counts.submitted},
+        "lastTransaction": counts.last.map(|(id, st, at)| json!({"id": id, "status": st.as_str(), "createdAt": iso(at)})),
+        "adapters": [],
+        "workers": app.workers.snapshot(),
+        "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION},
+        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": 0},
+        "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
+    })))
+}
+
+/// `POST /v1/admin/shutdown`: answers first; the shutdown starts after the response is written.
+pub(super) async fn shutdown(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        // The request counts as in flight until its response is written; triggering from a task
+        // lets the handler return first.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        app2.shutdown.trigger("api");
+    });
+    Ok(Reply::ok(json!({
+        "shutdownInitiated": true,
+        "timestamp": iso(app.clock.now()),
+        "message": "Graceful shutdown initiated",
+    })))
+}
+
+fn audit_json(r: &AuditRecord) -> serde_json::Value {
+    json!({
+        "seq": r.seq,
+        "timestamp": iso(r.timestamp),
+        "eventType": r.event_type,
+        "actor": r.actor,
+        "agentId": r.agent_id,
+        "sessionId": r.session_id,
+        "txId": r.tx_id,
+        "severity": r.severity.as_str(),
+        "ipAddress": r.ip_address,
+        "details": r.details,
+        "hash": r.hash,
+    })
+}
+
+fn parse_iso(name: &str, v: &str) -> Result<u64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp().max(0) as u64)
+        .map_err(|_| ApiError::validation(name, "invalid_string", format!("{name} must be an ISO-8601 timestamp")))
+}
+
+/// `GET /v1/admin/audit-log`.
+pub(super) async fn audit_log(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let mut q = AuditQuery { limit: 20, desc: true, ..AuditQuery::default() };
+    for (k, v) in req.query_params() {
+        match k.as_str() {
+            "agentId" => {
+                q.agent = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::validation("agentId", "invalid_string", "agentId must be a UUID"))?,
+                )
+            }
+            "eventType" => q.event_type = Some(v),
+            "severity" => {
+                q.severity = Some(
+                    v.parse::<AuditSeverity>()
+                        .map_err(|e| ApiError::validation("severity", "invalid_enum_value", e.to_string()))?,
+                )
+            }
+            "since" => q.since = Some(parse_iso("since", &v)?),
+            "until" => q.until = Some(parse_iso("until", &v)?),
+            "cursor" => {
+                q.cursor =
+                    Some(v.parse().map_err(|_| {
+                        ApiError::validation("cursor", "invalid_type", "cursor must be a sequence number")
+                    })?)
+            }
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=100).contains(l))
+                    .ok_or_else(|| ApiError::validation("limit", "too_big", "limit must be 1-100"))?
+            }
+            "order" => {
+                q.desc = match v.as_str() {
+                    "desc" => true,
+                    "asc" => false,
+                    _ => return Err(ApiError::validation("order", "invalid_enum_value", "order must be asc or desc")),
+                }
+            }
+            other => {
+                return Err(ApiError::validation(
+                    other,
+                    "unrecognized_keys",
+                    format!("unknown query parameter {other}"),
+                ));
+            }
+        }
+    }
+    let (rows, next) = app.db_api(move |s| s.query_audit(&q)).await?;
+    Ok(Reply::ok(json!({"entries": rows.iter().map(audit_json).collect::<Vec<_>>(), "nextCursor": next})))
+}
+
+/// `GET /v1/admin/audit-log/verify`.
+pub(super) async fn audit_verify(app: &Arc<App>) -> Result<Reply, ApiError> {
+    let v = app.db_api(|s| s.verify_audit()).await?;
+    Ok(Reply::ok(json!({
+        "valid": v.valid,
+        "checkedEntries": v.checked_entries,
+        "headSeq": v.head_seq,
+        "headHash": v.head_hash,
+        "firstInvalidSeq": v.first_invalid_seq,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DevClockBody {
+    advance_seconds: u64,
+}
+
+/// `POST /v1/admin/dev/clock` (dev mode only; the route does not exist otherwise).
+pub(super) async fn dev_clock(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let body: DevClockBody = req.body.json().await?;
+    if !(1..=31_536_000).contains(&body.advance_seconds) {
+        return Err(ApiError::validation("advanceSeconds", "too_big", "advanceSeconds must be 1-31536000"));
+    }
+    let offset = app.clock.advance(body.advance_seconds);
+    let now = app.clock.now();
+    let ev = AuditEvent::new("DEV_CLOCK_ADVANCED", "admin")
+        .detail("advanceSeconds", body.advance_seconds)
+        .detail("offsetSeconds", offset);
+    let ctx = req.ctx(app);
+    app.db_api(move |s| s.append_audit(ev, &ctx)).await?;
+    Ok(Reply::ok(json!({"now": iso(now), "offsetSeconds": offset})))
+}

@@ -1,0 +1,254 @@
+//! The route table (04-auth.md §1): every route declared once with its auth kind, kill-switch
+//! allowance, rate-limit bucket and OpenAPI metadata. The router, the auth layer, the kill-switch
+//! guard and the OpenAPI document all read this table, and a test asserts they agree. A path
+//! not in the table is 404; there is no default auth.
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthKind {
+    /// Public.
+    None,
+    /// `X-Master-Password`.
+    Master,
+}
+
+/// The stage-2 rate-limit bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bucket {
+    /// `rate_limit_session_rpm` under the caller's key.
+    Default,
+}
+
+/// Handler identity; `http::dispatch` matches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Health,
+    Doc,
+    Nonce,
+    AdminStatus,
+    AdminShutdown,
+    AuditLog,
+    AuditVerify,
+    DevClock,
+}
+
+/// One route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
+    /// Segments starting with `:` are parameters.
+    pub(crate) path: &'static str,
+    pub(crate) auth: AuthKind,
+    /// Passes the kill-switch guard (08-killswitch-autostop.md §3).
+    pub(crate) kill_switch_allowed: bool,
+    pub(crate) bucket: Bucket,
+    pub(crate) op: Op,
+    pub(crate) operation_id: &'static str,
+    pub(crate) tag: &'static str,
+    pub(crate) summary: &'static str,
+    /// Exists only in dev mode and is absent from the OpenAPI document.
+    pub(crate) dev_only: bool,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    auth: AuthKind,
+    op: Op,
+    operation_id: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        auth,
+        kill_switch_allowed: false,
+        bucket: Bucket::Default,
+        op,
+        operation_id,
+        tag,
+        summary,
+        dev_only: false,
+    }
+}
+
+const fn ks(mut r: Route) -> Route {
+    r.kill_switch_allowed = true;
+    r
+}
+
+const fn dev(mut r: Route) -> Route {
+    r.dev_only = true;
+    r
+}
+
+pub(crate) const ROUTES: &[Route] = &[
+    ks(route("GET", "/health", AuthKind::None, Op::Health, "get_health", "system", "Daemon health")),
+    ks(route("GET", "/v1/health", AuthKind::None, Op::Health, "get_health_v1", "system", "Daemon health")),
+    route("GET", "/doc", AuthKind::None, Op::Doc, "get_openapi_document", "system", "This OpenAPI document"),
+    route(
+        "GET",
+        "/v1/nonce",
+        AuthKind::None,
+        Op::Nonce,
+        "get_nonce",
+        "system",
+        "Issue a single-use nonce for an owner signature",
+    ),
+    route(
+        "GET",
+        "/v1/auth/nonce",
+        AuthKind::None,
+        Op::Nonce,
+        "get_auth_nonce",
+        "system",
+        "Issue a single-use nonce (alias)",
+    ),
+    ks(route(
+        "GET",
+        "/v1/admin/status",
+        AuthKind::Master,
+        Op::AdminStatus,
+        "get_admin_status",
+        "admin",
+        "Operator status with counts",
+    )),
+    route(
+        "POST",
+        "/v1/admin/shutdown",
+        AuthKind::Master,
+        Op::AdminShutdown,
+        "shutdown_daemon",
+        "admin",
+        "Shut the daemon down gracefully",
+    ),
+    route(
+        "GET",
+        "/v1/admin/audit-log",
+        AuthKind::Master,
+        Op::AuditLog,
+        "list_audit_log",
+        "admin",
+        "Page through the audit log",
+    ),
+    route(
+        "GET",
+        "/v1/admin/audit-log/verify",
+        AuthKind::Master,
+        Op::AuditVerify,
+        "verify_audit_log",
+        "admin",
+        "Verify the audit hash chain",
+    ),
+    dev(route(
+        "POST",
+        "/v1/admin/dev/clock",
+        AuthKind::Master,
+        Op::DevClock,
+        "advance_dev_clock",
+        "admin",
+        "Advance the dev-mode clock",
+    )),
+];
+
+/// A matched route and its path parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Matched {
+    pub(crate) route: &'static Route,
+    pub(crate) params: Vec<(&'static str, String)>,
+}
+
+impl Matched {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Result of routing a request.
+#[derive(Debug, Clone)]
+pub(crate) enum Routing {
+    Found(Matched),
+    /// The path exists with other methods (405 with `Allow`).
+    WrongMethod(Vec<&'static str>),
+    NotFound,
+}
+
+fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut pat = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (pat.next(), got.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(g)) if p.starts_with(':') && !g.is_empty() => params.push((&p[1..], g.to_string())),
+            (Some(p), Some(g)) if p == g => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Routes `method path`. Literal segments beat parameters (`/v1/transactions/pending` over
+/// `/v1/transactions/:id`) because the table is searched for an exact literal match first.
+pub(crate) fn route_request(method: &str, path: &str, dev_mode: bool) -> Routing {
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let visible = || ROUTES.iter().filter(|r| dev_mode || !r.dev_only);
+    let literal = visible().filter(|r| !r.path.contains(':')).find(|r| r.method == method && r.path == path);
+    if let Some(r) = literal {
+        return Routing::Found(Matched { route: r, params: Vec::new() });
+    }
+    let literal_path_exists = visible().any(|r| !r.path.contains(':') && r.path == path);
+    if !literal_path_exists {
+        for r in visible().filter(|r| r.method == method) {
+            if let Some(params) = match_path(r.path, path) {
+                return Routing::Found(Matched { route: r, params });
+            }
+        }
+    }
+    let mut allowed: Vec<&'static str> = visible()
+        .filter(|r| if literal_path_exists { r.path == path } else { match_path(r.path, path).is_some() })
+        .map(|r| r.method)
+        .collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+    if allowed.is_empty() { Routing::NotFound } else { Routing::WrongMethod(allowed) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_finds_methods_params_and_405s() {
+        assert!(matches!(route_request("GET", "/health", false), Routing::Found(m) if m.route.op == Op::Health));
+        assert!(matches!(route_request("GET", "/v1/admin/status/", false), Routing::Found(_)));
+        assert!(matches!(route_request("POST", "/health", false), Routing::WrongMethod(m) if m == vec!["GET"]));
+        assert!(matches!(route_request("GET", "/nope", false), Routing::NotFound));
+        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", false), Routing::NotFound));
+        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", true), Routing::Found(_)));
+    }
+
+    #[test]
+    fn every_route_is_unique_and_only_public_routes_lack_auth() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.method, r.path)), "duplicate {} {}", r.method, r.path);
+            assert!(r.operation_id.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()));
+            if r.auth == AuthKind::None {
+                assert!(
+                    ["/health", "/v1/health", "/doc", "/v1/nonce", "/v1/auth/nonce"].contains(&r.path),
+                    "{} is public",
+                    r.path
+                );
+            }
+        }
+    }
+
+    /// ACC-055: no route updates or deletes audit rows.
+    #[test]
+    fn no_route_changes_the_audit_log() {
+        for r in ROUTES.iter().filter(|r| r.path.contains("audit")) {
+            assert_eq!(r.method, "GET", "{} {}", r.method, r.path);
+        }
+    }
+}
