@@ -4,6 +4,7 @@
 //! would be 2, which here means "daemon already running"). Each subcommand lives in its own
 //! module and returns `Result<(), CliError>`; `main` prints the error and exits with its code.
 
+mod audit;
 pub(crate) mod client;
 mod init;
 pub(crate) mod password;
@@ -72,6 +73,9 @@ pub(crate) enum Command {
     Stop(stop::StopArgs),
     /// Show whether the daemon runs and how it is doing.
     Status(status::StatusArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -123,6 +127,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Start(a) => start::run(&data_dir, a),
         Command::Stop(a) => stop::run(&data_dir, a),
         Command::Status(a) => status::run(&data_dir, a),
+        Command::Audit(c) => audit::run(&data_dir, c),
     }
 }
 

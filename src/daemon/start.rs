@@ -134,10 +134,14 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     }
     let dev_mode = config.daemon.dev_mode;
     if dev_mode {
-        eprintln!("+----------------------------------------------------+");
-        eprintln!("| WARNING: DEV MODE - NOT FOR PRODUCTION             |");
-        eprintln!("| Master password: \"waiaas-dev\" (fixed, publicly known) |");
-        eprintln!("+----------------------------------------------------+");
+        let lines =
+            ["WARNING: DEV MODE - NOT FOR PRODUCTION", "Master password: \"waiaas-dev\" (fixed, publicly known)"];
+        let width = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+        eprintln!("+{}+", "-".repeat(width + 2));
+        for l in lines {
+            eprintln!("| {l:<width$} |");
+        }
+        eprintln!("+{}+", "-".repeat(width + 2));
     }
     println!("Validating environment... OK");
 

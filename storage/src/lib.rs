@@ -10,6 +10,8 @@ pub mod ops;
 pub mod records;
 mod rows;
 mod tables;
+#[cfg(feature = "test-util")]
+mod test_util;
 
 pub use amount::{Amount, AmountError};
 pub use audit::{AuditEvent, AuditRecord, AuditVerification};

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Installs every external component the test suite runs against, on a fresh machine, from the
+# package registries only (npm, PyPI, Debian). Everything lands in a cache outside the checkout,
+# keyed by version, so a rerun skips finished work:
+#
+#   $WAIAAS_CACHE (default ~/.cache/waiaas)/
+#     foundry-1.7.1/       anvil + cast (npm @foundry-rs/*)            EVM node and CLI oracle
+#     speculos-0.27.1/     venv + apps/boil.elf (PyPI speculos sdist)  Ledger emulator
+#     ledger-js/           @ledgerhq/hw-app-{eth,solana} (npm)         golden APDU vectors
+#     py-oracles/          venv with eth-account, solders, PyNaCl      independent signers
+#     env.sh               exports the paths below for scripts/test.sh
+#
+# The local Solana node (tools/surfnet-local) is a workspace member and is built by cargo.
+# Tool paths are exported as WAIAAS_TOOL_*: "tool" is not a config section, so the daemon's
+# WAIAAS_<SECTION>_<KEY> override mapping ignores them.
+set -euo pipefail
+
+CACHE="${WAIAAS_CACHE:-$HOME/.cache/waiaas}"
+FOUNDRY_VERSION=1.7.1
+SPECULOS_VERSION=0.27.1
+LEDGER_ETH_VERSION=7.9.0
+LEDGER_SOL_VERSION=7.11.0
+LEDGER_TRANSPORT_VERSION=6.36.1
+mkdir -p "$CACHE"
+
+log() { printf '[install-test-infra] %s\n' "$*" >&2; }
+
+# --- Debian packages -----------------------------------------------------------------------
+# qemu-user-static runs the ARM app ELFs inside Speculos.
+if ! command -v qemu-arm-static >/dev/null 2>&1; then
+  log "installing qemu-user-static (apt)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+fi
+
+# --- anvil + cast ----------------------------------------------------------------------------
+FOUNDRY="$CACHE/foundry-$FOUNDRY_VERSION"
+ANVIL="$FOUNDRY/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+CAST="$FOUNDRY/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+if [ ! -x "$ANVIL" ] || [ ! -x "$CAST" ]; then
+  log "installing anvil and cast $FOUNDRY_VERSION (npm)"
+  mkdir -p "$FOUNDRY"
+  (cd "$FOUNDRY" && npm install --silent --no-audit --no-fund --prefix . \
+    "@foundry-rs/anvil@$FOUNDRY_VERSION" "@foundry-rs/cast@$FOUNDRY_VERSION" >/dev/null)
+fi
+"$ANVIL" --version >/dev/null
+
+# --- Speculos + the Boilerplate app ----------------------------------------------------------
+SPECULOS="$CACHE/speculos-$SPECULOS_VERSION"
+if [ ! -x "$SPECULOS/venv/bin/speculos" ]; then
+  log "installing speculos $SPECULOS_VERSION (PyPI)"
+  rm -rf "$SPECULOS/venv"
+  python3 -m venv "$SPECULOS/venv"
+  "$SPECULOS/venv/bin/pip" install -q --disable-pip-version-check "speculos==$SPECULOS_VERSION"
+fi
+if [ ! -f "$SPECULOS/apps/boil.elf" ]; then
+  # The only app ELF in any registry package is the Boilerplate app in the speculos sdist.
+  log "extracting the Boilerplate app from the speculos sdist"
+  tmp="$(mktemp -d)"
+  "$SPECULOS/venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary speculos \
+    "speculos==$SPECULOS_VERSION" -d "$tmp"
+  tar -xzf "$tmp/speculos-$SPECULOS_VERSION.tar.gz" -C "$tmp" "speculos-$SPECULOS_VERSION/apps/boil.elf"
+  mkdir -p "$SPECULOS/apps"
+  cp "$tmp/speculos-$SPECULOS_VERSION/apps/boil.elf" "$SPECULOS/apps/boil.elf"
+  rm -rf "$tmp"
+fi
+
+# --- Ledger's official JS clients (golden APDU vectors) -----------------------------------------
+LEDGER_JS="$CACHE/ledger-js"
+if [ ! -d "$LEDGER_JS/node_modules/@ledgerhq/hw-app-solana" ] || [ ! -f "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION" ]; then
+  log "installing @ledgerhq/hw-app-eth $LEDGER_ETH_VERSION, hw-app-solana $LEDGER_SOL_VERSION (npm)"
+  mkdir -p "$LEDGER_JS"
+  (cd "$LEDGER_JS" && npm install --silent --no-audit --no-fund --prefix . \
+    "@ledgerhq/hw-app-eth@$LEDGER_ETH_VERSION" "@ledgerhq/hw-app-solana@$LEDGER_SOL_VERSION" \
+    "@ledgerhq/hw-transport@$LEDGER_TRANSPORT_VERSION" >/dev/null)
+  touch "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION"
+fi
+
+# --- Python signing oracles (owner signatures made by code nobody here wrote) ------------------
+PY="$CACHE/py-oracles"
+if [ ! -f "$PY/.ready-1" ]; then
+  log "installing eth-account, solders, PyNaCl (PyPI)"
+  rm -rf "$PY"
+  python3 -m venv "$PY"
+  "$PY/bin/pip" install -q --disable-pip-version-check "eth-account==0.14.0" "solders==0.29.0" "pynacl==1.6.2"
+  touch "$PY/.ready-1"
+fi
+
+cat >"$CACHE/env.sh" <<EOF
+export WAIAAS_TOOL_ANVIL="$ANVIL"
+export WAIAAS_TOOL_CAST="$CAST"
+export WAIAAS_TOOL_SPECULOS="$SPECULOS/venv/bin/speculos"
+export WAIAAS_TOOL_SPECULOS_APP="$SPECULOS/apps/boil.elf"
+export WAIAAS_TOOL_LEDGER_JS="$LEDGER_JS/node_modules"
+export WAIAAS_TOOL_PYTHON="$PY/bin/python"
+EOF
+log "ready: $CACHE/env.sh"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from nothing: installs the external components (cached outside the
+# checkout), builds every workspace target, runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+scripts/install-test-infra.sh
+# shellcheck disable=SC1091
+source "${WAIAAS_CACHE:-$HOME/.cache/waiaas}/env.sh"
+
+# In CI keep the (large) target directory in the cache too, so a rerun on the same machine
+# does not rebuild the agave/alloy dependency tree. Locally the usual ./target is used.
+if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR="${WAIAAS_CACHE:-$HOME/.cache/waiaas}/target"
+fi
+
+# One workspace-wide build: building a single package (-p) would resolve features differently
+# and rebuild the shared dependency tree. This also builds tools/surfnet-local, which the
+# integration tests start as the local Solana node.
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked "$@"
+
+echo "scripts/test.sh: passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,39 @@
+//! Raw row access for integration tests that simulate offline tampering (feature `test-util`).
+//! The daemon never enables this feature.
+
+use uuid::Uuid;
+
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::tables::*;
+
+impl Store {
+    /// Overwrites the stored bytes of an agent row.
+    pub fn raw_put_agent(&self, id: Uuid, json: &[u8]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(AGENTS)?.insert(id.as_u128(), json)?;
+            Ok(())
+        })
+    }
+
+    /// The stored bytes of an audit row.
+    pub fn raw_get_audit(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|tx| Ok(tx.open_table(AUDIT_LOG)?.get(seq)?.map(|v| v.value().to_vec())))
+    }
+
+    /// Overwrites the stored bytes of an audit row.
+    pub fn raw_put_audit(&self, seq: u64, json: &[u8]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(AUDIT_LOG)?.insert(seq, json)?;
+            Ok(())
+        })
+    }
+
+    /// Overwrites a `meta` value (e.g. `schema_version`).
+    pub fn raw_put_meta(&self, key: &str, json: &[u8]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(META)?.insert(key, json)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,253 @@
+//! The HTTP layer of the real daemon (ACC-038 … ACC-046, ACC-226, ACC-227): health, request
+//! ids, security headers, host guard, CORS, rate limits, body limit, 404/405 and the envelope.
+
+use serde_json::{Value, json};
+
+use crate::support::{Opts, RawConn};
+
+async fn json_of(r: reqwest::Response) -> Value {
+    r.json().await.unwrap()
+}
+
+/// Checks the flat error envelope and that its requestId equals the header (ACC-226).
+fn assert_envelope(headers: &reqwest::header::HeaderMap, body: &Value, code: &str) {
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["message"].is_string());
+    assert!(body["retryable"].is_boolean());
+    assert_eq!(body["requestId"].as_str().unwrap(), headers["x-request-id"].to_str().unwrap());
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    for k in keys {
+        assert!(
+            ["code", "message", "hint", "details", "requestId", "retryable"].contains(&k.as_str()),
+            "unexpected {k}"
+        );
+    }
+}
+
+daemon_test!(health_is_public_and_both_paths_agree, |d| {
+    let a = json_of(d.get("/health").await).await;
+    for key in ["status", "version", "uptime", "timestamp", "services", "killSwitch"] {
+        assert!(a.get(key).is_some(), "{key} missing: {a}");
+    }
+    assert_eq!(a["status"], "healthy");
+    assert_eq!(a["services"]["database"]["status"], "ok");
+    assert_eq!(a["killSwitch"], json!({"active": false, "status": "NORMAL", "activatedAt": null, "reason": null}));
+    let b = json_of(d.get("/v1/health").await).await;
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("uptime");
+        v.as_object_mut().unwrap().remove("timestamp");
+        v
+    };
+    assert_eq!(strip(a), strip(b));
+});
+
+daemon_test!(request_ids_security_headers_and_envelopes, |d| {
+    let r = d.get("/health").await;
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(
+        id.len() == 26
+            && id.starts_with("req_")
+            && id[4..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{id}"
+    );
+    for (h, v) in
+        [("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"), ("referrer-policy", "no-referrer")]
+    {
+        assert_eq!(r.headers()[h], v);
+    }
+    assert!(r.headers().get("strict-transport-security").is_none());
+    let r = d.http.get(d.url("/health")).header("X-Request-ID", "client.id:42-x_y").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "client.id:42-x_y");
+    let r = d.http.get(d.url("/health")).header("X-Request-ID", "has spaces").send().await.unwrap();
+    assert_ne!(r.headers()["x-request-id"], "has spaces");
+
+    let r = d.get("/v1/nothing-here").await;
+    assert_eq!(r.status(), 404);
+    let h = r.headers().clone();
+    assert_envelope(&h, &json_of(r).await, "ROUTE_NOT_FOUND");
+    let r = d.http.delete(d.url("/v1/nonce")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
+    let h = r.headers().clone();
+    assert_envelope(&h, &json_of(r).await, "METHOD_NOT_ALLOWED");
+});
+
+daemon_test!(the_host_guard_refuses_foreign_and_missing_hosts, |d| {
+    let port = d.port;
+    for (host, expect) in [
+        (Some("evil.com".to_string()), 403),
+        (None, 403),
+        (Some(format!("localhost:{port}")), 200),
+        (Some("127.0.0.1".to_string()), 200),
+        (Some("localhost".to_string()), 200),
+        (Some(format!("127.0.0.1:{}", port + 1)), 403),
+    ] {
+        let mut c = RawConn::connect(port);
+        let host_line = host.as_ref().map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+        // HTTP/1.0 lets the request omit Host entirely.
+        c.send(&format!("GET /health HTTP/1.0\r\n{host_line}\r\n"));
+        let r = c.read_response();
+        assert_eq!(r.status, expect, "{host:?}");
+        if expect == 403 {
+            assert_eq!(r.body["code"], "INVALID_HOST");
+            assert_eq!(r.body["message"], "Forbidden: invalid host header");
+        }
+    }
+});
+
+daemon_test!(
+    cors_allows_only_known_origins,
+    Opts { config: vec![("security", "cors_origins = [\"https://app.example\"]".into())], ..Opts::default() },
+    |d| {
+        let preflight = |origin: &'static str| {
+            d.http
+                .request(reqwest::Method::OPTIONS, d.url("/v1/admin/status"))
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "PATCH")
+                .send()
+        };
+        let r = preflight("http://evil.com").await.unwrap();
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+        for origin in ["tauri://localhost", "https://app.example"] {
+            let r = preflight(origin).await.unwrap();
+            assert_eq!(r.status(), 204);
+            assert_eq!(r.headers()["access-control-allow-origin"], origin);
+            assert!(r.headers()["access-control-allow-methods"].to_str().unwrap().contains("PATCH"));
+            assert_eq!(r.headers()["access-control-max-age"], "600");
+        }
+        let own = format!("http://127.0.0.1:{}", d.port);
+        let r = d.http.get(d.url("/health")).header("Origin", own.clone()).send().await.unwrap();
+        assert_eq!(r.headers()["access-control-allow-origin"], own.as_str());
+        assert!(r.headers()["access-control-expose-headers"].to_str().unwrap().contains("X-RateLimit-Remaining"));
+    }
+);
+
+daemon_test!(
+    the_global_rate_limit_refuses_with_headers,
+    Opts { config: vec![("security", "rate_limit_global_ip_rpm = 100".into())], ..Opts::default() },
+    |d| {
+        for i in 0..100 {
+            let r = d.get("/health").await;
+            assert_eq!(r.status(), 200, "request {i}");
+            assert_eq!(r.headers()["x-ratelimit-remaining"], (99 - i).to_string().as_str());
+        }
+        let r = d.get("/health").await;
+        assert_eq!(r.status(), 429);
+        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry));
+        assert_eq!(r.headers()["x-ratelimit-limit"], "100");
+        assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+        assert!(r.headers().get("x-ratelimit-reset").is_some());
+        let h = r.headers().clone();
+        let body = json_of(r).await;
+        assert_envelope(&h, &body, "RATE_LIMIT_EXCEEDED");
+        assert_eq!(body["retryable"], true);
+        assert_eq!(body["details"]["stage"], "global");
+        assert_eq!(body["details"]["window"], "1m");
+        assert_eq!(body["details"]["limit"], 100);
+        // A refused request does not count; the refusal is audited (once per minute).
+        d.terminate();
+        let audited = d.store().audit_by_event("RATE_LIMIT_EXCEEDED").unwrap();
+        assert_eq!(audited.len(), 1);
+    }
+);
+
+daemon_test!(bodies_over_256_kib_get_413, |d| {
+    let big = "x".repeat(300_000);
+    let r = d
+        .http
+        .post(d.url("/v1/admin/shutdown"))
+        .header("X-Master-Password", d.password())
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"pad\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let h = r.headers().clone();
+    assert_envelope(&h, &json_of(r).await, "PAYLOAD_TOO_LARGE");
+    assert_eq!(d.get("/health").await.status(), 200, "the oversized shutdown request did nothing");
+    // Auth comes before the body limit: without a password the answer is 401.
+    let r = d
+        .http
+        .post(d.url("/v1/admin/shutdown"))
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"p\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+});
+
+daemon_test!(
+    garbage_bodies_and_wrong_content_types_are_validation_errors,
+    Opts { dev: true, ..Opts::default() },
+    |d| {
+        let post = |body: &'static str, ct: &'static str| {
+            d.http
+                .post(d.url("/v1/admin/dev/clock"))
+                .header("X-Master-Password", "waiaas-dev")
+                .header("Content-Type", ct)
+                .body(body)
+                .send()
+        };
+        for (body, ct, issue) in [
+            ("{not json", "application/json", "invalid_json"),
+            ("{\"advanceSeconds\": 10, \"extra\": 1}", "application/json", "unrecognized_keys"),
+            ("{\"advanceSeconds\": \"ten\"}", "application/json", "invalid_type"),
+            ("{}", "application/json", "required"),
+            ("{\"advanceSeconds\": 10}", "text/plain", "invalid_content_type"),
+            ("\u{0}\u{1}\u{2}garbage", "application/json", "invalid_json"),
+        ] {
+            let r = post(body, ct).await.unwrap();
+            assert_eq!(r.status(), 400, "{body}");
+            let h = r.headers().clone();
+            let v = json_of(r).await;
+            assert_envelope(&h, &v, "VALIDATION_ERROR");
+            let issue0 = &v["details"]["issues"][0];
+            assert_eq!(issue0["code"], issue, "{body}: {v}");
+            assert!(issue0["path"].is_string() && issue0["message"].is_string());
+        }
+        assert_eq!(d.get("/health").await.status(), 200, "no panic took the daemon down");
+    }
+);
+
+daemon_test!(master_routes_need_the_master_password, |d| {
+    let r = d.get("/v1/admin/status").await;
+    assert_eq!(r.status(), 401);
+    let h = r.headers().clone();
+    assert_envelope(&h, &json_of(r).await, "MASTER_PASSWORD_REQUIRED");
+    let r = d.http.get(d.url("/v1/admin/status")).header("X-Master-Password", "not the password").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(json_of(r).await["code"], "INVALID_MASTER_PASSWORD");
+    let r = d.admin_get("/v1/admin/status").await;
+    assert_eq!(r.status(), 200);
+    let s = json_of(r).await;
+    assert_eq!(s["daemon"]["pid"], d.pid());
+    assert_eq!(s["database"]["schemaVersion"], 1);
+    assert!(s["workers"]["session-cleanup"].is_object());
+});
+
+daemon_test!(nonces_are_fresh_hex_with_an_expiry, |d| {
+    let a = json_of(d.get("/v1/nonce").await).await;
+    let b = json_of(d.get("/v1/auth/nonce").await).await;
+    for v in [&a, &b] {
+        let n = v["nonce"].as_str().unwrap();
+        assert!(n.len() == 32 && n.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{n}");
+        let exp = chrono::DateTime::parse_from_rfc3339(v["expiresAt"].as_str().unwrap()).unwrap().timestamp();
+        let now = chrono::Utc::now().timestamp();
+        assert!((now + 290..=now + 301).contains(&exp));
+    }
+    assert_ne!(a["nonce"], b["nonce"]);
+});
+
+daemon_test!(the_openapi_document_lists_every_route_and_scheme, |d| {
+    let doc = json_of(d.get("/doc").await).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(doc["info"]["title"], "WAIaaS");
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert!(["masterPassword", "sessionToken", "ownerSignature"].iter().all(|s| schemes.contains_key(*s)));
+    let ops: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert!(ops >= 9);
+    assert_eq!(doc["paths"]["/v1/admin/status"]["get"]["x-waiaas-kill-switch-allowed"], true);
+});

@@ -1,0 +1,370 @@
+//! Test harness: real daemon processes on ephemeral ports with temp data directories, and the
+//! real local components (anvil, surfnet-local, Speculos) they run against.
+//!
+//! Everything started here is stopped when its handle drops, also when a test fails.
+
+#![allow(dead_code)]
+
+pub mod nodes;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The `waiaas` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_waiaas")
+}
+
+/// A free loopback port (bind :0, read, release).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `waiaas` command for `dir` with every inherited `WAIAAS_*` variable removed and low
+/// Argon2id parameters (a test unlocks keystores constantly).
+pub fn cli(dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("WAIAAS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("WAIAAS_KEYSTORE_ARGON2_MEMORY", "32768")
+        .env("WAIAAS_KEYSTORE_ARGON2_TIME", "1")
+        .env("WAIAAS_KEYSTORE_ARGON2_PARALLELISM", "1")
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command to completion with a timeout.
+pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn waiaas");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("command timed out; stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `waiaas init --non-interactive` with the test password.
+pub fn init_dir(dir: &Path) -> Output {
+    let mut c = cli(dir);
+    c.env("WAIAAS_MASTER_PASSWORD", PASSWORD).args(["init", "--non-interactive"]);
+    let out = run(c, Duration::from_secs(30));
+    assert!(out.status.success(), "init failed: {}{}", text(&out.stdout), text(&out.stderr));
+    out
+}
+
+/// Appends lines to `[section]` of config.toml (creating the section at the end).
+pub fn config_append(dir: &Path, section: &str, lines: &str) {
+    let path = dir.join("config.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(&format!("\n[{section}]\n{lines}\n"));
+    // A section may appear only once: merge into the existing header when present.
+    let header = format!("\n[{section}]\n");
+    if let Some(first) = text.find(&header) {
+        let last = text.rfind(&header).unwrap();
+        if first != last {
+            let tail = text[last + header.len()..].to_string();
+            text.truncate(last);
+            text.insert_str(first + header.len(), &tail);
+        }
+    }
+    std::fs::write(&path, text).unwrap();
+}
+
+/// How to start a test daemon.
+#[derive(Clone, Default)]
+pub struct Opts {
+    /// Extra `KEY=VALUE` environment.
+    pub env: Vec<(String, String)>,
+    /// Extra `start` arguments.
+    pub args: Vec<String>,
+    /// `start --dev` on a directory initialised with the dev password.
+    pub dev: bool,
+    /// Lines per section written into config.toml before start.
+    pub config: Vec<(&'static str, String)>,
+}
+
+/// A running daemon; killed (SIGKILL) when dropped unless already stopped.
+pub struct TestDaemon {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub child: Option<Child>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+    pub dev: bool,
+}
+
+fn pump(stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            into.lock().unwrap().push(line);
+        }
+    });
+}
+
+impl TestDaemon {
+    /// Initialises a fresh data directory and starts a daemon in it.
+    pub async fn start(opts: Opts) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        if opts.dev {
+            let mut c = cli(dir.path());
+            c.args(["init", "--non-interactive", "--master-password", "waiaas-dev"]);
+            assert!(run(c, Duration::from_secs(30)).status.success());
+        } else {
+            init_dir(dir.path());
+        }
+        for (section, lines) in &opts.config {
+            config_append(dir.path(), section, lines);
+        }
+        TestDaemon::start_in(dir, opts).await
+    }
+
+    /// Starts a daemon in an existing data directory (retrying on a port race).
+    pub async fn start_in(dir: tempfile::TempDir, opts: Opts) -> TestDaemon {
+        let mut dir = Some(dir);
+        for attempt in 0..3 {
+            let port = free_port();
+            match TestDaemon::try_start(dir.take().unwrap(), port, &opts).await {
+                Ok(d) => return d,
+                Err((d, err)) if err.contains("already in use") && attempt < 2 => dir = Some(d),
+                Err((_, err)) => panic!("daemon did not start: {err}"),
+            }
+        }
+        unreachable!()
+    }
+
+    async fn try_start(
+        dir: tempfile::TempDir,
+        port: u16,
+        opts: &Opts,
+    ) -> Result<TestDaemon, (tempfile::TempDir, String)> {
+        let mut c = cli(dir.path());
+        c.arg("start").arg("--port").arg(port.to_string());
+        if opts.dev {
+            c.arg("--dev");
+        } else {
+            c.env("WAIAAS_MASTER_PASSWORD", PASSWORD);
+        }
+        c.args(&opts.args);
+        for (k, v) in &opts.env {
+            c.env(k, v);
+        }
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        pump(child.stdout.take().unwrap(), stdout.clone());
+        pump(child.stderr.take().unwrap(), stderr.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if stdout.lock().unwrap().iter().any(|l| l.contains(" ready on ")) {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                let err = format!("exited {status}: {:?} {:?}", stdout.lock().unwrap(), stderr.lock().unwrap());
+                return Err((dir, err));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return Err((dir, format!("no ready line: {:?} {:?}", stdout.lock().unwrap(), stderr.lock().unwrap())));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+        Ok(TestDaemon { dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A CLI command for this daemon. CLI commands find the daemon through the configured port
+    /// (01-daemon.md §4.1), so the port is passed the way an operator would: the environment.
+    pub fn cli(&self) -> Command {
+        let mut c = cli(self.path());
+        c.env("WAIAAS_DAEMON_PORT", self.port.to_string());
+        c
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn password(&self) -> &'static str {
+        if self.dev { "waiaas-dev" } else { PASSWORD }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET with the master password.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).header("X-Master-Password", self.password()).send().await.unwrap()
+    }
+
+    /// POST JSON with the master password.
+    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(self.url(path)).header("X-Master-Password", self.password()).json(&body).send().await.unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        signal(child.id(), "TERM");
+        wait_timeout(&mut child, Duration::from_secs(40)).expect("daemon did not exit after SIGTERM")
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let r = wait_timeout(&mut child, timeout);
+        if r.is_none() {
+            self.child = Some(child);
+        }
+        r
+    }
+
+    /// Kills the daemon with SIGKILL (crash simulation).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Opens the database after the daemon stopped.
+    pub fn store(&self) -> waiaas_storage::Store {
+        waiaas_storage::Store::open(&self.path().join("data/waiaas.redb"), 8 << 20).unwrap().0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().join("\n")
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw HTTP/1.1 exchange, for requests a normal client will not send (no Host header, a
+/// forged Host, keep-alive control).
+pub struct RawConn {
+    pub stream: TcpStream,
+}
+
+impl RawConn {
+    pub fn connect(port: u16) -> RawConn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        RawConn { stream }
+    }
+
+    pub fn send(&mut self, raw: &str) {
+        self.stream.write_all(raw.as_bytes()).unwrap();
+    }
+
+    /// Reads one response (headers + Content-Length body).
+    pub fn read_response(&mut self) -> RawResponse {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            let n = self.stream.read(&mut byte).unwrap();
+            assert!(n > 0, "connection closed before a response: {:?}", text(&buf));
+            buf.push(byte[0]);
+        }
+        let head = text(&buf);
+        let mut lines = head.split("\r\n");
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers: Vec<(String, String)> = lines
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.split_once(':').unwrap();
+                (k.trim().to_ascii_lowercase(), v.trim().to_string())
+            })
+            .collect();
+        let len: usize =
+            headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).unwrap();
+        RawResponse { status, headers, body: serde_json::from_slice(&body).unwrap_or(Value::Null) }
+    }
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Path of a tool installed by `scripts/install-test-infra.sh`: the environment variable, else
+/// the default cache location. A missing tool fails the test with instructions, never skips it.
+pub fn tool(var: &str, default_rel: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(var) {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var("WAIAAS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/waiaas"));
+    let p = cache.join(default_rel);
+    assert!(p.exists(), "{var} not set and {} missing: run scripts/install-test-infra.sh", p.display());
+    p
+}
