@@ -21,6 +21,8 @@ SPECULOS_VERSION=0.27.1
 LEDGER_ETH_VERSION=7.9.0
 LEDGER_SOL_VERSION=7.11.0
 LEDGER_TRANSPORT_VERSION=6.36.1
+# The last @ledgerhq/devices that ships Ledger's own HID framing code (our HID-framing oracle).
+LEDGER_HID_FRAMING_VERSION=8.4.4
 mkdir -p "$CACHE"
 
 log() { printf '[install-test-infra] %s\n' "$*" >&2; }
@@ -69,13 +71,14 @@ fi
 
 # --- Ledger's official JS clients (golden APDU vectors) -----------------------------------------
 LEDGER_JS="$CACHE/ledger-js"
-if [ ! -d "$LEDGER_JS/node_modules/@ledgerhq/hw-app-solana" ] || [ ! -f "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION" ]; then
+if [ ! -f "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION-$LEDGER_HID_FRAMING_VERSION" ]; then
   log "installing @ledgerhq/hw-app-eth $LEDGER_ETH_VERSION, hw-app-solana $LEDGER_SOL_VERSION (npm)"
   mkdir -p "$LEDGER_JS"
   (cd "$LEDGER_JS" && npm install --silent --no-audit --no-fund --prefix . \
     "@ledgerhq/hw-app-eth@$LEDGER_ETH_VERSION" "@ledgerhq/hw-app-solana@$LEDGER_SOL_VERSION" \
-    "@ledgerhq/hw-transport@$LEDGER_TRANSPORT_VERSION" >/dev/null)
-  touch "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION"
+    "@ledgerhq/hw-transport@$LEDGER_TRANSPORT_VERSION" \
+    "ledger-hid-framing@npm:@ledgerhq/devices@$LEDGER_HID_FRAMING_VERSION" >/dev/null)
+  touch "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION-$LEDGER_HID_FRAMING_VERSION"
 fi
 
 # --- Python signing oracles (owner signatures made by code nobody here wrote) ------------------

@@ -2,3 +2,5 @@
 
 pub mod fsutil;
 pub mod keystore;
+pub mod ledger;
+pub mod seam;
