@@ -7,7 +7,9 @@
 //! This library is the daemon and the CLI; `main.rs` only parses arguments through [`run`] and
 //! maps the result to an exit code.
 
+mod agents;
 mod auth;
+mod backup;
 mod cli;
 mod clock;
 mod config;
@@ -15,6 +17,7 @@ mod daemon;
 mod datadir;
 mod error;
 mod http;
+mod killswitch;
 mod policy;
 
 pub use cli::{CliError, run};

@@ -301,7 +301,7 @@ daemon_test!(pid_file_lock_and_ready_line, |d| {
     let f = std::fs::File::open(d.path().join("daemon.lock")).unwrap();
     assert!(rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err());
     let re = regex_lite(r"WAIaaS daemon v.* ready on 127\.0\.0\.1:\d+ \(PID: \d+\)");
-    assert!(d.stdout_text().lines().any(|l| re(l)), "{}", d.stdout_text());
+    assert!(d.stdout_text().lines().any(re), "{}", d.stdout_text());
     for expected in [
         "Validating environment... OK",
         "Database ready (schema v1",

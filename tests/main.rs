@@ -21,6 +21,9 @@ macro_rules! daemon_test {
 }
 
 mod http_layer;
+mod keys;
+mod keystore_cli;
+mod ledger;
 mod lifecycle;
 mod nodes;
 mod storage_api;

@@ -5,8 +5,10 @@
 //! module and returns `Result<(), CliError>`; `main` prints the error and exits with its code.
 
 mod audit;
+mod backup;
 pub(crate) mod client;
 mod init;
+mod keystore;
 pub(crate) mod password;
 mod start;
 mod status;
@@ -76,6 +78,12 @@ pub(crate) enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Keystore tools (offline).
+    #[command(subcommand)]
+    Keystore(keystore::KeystoreCommand),
+    /// Backup archives.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -128,6 +136,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Stop(a) => stop::run(&data_dir, a),
         Command::Status(a) => status::run(&data_dir, a),
         Command::Audit(c) => audit::run(&data_dir, c),
+        Command::Keystore(c) => keystore::run(&data_dir, c),
+        Command::Backup(c) => backup::run(&data_dir, c),
     }
 }
 

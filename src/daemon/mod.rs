@@ -13,7 +13,10 @@ pub(crate) mod workers;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use waiaas_storage::{KillSwitchStatus, Store, StoreError};
+use waiaas_backends::keystore::KeystoreBackend;
+use waiaas_backends::ledger::device::{LedgerBackend, LedgerDevice};
+use waiaas_backends::seam::SignerBackend;
+use waiaas_storage::{Backend, KillSwitchStatus, Store, StoreError};
 
 use crate::auth::jwt::JwtKeys;
 use crate::auth::master::MasterAuth;
@@ -52,6 +55,10 @@ pub(crate) struct App {
     pub(crate) jwt: RwLock<JwtKeys>,
     pub(crate) workers: workers::Registry,
     pub(crate) logging: logging::Handle,
+    /// The encrypted keystore backend (locked while the kill switch is active).
+    pub(crate) keystore: Arc<KeystoreBackend>,
+    /// The process's one Ledger device, opened lazily; `None` when no transport is available.
+    pub(crate) ledger: Option<Arc<LedgerBackend>>,
 }
 
 impl App {
@@ -92,6 +99,19 @@ impl App {
 
     pub(crate) fn is_restricted(&self) -> bool {
         self.restricted.load(Ordering::Relaxed)
+    }
+
+    /// The signer backend of an agent's key.
+    pub(crate) fn signer(&self, backend: Backend) -> Option<&dyn SignerBackend> {
+        match backend {
+            Backend::Keystore => Some(self.keystore.as_ref()),
+            Backend::Ledger => self.ledger.as_deref().map(|l| l as &dyn SignerBackend),
+        }
+    }
+
+    /// The Ledger device, when configured.
+    pub(crate) fn ledger_device(&self) -> Option<&Arc<LedgerDevice>> {
+        self.ledger.as_ref().map(|l| l.device())
     }
 
     /// Uptime in seconds of daemon time.

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use waiaas_backends::keystore::master::MasterFile;
-use waiaas_storage::{AuditEvent, AuditSeverity, KillSwitchStatus, OpCtx, Store, StoreError};
+use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore};
+use waiaas_backends::ledger::device::{LedgerBackend, LedgerDevice, LedgerTimeouts};
+use waiaas_storage::{
+    AgentRecord, AgentStatus, AuditEvent, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store, StoreError,
+};
 
 use super::lock::{self, InstanceLock};
 use super::{App, KillSwitchView, logging, shutdown, workers};
@@ -156,6 +159,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     } else {
         NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
     };
+    let store = Arc::new(store);
     println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(store.size_bytes()));
 
     // Step 3: the master password.
@@ -170,25 +174,52 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     };
     password::check_existing(&pw)?;
     println!("Unlocking keystore... (Argon2id)");
-    let master_file = MasterFile::load(&layout.master())
-        .map_err(|e| CliError::general(format!("cannot read {}: {e}", layout.master().display())))?;
-    let verify_file = master_file.clone();
+    let locked = LockedKeystore::open(&layout.keystore())
+        .map_err(|e| CliError::general(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
+    let master_file = locked.master().clone();
+    let agents = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || store.list_agents()
+    })
+    .await
+    .map_err(|e| CliError::general(format!("database task failed: {e}")))?
+    .map_err(|e| CliError::general(format!("cannot read agents: {e}")))?;
+    let key_infos: Vec<AgentKeyInfo> = agents
+        .iter()
+        .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
+        .map(crate::agents::key_info)
+        .collect();
     let candidate = zeroize::Zeroizing::new(pw.expose_secret().as_bytes().to_vec());
-    let verified = tokio::time::timeout(
+    let unlocked = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || verify_file.verify(&candidate).map(|k| k.is_some())),
+        tokio::task::spawn_blocking(move || -> Result<Option<UnlockedKeystore>, KeystoreError> {
+            // One Argon2id run: the verification yields the KEK the unlock reuses.
+            let kek = locked.verify(&candidate)?.ok_or(KeystoreError::WrongPassword)?;
+            if restricted { Ok(None) } else { locked.unlock_with_kek(kek, &candidate, &key_infos).map(Some) }
+        }),
     )
     .await
-    .map_err(|_| CliError::general("KEYSTORE_UNLOCK_TIMEOUT: verifying the password took more than 30 s"))?
-    .map_err(|e| CliError::general(format!("password verification failed: {e}")))?
-    .map_err(|e| CliError::general(format!("cannot verify the password: {e}")))?;
-    if !verified {
-        return Err(CliError::new(exit::AUTH, "Invalid master password. KeyStore unlock failed."));
-    }
+    .map_err(|_| CliError::general("KEYSTORE_UNLOCK_TIMEOUT: unlocking the keystore took more than 30 s"))?
+    .map_err(|e| CliError::general(format!("keystore task failed: {e}")))?;
+    let unlocked = match unlocked {
+        Ok(u) => u,
+        Err(KeystoreError::WrongPassword) => {
+            return Err(CliError::new(exit::AUTH, "Invalid master password. KeyStore unlock failed."));
+        }
+        Err(e) => return Err(CliError::general(format!("KeyStore unlock failed: {e}"))),
+    };
+    scan_key_files(&layout, &agents);
     let master = MasterAuth::new(master_file);
     master.prime(pw.expose_secret().as_bytes());
     drop(pw);
-    println!("KeyStore unlocked (0 keys loaded)");
+    let keys_loaded = unlocked.as_ref().map(UnlockedKeystore::len).unwrap_or(0);
+    let keystore = Arc::new(KeystoreBackend::new(unlocked));
+    if restricted {
+        println!("KeyStore locked (restricted mode: no key decrypted)");
+    } else {
+        println!("KeyStore unlocked ({keys_loaded} keys loaded)");
+    }
+    let ledger = ledger_backend(&config);
 
     // Step 5: bind.
     let listener =
@@ -208,7 +239,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         dev_mode,
         config: RwLock::new(Arc::new(config.clone())),
         layout: layout.clone(),
-        store: Arc::new(store),
+        store,
         started_at: clock.now(),
         clock,
         restricted: AtomicBool::new(restricted),
@@ -220,6 +251,8 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         jwt: RwLock::new(jwt),
         workers: workers::Registry::default(),
         logging: log,
+        keystore,
+        ledger,
     });
     let server = http::server::spawn(app.clone(), listener);
 
@@ -236,7 +269,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         .detail("version", env!("CARGO_PKG_VERSION"))
         .detail("port", config.daemon.port)
         .detail("pid", pid)
-        .detail("keysLoaded", 0)
+        .detail("keysLoaded", keys_loaded)
         .detail("restricted", restricted);
     let ctx = OpCtx::new("system", app.clock.now());
     app.db(move |s| s.append_audit(ev, &ctx))
@@ -251,6 +284,41 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     );
     let _ = std::io::stdout().flush();
     Ok(Running { app, server, lock: instance, pid_file: config.daemon.pid_file.clone() })
+}
+
+/// Key files at start (03-keys.md §4.4): a file of a TERMINATED agent is deleted; a file with no
+/// agent row, or whose agent is not keystore-backed, is logged and left alone.
+fn scan_key_files(layout: &Layout, agents: &[AgentRecord]) {
+    let Ok(files) = waiaas_backends::keystore::rotate::key_files(&layout.keystore()) else { return };
+    for (id, path) in files {
+        match agents.iter().find(|a| a.id == id) {
+            None => tracing::warn!("key file {} has no agent; left alone", path.display()),
+            Some(a) if a.status == AgentStatus::Terminated => match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!("deleted the key file of terminated agent {id}"),
+                Err(e) => tracing::warn!("cannot delete the key file of terminated agent {id}: {e}"),
+            },
+            Some(a) if a.backend != Backend::Keystore => {
+                tracing::warn!("key file {} belongs to a {} agent; left alone", path.display(), a.backend)
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// The Ledger backend for `[ledger]`: TCP (Speculos, fake device) or USB HID.
+fn ledger_backend(config: &Config) -> Option<Arc<LedgerBackend>> {
+    let timeouts = LedgerTimeouts {
+        confirm: Duration::from_secs(config.ledger.confirm_timeout),
+        command: Duration::from_secs(config.ledger.command_timeout),
+    };
+    let device = match config.ledger.transport {
+        crate::config::LedgerTransport::Tcp => LedgerDevice::tcp(config.ledger.tcp_address.clone(), timeouts),
+        #[cfg(feature = "hid")]
+        crate::config::LedgerTransport::Hid => LedgerDevice::hid(timeouts),
+        #[cfg(not(feature = "hid"))]
+        crate::config::LedgerTransport::Hid => return None,
+    };
+    Some(Arc::new(LedgerBackend::new(Arc::new(device))))
 }
 
 async fn open_database(
@@ -414,7 +482,8 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     // Step 1: the force timer runs on its own thread so a stuck runtime cannot stop it.
     let done = Arc::new(AtomicBool::new(false));
     {
-        let (done, store, clock) = (done.clone(), app.store.clone(), app.clock.clone());
+        let (done, store, clock, keystore) = (done.clone(), app.store.clone(), app.clock.clone(), app.keystore.clone());
+        let handle = tokio::runtime::Handle::current();
         let timeout = Duration::from_secs(app.config().daemon.shutdown_timeout);
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
@@ -426,6 +495,8 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
                 .severity(AuditSeverity::Critical)
                 .detail("timeoutSeconds", timeout.as_secs());
             let _ = store.append_audit(ev, &OpCtx::new("system", clock.now()));
+            // Zeroize the keys before the process dies without running destructors.
+            handle.block_on(keystore.lock());
             std::process::exit(1);
         });
     }
@@ -439,12 +510,16 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     app.workers.stop_all().await;
     // Step 6: close the remaining connections.
     server.close_connections().await;
-    // Steps 7–8: adapters (none yet), keystore lock, final audit rows.
+    // Steps 7–8: adapters (none yet), keystore lock (zeroize), final audit rows.
+    let was_unlocked = app.keystore.is_unlocked().await;
+    app.keystore.lock().await;
     let ctx = OpCtx::new("system", app.clock.now());
     let uptime = app.uptime();
     let stopped = app
         .db(move |s| {
-            s.append_audit(AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "shutdown"), &ctx)?;
+            if was_unlocked {
+                s.append_audit(AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "shutdown"), &ctx)?;
+            }
             s.append_audit(
                 AuditEvent::new("DAEMON_STOPPED", "system").detail("pid", pid).detail("uptime", uptime),
                 &ctx,

@@ -134,10 +134,65 @@ pub(crate) fn start_all(app: &Arc<App>) {
         let before = app.clock.now().saturating_sub(86_400);
         app.db(move |s| s.cleanup_idempotency(before)).await.map(|_| ()).map_err(|e| e.to_string())
     });
+    let interval = app.config().security.integrity_check_interval;
+    if interval > 0 && !app.is_restricted() {
+        w.spawn(app, "integrity-check", Duration::from_secs(interval), false, |app| async move {
+            integrity_check(&app).await
+        });
+    }
+    let backup_interval = app.config().database.backup_interval;
+    if backup_interval > 0 {
+        w.spawn(app, "backup", Duration::from_secs(backup_interval), false, |app| async move {
+            automatic_backup(&app).await
+        });
+    }
     w.spawn(app, "status-log", Duration::from_secs(300), false, |app| async move {
         if app.config().daemon.log_level <= crate::config::LogLevel::Debug {
             tracing::debug!("status: uptime {}s, workers {}", app.uptime(), app.workers.count());
         }
         Ok(())
     });
+}
+
+/// 03-keys.md §10: every key file of a non-terminated keystore agent must still be what the
+/// database says; any failure activates the kill switch (actor `system`). Skipped once the kill
+/// switch is on (restricted mode).
+async fn integrity_check(app: &Arc<App>) -> Result<(), String> {
+    if app.is_restricted() {
+        return Ok(());
+    }
+    let agents = app.db(|s| s.list_agents()).await.map_err(|e| e.to_string())?;
+    let infos: Vec<_> = agents
+        .iter()
+        .filter(|a| {
+            a.status != waiaas_storage::AgentStatus::Terminated && a.backend == waiaas_storage::Backend::Keystore
+        })
+        .map(crate::agents::key_info)
+        .collect();
+    let problem = app
+        .keystore
+        .with(|ks| infos.iter().find_map(|a| ks.check_integrity(a).err().map(|p| format!("agent {}: {p}", a.agent_id))))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(problem) = problem else { return Ok(()) };
+    let reason = format!("INTEGRITY_CHECK_FAILED: {problem}");
+    tracing::error!("{reason}");
+    let ctx = waiaas_storage::OpCtx::new("system", app.clock.now());
+    match crate::killswitch::activate(app, reason, waiaas_storage::KillSwitchActor::System, ctx).await {
+        Ok(_) | Err(waiaas_storage::StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// An automatic backup archive, keeping `backup_keep` of them.
+async fn automatic_backup(app: &Arc<App>) -> Result<(), String> {
+    let created = crate::http::handlers::create_backup(app, true, "system").await.map_err(|e| e.message)?;
+    let keep = app.config().database.backup_keep;
+    let layout = app.layout.clone();
+    tokio::task::spawn_blocking(move || crate::backup::prune(&layout, true, keep))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    tracing::info!("automatic backup {}", created.path.display());
+    Ok(())
 }

@@ -9,7 +9,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod body;
-mod handlers;
+pub(crate) mod handlers;
 mod layers;
 pub(crate) mod openapi;
 pub(crate) mod ratelimit;

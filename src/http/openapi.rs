@@ -108,7 +108,7 @@ fn response_of(op: Op) -> (&'static str, Option<&'static str>) {
         Op::Nonce => ("200", Some("NonceResponse")),
         Op::AdminShutdown => ("200", Some("ShutdownResponse")),
         Op::AuditVerify => ("200", Some("AuditVerifyResponse")),
-        Op::Doc | Op::AdminStatus | Op::AuditLog | Op::DevClock => ("200", None),
+        Op::Doc | Op::AdminStatus | Op::AuditLog | Op::DevClock | Op::AdminBackup => ("200", None),
     }
 }
 

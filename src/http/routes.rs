@@ -30,6 +30,7 @@ pub(crate) enum Op {
     AuditLog,
     AuditVerify,
     DevClock,
+    AdminBackup,
 }
 
 /// One route.
@@ -122,6 +123,15 @@ pub(crate) const ROUTES: &[Route] = &[
         "shutdown_daemon",
         "admin",
         "Shut the daemon down gracefully",
+    ),
+    route(
+        "POST",
+        "/v1/admin/backup",
+        AuthKind::Master,
+        Op::AdminBackup,
+        "create_backup",
+        "admin",
+        "Create a backup archive",
     ),
     route(
         "GET",

@@ -844,3 +844,55 @@ fn a_snapshot_is_a_consistent_openable_copy() {
     assert_eq!(copy.get_agent(a.id).unwrap().unwrap(), a);
     assert!(copy.verify_audit().unwrap().valid);
 }
+
+#[test]
+fn kill_switch_activation_cascades_once_and_leaves_executing_rows() {
+    let (_d, store) = temp_store();
+    let store = Arc::new(store);
+    let a = agent("a", "pk");
+    store.insert_agent(&a, &ctx()).unwrap();
+    let mut already = agent("b", "pk2");
+    already.status = AgentStatus::Active;
+    store.insert_agent(&already, &ctx()).unwrap();
+    store
+        .set_agent_status(already.id, AgentStatus::Active, AgentStatus::Suspended, Some("manual".into()), &ctx())
+        .unwrap();
+    let s = session(a.id, 1);
+    store.create_session(&s, 5, &ctx()).unwrap();
+    let queued = transfer(&a, Some(s.id), 1);
+    store.record_request(&queued, &[], None, &ctx()).unwrap();
+    store.decide_transaction(queued.id, &ctx(), |_| Ok(queue(Tier::Delay))).unwrap();
+    let executing = transfer(&a, Some(s.id), 1);
+    store.record_request(&executing, &[], None, &ctx()).unwrap();
+    store.decide_transaction(executing.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
+    store.transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+
+    let barrier = Arc::new(Barrier::new(2));
+    let results: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                store.activate_kill_switch("test", KillSwitchActor::Admin, &ctx())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let report = results.iter().find_map(|r| r.as_ref().ok()).copied().expect("one activation wins");
+    assert_eq!(results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count(), 1);
+    assert_eq!((report.sessions_revoked, report.transactions_cancelled, report.agents_suspended), (1, 1, 1));
+    assert_eq!(store.kill_switch_status().unwrap(), KillSwitchStatus::Activated);
+    let a_now = store.get_agent(a.id).unwrap().unwrap();
+    assert_eq!(a_now.suspension_reason.as_deref(), Some("KILL_SWITCH: test"));
+    assert_eq!(
+        store.get_agent(already.id).unwrap().unwrap().suspension_reason.as_deref(),
+        Some("manual"),
+        "keeps its reason"
+    );
+    assert_eq!(store.get_transaction(executing.id).unwrap().unwrap().status, TxStatus::Executing, "untouched");
+    let q = store.get_transaction(queued.id).unwrap().unwrap();
+    assert_eq!((q.status, q.error.as_deref()), (TxStatus::Cancelled, Some("KILL_SWITCH")));
+    assert_eq!(store.audit_by_event("KILL_SWITCH_ACTIVATED").unwrap().len(), 1);
+}

@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-pub mod nodes;
+pub(crate) mod nodes;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,21 +16,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The `waiaas` binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_waiaas")
 }
 
 /// A free loopback port (bind :0, read, release).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A `waiaas` command for `dir` with every inherited `WAIAAS_*` variable removed and low
 /// Argon2id parameters (a test unlocks keystores constantly).
-pub fn cli(dir: &Path) -> Command {
+pub(crate) fn cli(dir: &Path) -> Command {
     let mut c = Command::new(bin());
     for (k, _) in std::env::vars() {
         if k.starts_with("WAIAAS_") {
@@ -47,7 +47,7 @@ pub fn cli(dir: &Path) -> Command {
 }
 
 /// Runs a command to completion with a timeout.
-pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+pub(crate) fn run(mut cmd: Command, timeout: Duration) -> Output {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn waiaas");
     let deadline = Instant::now() + timeout;
     loop {
@@ -63,12 +63,12 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Output {
     }
 }
 
-pub fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// `waiaas init --non-interactive` with the test password.
-pub fn init_dir(dir: &Path) -> Output {
+pub(crate) fn init_dir(dir: &Path) -> Output {
     let mut c = cli(dir);
     c.env("WAIAAS_MASTER_PASSWORD", PASSWORD).args(["init", "--non-interactive"]);
     let out = run(c, Duration::from_secs(30));
@@ -77,7 +77,7 @@ pub fn init_dir(dir: &Path) -> Output {
 }
 
 /// Appends lines to `[section]` of config.toml (creating the section at the end).
-pub fn config_append(dir: &Path, section: &str, lines: &str) {
+pub(crate) fn config_append(dir: &Path, section: &str, lines: &str) {
     let path = dir.join("config.toml");
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     text.push_str(&format!("\n[{section}]\n{lines}\n"));
@@ -96,7 +96,7 @@ pub fn config_append(dir: &Path, section: &str, lines: &str) {
 
 /// How to start a test daemon.
 #[derive(Clone, Default)]
-pub struct Opts {
+pub(crate) struct Opts {
     /// Extra `KEY=VALUE` environment.
     pub env: Vec<(String, String)>,
     /// Extra `start` arguments.
@@ -105,10 +105,12 @@ pub struct Opts {
     pub dev: bool,
     /// Lines per section written into config.toml before start.
     pub config: Vec<(&'static str, String)>,
+    /// Master password for `start` (default [`PASSWORD`]).
+    pub password: Option<String>,
 }
 
 /// A running daemon; killed (SIGKILL) when dropped unless already stopped.
-pub struct TestDaemon {
+pub(crate) struct TestDaemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub child: Option<Child>,
@@ -128,7 +130,7 @@ fn pump(stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
 
 impl TestDaemon {
     /// Initialises a fresh data directory and starts a daemon in it.
-    pub async fn start(opts: Opts) -> TestDaemon {
+    pub(crate) async fn start(opts: Opts) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
         if opts.dev {
             let mut c = cli(dir.path());
@@ -144,7 +146,7 @@ impl TestDaemon {
     }
 
     /// Starts a daemon in an existing data directory (retrying on a port race).
-    pub async fn start_in(dir: tempfile::TempDir, opts: Opts) -> TestDaemon {
+    pub(crate) async fn start_in(dir: tempfile::TempDir, opts: Opts) -> TestDaemon {
         let mut dir = Some(dir);
         for attempt in 0..3 {
             let port = free_port();
@@ -167,7 +169,7 @@ impl TestDaemon {
         if opts.dev {
             c.arg("--dev");
         } else {
-            c.env("WAIAAS_MASTER_PASSWORD", PASSWORD);
+            c.env("WAIAAS_MASTER_PASSWORD", opts.password.as_deref().unwrap_or(PASSWORD));
         }
         c.args(&opts.args);
         for (k, v) in &opts.env {
@@ -198,53 +200,53 @@ impl TestDaemon {
         Ok(TestDaemon { dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// A CLI command for this daemon. CLI commands find the daemon through the configured port
     /// (01-daemon.md §4.1), so the port is passed the way an operator would: the environment.
-    pub fn cli(&self) -> Command {
+    pub(crate) fn cli(&self) -> Command {
         let mut c = cli(self.path());
         c.env("WAIAAS_DAEMON_PORT", self.port.to_string());
         c
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn password(&self) -> &'static str {
+    pub(crate) fn password(&self) -> &'static str {
         if self.dev { "waiaas-dev" } else { PASSWORD }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
     /// GET with the master password.
-    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn admin_get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).header("X-Master-Password", self.password()).send().await.unwrap()
     }
 
     /// POST JSON with the master password.
-    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
         self.http.post(self.url(path)).header("X-Master-Password", self.password()).json(&body).send().await.unwrap()
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
+    pub(crate) fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("daemon running");
         signal(child.id(), "TERM");
         wait_timeout(&mut child, Duration::from_secs(40)).expect("daemon did not exit after SIGTERM")
     }
 
     /// Waits for the process to exit on its own.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         let r = wait_timeout(&mut child, timeout);
         if r.is_none() {
@@ -254,7 +256,7 @@ impl TestDaemon {
     }
 
     /// Kills the daemon with SIGKILL (crash simulation).
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -262,15 +264,21 @@ impl TestDaemon {
     }
 
     /// Opens the database after the daemon stopped.
-    pub fn store(&self) -> waiaas_storage::Store {
+    pub(crate) fn store(&self) -> waiaas_storage::Store {
         waiaas_storage::Store::open(&self.path().join("data/waiaas.redb"), 8 << 20).unwrap().0
     }
 
-    pub fn stdout_text(&self) -> String {
+    /// Stops the daemon and asserts the audit log holds `event`.
+    pub(crate) fn store_when_stopped_has(mut self, event: &str) {
+        self.terminate();
+        assert!(!self.store().audit_by_event(event).unwrap().is_empty(), "no {event} audit row");
+    }
+
+    pub(crate) fn stdout_text(&self) -> String {
         self.stdout.lock().unwrap().join("\n")
     }
 
-    pub fn stderr_text(&self) -> String {
+    pub(crate) fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
 }
@@ -281,12 +289,12 @@ impl Drop for TestDaemon {
     }
 }
 
-pub fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
-pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -301,23 +309,23 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> 
 
 /// A raw HTTP/1.1 exchange, for requests a normal client will not send (no Host header, a
 /// forged Host, keep-alive control).
-pub struct RawConn {
+pub(crate) struct RawConn {
     pub stream: TcpStream,
 }
 
 impl RawConn {
-    pub fn connect(port: u16) -> RawConn {
+    pub(crate) fn connect(port: u16) -> RawConn {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         RawConn { stream }
     }
 
-    pub fn send(&mut self, raw: &str) {
+    pub(crate) fn send(&mut self, raw: &str) {
         self.stream.write_all(raw.as_bytes()).unwrap();
     }
 
     /// Reads one response (headers + Content-Length body).
-    pub fn read_response(&mut self) -> RawResponse {
+    pub(crate) fn read_response(&mut self) -> RawResponse {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {
@@ -343,21 +351,21 @@ impl RawConn {
     }
 }
 
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Value,
 }
 
 impl RawResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// Path of a tool installed by `scripts/install-test-infra.sh`: the environment variable, else
 /// the default cache location. A missing tool fails the test with instructions, never skips it.
-pub fn tool(var: &str, default_rel: &str) -> PathBuf {
+pub(crate) fn tool(var: &str, default_rel: &str) -> PathBuf {
     if let Ok(p) = std::env::var(var) {
         return PathBuf::from(p);
     }

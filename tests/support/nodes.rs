@@ -34,7 +34,7 @@ fn wait_line(child: &mut Child, what: &str, timeout: Duration, pred: impl Fn(&st
 }
 
 /// An anvil node.
-pub struct Anvil {
+pub(crate) struct Anvil {
     child: Child,
     pub port: u16,
     pub url: String,
@@ -42,7 +42,7 @@ pub struct Anvil {
 
 impl Anvil {
     /// `anvil --port 0 --chain-id <id>` plus extra arguments.
-    pub fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
+    pub(crate) fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
         let bin = tool("WAIAAS_TOOL_ANVIL", "foundry-1.7.1/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
         let mut child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", "0", "--chain-id", &chain_id.to_string()])
@@ -57,7 +57,7 @@ impl Anvil {
         Anvil { child, port, url: format!("http://{addr}") }
     }
 
-    pub fn start() -> Anvil {
+    pub(crate) fn start() -> Anvil {
         Anvil::start_with(31337, &[])
     }
 }
@@ -69,7 +69,7 @@ impl Drop for Anvil {
 }
 
 /// The surfnet-local Solana node (a workspace binary).
-pub struct Surfnet {
+pub(crate) struct Surfnet {
     child: Child,
     pub port: u16,
     pub url: String,
@@ -87,7 +87,7 @@ fn surfnet_bin() -> PathBuf {
 }
 
 impl Surfnet {
-    pub fn start_with(extra: &[&str]) -> Surfnet {
+    pub(crate) fn start_with(extra: &[&str]) -> Surfnet {
         for _ in 0..3 {
             let (port, ws) = (free_port(), free_port());
             let mut child = Command::new(surfnet_bin())
@@ -121,7 +121,7 @@ impl Surfnet {
         panic!("surfnet-local did not start");
     }
 
-    pub fn start() -> Surfnet {
+    pub(crate) fn start() -> Surfnet {
         Surfnet::start_with(&[])
     }
 }
@@ -133,7 +133,7 @@ impl Drop for Surfnet {
 }
 
 /// The Speculos emulator running the Boilerplate app.
-pub struct Speculos {
+pub(crate) struct Speculos {
     child: Child,
     pub apdu_port: u16,
     pub api_port: u16,
@@ -141,7 +141,7 @@ pub struct Speculos {
 
 impl Speculos {
     /// Starts Speculos (nanox, headless) with optional automation rules.
-    pub fn start(automation: Option<&str>) -> Speculos {
+    pub(crate) fn start(automation: Option<&str>) -> Speculos {
         let bin = tool("WAIAAS_TOOL_SPECULOS", "speculos-0.27.1/venv/bin/speculos");
         let app = tool("WAIAAS_TOOL_SPECULOS_APP", "speculos-0.27.1/apps/boil.elf");
         for _ in 0..3 {
@@ -174,7 +174,7 @@ impl Speculos {
         panic!("speculos did not start");
     }
 
-    pub fn api(&self, path: &str) -> String {
+    pub(crate) fn api(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.api_port)
     }
 }

@@ -42,11 +42,10 @@ pub fn key_files(dir: &Path) -> Result<Vec<(Uuid, PathBuf)>, KeystoreError> {
         let entry = entry.map_err(|e| KeystoreError::io(dir, e))?;
         let path = entry.path();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        if path.extension().and_then(|e| e.to_str()) == Some("json") {
-            if let Ok(id) = Uuid::parse_str(stem) {
+        if path.extension().and_then(|e| e.to_str()) == Some("json")
+            && let Ok(id) = Uuid::parse_str(stem) {
                 out.push((id, path));
             }
-        }
     }
     out.sort();
     Ok(out)

@@ -276,12 +276,11 @@ impl FakeDevice {
             App::Ethereum => apdu.p1 == 0x80,
             App::Solana => apdu.p2 & 0x01 != 0,
         };
-        if let Some(p) = &st.pending {
-            if !continuation || p.conn != conn || p.ins != apdu.ins || p.app != app {
+        if let Some(p) = &st.pending
+            && (!continuation || p.conn != conn || p.ins != apdu.ins || p.app != app) {
                 st.interleavings += 1;
                 st.pending = None;
             }
-        }
         match app {
             App::Ethereum => self.eth(&mut st, conn, apdu, continuation),
             App::Solana => self.sol(&mut st, conn, apdu, continuation),

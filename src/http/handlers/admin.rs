@@ -49,8 +49,22 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "adapters": [],
         "workers": app.workers.snapshot(),
         "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION},
-        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": 0},
+        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.keystore.keys_loaded().await},
         "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
+    })))
+}
+
+/// `POST /v1/admin/backup` (03-keys.md §9.2): snapshots the database and packs an archive.
+pub(super) async fn backup(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
+    let created = super::create_backup(app, false, &req.caller.actor()).await?;
+    let layout = app.layout.clone();
+    tokio::task::spawn_blocking(move || crate::backup::prune(&layout, false, 10)).await.ok();
+    Ok(Reply::ok(json!({
+        "path": created.path.display().to_string(),
+        "sizeBytes": created.size_bytes,
+        "agentCount": created.agent_count,
+        "createdAt": iso(created.created_at),
     })))
 }
 

@@ -14,8 +14,8 @@ use crate::http::Reply;
 pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
     let db_ok = app.db(|s| s.kill_switch_status()).await.is_ok();
     let ks = app.kill_switch();
-    let restricted = app.is_restricted();
-    let keystore_status = if restricted { "locked" } else { "unlocked" };
+    let keys_loaded = app.keystore.keys_loaded().await;
+    let keystore_status = if app.keystore.is_unlocked().await { "unlocked" } else { "locked" };
     let status = if ks.status != KillSwitchStatus::Normal {
         "locked"
     } else if !db_ok || keystore_status != "unlocked" {
@@ -30,7 +30,7 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
         "timestamp": iso(app.clock.now()),
         "services": {
             "database": {"status": if db_ok { "ok" } else { "error" }, "sizeBytes": app.store.size_bytes()},
-            "keystore": {"status": keystore_status, "keysLoaded": 0},
+            "keystore": {"status": keystore_status, "keysLoaded": keys_loaded},
             "adapters": {},
             "ledger": {"status": "not_used"},
         },

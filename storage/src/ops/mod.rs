@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod decide;
+pub mod killswitch;
 pub mod policies;
 pub mod sessions;
 pub mod system;
