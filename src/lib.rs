@@ -10,6 +10,7 @@
 mod agents;
 mod auth;
 mod backup;
+mod chains;
 mod cli;
 mod clock;
 mod config;

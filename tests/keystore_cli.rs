@@ -13,6 +13,7 @@ use waiaas_backends::keystore::LockedKeystore;
 use waiaas_backends::seam::ChainKind;
 use waiaas_storage::{AgentRecord, AgentStatus, Backend, Chain, Network, OpCtx, Store};
 
+use crate::support::nodes::LocalChains;
 use crate::support::{Opts, PASSWORD, TestDaemon, cli, init_dir, run, text};
 
 /// Creates a keystore agent while the daemon is stopped, as agent creation does: key file first,
@@ -91,7 +92,13 @@ async fn start_unlocks_every_key_and_deletes_files_of_terminated_agents() {
     // An orphan key file (no agent row) is only logged.
     let orphan = dir.path().join(format!("keystore/{}.json", Uuid::now_v7()));
     std::fs::copy(dir.path().join(format!("keystore/{}.json", a.id)), &orphan).unwrap();
+    let chains = LocalChains::start();
+    chains.configure(dir.path());
     let d = TestDaemon::start_in(dir, Opts::default()).await;
+    assert!(
+        d.stdout_text().contains("solana/devnet adapter ready")
+            && d.stdout_text().contains("ethereum/testnet adapter ready")
+    );
     assert!(d.stdout_text().contains("KeyStore unlocked (2 keys loaded)"), "{}", d.stdout_text());
     let h: Value = d.get("/health").await.json().await.unwrap();
     assert_eq!(h["services"]["keystore"], json!({"status": "unlocked", "keysLoaded": 2}));
@@ -134,6 +141,8 @@ async fn change_password_reencrypts_backs_up_and_only_the_new_password_works() {
     std::fs::set_permissions(&new_pw, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // While the daemon runs the command refuses with exit 2.
+    let chains = LocalChains::start();
+    chains.configure(dir.path());
     let d = TestDaemon::start_in(dir, Opts::default()).await;
     let mut c = d.cli();
     c.env("WAIAAS_MASTER_PASSWORD", PASSWORD).args(["keystore", "change-password", "--new-password-file"]).arg(&new_pw);
@@ -183,6 +192,8 @@ async fn backup_archives_hold_every_file_with_matching_checksums() {
     let out = run(c, Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // Online: through POST /v1/admin/backup.
+    let chains = LocalChains::start();
+    chains.configure(dir.path());
     let d = TestDaemon::start_in(dir, Opts::default()).await;
     let r: Value = d.admin_post("/v1/admin/backup", json!({})).await.json().await.unwrap();
     assert_eq!(r["agentCount"], 1);
@@ -238,6 +249,9 @@ async fn restore_rejects_bad_archives_and_restores_a_good_one() {
     c.env("WAIAAS_MASTER_PASSWORD", "archive password 42").args(["init", "--non-interactive"]);
     assert!(run(c, Duration::from_secs(30)).status.success());
     let agent = offline_agent(src.path(), "archive password 42", "archived", Chain::Solana);
+    // The archived config points at a local node: the restored daemon's agent must connect.
+    let chains = LocalChains::start();
+    chains.configure(src.path());
     let mut c = cli(src.path());
     c.args(["backup", "create"]);
     assert!(run(c, Duration::from_secs(30)).status.success());
@@ -353,6 +367,8 @@ async fn the_integrity_worker_trips_the_kill_switch_on_a_tampered_key_file() {
         assert!(run(c, Duration::from_secs(30)).status.success());
         let a = offline_agent(dir.path(), "waiaas-dev", "watched", Chain::Ethereum);
         crate::support::config_append(dir.path(), "security", "integrity_check_interval = 60");
+        let chains = LocalChains::start();
+        chains.configure(dir.path());
         let d = TestDaemon::start_in(dir, Opts { dev: true, ..Opts::default() }).await;
         let path = d.path().join(format!("keystore/{}.json", a.id));
         match tampering {

@@ -23,6 +23,9 @@ use crate::support::nodes::{Anvil, Speculos, Surfnet};
 
 // ---------------------------------------------------------------- Speculos helpers
 
+/// Every (response data, status word) of one exchange sequence.
+type ExchangeResult = Result<Vec<(Vec<u8>, u16)>, TransportError>;
+
 /// A minimal HTTP/1.1 call to the Speculos REST API.
 fn speculos_http(port: u16, method: &str, path: &str, body: Option<&str>) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -93,11 +96,7 @@ fn connect(sp: &Speculos) -> TcpTransport {
 }
 
 /// Sends a chunked sign on its own thread (the device blocks until a button is pressed).
-fn sign_in_background(
-    sp: &Speculos,
-    tx: Vec<u8>,
-    timeout: Duration,
-) -> std::thread::JoinHandle<Result<Vec<(Vec<u8>, u16)>, TransportError>> {
+fn sign_in_background(sp: &Speculos, tx: Vec<u8>, timeout: Duration) -> std::thread::JoinHandle<ExchangeResult> {
     let mut t = connect(sp);
     std::thread::spawn(move || {
         let mut out = Vec::new();
@@ -234,7 +233,15 @@ async fn a_transfer_signed_by_the_fake_ledger_is_mined_by_anvil() {
     let signed = tx.into_signed(out.to_alloy().unwrap());
     let raw = TxEnvelope::from(signed).encoded_2718();
     let hash = rpc(&anvil.url, "eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))])).await;
-    let receipt = rpc(&anvil.url, "eth_getTransactionReceipt", json!([hash])).await;
+    // anvil mines on submission, but the receipt can lag the RPC answer by a moment.
+    let mut receipt = Value::Null;
+    for _ in 0..100 {
+        receipt = rpc(&anvil.url, "eth_getTransactionReceipt", json!([hash])).await;
+        if !receipt.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(receipt["status"], "0x1");
     assert_eq!(
         receipt["from"].as_str().unwrap().to_lowercase(),

@@ -20,10 +20,14 @@ macro_rules! daemon_test {
     };
 }
 
+mod agents;
+mod auth_matrix;
 mod http_layer;
 mod keys;
 mod keystore_cli;
 mod ledger;
 mod lifecycle;
 mod nodes;
+mod owner;
+mod sessions;
 mod storage_api;

@@ -112,6 +112,7 @@ fn a_database_from_a_newer_schema_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_on_every_released_schema_fixture() {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/db");
+    let chains = crate::support::nodes::LocalChains::start();
     let mut n = 0;
     for entry in std::fs::read_dir(fixtures).unwrap() {
         let path = entry.unwrap().path();
@@ -122,6 +123,7 @@ async fn the_daemon_runs_on_every_released_schema_fixture() {
         let dir = tempfile::tempdir().unwrap();
         init_dir(dir.path());
         std::fs::copy(&path, dir.path().join("data/waiaas.redb")).unwrap();
+        chains.configure(dir.path());
         let d = TestDaemon::start_in(dir, Opts::default()).await;
         let status: Value = d.admin_get("/v1/admin/status").await.json().await.unwrap();
         assert_eq!(status["agents"]["total"], 2, "{}: {status}", path.display());

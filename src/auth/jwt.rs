@@ -1,27 +1,181 @@
-//! JWT signing keys (04-auth.md §5): the current secret and, for 300 s after a rotation, the
-//! previous one. The database is the source; this is the in-memory copy the auth layer reads.
+//! Session tokens (04-auth.md §3.1, §5): `wai_sess_` + an HS256 JWT
+//! `{iss:"waiaas", iat, exp, jti, sid, aid}` signed with the current secret; verified with the
+//! current secret and, for 300 s after a rotation, the previous one.
+//!
+//! Expiry is checked against the daemon clock (which dev mode can advance), not the wall clock,
+//! so `jsonwebtoken`'s own `exp` check is off and done here with no leeway. Only HS256 is
+//! accepted: `none`, HS512 or any other algorithm is `AUTH_TOKEN_INVALID`.
 
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
 use waiaas_storage::JwtSecrets;
 use zeroize::Zeroizing;
 
-/// Decoded HMAC keys.
-pub(crate) struct JwtKeys {
-    pub(crate) current: Zeroizing<[u8; 32]>,
-    pub(crate) previous: Option<(Zeroizing<[u8; 32]>, u64)>,
+/// The token prefix.
+pub(crate) const PREFIX: &str = "wai_sess_";
+
+/// JWT claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub(crate) iss: String,
+    pub(crate) iat: u64,
+    pub(crate) exp: u64,
+    pub(crate) jti: String,
+    pub(crate) sid: String,
+    pub(crate) aid: String,
 }
 
-fn decode(hex_secret: &str) -> Option<Zeroizing<[u8; 32]>> {
+/// Why a token does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenError {
+    /// Not `wai_sess_` + three dot-separated parts.
+    Missing,
+    /// Signature, algorithm, issuer or claims wrong.
+    Invalid,
+    /// `exp ≤ now`.
+    Expired,
+}
+
+/// Decoded HMAC keys.
+pub(crate) struct JwtKeys {
+    current: Zeroizing<[u8; 32]>,
+    previous: Option<(Zeroizing<[u8; 32]>, u64)>,
+}
+
+fn decode_hex(hex_secret: &str) -> Option<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(hex_secret, out.as_mut()).ok()?;
     Some(out)
 }
 
+/// SHA-256 of the full token string (what the database stores).
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether a string has the session-token shape.
+pub(crate) fn looks_like_token(s: &str) -> bool {
+    s.strip_prefix(PREFIX).is_some_and(|jwt| jwt.split('.').count() == 3 && jwt.split('.').all(|p| !p.is_empty()))
+}
+
 impl JwtKeys {
     pub(crate) fn from_secrets(s: &JwtSecrets) -> Option<JwtKeys> {
         let previous = match (&s.previous, s.rotated_at) {
-            (Some(p), Some(at)) => Some((decode(p)?, at)),
+            (Some(p), Some(at)) => Some((decode_hex(p)?, at)),
             _ => None,
         };
-        Some(JwtKeys { current: decode(&s.current)?, previous })
+        Some(JwtKeys { current: decode_hex(&s.current)?, previous })
+    }
+
+    /// Signs a token for session `sid` of agent `aid`.
+    pub(crate) fn issue(&self, sid: Uuid, aid: Uuid, iat: u64, exp: u64) -> String {
+        let claims =
+            Claims { iss: "waiaas".into(), iat, exp, jti: sid.to_string(), sid: sid.to_string(), aid: aid.to_string() };
+        let jwt = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(self.current.as_ref()),
+        )
+        .expect("HS256 encoding cannot fail");
+        format!("{PREFIX}{jwt}")
+    }
+
+    /// Verifies a `wai_sess_` token at daemon time `now` (04-auth.md §3.2 step 2).
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        if !looks_like_token(token) {
+            return Err(TokenError::Missing);
+        }
+        let jwt = &token[PREFIX.len()..];
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.validate_aud = false;
+        v.leeway = 0;
+        v.set_issuer(&["waiaas"]);
+        v.set_required_spec_claims(&["iss", "exp"]);
+        let mut keys: Vec<&[u8]> = vec![self.current.as_ref()];
+        if let Some((prev, at)) = &self.previous
+            && now.saturating_sub(*at) <= waiaas_storage::JWT_ROTATION_OVERLAP
+        {
+            keys.push(prev.as_ref());
+        }
+        let mut last = TokenError::Invalid;
+        for key in keys {
+            match jsonwebtoken::decode::<Claims>(jwt, &DecodingKey::from_secret(key), &v) {
+                Ok(data) => {
+                    let c = data.claims;
+                    if c.sid != c.jti || Uuid::parse_str(&c.sid).is_err() || Uuid::parse_str(&c.aid).is_err() {
+                        return Err(TokenError::Invalid);
+                    }
+                    if c.exp <= now {
+                        return Err(TokenError::Expired);
+                    }
+                    return Ok(c);
+                }
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
+                    last = TokenError::Invalid
+                }
+                Err(_) => return Err(TokenError::Invalid),
+            }
+        }
+        Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::from_secrets(&JwtSecrets {
+            current: "11".repeat(32),
+            previous: Some("22".repeat(32)),
+            rotated_at: Some(1000),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn issue_and_verify_with_expiry_and_rotation_window() {
+        let k = keys();
+        let (sid, aid) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = k.issue(sid, aid, 1000, 2000);
+        assert!(t.starts_with("wai_sess_"));
+        let c = k.verify(&t, 1999).unwrap();
+        assert_eq!((c.sid.clone(), c.aid.clone(), c.exp - c.iat), (sid.to_string(), aid.to_string(), 1000));
+        assert_eq!(k.verify(&t, 2000), Err(TokenError::Expired), "no leeway");
+        // A token signed with the previous secret verifies only inside the 300 s window.
+        let old =
+            JwtKeys::from_secrets(&JwtSecrets { current: "22".repeat(32), previous: None, rotated_at: None }).unwrap();
+        let t_old = old.issue(sid, aid, 900, 5000);
+        assert!(k.verify(&t_old, 1300).is_ok());
+        assert_eq!(k.verify(&t_old, 1301), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn other_algorithms_tampering_and_shapes_are_refused() {
+        let k = keys();
+        let t = k.issue(Uuid::now_v7(), Uuid::now_v7(), 1000, 2000);
+        let mut tampered = t.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(k.verify(&tampered, 1500), Err(TokenError::Invalid));
+        let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let payload = t.split('.').nth(1).unwrap();
+        let none = format!("wai_sess_{}.{payload}.x", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})));
+        assert_eq!(k.verify(&none, 1500), Err(TokenError::Invalid));
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &k.verify(&t, 1500).unwrap(),
+            &EncodingKey::from_secret(&[0x11; 32]),
+        )
+        .unwrap();
+        assert_eq!(k.verify(&format!("wai_sess_{hs512}"), 1500), Err(TokenError::Invalid));
+        for bad in ["abc", "wai_sess_", "wai_sess_a.b", "Bearer x", "wai_sess_a..c"] {
+            assert_eq!(k.verify(bad, 1500), Err(TokenError::Missing), "{bad}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! Argon2id, and at most two of them run at a time. Five consecutive failures lock masterAuth for
 //! 30 minutes; the counter lives in memory and any success resets it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
@@ -51,6 +52,8 @@ pub(crate) struct MasterAuth {
     cached: Mutex<Option<[u8; 32]>>,
     failures: Mutex<Failures>,
     argon: Semaphore,
+    /// Argon2id verifications run since start (cache misses), for the operator status.
+    slow: AtomicU64,
 }
 
 impl MasterAuth {
@@ -63,7 +66,13 @@ impl MasterAuth {
             cached: Mutex::new(None),
             failures: Mutex::new(Failures::default()),
             argon: Semaphore::new(2),
+            slow: AtomicU64::new(0),
         }
+    }
+
+    /// Argon2id verifications run since start: only cache misses pay for one.
+    pub(crate) fn argon2_verifications(&self) -> u64 {
+        self.slow.load(Ordering::Relaxed)
     }
 
     fn mac(&self, password: &[u8]) -> [u8; 32] {
@@ -96,6 +105,7 @@ impl MasterAuth {
             false
         } else {
             let _permit = self.argon.acquire().await.expect("semaphore never closed");
+            self.slow.fetch_add(1, Ordering::Relaxed);
             let file = self.file.clone();
             let candidate = Zeroizing::new(pw.as_bytes().to_vec());
             tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false)

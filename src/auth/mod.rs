@@ -3,3 +3,5 @@
 pub(crate) mod jwt;
 pub(crate) mod master;
 pub(crate) mod nonce;
+pub(crate) mod owner;
+pub(crate) mod siwe;

@@ -180,11 +180,13 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
     // A safety archive of the current state first.
     let config = crate::config::load(dir, &Default::default(), env).ok();
     if let Some(cfg) = &config
-        && cfg.database.path.exists() && layout.master().exists() {
-            let (store, _) = Store::open(&cfg.database.path, cfg.cache_bytes()).map_err(err)?;
-            let safety = backup::create(layout, now, false, |p| store.snapshot_to(p)).map_err(err)?;
-            println!("Safety backup of the current state: {}", safety.path.display());
-        }
+        && cfg.database.path.exists()
+        && layout.master().exists()
+    {
+        let (store, _) = Store::open(&cfg.database.path, cfg.cache_bytes()).map_err(err)?;
+        let safety = backup::create(layout, now, false, |p| store.snapshot_to(p)).map_err(err)?;
+        println!("Safety backup of the current state: {}", safety.path.display());
+    }
     // Swap config, keystore and database in.
     let pre = layout.root.join(format!(".pre-restore-{stamp}"));
     waiaas_backends::fsutil::create_private_dir(&pre).map_err(err)?;

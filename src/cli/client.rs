@@ -53,9 +53,24 @@ impl DaemonClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, CliError> {
+        self.call_as(method, path, body, None).await
+    }
+
+    /// As [`call`](Self::call), with an `Authorization: Bearer <bearer>` header (an owner
+    /// payload) next to the master password.
+    pub(crate) async fn call_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+    ) -> Result<Value, CliError> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(pw) = &self.master {
             req = req.header("X-Master-Password", pw.expose_secret());
+        }
+        if let Some(b) = bearer {
+            req = req.header("Authorization", format!("Bearer {b}"));
         }
         if let Some(b) = body {
             req = req.json(b);

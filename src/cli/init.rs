@@ -23,18 +23,45 @@ use crate::policy::defaults;
 pub(crate) struct InitArgs {
     /// Never prompt.
     #[arg(long)]
-    non_interactive: bool,
+    pub(crate) non_interactive: bool,
     #[command(flatten)]
-    password: PasswordArgs,
+    pub(crate) password_source: PasswordArgs,
     /// The master password itself (scripted setups).
     #[arg(long, value_name = "PW")]
-    master_password: Option<String>,
+    pub(crate) master_password: Option<String>,
     /// Machine-readable output; idempotent on an initialised directory.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Delete the data directory and start over.
     #[arg(long)]
-    force: bool,
+    pub(crate) force: bool,
+    /// Init, start in the background, create an agent and a session (01-daemon.md §4.12).
+    #[arg(long)]
+    pub(crate) quickstart: bool,
+    /// Quickstart: the agent's chain (solana or ethereum).
+    #[arg(long, requires = "quickstart")]
+    pub(crate) chain: Option<String>,
+    /// Quickstart: the agent's network.
+    #[arg(long, requires = "quickstart")]
+    pub(crate) network: Option<String>,
+    /// Quickstart: the agent's owner address.
+    #[arg(long, requires = "quickstart")]
+    pub(crate) owner: Option<String>,
+    /// Quickstart: the agent's name.
+    #[arg(long, requires = "quickstart", default_value = "agent-01")]
+    pub(crate) agent_name: String,
+    /// Quickstart: the session lifetime in seconds.
+    #[arg(long, requires = "quickstart", default_value_t = 86_400)]
+    pub(crate) expires_in: u64,
+    /// Quickstart: the master password.
+    #[arg(long, value_name = "PW", requires = "quickstart")]
+    pub(crate) password: Option<String>,
+    /// Quickstart: dev mode (password "waiaas-dev").
+    #[arg(long, requires = "quickstart")]
+    pub(crate) dev: bool,
+    /// Print nothing on success (quickstart prints its own progress).
+    #[arg(skip)]
+    pub(crate) quiet: bool,
 }
 
 /// Which steps are already done.
@@ -72,9 +99,12 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
+    if args.quickstart {
+        return super::quickstart::run(dir, args);
+    }
     let layout = Layout::new(dir.to_path_buf());
     // The environment variable is read (and removed) first, while the process is single-threaded.
-    let env_pw = password::take_env(&args.password.password_env);
+    let env_pw = password::take_env(&args.password_source.password_env);
 
     if args.force && layout.root.exists() {
         if layout.lock().exists()
@@ -107,7 +137,7 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
             Some(pw) => SecretString::from(pw),
             None if args.non_interactive => match env_pw {
                 Some(pw) => pw,
-                None => match password::file_source(&args.password) {
+                None => match password::file_source(&args.password_source) {
                     Some(p) => password::read_file(&p)?,
                     None => {
                         return Err(CliError::general(
@@ -116,7 +146,7 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
                     }
                 },
             },
-            None => password::obtain(&args.password, env_pw, true).map_err(|e| {
+            None => password::obtain(&args.password_source, env_pw, true).map_err(|e| {
                 if e.message.starts_with("No TTY") {
                     CliError::general(
                         "Error: Master password not provided. Set WAIAAS_MASTER_PASSWORD or use --password-file.",
@@ -187,7 +217,7 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
 
     if args.json {
         print_json(&layout, false, before);
-    } else {
+    } else if !args.quiet {
         println!("WAIaaS initialized successfully!");
         println!("  Data directory: {}", layout.root.display());
         println!("  Config:         {}", layout.config().display());

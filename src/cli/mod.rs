@@ -4,12 +4,17 @@
 //! would be 2, which here means "daemon already running"). Each subcommand lives in its own
 //! module and returns `Result<(), CliError>`; `main` prints the error and exits with its code.
 
+mod agent;
+pub(crate) mod api;
 mod audit;
 mod backup;
 pub(crate) mod client;
-mod init;
+pub(crate) mod init;
 mod keystore;
+mod owner_sign;
 pub(crate) mod password;
+mod quickstart;
+mod session;
 mod start;
 mod status;
 mod stop;
@@ -84,6 +89,15 @@ pub(crate) enum Command {
     /// Backup archives.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Agents.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
+    /// Session tokens for agents.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
+    /// The session-token secret.
+    #[command(subcommand)]
+    Secret(session::SecretCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -138,6 +152,9 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Audit(c) => audit::run(&data_dir, c),
         Command::Keystore(c) => keystore::run(&data_dir, c),
         Command::Backup(c) => backup::run(&data_dir, c),
+        Command::Agent(c) => agent::run(&data_dir, c),
+        Command::Session(c) => session::run(&data_dir, c),
+        Command::Secret(c) => session::run_secret(&data_dir, c),
     }
 }
 

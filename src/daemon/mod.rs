@@ -59,6 +59,8 @@ pub(crate) struct App {
     pub(crate) keystore: Arc<KeystoreBackend>,
     /// The process's one Ledger device, opened lazily; `None` when no transport is available.
     pub(crate) ledger: Option<Arc<LedgerBackend>>,
+    /// Chain adapters, one per (chain, network).
+    pub(crate) adapters: crate::chains::Registry,
 }
 
 impl App {

@@ -177,13 +177,17 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let locked = LockedKeystore::open(&layout.keystore())
         .map_err(|e| CliError::general(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
     let master_file = locked.master().clone();
-    let agents = tokio::task::spawn_blocking({
+    let (agents, unreadable) = tokio::task::spawn_blocking({
         let store = store.clone();
-        move || store.list_agents()
+        move || store.scan_agents()
     })
     .await
     .map_err(|e| CliError::general(format!("database task failed: {e}")))?
     .map_err(|e| CliError::general(format!("cannot read agents: {e}")))?;
+    for (id, e) in &unreadable {
+        // The row was altered outside the daemon; requests touching it answer 500.
+        tracing::error!("agent row {id} is unreadable ({e}); its key is not loaded");
+    }
     let key_infos: Vec<AgentKeyInfo> = agents
         .iter()
         .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
@@ -221,6 +225,10 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     }
     let ledger = ledger_backend(&config);
 
+    // Step 4: chain adapters (fail-soft).
+    let adapters = crate::chains::Registry::default();
+    connect_adapters(&adapters, &config, &agents, clock.now()).await?;
+
     // Step 5: bind.
     let listener =
         tokio::time::timeout(Duration::from_secs(5), http::server::bind(&config.daemon.hostname, config.daemon.port))
@@ -253,6 +261,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         logging: log,
         keystore,
         ledger,
+        adapters,
     });
     let server = http::server::spawn(app.clone(), listener);
 
@@ -284,6 +293,53 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     );
     let _ = std::io::stdout().flush();
     Ok(Running { app, server, lock: instance, pid_file: config.daemon.pid_file.clone() })
+}
+
+/// Start step 4: one adapter per (chain, network) of a non-terminated agent, connected in
+/// parallel with 10 s each. An unreachable node only marks its adapter unavailable; the start
+/// fails only when agents exist and none of their adapters connected.
+async fn connect_adapters(
+    adapters: &crate::chains::Registry,
+    config: &Config,
+    agents: &[AgentRecord],
+    now: u64,
+) -> Result<(), CliError> {
+    let mut pairs: Vec<_> =
+        agents.iter().filter(|a| a.status != AgentStatus::Terminated).map(|a| (a.chain, a.network)).collect();
+    pairs.sort_by_key(|(c, n)| (c.as_str(), n.as_str()));
+    pairs.dedup();
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let mut tasks = Vec::new();
+    for (chain, network) in pairs {
+        match adapters.get_or_create(config, chain, network) {
+            Ok(a) => tasks.push(tokio::spawn(async move {
+                let r = tokio::time::timeout(Duration::from_secs(10), a.connect(now)).await;
+                (a, r)
+            })),
+            Err(e) => tracing::warn!("{chain}/{network} adapter: {}", e.message),
+        }
+    }
+    let mut connected = 0;
+    for t in tasks {
+        let Ok((a, r)) = t.await else { continue };
+        match r {
+            Ok(Ok(())) => {
+                connected += 1;
+                println!("{} adapter ready (latency: {}ms)", a.label(), a.latency_ms());
+            }
+            Ok(Err(e)) => tracing::warn!("{} adapter unavailable, retrying in the background: {e}", a.label()),
+            Err(_) => {
+                a.mark_timeout(now);
+                tracing::warn!("{} adapter did not connect within 10 s, retrying in the background", a.label())
+            }
+        }
+    }
+    if connected == 0 {
+        return Err(CliError::general("no chain adapter could connect; check the [rpc] URLs"));
+    }
+    Ok(())
 }
 
 /// Key files at start (03-keys.md §4.4): a file of a TERMINATED agent is deleted; a file with no
@@ -423,6 +479,7 @@ pub(crate) async fn reload_config(app: &Arc<App>) {
         Ok(new) => {
             let merged = merge_reloadable(&old, new);
             app.logging.reconfigure(&merged);
+            app.adapters.reload(&merged);
             *app.config.write().expect("config lock") = Arc::new(merged);
             tracing::info!("configuration reloaded");
             let _ = app.db(move |s| s.append_audit(AuditEvent::new("CONFIG_RELOADED", "system"), &ctx)).await;
@@ -510,7 +567,7 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     app.workers.stop_all().await;
     // Step 6: close the remaining connections.
     server.close_connections().await;
-    // Steps 7–8: adapters (none yet), keystore lock (zeroize), final audit rows.
+    // Steps 7–8: adapters (dropped with the app; their HTTP clients hold no state), keystore lock (zeroize), final audit rows.
     let was_unlocked = app.keystore.is_unlocked().await;
     app.keystore.lock().await;
     let ctx = OpCtx::new("system", app.clock.now());

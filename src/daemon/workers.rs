@@ -146,6 +146,10 @@ pub(crate) fn start_all(app: &Arc<App>) {
             automatic_backup(&app).await
         });
     }
+    w.spawn(app, "adapter-reconnect", Duration::from_secs(30), false, |app| async move {
+        app.adapters.reconnect(app.clock.now()).await;
+        Ok(())
+    });
     w.spawn(app, "status-log", Duration::from_secs(300), false, |app| async move {
         if app.config().daemon.log_level <= crate::config::LogLevel::Debug {
             tracing::debug!("status: uptime {}s, workers {}", app.uptime(), app.workers.count());

@@ -29,7 +29,9 @@ pub(crate) struct Body {
 }
 
 pub(crate) fn too_large() -> ApiError {
+    // The rest of the body is never read, so the connection cannot carry another request.
     ApiError::new(ErrorCode::PayloadTooLarge, format!("Request body exceeds {MAX_BODY} bytes"))
+        .header("Connection", "close")
 }
 
 fn issue(path: &str, code: &str, message: impl Into<String>) -> ApiError {

@@ -12,9 +12,11 @@ pub(crate) mod body;
 pub(crate) mod handlers;
 mod layers;
 pub(crate) mod openapi;
+pub(crate) mod query;
 pub(crate) mod ratelimit;
 pub(crate) mod routes;
 pub(crate) mod server;
+pub(crate) mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,19 +31,43 @@ use body::Body;
 use ratelimit::{Stage, Verdict};
 use routes::{Matched, Routing};
 
+/// An authenticated session: the request context of 04-auth.md §3.2 step 5.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionCaller {
+    pub(crate) session: waiaas_storage::SessionRecord,
+    pub(crate) agent: waiaas_storage::AgentRecord,
+    /// SHA-256 of the presented token (the renewal compare-and-swap value).
+    pub(crate) token_hash: [u8; 32],
+}
+
 /// What the auth layer established about the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Caller {
     Anonymous,
     Master,
+    Session(Box<SessionCaller>),
+    Owner(crate::auth::owner::Owner),
+    /// Master password and an owner signature (a LOCKED owner change).
+    MasterAndOwner(crate::auth::owner::Owner),
 }
 
 impl Caller {
-    /// The audit actor string.
+    /// The audit actor string (04-auth.md §1).
     pub(crate) fn actor(&self) -> String {
         match self {
             Caller::Anonymous => "system".into(),
             Caller::Master => "admin".into(),
+            Caller::Session(s) => format!("agent:{}", s.agent.id),
+            Caller::Owner(o) => format!("owner:{}", o.address),
+            Caller::MasterAndOwner(o) => format!("owner:{}+admin", o.address),
+        }
+    }
+
+    /// The session, for session-authenticated routes.
+    pub(crate) fn session(&self) -> Option<&SessionCaller> {
+        match self {
+            Caller::Session(s) => Some(s),
+            _ => None,
         }
     }
 }

@@ -108,14 +108,23 @@ fn response_of(op: Op) -> (&'static str, Option<&'static str>) {
         Op::Nonce => ("200", Some("NonceResponse")),
         Op::AdminShutdown => ("200", Some("ShutdownResponse")),
         Op::AuditVerify => ("200", Some("AuditVerifyResponse")),
-        Op::Doc | Op::AdminStatus | Op::AuditLog | Op::DevClock | Op::AdminBackup => ("200", None),
+        Op::SessionCreate | Op::AgentCreate | Op::AgentImport | Op::OwnerConnect => ("201", None),
+        _ => ("200", None),
     }
 }
 
+/// Alternative requirements (OR); one requirement with several schemes means AND.
 fn security(auth: AuthKind) -> Vec<SecurityRequirement> {
+    let one = |name: &str| SecurityRequirement::new(name, Vec::<String>::new());
     match auth {
         AuthKind::None => vec![],
-        AuthKind::Master => vec![SecurityRequirement::new("masterPassword", Vec::<String>::new())],
+        AuthKind::Master => vec![one("masterPassword")],
+        AuthKind::Session => vec![one("sessionToken")],
+        AuthKind::SessionOrMaster => vec![one("sessionToken"), one("masterPassword")],
+        AuthKind::Owner(_) => vec![one("ownerSignature")],
+        AuthKind::MasterPlusOwner(_) => {
+            vec![one("masterPassword"), one("masterPassword").add("ownerSignature", Vec::<String>::new())]
+        }
     }
 }
 
@@ -181,9 +190,11 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
                 .build(),
         ));
     }
+    let mut ext = ExtensionsBuilder::new().add("x-waiaas-auth", json!(r.auth.label()));
     if r.kill_switch_allowed {
-        b = b.extensions(Some(ExtensionsBuilder::new().add("x-waiaas-kill-switch-allowed", json!(true)).build()));
+        ext = ext.add("x-waiaas-kill-switch-allowed", json!(true));
     }
+    b = b.extensions(Some(ext.build()));
     b.build()
 }
 

@@ -3,13 +3,38 @@
 //! guard and the OpenAPI document all read this table, and a test asserts they agree. A path
 //! not in the table is 404; there is no default auth.
 
-/// Who may call a route.
+use crate::auth::owner::OwnerAction;
+
+/// Who may call a route (04-auth.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthKind {
     /// Public.
     None,
+    /// `Authorization: Bearer wai_sess_…`.
+    Session,
     /// `X-Master-Password`.
     Master,
+    /// A session when the `Authorization` header carries a `wai_sess_` token, else master.
+    SessionOrMaster,
+    /// An owner signature for this action, bound to the route's target.
+    Owner(OwnerAction),
+    /// Master always; the handler also demands the owner's signature for this action when the
+    /// route's condition holds (e.g. changing a LOCKED agent's owner).
+    MasterPlusOwner(OwnerAction),
+}
+
+impl AuthKind {
+    /// The spelling used in the OpenAPI document (`x-waiaas-auth`) and the spec's table.
+    pub(crate) fn label(self) -> String {
+        match self {
+            AuthKind::None => "none".into(),
+            AuthKind::Session => "session".into(),
+            AuthKind::Master => "master".into(),
+            AuthKind::SessionOrMaster => "session|master".into(),
+            AuthKind::Owner(a) => format!("owner:{}", a.as_str()),
+            AuthKind::MasterPlusOwner(a) => format!("master+owner?:{}", a.as_str()),
+        }
+    }
 }
 
 /// The stage-2 rate-limit bucket.
@@ -31,6 +56,25 @@ pub(crate) enum Op {
     AuditVerify,
     DevClock,
     AdminBackup,
+    RotateSecret,
+    WalletAddress,
+    SessionCreate,
+    SessionList,
+    SessionGet,
+    SessionRenew,
+    SessionRevoke,
+    AgentCreate,
+    AgentList,
+    AgentGet,
+    AgentUpdate,
+    AgentSuspend,
+    AgentResume,
+    AgentTerminate,
+    AgentExport,
+    AgentImport,
+    OwnerVerify,
+    OwnerConnect,
+    OwnerDisconnect,
 }
 
 /// One route.
@@ -150,6 +194,153 @@ pub(crate) const ROUTES: &[Route] = &[
         "verify_audit_log",
         "admin",
         "Verify the audit hash chain",
+    ),
+    route(
+        "POST",
+        "/v1/admin/rotate-secret",
+        AuthKind::Master,
+        Op::RotateSecret,
+        "rotate_jwt_secret",
+        "admin",
+        "Rotate the session-token secret (5-minute overlap)",
+    ),
+    route(
+        "GET",
+        "/v1/wallet/address",
+        AuthKind::Session,
+        Op::WalletAddress,
+        "get_wallet_address",
+        "wallet",
+        "The agent's address",
+    ),
+    route(
+        "POST",
+        "/v1/sessions",
+        AuthKind::Master,
+        Op::SessionCreate,
+        "create_session",
+        "sessions",
+        "Create a session",
+    ),
+    route(
+        "GET",
+        "/v1/sessions",
+        AuthKind::SessionOrMaster,
+        Op::SessionList,
+        "list_sessions",
+        "sessions",
+        "List sessions",
+    ),
+    route(
+        "GET",
+        "/v1/sessions/:id",
+        AuthKind::SessionOrMaster,
+        Op::SessionGet,
+        "get_session",
+        "sessions",
+        "Get a session",
+    ),
+    route(
+        "PUT",
+        "/v1/sessions/:id/renew",
+        AuthKind::Session,
+        Op::SessionRenew,
+        "renew_session",
+        "sessions",
+        "Renew the caller's session",
+    ),
+    route(
+        "DELETE",
+        "/v1/sessions/:id",
+        AuthKind::Master,
+        Op::SessionRevoke,
+        "revoke_session",
+        "sessions",
+        "Revoke a session",
+    ),
+    route("POST", "/v1/agents", AuthKind::Master, Op::AgentCreate, "create_agent", "agents", "Create an agent"),
+    route("GET", "/v1/agents", AuthKind::Master, Op::AgentList, "list_agents", "agents", "List agents"),
+    route(
+        "POST",
+        "/v1/agents/import",
+        AuthKind::Master,
+        Op::AgentImport,
+        "import_agent",
+        "agents",
+        "Import a key as a new agent",
+    ),
+    route("GET", "/v1/agents/:id", AuthKind::Master, Op::AgentGet, "get_agent", "agents", "Get an agent"),
+    route(
+        "PATCH",
+        "/v1/agents/:id",
+        AuthKind::MasterPlusOwner(OwnerAction::ChangeOwner),
+        Op::AgentUpdate,
+        "update_agent",
+        "agents",
+        "Rename an agent or change its owner",
+    ),
+    route(
+        "POST",
+        "/v1/agents/:id/suspend",
+        AuthKind::Master,
+        Op::AgentSuspend,
+        "suspend_agent",
+        "agents",
+        "Suspend an agent",
+    ),
+    route(
+        "POST",
+        "/v1/agents/:id/resume",
+        AuthKind::Master,
+        Op::AgentResume,
+        "resume_agent",
+        "agents",
+        "Resume a suspended agent",
+    ),
+    route(
+        "DELETE",
+        "/v1/agents/:id",
+        AuthKind::Master,
+        Op::AgentTerminate,
+        "terminate_agent",
+        "agents",
+        "Terminate an agent",
+    ),
+    route(
+        "POST",
+        "/v1/agents/:id/export",
+        AuthKind::Master,
+        Op::AgentExport,
+        "export_agent",
+        "agents",
+        "Export an agent's key file",
+    ),
+    route(
+        "POST",
+        "/v1/owner/agents/:id/verify",
+        AuthKind::Owner(OwnerAction::VerifyOwner),
+        Op::OwnerVerify,
+        "verify_owner",
+        "owner",
+        "Prove control of the owner address (GRACE to LOCKED)",
+    ),
+    route(
+        "POST",
+        "/v1/owner/connect",
+        AuthKind::Master,
+        Op::OwnerConnect,
+        "connect_owner_wallet",
+        "owner",
+        "Remember an owner wallet pairing",
+    ),
+    route(
+        "DELETE",
+        "/v1/owner/disconnect",
+        AuthKind::Master,
+        Op::OwnerDisconnect,
+        "disconnect_owner_wallet",
+        "owner",
+        "Forget an owner wallet and expire its pending approvals",
     ),
     dev(route(
         "POST",

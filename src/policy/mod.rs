@@ -2,3 +2,4 @@
 //! decision value. No I/O, no async.
 
 pub(crate) mod defaults;
+pub(crate) mod scope;

@@ -52,8 +52,10 @@ fn main() -> Result<(), StoreError> {
         chain: Chain::Solana,
         network: Network::Devnet,
         chain_id: None,
-        backend: Backend::Keystore,
-        derivation_path: None,
+        // Ledger-backed, so the database alone is a startable installation (a keystore agent
+        // would need its key file next to it).
+        backend: Backend::Ledger,
+        derivation_path: Some("44'/501'/0'/0'".into()),
         public_key: "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T".into(),
         status: AgentStatus::Active,
         owner_address: Some("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into()),

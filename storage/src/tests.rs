@@ -185,7 +185,7 @@ fn live_session_limit_counts_only_live_sessions() {
     store.create_session(&session(a.id, 2), 2, &ctx()).unwrap();
     let err = store.create_session(&session(a.id, 3), 2, &ctx()).unwrap_err();
     assert!(matches!(err, StoreError::Limit { limit: 2, current: 2, .. }));
-    store.revoke_session(s1.id, "manual_revoke", &ctx()).unwrap();
+    store.revoke_session(s1.id, Some("manual_revoke"), &ctx()).unwrap();
     store.create_session(&session(a.id, 3), 2, &ctx()).unwrap();
 }
 
@@ -431,7 +431,7 @@ fn session_cleanup_nulls_session_id_on_its_transactions() {
     let mut revoked = session(a.id, 2);
     revoked.expires_at = NOW + 7 * 86_400;
     store.create_session(&revoked, 5, &ctx()).unwrap();
-    store.revoke_session(revoked.id, "manual_revoke", &ctx()).unwrap();
+    store.revoke_session(revoked.id, Some("manual_revoke"), &ctx()).unwrap();
 
     // Not yet expired, revoked less than a day ago: nothing happens.
     assert_eq!(store.cleanup_sessions(NOW + 100).unwrap(), SessionCleanup::default());

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod nodes;
+pub(crate) mod owner;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -107,6 +108,8 @@ pub(crate) struct Opts {
     pub config: Vec<(&'static str, String)>,
     /// Master password for `start` (default [`PASSWORD`]).
     pub password: Option<String>,
+    /// A fixed port (a restart that must keep its address); default: a free one.
+    pub port: Option<u16>,
 }
 
 /// A running daemon; killed (SIGKILL) when dropped unless already stopped.
@@ -149,7 +152,7 @@ impl TestDaemon {
     pub(crate) async fn start_in(dir: tempfile::TempDir, opts: Opts) -> TestDaemon {
         let mut dir = Some(dir);
         for attempt in 0..3 {
-            let port = free_port();
+            let port = opts.port.unwrap_or_else(free_port);
             match TestDaemon::try_start(dir.take().unwrap(), port, &opts).await {
                 Ok(d) => return d,
                 Err((d, err)) if err.contains("already in use") && attempt < 2 => dir = Some(d),
@@ -272,6 +275,67 @@ impl TestDaemon {
     pub(crate) fn store_when_stopped_has(mut self, event: &str) {
         self.terminate();
         assert!(!self.store().audit_by_event(event).unwrap().is_empty(), "no {event} audit row");
+    }
+
+    /// Any request; returns the status and the JSON body (`Null` when empty).
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(method.parse().unwrap(), self.url(path));
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A request with the master password.
+    pub(crate) async fn master(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, &[("X-Master-Password", self.password().to_string())], body).await
+    }
+
+    /// A request with `Authorization: Bearer <token>`.
+    pub(crate) async fn bearer(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, &[("Authorization", format!("Bearer {token}"))], body).await
+    }
+
+    /// `POST /v1/agents`, asserting 201.
+    pub(crate) async fn create_agent(&self, body: Value) -> Value {
+        let (status, v) = self.master("POST", "/v1/agents", Some(body)).await;
+        assert_eq!(status, 201, "create agent: {v}");
+        v
+    }
+
+    /// `POST /v1/sessions {agentId, ...extra}`, asserting 201.
+    pub(crate) async fn create_session(&self, agent_id: &str, extra: Value) -> Value {
+        let mut body = extra;
+        body["agentId"] = Value::String(agent_id.to_string());
+        let (status, v) = self.master("POST", "/v1/sessions", Some(body)).await;
+        assert_eq!(status, 201, "create session: {v}");
+        v
+    }
+
+    /// Moves the dev-mode clock forward.
+    pub(crate) async fn advance(&self, secs: u64) {
+        let (status, v) =
+            self.master("POST", "/v1/admin/dev/clock", Some(serde_json::json!({"advanceSeconds": secs}))).await;
+        assert_eq!(status, 200, "advance clock: {v}");
+    }
+
+    /// Audit rows of one event type, oldest first.
+    pub(crate) async fn audit(&self, event: &str) -> Vec<Value> {
+        let (status, v) =
+            self.master("GET", &format!("/v1/admin/audit-log?eventType={event}&limit=100&order=asc"), None).await;
+        assert_eq!(status, 200, "{v}");
+        v["entries"].as_array().unwrap().clone()
     }
 
     pub(crate) fn stdout_text(&self) -> String {

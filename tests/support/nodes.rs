@@ -184,3 +184,29 @@ impl Drop for Speculos {
         stop(&mut self.child);
     }
 }
+
+/// Both local chain nodes, for daemons whose agents must connect at start (01-daemon.md §6
+/// step 4 fails the start when agents exist and none of their adapters connects).
+pub(crate) struct LocalChains {
+    pub anvil: Anvil,
+    pub solana: Surfnet,
+}
+
+impl LocalChains {
+    pub(crate) fn start() -> LocalChains {
+        LocalChains { anvil: Anvil::start(), solana: Surfnet::start() }
+    }
+
+    /// The `[rpc]` lines pointing `solana/devnet` and `ethereum/testnet` (chain id 31337) here.
+    pub(crate) fn rpc(&self) -> String {
+        format!(
+            "solana_devnet = \"{}\"\nethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337",
+            self.solana.url, self.anvil.url
+        )
+    }
+
+    /// Writes [`rpc`](Self::rpc) into a data directory's config.toml.
+    pub(crate) fn configure(&self, dir: &std::path::Path) {
+        super::config_append(dir, "rpc", &self.rpc());
+    }
+}

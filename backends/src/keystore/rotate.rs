@@ -43,9 +43,10 @@ pub fn key_files(dir: &Path) -> Result<Vec<(Uuid, PathBuf)>, KeystoreError> {
         let path = entry.path();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         if path.extension().and_then(|e| e.to_str()) == Some("json")
-            && let Ok(id) = Uuid::parse_str(stem) {
-                out.push((id, path));
-            }
+            && let Ok(id) = Uuid::parse_str(stem)
+        {
+            out.push((id, path));
+        }
     }
     out.sort();
     Ok(out)

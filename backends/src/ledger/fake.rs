@@ -277,10 +277,11 @@ impl FakeDevice {
             App::Solana => apdu.p2 & 0x01 != 0,
         };
         if let Some(p) = &st.pending
-            && (!continuation || p.conn != conn || p.ins != apdu.ins || p.app != app) {
-                st.interleavings += 1;
-                st.pending = None;
-            }
+            && (!continuation || p.conn != conn || p.ins != apdu.ins || p.app != app)
+        {
+            st.interleavings += 1;
+            st.pending = None;
+        }
         match app {
             App::Ethereum => self.eth(&mut st, conn, apdu, continuation),
             App::Solana => self.sol(&mut st, conn, apdu, continuation),

@@ -46,10 +46,11 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "sessions": {"active": counts.active_sessions},
         "transactions": {"pending": counts.pending, "queued": counts.queued, "executing": counts.executing, "submitted": counts.submitted},
         "lastTransaction": counts.last.map(|(id, st, at)| json!({"id": id, "status": st.as_str(), "createdAt": iso(at)})),
-        "adapters": [],
+        "adapters": app.adapters.admin_view(),
         "workers": app.workers.snapshot(),
         "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION},
         "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.keystore.keys_loaded().await},
+        "masterAuth": {"argon2Verifications": app.master.argon2_verifications()},
         "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
     })))
 }
@@ -192,4 +193,35 @@ pub(super) async fn dev_clock(app: &Arc<App>, mut req: Req) -> Result<Reply, Api
     let ctx = req.ctx(app);
     app.db_api(move |s| s.append_audit(ev, &ctx)).await?;
     Ok(Reply::ok(json!({"now": iso(now), "offsetSeconds": offset})))
+}
+
+/// `POST /v1/admin/rotate-secret` (04-auth.md §5).
+pub(super) async fn rotate_secret(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
+    let new = zeroize::Zeroizing::new(hex::encode(bytes.as_ref()));
+    let ctx = req.ctx(app);
+    let (outcome, secrets) = app
+        .db_api(move |s| {
+            let o = s.rotate_jwt_secret(&new, &ctx)?;
+            Ok((o, s.jwt_secrets()?))
+        })
+        .await?;
+    match outcome {
+        waiaas_storage::RotateOutcome::TooRecent { retry_after } => Err(ApiError::new(
+            crate::error::ErrorCode::RotationTooRecent,
+            "The secret was rotated less than 5 minutes ago",
+        )
+        .retry_after(retry_after)),
+        waiaas_storage::RotateOutcome::Rotated { previous_expires_at } => {
+            let keys =
+                secrets.as_ref().and_then(crate::auth::jwt::JwtKeys::from_secrets).ok_or_else(ApiError::internal)?;
+            *app.jwt.write().expect("jwt lock") = keys;
+            Ok(Reply::ok(json!({
+                "previousExpiry": iso(previous_expires_at),
+                "message": "Secret rotated. Existing sessions remain valid for 5 minutes.",
+            })))
+        }
+    }
 }

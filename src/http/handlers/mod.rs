@@ -1,7 +1,11 @@
 //! Route handlers, dispatched by [`Op`](super::routes::Op).
 
 mod admin;
+mod agents;
+mod owner;
+mod sessions;
 pub(crate) mod system;
+mod wallet;
 
 use std::sync::Arc;
 
@@ -21,6 +25,25 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::AuditVerify => admin::audit_verify(app).await,
         Op::DevClock => admin::dev_clock(app, req).await,
         Op::AdminBackup => admin::backup(app, req).await,
+        Op::RotateSecret => admin::rotate_secret(app, req).await,
+        Op::WalletAddress => wallet::address(&req),
+        Op::SessionCreate => sessions::create(app, req).await,
+        Op::SessionList => sessions::list(app, req).await,
+        Op::SessionGet => sessions::get(app, req).await,
+        Op::SessionRenew => sessions::renew(app, req).await,
+        Op::SessionRevoke => sessions::revoke(app, req).await,
+        Op::AgentCreate => agents::create(app, req).await,
+        Op::AgentList => agents::list(app).await,
+        Op::AgentGet => agents::get(app, req).await,
+        Op::AgentUpdate => agents::update(app, req).await,
+        Op::AgentSuspend => agents::suspend(app, req).await,
+        Op::AgentResume => agents::resume(app, req).await,
+        Op::AgentTerminate => agents::terminate(app, req).await,
+        Op::AgentExport => agents::export(app, req).await,
+        Op::AgentImport => agents::import(app, req).await,
+        Op::OwnerVerify => owner::verify(app, req).await,
+        Op::OwnerConnect => owner::connect(app, req).await,
+        Op::OwnerDisconnect => owner::disconnect(app, req).await,
     }
 }
 

@@ -20,6 +20,8 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
         "locked"
     } else if !db_ok || keystore_status != "unlocked" {
         "unhealthy"
+    } else if !app.adapters.all_connected() {
+        "degraded"
     } else {
         "healthy"
     };
@@ -31,7 +33,7 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
         "services": {
             "database": {"status": if db_ok { "ok" } else { "error" }, "sizeBytes": app.store.size_bytes()},
             "keystore": {"status": keystore_status, "keysLoaded": keys_loaded},
-            "adapters": {},
+            "adapters": app.adapters.health_view(),
             "ledger": {"status": "not_used"},
         },
         "killSwitch": kill_switch_json(app),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::db::{OpCtx, Store};
-use crate::enums::{AgentStatus, AuditSeverity, OwnerState, Tier, TxStatus};
+use crate::enums::{AgentStatus, AuditSeverity, Chain, OwnerState, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::ops::transactions::end_many;
 use crate::records::*;
@@ -119,6 +119,17 @@ impl Store {
     /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
     /// transaction.
     pub fn insert_agent(&self, rec: &AgentRecord, ctx: &OpCtx) -> Result<(), StoreError> {
+        self.insert_agent_with(rec, None, ctx)
+    }
+
+    /// [`insert_agent`](Self::insert_agent) plus one more audit row in the same transaction
+    /// (e.g. `AGENT_KEY_IMPORTED`), attributed to the new agent.
+    pub fn insert_agent_with(
+        &self,
+        rec: &AgentRecord,
+        extra: Option<AuditEvent>,
+        ctx: &OpCtx,
+    ) -> Result<(), StoreError> {
         rec.check()?;
         if rec.status != AgentStatus::Active || rec.owner_verified {
             return Err(StoreError::Invariant("a new agent is ACTIVE with an unverified owner"));
@@ -148,7 +159,29 @@ impl Store {
                     .detail("address", owner.clone());
                 self.audit(tx, ev, ctx)?;
             }
+            if let Some(ev) = extra {
+                self.audit(tx, ev.agent(rec.id), ctx)?;
+            }
             Ok(())
+        })
+    }
+
+    /// Per agent: (live sessions, transactions), in one read transaction.
+    pub fn agent_activity(&self, now: u64) -> Result<std::collections::HashMap<Uuid, (u64, u64)>, StoreError> {
+        self.read(|tx| {
+            let mut out: std::collections::HashMap<Uuid, (u64, u64)> = std::collections::HashMap::new();
+            for r in tx.open_table(SESSIONS)?.iter()? {
+                let (_, v) = r?;
+                let s: SessionRecord = crate::codec::decode("sessions", v.value())?;
+                if s.is_live(now) {
+                    out.entry(s.agent_id).or_default().0 += 1;
+                }
+            }
+            for r in tx.open_table(IDX_TX_AGENT)?.iter()? {
+                let (k, _) = r?;
+                out.entry(Uuid::from_u128(k.value().0)).or_default().1 += 1;
+            }
+            Ok(out)
         })
     }
 
@@ -172,6 +205,22 @@ impl Store {
             t.iter()?
                 .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| crate::codec::decode("agents", v.value())))
                 .collect()
+        })
+    }
+
+    /// Every readable agent plus the ids of rows that do not decode (tampered offline), for the
+    /// start sequence: one corrupt row must not keep the daemon from serving the others.
+    pub fn scan_agents(&self) -> Result<(Vec<AgentRecord>, Vec<(Uuid, StoreError)>), StoreError> {
+        self.read(|tx| {
+            let (mut ok, mut bad) = (Vec::new(), Vec::new());
+            for r in tx.open_table(AGENTS)?.iter()? {
+                let (k, v) = r?;
+                match crate::codec::decode::<AgentRecord>("agents", v.value()) {
+                    Ok(a) => ok.push(a),
+                    Err(e) => bad.push((Uuid::from_u128(k.value()), e)),
+                }
+            }
+            Ok((ok, bad))
         })
     }
 
@@ -423,6 +472,57 @@ impl Store {
             };
             self.audit(tx, ev.agent(agent_id), ctx)?;
             Ok(SetOwnerOutcome { agent: new, changed: true, approvals_cancelled: cancelled })
+        })
+    }
+
+    /// `DELETE /v1/owner/disconnect` (04-auth.md §9) in one write transaction: every QUEUED
+    /// APPROVAL transaction of the owner's non-terminated agents on `chain` becomes EXPIRED with
+    /// `OWNER_DISCONNECTED` (reservations released), DELAY rows are untouched, the matching
+    /// wallet connection is deleted and `owner_address` is kept. `NotFound` when the address
+    /// owns no agent on that chain. Returns (affected agents, expired transactions).
+    pub fn disconnect_owner(&self, chain: Chain, address: &str, ctx: &OpCtx) -> Result<(u64, u64), StoreError> {
+        let key = owner_key(chain, address);
+        self.write(|tx| {
+            let agent_ids: Vec<u128> = tx
+                .open_table(IDX_AGENT_OWNER)?
+                .range((key.as_str(), 0u128)..=(key.as_str(), u128::MAX))?
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<Result<_, _>>()?;
+            let mut agents = Vec::new();
+            for id in agent_ids {
+                let a = get_agent(tx, Uuid::from_u128(id))?;
+                if a.chain == chain && a.status != AgentStatus::Terminated {
+                    agents.push(a);
+                }
+            }
+            if agents.is_empty() {
+                return Err(StoreError::not_found("owners", address));
+            }
+            let mut expired = 0;
+            for a in &agents {
+                let ids = rows::active_tx_ids(tx, a.id)?;
+                expired += end_many(
+                    tx,
+                    &ids,
+                    &[TxStatus::Queued],
+                    TxStatus::Expired,
+                    "OWNER_DISCONNECTED",
+                    |r| r.tier == Some(Tier::Approval),
+                    ctx.now,
+                )?;
+            }
+            let mut idx = tx.open_table(IDX_WALLET_CONNECTION)?;
+            if let Some(conn) = idx.remove((key.as_str(), chain.as_str()))?.map(|v| v.value()) {
+                tx.open_table(WALLET_CONNECTIONS)?.remove(conn)?;
+            }
+            drop(idx);
+            let ev = AuditEvent::new("OWNER_DISCONNECTED", ctx.actor.clone())
+                .detail("address", address)
+                .detail("chain", chain.as_str())
+                .detail("affectedAgents", agents.len() as u64)
+                .detail("expiredTransactions", expired);
+            self.audit(tx, ev, ctx)?;
+            Ok((agents.len() as u64, expired))
         })
     }
 

@@ -218,13 +218,20 @@ impl Store {
         })
     }
 
-    /// Revokes a session (`Conflict` if already revoked) and audits `SESSION_REVOKED`.
-    pub fn revoke_session(&self, id: Uuid, trigger: &str, ctx: &OpCtx) -> Result<SessionRecord, StoreError> {
+    /// Revokes a session (`Conflict` if already revoked) and audits `SESSION_REVOKED`. With no
+    /// `trigger` the operator's trigger is decided here, against the row this transaction reads:
+    /// `renewal_rejected` when the session was renewed within its `renewalRejectWindow`, else
+    /// `manual_revoke` (04-auth.md §4.4).
+    pub fn revoke_session(&self, id: Uuid, trigger: Option<&str>, ctx: &OpCtx) -> Result<SessionRecord, StoreError> {
         self.write(|tx| {
             let old = rows::get_session(tx, id)?;
             if old.revoked_at.is_some() {
                 return Err(StoreError::conflict("not revoked", "revoked"));
             }
+            let trigger = trigger.unwrap_or(match old.last_renewed_at {
+                Some(at) if ctx.now <= at + old.constraints.renewal_reject_window => "renewal_rejected",
+                _ => "manual_revoke",
+            });
             let mut new = old.clone();
             new.revoked_at = Some(ctx.now);
             new.revoke_trigger = Some(trigger.to_string());
