@@ -40,7 +40,6 @@ macro_rules! codes {
             }
 
             /// Parses a wire spelling.
-            #[cfg(test)]
             pub(crate) fn parse(s: &str) -> Option<ErrorCode> {
                 match s { $($code => Some(ErrorCode::$variant),)+ _ => None }
             }

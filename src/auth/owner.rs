@@ -276,21 +276,21 @@ async fn verify_evm(
         .ok_or_else(|| invalid("the signature does not recover to the address"))?;
     let config = app.config();
     let adapter = app.adapters.available(&config, Chain::Ethereum, agent.network, agent.chain_id, now).await?;
-    let crate::chains::Rpc::Evm(rpc) = &adapter.rpc else { return Err(ApiError::internal()) };
+    let evm = adapter.as_evm().ok_or_else(ApiError::internal)?;
     let unavailable = |e: crate::chains::error::ChainError| {
-        adapter.mark_down(&e, now);
+        adapter.conn().note_failure(&e, now);
         ApiError::new(ErrorCode::AdapterNotAvailable, format!("Cannot check the contract wallet: {}", e.message))
     };
-    let code = rpc.code(address).await.map_err(unavailable)?;
+    let code = evm.code(address).await.map_err(unavailable)?;
     if code.is_empty() {
         return Err(invalid("the signature does not recover to the address and it has no contract code"));
     }
     let hash: B256 = eip191_hash_message(p.message.as_bytes());
     let data = isValidSignatureCall { hash, signature: Bytes::from(sig) }.abi_encode();
-    let answer = match tokio::time::timeout(Duration::from_secs(10), rpc.call(address, data.into())).await {
-        Ok(Ok(answer)) => answer,
+    let answer = match tokio::time::timeout(Duration::from_secs(10), evm.call(address, data.into())).await {
+        Ok(Ok(Ok(answer))) => answer,
         // A revert is the contract's answer ("not valid"), not an RPC failure.
-        Ok(Err(e)) if e.message.to_lowercase().contains("revert") => Bytes::new(),
+        Ok(Ok(Err(_revert))) => Bytes::new(),
         Ok(Err(e)) => return Err(unavailable(e)),
         Err(_) => return Err(unavailable(crate::chains::error::ChainError::new(ErrorCode::RpcError, "timed out"))),
     };

@@ -30,11 +30,18 @@ impl Category {
 pub(crate) struct ChainError {
     pub(crate) code: ErrorCode,
     pub(crate) message: String,
+    /// Extra fields for the API error's `details` (e.g. simulation `logs`).
+    pub(crate) details: Option<serde_json::Value>,
 }
 
 impl ChainError {
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> ChainError {
-        ChainError { code, message: message.into() }
+        ChainError { code, message: message.into(), details: None }
+    }
+
+    pub(crate) fn with_details(mut self, details: serde_json::Value) -> ChainError {
+        self.details = Some(details);
+        self
     }
 
     /// The category the spec assigns to the code.
@@ -50,13 +57,6 @@ impl ChainError {
             _ => Category::Permanent,
         }
     }
-
-    /// Classifies a transport-level failure: delivery failures are `NETWORK_ERROR`, everything
-    /// else the node answered is `RPC_ERROR`.
-    pub(crate) fn transport(message: impl fmt::Display, delivered: bool) -> ChainError {
-        let code = if delivered { ErrorCode::RpcError } else { ErrorCode::NetworkError };
-        ChainError::new(code, message.to_string())
-    }
 }
 
 impl fmt::Display for ChainError {
@@ -68,6 +68,12 @@ impl fmt::Display for ChainError {
 impl From<ChainError> for crate::error::ApiError {
     fn from(e: ChainError) -> Self {
         let category = e.category();
-        crate::error::ApiError::new(e.code, e.message).detail("category", category.as_str())
+        let mut api = crate::error::ApiError::new(e.code, e.message).detail("category", category.as_str());
+        if let Some(serde_json::Value::Object(extra)) = e.details {
+            for (k, v) in extra {
+                api = api.detail(&k, v);
+            }
+        }
+        api
     }
 }

@@ -61,6 +61,8 @@ pub(crate) struct App {
     pub(crate) ledger: Option<Arc<LedgerBackend>>,
     /// Chain adapters, one per (chain, network).
     pub(crate) adapters: crate::chains::Registry,
+    /// Per-agent execution locks (EVM nonces are used in order, 06-pipeline.md §6.4).
+    pub(crate) agent_locks: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl App {
@@ -109,6 +111,11 @@ impl App {
             Backend::Keystore => Some(self.keystore.as_ref()),
             Backend::Ledger => self.ledger.as_deref().map(|l| l as &dyn SignerBackend),
         }
+    }
+
+    /// The execution lock of one agent.
+    pub(crate) fn agent_lock(&self, agent: uuid::Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        self.agent_locks.lock().expect("agent locks").entry(agent).or_default().clone()
     }
 
     /// The Ledger device, when configured.

@@ -226,7 +226,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let ledger = ledger_backend(&config);
 
     // Step 4: chain adapters (fail-soft).
-    let adapters = crate::chains::Registry::default();
+    let adapters = crate::chains::Registry::new(clock.clone());
     connect_adapters(&adapters, &config, &agents, clock.now()).await?;
 
     // Step 5: bind.
@@ -262,6 +262,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         keystore,
         ledger,
         adapters,
+        agent_locks: Default::default(),
     });
     let server = http::server::spawn(app.clone(), listener);
 
@@ -327,12 +328,18 @@ async fn connect_adapters(
         match r {
             Ok(Ok(())) => {
                 connected += 1;
-                println!("{} adapter ready (latency: {}ms)", a.label(), a.latency_ms());
+                println!("{}/{} adapter ready (latency: {}ms)", a.chain(), a.network(), a.conn().latency_ms());
             }
-            Ok(Err(e)) => tracing::warn!("{} adapter unavailable, retrying in the background: {e}", a.label()),
+            Ok(Err(e)) => {
+                tracing::warn!("{}/{} adapter unavailable, retrying in the background: {e}", a.chain(), a.network())
+            }
             Err(_) => {
-                a.mark_timeout(now);
-                tracing::warn!("{} adapter did not connect within 10 s, retrying in the background", a.label())
+                a.conn().down("connect timed out".into(), now);
+                tracing::warn!(
+                    "{}/{} adapter did not connect within 10 s, retrying in the background",
+                    a.chain(),
+                    a.network()
+                )
             }
         }
     }
@@ -567,7 +574,9 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     app.workers.stop_all().await;
     // Step 6: close the remaining connections.
     server.close_connections().await;
-    // Steps 7–8: adapters (dropped with the app; their HTTP clients hold no state), keystore lock (zeroize), final audit rows.
+    // Step 7: adapters.
+    app.adapters.disconnect_all().await;
+    // Step 8: keystore lock (zeroize), final audit rows.
     let was_unlocked = app.keystore.is_unlocked().await;
     app.keystore.lock().await;
     let ctx = OpCtx::new("system", app.clock.now());

@@ -146,6 +146,9 @@ pub(crate) fn start_all(app: &Arc<App>) {
             automatic_backup(&app).await
         });
     }
+    w.spawn(app, "confirmation", Duration::from_secs(10), false, |app| async move {
+        crate::pipeline::confirmation_pass(&app).await
+    });
     w.spawn(app, "adapter-reconnect", Duration::from_secs(30), false, |app| async move {
         app.adapters.reconnect(app.clock.now()).await;
         Ok(())

@@ -71,9 +71,14 @@ impl Body {
     /// Reads and parses a JSON body into `T`. An empty body parses as `{}` (routes whose body is
     /// optional); a non-empty body must be `application/json`.
     pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let bytes = self.json_bytes().await?;
+        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes })
+    }
+
+    /// The raw bytes of a JSON body (content type checked), for handlers that parse in stages.
+    pub(crate) async fn json_bytes(&mut self) -> Result<Bytes, ApiError> {
         let bytes = self.bytes().await?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        if bytes != b"{}" {
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
             let ct = self.content_type.as_deref().unwrap_or("");
             let mime = ct.split(';').next().unwrap_or("").trim();
             if !mime.eq_ignore_ascii_case("application/json") {
@@ -84,7 +89,7 @@ impl Body {
                 ));
             }
         }
-        parse_json(bytes)
+        Ok(bytes)
     }
 }
 

@@ -391,6 +391,7 @@ async fn routed(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
         let config = app.config();
         let (key, limit) = match req.matched.route.bucket {
             routes::Bucket::Default => (key, config.security.rate_limit_session_rpm),
+            routes::Bucket::Tx => (format!("{key}:tx"), config.security.rate_limit_tx_rpm),
         };
         let v = app.limiter.check(Stage::Session, &key, limit, app.clock.now_ms());
         if !v.allowed {

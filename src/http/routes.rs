@@ -42,6 +42,8 @@ impl AuthKind {
 pub(crate) enum Bucket {
     /// `rate_limit_session_rpm` under the caller's key.
     Default,
+    /// `rate_limit_tx_rpm` under `<sid>:tx` (transaction sends).
+    Tx,
 }
 
 /// Handler identity; `http::dispatch` matches on it.
@@ -75,6 +77,13 @@ pub(crate) enum Op {
     OwnerVerify,
     OwnerConnect,
     OwnerDisconnect,
+    WalletBalance,
+    WalletAssets,
+    TxSend,
+    TxDryRun,
+    TxList,
+    TxPending,
+    TxGet,
 }
 
 /// One route.
@@ -120,6 +129,11 @@ const fn route(
 
 const fn ks(mut r: Route) -> Route {
     r.kill_switch_allowed = true;
+    r
+}
+
+const fn tx_bucket(mut r: Route) -> Route {
+    r.bucket = Bucket::Tx;
     r
 }
 
@@ -212,6 +226,69 @@ pub(crate) const ROUTES: &[Route] = &[
         "get_wallet_address",
         "wallet",
         "The agent's address",
+    ),
+    route(
+        "GET",
+        "/v1/wallet/balance",
+        AuthKind::Session,
+        Op::WalletBalance,
+        "get_wallet_balance",
+        "wallet",
+        "The agent's native balance",
+    ),
+    route(
+        "GET",
+        "/v1/wallet/assets",
+        AuthKind::Session,
+        Op::WalletAssets,
+        "get_wallet_assets",
+        "wallet",
+        "The agent's native and token balances",
+    ),
+    tx_bucket(route(
+        "POST",
+        "/v1/transactions/send",
+        AuthKind::Session,
+        Op::TxSend,
+        "send_transaction",
+        "transactions",
+        "Send a transaction through the pipeline",
+    )),
+    route(
+        "POST",
+        "/v1/transactions/dry-run",
+        AuthKind::Session,
+        Op::TxDryRun,
+        "dry_run_transaction",
+        "transactions",
+        "What a send would be decided now, without writing anything",
+    ),
+    route(
+        "GET",
+        "/v1/transactions",
+        AuthKind::Session,
+        Op::TxList,
+        "list_transactions",
+        "transactions",
+        "The agent's transactions",
+    ),
+    route(
+        "GET",
+        "/v1/transactions/pending",
+        AuthKind::Session,
+        Op::TxPending,
+        "list_pending_transactions",
+        "transactions",
+        "The agent's queued DELAY and APPROVAL transactions",
+    ),
+    route(
+        "GET",
+        "/v1/transactions/:id",
+        AuthKind::Session,
+        Op::TxGet,
+        "get_transaction",
+        "transactions",
+        "One of the agent's transactions",
     ),
     route(
         "POST",

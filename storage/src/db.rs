@@ -60,6 +60,8 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     dev_mode: AtomicBool,
+    /// Durable commits since open (each one an fsync): the main cost per request.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,7 +88,8 @@ impl Store {
     pub fn create(path: &Path, now: u64) -> Result<Store, StoreError> {
         let file = open_file(path, true)?;
         let db = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
-        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false) };
+        let store =
+            Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), commits: Default::default() };
         store.write(|tx| {
             create_all(tx)?;
             let mut meta = tx.open_table(META)?;
@@ -102,7 +105,8 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, OpenReport), StoreError> {
         let file = open_file(path, false)?;
         let db = redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(FileBackend::new(file)?)?;
-        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false) };
+        let store =
+            Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), commits: Default::default() };
         let found = store.read_schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(SchemaError::Newer { found, supported: SCHEMA_VERSION }.into());
@@ -158,7 +162,13 @@ impl Store {
         tx.set_durability(Durability::Immediate)?;
         let r = f(&tx)?;
         tx.commit()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(r)
+    }
+
+    /// Durable write transactions committed since this store was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// A write transaction used only to read and then aborted (dry runs).

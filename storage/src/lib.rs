@@ -18,7 +18,7 @@ pub use audit::{AuditEvent, AuditRecord, AuditVerification};
 pub use db::{OpCtx, OpenReport, SCHEMA_VERSION, Store};
 pub use enums::*;
 pub use error::{SchemaError, StoreError};
-pub use ops::agents::{SetOwnerOutcome, TerminationReport};
+pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::killswitch::ActivationReport;
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};

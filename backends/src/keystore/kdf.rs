@@ -24,9 +24,19 @@ use crate::keystore::KeystoreError;
 
 static ARGON2_RUNS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    static THREAD_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// How many Argon2id derivations this process has run (tests and benchmarks count them).
 pub fn argon2_runs() -> u64 {
     ARGON2_RUNS.load(Ordering::Relaxed)
+}
+
+/// How many ran on the calling thread: exact even while other threads derive keys (tests
+/// running in parallel).
+pub fn argon2_runs_on_this_thread() -> u64 {
+    THREAD_RUNS.with(|c| c.get())
 }
 
 /// Argon2id cost parameters (`[keystore]` in config.toml).
@@ -116,6 +126,7 @@ pub fn derive_root(password: &[u8], block: &KdfBlock) -> Result<Key32, KeystoreE
         .hash_password_into(password, &salt, root.as_mut())
         .map_err(|e| KeystoreError::Malformed { reason: format!("argon2id: {e}") })?;
     ARGON2_RUNS.fetch_add(1, Ordering::Relaxed);
+    THREAD_RUNS.with(|c| c.set(c.get() + 1));
     Ok(Key32(root))
 }
 

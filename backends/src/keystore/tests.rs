@@ -9,7 +9,7 @@ use alloy::primitives::{Address, TxKind, U256};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::kdf::{KdfBlock, KdfParams, argon2_runs};
+use super::kdf::{KdfBlock, KdfParams, argon2_runs_on_this_thread as argon2_runs};
 use super::keyfile::{KeyFile, KeyFileIdentity, KeyMetadata, SecretKey};
 use super::master::MasterFile;
 use super::*;
@@ -166,9 +166,7 @@ fn unlock_runs_one_argon2id_and_files_never_share_salt_or_nonce() {
         assert_eq!(f.kdf, LockedKeystore::open(&ks).unwrap().master().kdf, "kdf block is master.json's");
         assert!(salts.insert(f.hkdf.salt.clone()) && nonces.insert(f.cipher.nonce.clone()));
     }
-    // Count only this thread's derivations: other tests run Argon2id in parallel, so serialise
-    // the measurement window with a lock shared by the counting tests.
-    let _g = COUNT_LOCK.lock().unwrap();
+    // Unlocking runs on this thread, so the per-thread counter sees only this test's runs.
     let before = argon2_runs();
     let unlocked = LockedKeystore::open(&ks).unwrap().unlock(PW, &agents).unwrap();
     assert_eq!(argon2_runs() - before, 1, "one Argon2id run for {} keys", agents.len());
@@ -182,8 +180,6 @@ fn unlock_runs_one_argon2id_and_files_never_share_salt_or_nonce() {
         Err(KeystoreError::WrongPassword)
     ));
 }
-
-static COUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// ACC-065: addresses derive from the keys (EIP-55 of keccak(pubkey); base58 Ed25519).
 #[test]
@@ -357,7 +353,6 @@ fn a_kdf_block_other_than_masters_costs_one_more_derivation() {
     let mut f = other;
     f.metadata.exported_at = None;
     f.save(&key_path(&ks, a.agent_id)).unwrap();
-    let _g = COUNT_LOCK.lock().unwrap();
     let before = argon2_runs();
     let unlocked = LockedKeystore::open(&ks).unwrap().unlock(PW, &agents).unwrap();
     assert_eq!(argon2_runs() - before, 2);

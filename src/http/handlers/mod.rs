@@ -5,6 +5,7 @@ mod agents;
 mod owner;
 mod sessions;
 pub(crate) mod system;
+mod transactions;
 mod wallet;
 
 use std::sync::Arc;
@@ -44,6 +45,13 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::OwnerVerify => owner::verify(app, req).await,
         Op::OwnerConnect => owner::connect(app, req).await,
         Op::OwnerDisconnect => owner::disconnect(app, req).await,
+        Op::WalletBalance => wallet::balance(app, req).await,
+        Op::WalletAssets => wallet::assets(app, req).await,
+        Op::TxSend => transactions::send(app, req).await,
+        Op::TxDryRun => transactions::dry_run(app, req).await,
+        Op::TxList => transactions::list(app, req).await,
+        Op::TxPending => transactions::pending(app, req).await,
+        Op::TxGet => transactions::get(app, req).await,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct TerminationReport {
     pub terminated_at: u64,
 }
 
+/// Readable agents, and the ids of unreadable rows with their decoding errors.
+pub type AgentScan = (Vec<AgentRecord>, Vec<(Uuid, StoreError)>);
+
 /// Result of [`Store::set_owner`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetOwnerOutcome {
@@ -210,7 +213,7 @@ impl Store {
 
     /// Every readable agent plus the ids of rows that do not decode (tampered offline), for the
     /// start sequence: one corrupt row must not keep the daemon from serving the others.
-    pub fn scan_agents(&self) -> Result<(Vec<AgentRecord>, Vec<(Uuid, StoreError)>), StoreError> {
+    pub fn scan_agents(&self) -> Result<AgentScan, StoreError> {
         self.read(|tx| {
             let (mut ok, mut bad) = (Vec::new(), Vec::new());
             for r in tx.open_table(AGENTS)?.iter()? {

@@ -127,6 +127,30 @@ impl Store {
         ctx: &OpCtx,
         evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
     ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
+        self.decide_inner(id, ctx, false, evaluate)
+    }
+
+    /// [`decide_transaction`](Self::decide_transaction) for an inline execution: when the
+    /// outcome is INSTANT or NOTIFY the row is also claimed (QUEUED → EXECUTING) in the same
+    /// write transaction, so the request pays one commit for decision and claim. The agent's
+    /// status was checked by `evaluate` inside this transaction, which is what a separate claim
+    /// would re-check. Other tiers stay QUEUED.
+    pub fn decide_and_claim(
+        &self,
+        id: Uuid,
+        ctx: &OpCtx,
+        evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
+    ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
+        self.decide_inner(id, ctx, true, evaluate)
+    }
+
+    fn decide_inner(
+        &self,
+        id: Uuid,
+        ctx: &OpCtx,
+        claim_inline: bool,
+        evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
+    ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
         self.write(|tx| {
             let rec = rows::get_tx(tx, id)?;
             if rec.status != TxStatus::Pending {
@@ -178,7 +202,11 @@ impl Store {
                     for ev in audits {
                         self.audit(tx, ev.clone(), ctx)?;
                     }
-                    new
+                    if claim_inline && matches!(tier, Tier::Instant | Tier::Notify) {
+                        transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?
+                    } else {
+                        new
+                    }
                 }
             };
             Ok((updated, outcome))

@@ -455,6 +455,26 @@ impl Store {
         }
     }
 
+    /// Up to `limit` non-terminal top-level rows in `status` (e.g. SUBMITTED for the
+    /// confirmation worker), oldest first.
+    pub fn active_in_status(&self, status: TxStatus, limit: usize) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_TX_ACTIVE)?;
+            let table = tx.open_table(TRANSACTIONS)?;
+            let mut out = Vec::new();
+            for r in idx.iter()? {
+                let (k, _) = r?;
+                let rec: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().1))?;
+                if rec.status == status && rec.is_top_level() {
+                    out.push(rec);
+                }
+            }
+            out.sort_by_key(|r| r.id);
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
     /// Reads one transaction.
     pub fn get_transaction(&self, id: Uuid) -> Result<Option<TransactionRecord>, StoreError> {
         self.read(|tx| rows::get(&tx.open_table(TRANSACTIONS)?, "transactions", id))
