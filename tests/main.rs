@@ -31,4 +31,5 @@ mod lifecycle;
 mod nodes;
 mod owner;
 mod sessions;
+mod solana;
 mod storage_api;

@@ -568,9 +568,7 @@ impl ChainAdapter for EvmAdapter {
                 metadata.insert("previousAllowance".into(), json!(current.to_string()));
                 metadata.insert("methodSignature".into(), json!("0x095ea7b3 (approve)"));
                 return Ok(UnsignedTx {
-                    chain: Chain::Ethereum,
-                    network: self.network,
-                    inner: UnsignedInner::Evm { tx: reset.clone(), approve_reset: Some(reset) },
+                    inner: UnsignedInner::Evm { tx: Box::new(reset.clone()), approve_reset: Some(Box::new(reset)) },
                     estimated_fee: fee,
                     built_at: Instant::now(),
                     expires_at: None,
@@ -595,10 +593,8 @@ impl ChainAdapter for EvmAdapter {
             metadata.insert("methodSignature".into(), json!(m));
         }
         Ok(UnsignedTx {
-            chain: Chain::Ethereum,
-            network: self.network,
             inner: UnsignedInner::Evm {
-                tx: self.tx(chain_id, nonce, (to, value, input), (gas, prio, max)),
+                tx: Box::new(self.tx(chain_id, nonce, (to, value, input), (gas, prio, max))),
                 approve_reset: None,
             },
             estimated_fee: fee,
@@ -641,7 +637,7 @@ impl ChainAdapter for EvmAdapter {
     async fn prepare_signing(&self, tx: &UnsignedTx) -> Result<SignIntent, ChainError> {
         match &tx.inner {
             UnsignedInner::Evm { tx, approve_reset } => {
-                Ok(SignIntent::EvmTransaction(approve_reset.clone().unwrap_or_else(|| tx.clone())))
+                Ok(SignIntent::EvmTransaction(*approve_reset.clone().unwrap_or_else(|| tx.clone())))
             }
             UnsignedInner::Solana(_) => Err(ChainError::new(ErrorCode::InternalError, "not an EVM transaction")),
         }
@@ -760,8 +756,10 @@ impl ChainAdapter for EvmAdapter {
         })
     }
 
-    /// Checks at once, then on a short ramp (100, 200, 400, 800 ms) and every 1 s after that:
-    /// a local node mines on submission, a public one every few seconds.
+    /// Checks at once, then on a doubling ramp from 10 ms up to the spec's 1 s: a local node
+    /// mines on submission, a public one every few seconds, and a poll is one cheap receipt
+    /// lookup. Only the last check, at the timeout, also looks for a nonce consumed by another
+    /// transaction.
     async fn wait_for_confirmation(
         &self,
         hash: &str,
@@ -769,10 +767,10 @@ impl ChainAdapter for EvmAdapter {
         timeout: Duration,
     ) -> Result<ChainTxStatus, ChainError> {
         let deadline = Instant::now() + timeout;
-        let mut last = ChainTxStatus::NotFound;
-        let mut step = Duration::from_millis(100);
+        let receipt_only = StatusContext { nonce: None, ..ctx.clone() };
+        let mut step = Duration::from_millis(10);
         loop {
-            match self.get_transaction_status(hash, ctx).await {
+            match self.get_transaction_status(hash, &receipt_only).await {
                 Ok(
                     s @ (ChainTxStatus::Confirmed { .. }
                     | ChainTxStatus::Finalized { .. }
@@ -780,13 +778,16 @@ impl ChainAdapter for EvmAdapter {
                 ) => {
                     return Ok(s);
                 }
-                Ok(s) => last = s,
+                Ok(_) => {}
                 Err(e) if e.category() == super::error::Category::Transient => {}
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(last);
+                return match self.get_transaction_status(hash, ctx).await {
+                    Err(e) if e.category() == super::error::Category::Transient => Ok(ChainTxStatus::NotFound),
+                    other => other,
+                };
             }
             tokio::time::sleep(step.min(deadline - now)).await;
             step = (step * 2).min(Duration::from_secs(1));

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use alloy::consensus::TxEip1559;
 use serde_json::{Map, Value};
-use waiaas_storage::{Amount, Chain, Network};
+use waiaas_storage::Amount;
 
 use super::error::ChainError;
 
@@ -127,8 +127,8 @@ pub(crate) enum UnsignedInner {
     /// `approve_reset` is `approve(spender, 0)`: when present the pipeline signs, submits and
     /// confirms it first and then builds the real approve afresh.
     Evm {
-        tx: TxEip1559,
-        approve_reset: Option<TxEip1559>,
+        tx: Box<TxEip1559>,
+        approve_reset: Option<Box<TxEip1559>>,
     },
     Solana(Box<SolanaUnsigned>),
 }
@@ -148,8 +148,6 @@ pub(crate) struct SolanaUnsigned {
 /// A built, unsigned transaction.
 #[derive(Debug, Clone)]
 pub(crate) struct UnsignedTx {
-    pub(crate) chain: Chain,
-    pub(crate) network: Network,
     pub(crate) inner: UnsignedInner,
     pub(crate) estimated_fee: FeeEstimate,
     pub(crate) built_at: Instant,

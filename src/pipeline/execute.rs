@@ -16,7 +16,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use waiaas_backends::seam::{Purpose, SignContext, sign_verified};
 use waiaas_storage::{
-    AgentRecord, AuditEvent, AuditSeverity, Backend, Chain, OpCtx, TransactionRecord, TxPatch, TxStatus,
+    AgentRecord, AuditEvent, AuditSeverity, Backend, BroadcastOutcome, Chain, OpCtx, TransactionRecord, TxPatch,
+    TxStatus,
 };
 
 use crate::chains::ChainAdapter;
@@ -145,9 +146,17 @@ pub(crate) fn decode_signed(chain: Chain, text: &str, hash: &str) -> Option<Sign
     Some(SignedTx { bytes, hash: hash.to_string() })
 }
 
+/// A transaction handed to the node (or possibly handed: `uncertain`), not yet recorded as
+/// SUBMITTED — the signed checkpoint covers a crash until [`finish`] writes.
+pub(crate) struct Broadcast {
+    pub(crate) hash: String,
+    pub(crate) uncertain: bool,
+    pub(crate) metadata: serde_json::Map<String, Value>,
+}
+
 /// Stage 5 result.
 pub(crate) struct Executed {
-    pub(crate) rec: TransactionRecord,
+    pub(crate) broadcast: Broadcast,
     pub(crate) timing: Timing,
     pub(crate) estimated_fee: Option<FeeEstimate>,
 }
@@ -178,7 +187,7 @@ pub(crate) async fn execute(
         Chain::Solana => None,
     };
     match stage5(&mut run, &job).await {
-        Ok((rec, fee)) => Ok(Executed { rec, timing: run.timing, estimated_fee: fee }),
+        Ok((broadcast, fee)) => Ok(Executed { broadcast, timing: run.timing, estimated_fee: fee }),
         Err(fail) => {
             // A nonce taken for a transaction that was never broadcast is released.
             adapter.reset_nonce_tracker(Some(&job.agent.public_key));
@@ -188,10 +197,74 @@ pub(crate) async fn execute(
     }
 }
 
-async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(TransactionRecord, Option<FeeEstimate>), Fail> {
+/// How the signing part of one build attempt ended.
+enum Signing {
+    Signed(SignedTx, Box<UnsignedTx>),
+    /// The blockhash or the build is too old: go back to (a).
+    Rebuild,
+}
+
+/// (d)–(g): prepare (the Solana freshness guard), sign, and for Ledger Solana agents guard
+/// again after the device answered. `SOLANA_BLOCKHASH_STALE` refreshes the blockhash and signs
+/// again; an expired blockhash or build rebuilds — once in all (a STALE retry).
+async fn prepare_and_sign(run: &mut Run<'_>, job: &Job, mut unsigned: UnsignedTx) -> Result<Signing, Fail> {
+    let adapter = run.adapter.clone();
+    loop {
+        if unsigned.built_at.elapsed() >= Duration::from_secs(30) {
+            return stale(run, ChainError::new(ErrorCode::TransactionExpired, "30 s or more since the build"), true);
+        }
+        let intent = match run.chain_step("prepare_signing", || adapter.prepare_signing(&unsigned)).await {
+            Ok(i) => i,
+            Err(Fail::Chain(e)) if e.code == ErrorCode::SolanaBlockhashStale => {
+                stale(run, e, false)?;
+                unsigned = run.chain_step("refresh_blockhash", || adapter.refresh_blockhash(unsigned.clone())).await?;
+                continue;
+            }
+            Err(Fail::Chain(e))
+                if matches!(e.code, ErrorCode::SolanaBlockhashExpired | ErrorCode::TransactionExpired) =>
+            {
+                return stale(run, e, true);
+            }
+            Err(f) => return Err(f),
+        };
+        let signed = sign(run, job, &intent, &unsigned).await?;
+        if job.agent.chain == Chain::Solana && job.agent.backend == Backend::Ledger {
+            // A slow button press can outlive the blockhash (03-keys.md §11.7).
+            match run.chain_step("prepare_signing", || adapter.prepare_signing(&unsigned)).await {
+                Ok(_) => {}
+                Err(Fail::Chain(e)) if e.code == ErrorCode::SolanaBlockhashStale => {
+                    stale(run, e, false)?;
+                    unsigned =
+                        run.chain_step("refresh_blockhash", || adapter.refresh_blockhash(unsigned.clone())).await?;
+                    continue;
+                }
+                Err(Fail::Chain(e))
+                    if matches!(e.code, ErrorCode::SolanaBlockhashExpired | ErrorCode::TransactionExpired) =>
+                {
+                    return stale(run, e, true);
+                }
+                Err(f) => return Err(f),
+            }
+        }
+        return Ok(Signing::Signed(signed, Box::new(unsigned)));
+    }
+}
+
+/// Spends the one STALE retry on `e`, or fails with it.
+fn stale(run: &mut Run<'_>, e: ChainError, rebuild: bool) -> Result<Signing, Fail> {
+    if run.take_rebuild(false) {
+        tracing::debug!("tx {}: {e}; {}", run.id, if rebuild { "rebuilding" } else { "refreshing the blockhash" });
+        Ok(Signing::Rebuild)
+    } else {
+        Err(Fail::Chain(e))
+    }
+}
+
+async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEstimate>), Fail> {
     let mut opts = BuildOptions { priority: job.priority, ..BuildOptions::default() };
     let adapter = run.adapter.clone();
     let mut reset_done = false;
+    let mut fee_bumped = false;
     'build: loop {
         // (a) build, (b) simulate, (c) apply.
         let unsigned = run.chain_step("build", || adapter.build(&job.build, &opts)).await?;
@@ -199,34 +272,44 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(TransactionRecord, Opti
         let sim = run.chain_step("simulate", || adapter.simulate(&unsigned)).await?;
         if !sim.success {
             let reason = sim.error.clone().unwrap_or_else(|| "simulation failed".into());
-            return Err(Fail::Chain(
-                ChainError::new(ErrorCode::SimulationFailed, reason).with_details(json!({"logs": sim.logs})),
-            ));
+            // After a fee bump the spec calls a failing simulation a failed transaction.
+            let code = if fee_bumped { ErrorCode::TransactionFailed } else { ErrorCode::SimulationFailed };
+            return Err(Fail::Chain(ChainError::new(code, reason).with_details(json!({"logs": sim.logs}))));
         }
         let unsigned = run.chain_step("simulate", || adapter.apply_simulation(unsigned.clone(), &sim)).await?;
         let is_reset = matches!(&unsigned.inner, UnsignedInner::Evm { approve_reset: Some(_), .. });
         if is_reset && reset_done {
             return Err(Fail::Internal("the allowance is still non-zero after the reset".into()));
         }
-        // (d) prepare signing, (e) sign, (g) attach, (h) checkpoint.
-        let intent = run.chain_step("prepare_signing", || adapter.prepare_signing(&unsigned)).await?;
-        let signed = sign(run, job, &intent, &unsigned).await?;
-        let key = if is_reset { "resetSignedTx" } else { "signedTx" };
-        let entries = if is_reset {
-            vec![(key, Value::String(encode_signed(job.agent.chain, &signed.bytes)))]
-        } else {
-            vec![
-                (key, Value::String(encode_signed(job.agent.chain, &signed.bytes))),
-                ("expectedHash", Value::String(signed.hash.clone())),
-                ("nonce", unsigned.metadata.get("nonce").cloned().unwrap_or(Value::Null)),
-                ("estimatedFee", json!(fee.total_fee.to_string())),
-            ]
+        // (d)–(g) prepare, sign, attach; then (h) checkpoint.
+        let (signed, unsigned) = match prepare_and_sign(run, job, unsigned).await? {
+            Signing::Signed(s, u) => (s, u),
+            Signing::Rebuild => continue 'build,
         };
+        let key = if is_reset { "resetSignedTx" } else { "signedTx" };
+        let mut entries = vec![(key.to_string(), Value::String(encode_signed(job.agent.chain, &signed.bytes)))];
+        if !is_reset {
+            entries.push(("expectedHash".into(), Value::String(signed.hash.clone())));
+            entries.push(("estimatedFee".into(), json!(unsigned.estimated_fee.total_fee.to_string())));
+            for k in [
+                "nonce",
+                "lastValidBlockHeight",
+                "blockhash",
+                "cuPrice",
+                "needCreateAta",
+                "tokenProgram",
+                "previousDelegate",
+                "warnings",
+            ] {
+                if let Some(v) = unsigned.metadata.get(k) {
+                    entries.push((k.into(), v.clone()));
+                }
+            }
+        }
         let (id, now) = (run.id, run.app.clock.now());
-        let owned: Vec<(String, Value)> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         run.app
             .db(move |s| {
-                let refs: Vec<(&str, Value)> = owned.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                let refs: Vec<(&str, Value)> = entries.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
                 s.checkpoint_metadata(id, &refs, now)
             })
             .await
@@ -235,11 +318,26 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(TransactionRecord, Opti
         let hash = match submit(run, &signed).await? {
             Submitted::Done { hash, uncertain } => (hash, uncertain),
             Submitted::Rebuild(e) => {
-                if e.code == ErrorCode::EvmNonceTooLow {
-                    adapter.reset_nonce_tracker(Some(&job.agent.public_key));
-                }
-                if e.code == ErrorCode::EvmGasTooLow {
-                    opts.gas_limit_multiplier_bump = true;
+                match e.code {
+                    ErrorCode::EvmNonceTooLow => adapter.reset_nonce_tracker(Some(&job.agent.public_key)),
+                    ErrorCode::EvmGasTooLow => opts.gas_limit_multiplier_bump = true,
+                    ErrorCode::SolanaInsufficientFee => {
+                        // 05-chains.md §3.12: once, ×1.5 (at least 1000), with a fresh blockhash.
+                        let old = unsigned.metadata.get("cuPrice").and_then(Value::as_u64).unwrap_or(0);
+                        let bumped = ((old as u128 * 3).div_ceil(2) as u64).max(1000);
+                        opts.cu_price_override = Some(bumped);
+                        fee_bumped = true;
+                        let ev = AuditEvent::new("FEE_BUMP_ATTEMPTED", "system")
+                            .agent(job.agent.id)
+                            .tx(id)
+                            .detail("originalCuPrice", old)
+                            .detail("bumpedCuPrice", bumped);
+                        let ctx = OpCtx::new("system", run.app.clock.now());
+                        if let Err(e) = run.app.db(move |s| s.append_audit(ev, &ctx)).await {
+                            tracing::warn!("tx {id}: cannot audit the fee bump: {e}");
+                        }
+                    }
+                    _ => {}
                 }
                 continue 'build;
             }
@@ -272,27 +370,15 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(TransactionRecord, Opti
             continue 'build;
         }
         let (hash, uncertain) = hash;
-        let mut patch = TxPatch { tx_hash: Some(hash.clone()), ..TxPatch::default() };
+        let mut metadata = serde_json::Map::new();
         if uncertain {
-            patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
+            metadata.insert("broadcastUncertain".into(), Value::Bool(true));
         }
         if let Some(m) = unsigned.metadata.get("methodSignature") {
-            patch.metadata.insert("methodSignature".into(), m.clone());
+            metadata.insert("methodSignature".into(), m.clone());
         }
-        patch.metadata.insert("retryCount".into(), json!(run.retries));
-        let ev = AuditEvent::new("TX_SUBMITTED", "system")
-            .agent(job.agent.id)
-            .session(job.rec.session_id)
-            .tx(id)
-            .detail("txHash", hash.clone())
-            .detail("broadcastUncertain", uncertain);
-        let ctx = OpCtx::new("system", run.app.clock.now());
-        let rec = run
-            .app
-            .db(move |s| s.transition(id, TxStatus::Executing, TxStatus::Submitted, patch, Some(ev), &ctx))
-            .await
-            .map_err(|e| Fail::Internal(format!("SUBMITTED: {e}")))?;
-        return Ok((rec, Some(fee)));
+        metadata.insert("retryCount".into(), json!(run.retries));
+        return Ok((Broadcast { hash, uncertain, metadata }, Some(fee)));
     }
 }
 
@@ -405,28 +491,66 @@ async fn record_failure(app: &Arc<App>, id: uuid::Uuid, run: &Run<'_>, fail: Fai
     api.detail("transactionId", id.to_string())
 }
 
-/// Stage 6 inline: waits within what is left of the budget. Returns the row as it ends up.
-pub(crate) async fn confirm_inline(
+/// Stage 6 for a fresh broadcast: waits for confirmation within what is left of the budget,
+/// then records the broadcast and whatever the wait learned in one write transaction
+/// (06-pipeline.md §9). Returns the row as it ends up.
+pub(crate) async fn finish(
     app: &Arc<App>,
     adapter: &Arc<dyn ChainAdapter>,
-    rec: TransactionRecord,
+    rec: &TransactionRecord,
     agent: &AgentRecord,
+    broadcast: Broadcast,
     deadline: Instant,
     timing: &mut Timing,
-) -> TransactionRecord {
-    let Some(hash) = rec.tx_hash.clone() else { return rec };
-    let ctx = status_context(&rec, agent);
+) -> Result<TransactionRecord, ApiError> {
+    let mut row = rec.clone();
+    row.tx_hash = Some(broadcast.hash.clone());
+    row.metadata.extend(broadcast.metadata.clone());
+    let ctx = status_context(&row, agent);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let t0 = Instant::now();
-    let status = adapter.wait_for_confirmation(&hash, &ctx, remaining).await;
+    let status = adapter.wait_for_confirmation(&broadcast.hash, &ctx, remaining).await;
     timing.chain += t0.elapsed();
-    match status {
-        Ok(s) => apply_status(app, rec.clone(), s).await.unwrap_or(rec),
+    let outcome = match status {
+        Ok(ChainTxStatus::Confirmed { block, fee, .. } | ChainTxStatus::Finalized { block, fee }) => {
+            BroadcastOutcome::Confirmed { fee, block }
+        }
+        Ok(ChainTxStatus::Failed { error, .. }) => BroadcastOutcome::Ended {
+            to: TxStatus::Failed,
+            error: format!("ONCHAIN_FAILURE: {}", error.code.as_str()),
+            event: AuditEvent::new("TX_FAILED", "system")
+                .agent(rec.agent_id)
+                .tx(rec.id)
+                .severity(AuditSeverity::Warning)
+                .detail("code", error.code.as_str())
+                .detail("message", error.message.clone()),
+        },
+        Ok(ChainTxStatus::Expired) => BroadcastOutcome::Ended {
+            to: TxStatus::Expired,
+            error: "BLOCKHASH_EXPIRED".into(),
+            event: AuditEvent::new("TX_EXPIRED", "system")
+                .agent(rec.agent_id)
+                .tx(rec.id)
+                .severity(AuditSeverity::Warning),
+        },
+        Ok(_) => BroadcastOutcome::Pending,
         Err(e) => {
             tracing::debug!("tx {}: confirmation check failed: {e}", rec.id);
-            rec
+            BroadcastOutcome::Pending
         }
-    }
+    };
+    let patch = TxPatch { tx_hash: Some(broadcast.hash.clone()), metadata: broadcast.metadata, ..TxPatch::default() };
+    let submitted = AuditEvent::new("TX_SUBMITTED", "system")
+        .agent(rec.agent_id)
+        .session(rec.session_id)
+        .tx(rec.id)
+        .detail("txHash", broadcast.hash.clone())
+        .detail("broadcastUncertain", broadcast.uncertain);
+    let (id, octx) = (rec.id, OpCtx::new("system", app.clock.now()));
+    app.db(move |s| s.record_broadcast(id, patch, submitted, outcome, &octx)).await.map_err(|e| {
+        tracing::error!("tx {id}: cannot record the broadcast: {e}");
+        ApiError::internal().detail("transactionId", id.to_string())
+    })
 }
 
 /// What the status lookups of this row need.

@@ -3,9 +3,11 @@
 //! file and every state change is one storage operation (one write transaction).
 //!
 //! Durable commits per INSTANT request: record (1), decide + claim (1), signed checkpoint (1),
-//! SUBMITTED (1), CONFIRMED (1) — plus one to store the response when an `Idempotency-Key` was
+//! broadcast + outcome (1) — plus one to store the response when an `Idempotency-Key` was
 //! given. The decision and the claim share a transaction because nothing can happen in between
-//! that the claim would need to re-check.
+//! that the claim would need to re-check; the broadcast is recorded together with what the
+//! inline confirmation wait learned because until then the signed checkpoint already makes a
+//! crash recoverable (startup turns it into SUBMITTED and the confirmation worker resolves it).
 
 pub(crate) mod decide;
 pub(crate) mod execute;
@@ -260,7 +262,7 @@ async fn decide_and_run(
     let adapter: Arc<dyn ChainAdapter> = adapter.expect("prechecked");
     let claimed = Instant::now();
     let budget = execute::budget(app, &agent, true);
-    let job = Job { rec, agent: agent.clone(), build: v.build, priority: v.priority, claimed, budget };
+    let job = Job { rec: rec.clone(), agent: agent.clone(), build: v.build, priority: v.priority, claimed, budget };
     let executed = match execute::execute(app, job, adapter.clone()).await {
         Ok(x) => x,
         Err((e, t)) => {
@@ -269,9 +271,9 @@ async fn decide_and_run(
         }
     };
     let mut t = executed.timing;
-    let rec = execute::confirm_inline(app, &adapter, executed.rec, &agent, claimed + budget, &mut t).await;
+    let done = execute::finish(app, &adapter, &rec, &agent, executed.broadcast, claimed + budget, &mut t).await;
     timing.chain += t.chain;
-    Ok(Reply::ok(success_body(&rec, executed.estimated_fee)))
+    Ok(Reply::ok(success_body(&done?, executed.estimated_fee)))
 }
 
 /// The confirmation worker's pass (06-pipeline.md §9): every SUBMITTED row whose adapter is

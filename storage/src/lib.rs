@@ -23,7 +23,9 @@ pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::killswitch::ActivationReport;
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
-pub use ops::transactions::{ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxPatch};
+pub use ops::transactions::{
+    BroadcastOutcome, ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxPatch,
+};
 pub use records::*;
 
 #[cfg(test)]

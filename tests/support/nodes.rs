@@ -73,6 +73,8 @@ pub(crate) struct Surfnet {
     child: Child,
     pub port: u16,
     pub url: String,
+    /// The node's block-control stdin (`advance <n>`).
+    control: std::sync::Mutex<Option<std::process::ChildStdin>>,
 }
 
 fn surfnet_bin() -> PathBuf {
@@ -93,10 +95,12 @@ impl Surfnet {
             let mut child = Command::new(surfnet_bin())
                 .args(["--port", &port.to_string(), "--ws-port", &ws.to_string()])
                 .args(extra)
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("start surfnet-local");
+            let control = child.stdin.take();
             let (tx, rx) = mpsc::channel();
             let stdout = child.stdout.take().unwrap();
             std::thread::spawn(move || {
@@ -109,7 +113,12 @@ impl Surfnet {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if rx.try_recv().is_ok() {
-                    return Surfnet { child, port, url: format!("http://127.0.0.1:{port}") };
+                    return Surfnet {
+                        child,
+                        port,
+                        url: format!("http://127.0.0.1:{port}"),
+                        control: std::sync::Mutex::new(control),
+                    };
                 }
                 if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
                     stop(&mut child);
@@ -124,6 +133,59 @@ impl Surfnet {
     pub(crate) fn start() -> Surfnet {
         Surfnet::start_with(&[])
     }
+
+    /// Produces `n` blocks now and waits until the node's confirmed block height shows (nearly)
+    /// all of them; the node's own clock keeps producing blocks meanwhile.
+    pub(crate) fn advance(&self, n: u64) {
+        use std::io::Write;
+        let before = self.block_height();
+        let mut c = self.control.lock().unwrap();
+        let stdin = c.as_mut().expect("surfnet control");
+        writeln!(stdin, "advance {n}").unwrap();
+        stdin.flush().unwrap();
+        drop(c);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.block_height() + 10 < before + n {
+            assert!(
+                Instant::now() < deadline,
+                "surfnet did not advance {n} blocks: {before} -> {}",
+                self.block_height()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `getBlockHeight` at `confirmed`.
+    pub(crate) fn block_height(&self) -> u64 {
+        self.rpc("getBlockHeight", serde_json::json!([{"commitment": "confirmed"}])).as_u64().unwrap()
+    }
+
+    /// A blocking JSON-RPC call (usable from hooks running on plain threads).
+    pub(crate) fn rpc(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        rpc_blocking(&self.url, method, params)
+    }
+}
+
+/// A minimal blocking JSON-RPC POST over a plain socket.
+pub(crate) fn rpc_blocking(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://");
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let json = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let start = json.find('{').unwrap_or(0);
+    let end = json.rfind('}').map(|e| e + 1).unwrap_or(json.len());
+    let v: serde_json::Value = serde_json::from_str(&json[start..end]).unwrap_or(serde_json::Value::Null);
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
 }
 
 impl Drop for Surfnet {

@@ -48,7 +48,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "lastTransaction": counts.last.map(|(id, st, at)| json!({"id": id, "status": st.as_str(), "createdAt": iso(at)})),
         "adapters": app.adapters.admin_view(),
         "workers": app.workers.snapshot(),
-        "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION},
+        "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": app.store.commits()},
         "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.keystore.keys_loaded().await},
         "masterAuth": {"argon2Verifications": app.master.argon2_verifications()},
         "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},

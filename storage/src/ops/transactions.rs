@@ -105,6 +105,29 @@ pub struct RecoveryReport {
     pub executing_failed: u64,
 }
 
+/// What the inline wait learned before [`Store::record_broadcast`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BroadcastOutcome {
+    /// Not confirmed yet: stays SUBMITTED.
+    Pending,
+    /// Confirmed: CONFIRMED with the fee and block.
+    Confirmed {
+        /// Fee paid.
+        fee: Option<Amount>,
+        /// Block (or slot) of inclusion.
+        block: u64,
+    },
+    /// Failed or expired on chain: `to` with `error` and its audit row.
+    Ended {
+        /// FAILED or EXPIRED.
+        to: TxStatus,
+        /// `transactions.error`.
+        error: String,
+        /// `TX_FAILED` / `TX_EXPIRED`.
+        event: AuditEvent,
+    },
+}
+
 /// Result of [`Store::claim_for_execution`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
@@ -284,37 +307,73 @@ impl Store {
         block: Option<u64>,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
+        self.write(|tx| self.confirm_in(tx, id, fee, block, ctx))
+    }
+
+    fn confirm_in(
+        &self,
+        tx: &WriteTransaction,
+        id: Uuid,
+        fee: Option<Amount>,
+        block: Option<u64>,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
+        let mut patch = TxPatch { executed_at: Some(ctx.now), reserved_amount: Some(None), ..TxPatch::default() };
+        if let Some(fee) = fee {
+            patch.metadata.insert("fee".into(), Value::String(fee.to_string()));
+        }
+        if let Some(b) = block {
+            patch.metadata.insert("blockNumber".into(), Value::from(b));
+        }
+        let rec = transition_in(tx, id, TxStatus::Submitted, TxStatus::Confirmed, patch, ctx.now)?;
+        if let Some(sid) = rec.session_id {
+            let table = tx.open_table(SESSIONS)?;
+            let existing: Option<SessionRecord> = rows::get(&table, "sessions", sid)?;
+            drop(table);
+            if let Some(old) = existing {
+                let mut new = old.clone();
+                new.usage.total_tx += 1;
+                new.usage.total_amount = new
+                    .usage
+                    .total_amount
+                    .checked_add(rec.native_amount)
+                    .map_err(|_| StoreError::Invariant("usage overflow"))?;
+                new.usage.last_tx_at = Some(ctx.now);
+                rows::update_session(tx, &old, &new)?;
+            }
+        }
+        let ev = tx_event("TX_CONFIRMED", &rec)
+            .detail("txHash", rec.tx_hash.clone())
+            .detail("fee", fee.map(|f| f.to_string()))
+            .detail("blockNumber", block);
+        self.audit(tx, ev, ctx)?;
+        Ok(rec)
+    }
+
+    /// Records a broadcast (EXECUTING → SUBMITTED with `patch` and `TX_SUBMITTED`) together with
+    /// what the inline confirmation wait already learned, in one write transaction: a row whose
+    /// transaction confirmed during the wait goes on to CONFIRMED (usage, audit) in the same
+    /// commit. Until this commit the signed checkpoint is what makes a crash recoverable.
+    pub fn record_broadcast(
+        &self,
+        id: Uuid,
+        patch: TxPatch,
+        submitted: AuditEvent,
+        outcome: BroadcastOutcome,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
         self.write(|tx| {
-            let mut patch = TxPatch { executed_at: Some(ctx.now), reserved_amount: Some(None), ..TxPatch::default() };
-            if let Some(fee) = fee {
-                patch.metadata.insert("fee".into(), Value::String(fee.to_string()));
-            }
-            if let Some(b) = block {
-                patch.metadata.insert("blockNumber".into(), Value::from(b));
-            }
-            let rec = transition_in(tx, id, TxStatus::Submitted, TxStatus::Confirmed, patch, ctx.now)?;
-            if let Some(sid) = rec.session_id {
-                let table = tx.open_table(SESSIONS)?;
-                let existing: Option<SessionRecord> = rows::get(&table, "sessions", sid)?;
-                drop(table);
-                if let Some(old) = existing {
-                    let mut new = old.clone();
-                    new.usage.total_tx += 1;
-                    new.usage.total_amount = new
-                        .usage
-                        .total_amount
-                        .checked_add(rec.native_amount)
-                        .map_err(|_| StoreError::Invariant("usage overflow"))?;
-                    new.usage.last_tx_at = Some(ctx.now);
-                    rows::update_session(tx, &old, &new)?;
+            let rec = transition_in(tx, id, TxStatus::Executing, TxStatus::Submitted, patch, ctx.now)?;
+            self.audit(tx, submitted, ctx)?;
+            match outcome {
+                BroadcastOutcome::Pending => Ok(rec),
+                BroadcastOutcome::Confirmed { fee, block } => self.confirm_in(tx, id, fee, Some(block), ctx),
+                BroadcastOutcome::Ended { to, error, event } => {
+                    let rec = transition_in(tx, id, TxStatus::Submitted, to, TxPatch::error(error), ctx.now)?;
+                    self.audit(tx, event, ctx)?;
+                    Ok(rec)
                 }
             }
-            let ev = tx_event("TX_CONFIRMED", &rec)
-                .detail("txHash", rec.tx_hash.clone())
-                .detail("fee", fee.map(|f| f.to_string()))
-                .detail("blockNumber", block);
-            self.audit(tx, ev, ctx)?;
-            Ok(rec)
         })
     }
 

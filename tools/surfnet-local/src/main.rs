@@ -11,13 +11,20 @@
 //! ```
 //!
 //! Usage: `surfnet-local --port <rpc> [--ws-port <ws>] [--slot-time <ms>] [--manual]`.
-//! `--manual` disables clock-driven block production (blocks then advance only through the
-//! `surfnet_*` cheat-code RPCs), which lets tests age a blockhash deterministically.
+//! `--manual` disables clock-driven block production.
+//!
+//! Block control on stdin, one command per line, for tests that need a blockhash to age by an
+//! exact number of blocks (surfpool has no RPC that produces blocks on demand):
+//!
+//! ```text
+//! advance <n>     produce n blocks now, then resume the configured production mode;
+//!                 answers "advanced <n>" on stdout once they are queued
+//! ```
 
 use std::process::ExitCode;
 
 use surfpool_core::surfnet::svm::{SurfnetSvm, SurfnetSvmConfig};
-use surfpool_types::{BlockProductionMode, RpcConfig, SimnetConfig, SimnetEvent, SurfpoolConfig};
+use surfpool_types::{BlockProductionMode, RpcConfig, SimnetCommand, SimnetConfig, SimnetEvent, SurfpoolConfig};
 
 struct Args {
     port: u16,
@@ -44,6 +51,30 @@ fn parse_args() -> Result<Args, String> {
     }
     let port: u16 = port.ok_or("--port is required")?;
     Ok(Args { port, ws_port: ws_port.unwrap_or(port.wrapping_add(1)), slot_time, manual })
+}
+
+/// Reads `advance <n>` lines from stdin and produces blocks through the simnet command channel.
+fn spawn_block_control(tx: crossbeam_channel::Sender<SimnetCommand>, manual: bool) {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) {
+                (Some("advance"), Some(n)) => {
+                    for _ in 0..n {
+                        // Each SlotForward produces one block (and switches to manual mode).
+                        if tx.send(SimnetCommand::SlotForward(None)).is_err() {
+                            return;
+                        }
+                    }
+                    let mode = if manual { BlockProductionMode::Manual } else { BlockProductionMode::Clock };
+                    let _ = tx.send(SimnetCommand::UpdateBlockProductionMode(mode));
+                    println!("advanced {n}");
+                }
+                _ => eprintln!("surfnet-local: unknown command {line:?} (expected: advance <n>)"),
+            }
+        }
+    });
 }
 
 fn main() -> ExitCode {
@@ -83,6 +114,7 @@ fn main() -> ExitCode {
         ..SurfpoolConfig::default()
     };
     let (cmd_tx, cmd_rx) = crossbeam_channel::unbounded();
+    spawn_block_control(cmd_tx.clone(), args.manual);
 
     // The runloop reports through a channel that must be drained or it blocks; the drain
     // thread also announces readiness and surfaces fatal errors.

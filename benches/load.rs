@@ -1,0 +1,320 @@
+//! Load tool: N concurrent sessions sending INSTANT transfers to a real daemon on a real local
+//! node, reporting throughput, p50/p99 of the total latency (client-measured) and of the
+//! daemon-only latency (total minus the time the daemon spent waiting on the node, from the
+//! `Server-Timing` header), and the durable redb commits per request (the daemon's commit
+//! counter, read from `/v1/admin/status` before and after).
+//!
+//! Each session belongs to its own agent (one key each, so EVM nonces do not serialise the
+//! agents against each other) and sends `--per-session` transfers back to back.
+//!
+//! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]`
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "waiaas-dev";
+
+fn tool(var: &str, rel: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        let cache = std::env::var("WAIAAS_CACHE")
+            .unwrap_or_else(|_| format!("{}/.cache/waiaas", std::env::var("HOME").unwrap()));
+        format!("{cache}/{rel}")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for a line containing `needle` on the child's stdout.
+fn wait_for(child: &mut Child, needle: &str) {
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let needle = needle.to_string();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if !sent && line.contains(&needle) {
+                let _ = tx.send(());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120)).expect("process did not become ready");
+}
+
+struct Node {
+    _proc: Proc,
+    url: String,
+    chain: String,
+}
+
+fn start_node(chain: &str) -> Node {
+    let port = free_port();
+    match chain {
+        "ethereum" => {
+            let bin = tool("WAIAAS_TOOL_ANVIL", "foundry-1.7.1/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+            let mut c = Command::new(bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("anvil");
+            wait_for(&mut c, "Listening on");
+            Node { _proc: Proc(c), url: format!("http://127.0.0.1:{port}"), chain: chain.into() }
+        }
+        _ => {
+            let exe = std::env::current_exe().unwrap();
+            let bin = exe.parent().unwrap().parent().unwrap().join("surfnet-local");
+            let mut c = Command::new(bin)
+                .args(["--port", &port.to_string(), "--ws-port", &free_port().to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("surfnet-local (cargo build --release -p surfnet-local)");
+            wait_for(&mut c, " ready on ");
+            Node { _proc: Proc(c), url: format!("http://127.0.0.1:{port}"), chain: chain.into() }
+        }
+    }
+}
+
+struct Daemon {
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+    base: String,
+}
+
+fn start_daemon(node: &Node) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_waiaas");
+    let st = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["init", "--non-interactive", "--master-password", PASSWORD])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rpc = match node.chain.as_str() {
+        "ethereum" => format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", node.url),
+        _ => format!("solana_devnet = \"{}\"", node.url),
+    };
+    let mut cfg = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    cfg = cfg.replacen("[rpc]\n", &format!("[rpc]\n{rpc}\n"), 1);
+    cfg = cfg.replacen(
+        "[security]\n",
+        "[security]\nrate_limit_tx_rpm = 100\nrate_limit_session_rpm = 5000\nrate_limit_global_ip_rpm = 10000\n",
+        1,
+    );
+    cfg = cfg.replacen("[daemon]\n", "[daemon]\nlog_level = \"warn\"\n", 1);
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let port = free_port();
+    let mut c = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["start", "--dev", "--port", &port.to_string(), "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&mut c, " ready on ");
+    Daemon { _proc: Proc(c), _dir: dir, base: format!("http://127.0.0.1:{port}") }
+}
+
+async fn master(http: &reqwest::Client, d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut r = http.request(method, format!("{}{path}", d.base)).header("X-Master-Password", PASSWORD);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert!(status.is_success(), "{path}: {v}");
+    v
+}
+
+async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    let v: Value = http
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+/// An agent with a funded address and one session; returns the token.
+async fn agent(http: &reqwest::Client, d: &Daemon, node: &Node, i: usize) -> String {
+    let a = master(
+        http,
+        d,
+        reqwest::Method::POST,
+        "/v1/agents",
+        Some(json!({"chain": node.chain, "name": format!("load-{i}")})),
+    )
+    .await;
+    let address = a["address"].as_str().unwrap();
+    match node.chain.as_str() {
+        "ethereum" => {
+            rpc(http, &node.url, "anvil_setBalance", json!([address, "0x56bc75e2d63100000"])).await;
+        }
+        _ => {
+            rpc(http, &node.url, "requestAirdrop", json!([address, 100_000_000_000u64])).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let s = master(http, d, reqwest::Method::POST, "/v1/sessions", Some(json!({"agentId": a["id"]}))).await;
+    s["token"].as_str().unwrap().to_string()
+}
+
+fn recipient(chain: &str) -> &'static str {
+    match chain {
+        "ethereum" => "0x000000000000000000000000000000000000bEEF",
+        _ => "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM",
+    }
+}
+
+/// `total;dur=12.3, chain;dur=4.5` → (total, chain) in ms.
+fn server_timing(h: &str) -> (f64, f64) {
+    let mut total = 0.0;
+    let mut chain = 0.0;
+    for part in h.split(',') {
+        let mut it = part.trim().split(';');
+        let name = it.next().unwrap_or("");
+        let dur = it.find_map(|p| p.strip_prefix("dur=")).and_then(|d| d.parse().ok()).unwrap_or(0.0);
+        match name {
+            "total" => total = dur,
+            "chain" => chain = dur,
+            _ => {}
+        }
+    }
+    (total, chain)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+struct Sample {
+    total_ms: f64,
+    daemon_ms: f64,
+    chain_ms: f64,
+}
+
+async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, per_session: usize) {
+    let mut tokens = Vec::new();
+    for i in 0..sessions {
+        tokens.push(agent(http, d, node, i + sessions * 1000).await);
+    }
+    let commits_before =
+        master(http, d, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"].as_u64().unwrap();
+    let started = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut failures = 0usize;
+    let mut tasks = Vec::new();
+    for t in tokens {
+        let (http, base, samples, to) = (http.clone(), d.base.clone(), samples.clone(), recipient(&node.chain));
+        tasks.push(tokio::spawn(async move {
+            let mut failed = 0;
+            for i in 0..per_session {
+                let t0 = Instant::now();
+                let r = http
+                    .post(format!("{base}/v1/transactions/send"))
+                    .bearer_auth(&t)
+                    .json(&json!({"to": to, "amount": (1000 + i).to_string()}))
+                    .send()
+                    .await
+                    .unwrap();
+                let total = t0.elapsed().as_secs_f64() * 1000.0;
+                let timing = r.headers().get("server-timing").and_then(|h| h.to_str().ok()).map(server_timing);
+                let ok = r.status().as_u16() == 200;
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if !ok || body["status"] != "CONFIRMED" {
+                    failed += 1;
+                    eprintln!("send failed: {body}");
+                    continue;
+                }
+                let (server_total, chain) = timing.unwrap_or((total, 0.0));
+                samples.lock().unwrap().push(Sample {
+                    total_ms: total,
+                    daemon_ms: server_total - chain,
+                    chain_ms: chain,
+                });
+            }
+            failed
+        }));
+    }
+    for t in tasks {
+        failures += t.await.unwrap();
+    }
+    let wall = started.elapsed();
+    let commits_after =
+        master(http, d, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"].as_u64().unwrap();
+    let s = samples.lock().unwrap();
+    let n = s.len();
+    let mut total: Vec<f64> = s.iter().map(|x| x.total_ms).collect();
+    let mut daemon: Vec<f64> = s.iter().map(|x| x.daemon_ms).collect();
+    let mut chain: Vec<f64> = s.iter().map(|x| x.chain_ms).collect();
+    for v in [&mut total, &mut daemon, &mut chain] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    // Reads commit nothing, so the delta is the sends' commits.
+    let per_request = (commits_after - commits_before) as f64 / (n + failures).max(1) as f64;
+    println!(
+        "| {} | {sessions} | {n} | {failures} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+        node.chain,
+        n as f64 / wall.as_secs_f64(),
+        percentile(&total, 50.0),
+        percentile(&total, 99.0),
+        percentile(&daemon, 50.0),
+        percentile(&daemon, 99.0),
+        percentile(&chain, 50.0),
+        per_request,
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    // `cargo bench` passes `--bench`; a plain `cargo test` run builds but does not load.
+    if args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench") {
+        return;
+    }
+    let chain = arg("--chain").unwrap_or_else(|| "ethereum".into());
+    let sessions: Vec<usize> =
+        arg("--sessions").unwrap_or_else(|| "1,8,32".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
+    let per_session: usize = arg("--per-session").map(|s| s.parse().unwrap()).unwrap_or(40);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(120)).build().unwrap();
+        println!("| chain | sessions | ok | failed | tx/s | p50 total ms | p99 total ms | p50 daemon ms | p99 daemon ms | p50 chain ms | commits/request |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        for n in sessions {
+            // A fresh node and daemon per row, so rows do not share state.
+            let node = start_node(&chain);
+            let d = start_daemon(&node);
+            run(&http, &d, &node, n, per_session).await;
+        }
+    });
+}
