@@ -130,6 +130,22 @@ async fn every_evm_type_confirms_with_exact_on_chain_effects() {
     );
     assert!(v["txHash"].as_str().unwrap().starts_with("0x") && v["estimatedFee"].is_string() && v["fee"].is_string());
     assert_eq!(balance(&rpc, TO) - before, ETH);
+    // ACC-144: gas = ceil(estimate × 1.1) (21000 for a plain transfer), priority = max(2 gwei,
+    // node suggestion), maxFee = 2 × base fee of the block the build saw + priority, and the
+    // estimate is gasLimit × maxFee.
+    let tx: Value =
+        serde_json::from_str(&cast_out(&["tx", v["txHash"].as_str().unwrap(), "--json", "--rpc-url", &rpc])).unwrap();
+    let hexu = |x: &Value| u128::from_str_radix(x.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let (gas, max_fee, prio) = (hexu(&tx["gas"]), hexu(&tx["maxFeePerGas"]), hexu(&tx["maxPriorityFeePerGas"]));
+    let suggestion = hexu(&crate::support::nodes::rpc_blocking(&rpc, "eth_maxPriorityFeePerGas", json!([])));
+    let parent = hexu(&tx["blockNumber"]) - 1;
+    let block: Value =
+        crate::support::nodes::rpc_blocking(&rpc, "eth_getBlockByNumber", json!([format!("0x{parent:x}"), false]));
+    let base = hexu(&block["baseFeePerGas"]);
+    assert_eq!(gas, 23_100);
+    assert_eq!(prio, suggestion.max(2_000_000_000));
+    assert_eq!(max_fee, 2 * base + prio);
+    assert_eq!(v["estimatedFee"], (gas * max_fee).to_string());
 
     // ERC-20 transfer.
     let (st, v) = send(
@@ -550,6 +566,16 @@ async fn ledger_agents_sign_through_the_fake_device() {
     assert!(seen, "WAITING_FOR_DEVICE was never shown");
     assert_eq!(pending.await.unwrap().0, 200);
 
+    // The wrong app open: 503 SIGNER_UNAVAILABLE; nobody answers: 408 SIGNER_TIMEOUT after the
+    // confirm timeout (10 s here).
+    fake.set_behavior(Behavior::WrongApp);
+    let (st, v) = send(&d, &ta, json!({"to": TO, "amount": "3"})).await;
+    assert_eq!((st, v["code"].as_str()), (503, Some("SIGNER_UNAVAILABLE")), "{v}");
+    fake.set_behavior(Behavior::NeverAnswer);
+    let started = Instant::now();
+    let (st, v) = send(&d, &ta, json!({"to": TO, "amount": "3"})).await;
+    assert_eq!((st, v["code"].as_str()), (408, Some("SIGNER_TIMEOUT")), "{v}");
+    assert!(started.elapsed() >= Duration::from_secs(9), "{:?}", started.elapsed());
     // Rejected on the device: 403, FAILED with SIGNING_REJECTED.
     fake.set_behavior(Behavior::Reject);
     let (st, v) = send(&d, &ta, json!({"to": TO, "amount": "3"})).await;
@@ -688,4 +714,35 @@ async fn sessions_idempotency_dry_run_and_listing() {
         let row = d.store().get_transaction(first.parse().unwrap()).unwrap().unwrap();
         assert_eq!(row.request, json!({"type": "TRANSFER", "to": TO, "amount": "31", "priority": "medium"}));
     });
+}
+
+// ACC-156: a transaction that outlasts the 30 s wait answers 200 SUBMITTED; the confirmation
+// worker confirms it once the node mines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmined_transaction_is_submitted_then_confirmed_by_the_worker() {
+    let anvil = Anvil::start_with(31337, &["--no-mining"]);
+    let rpc = anvil.url.clone();
+    let d = daemon(&rpc, &[]).await;
+    let agent = d.create_agent(json!({"chain": "ethereum"})).await;
+    let me = agent["address"].as_str().unwrap().to_string();
+    crate::support::nodes::rpc_blocking(&rpc, "anvil_setBalance", json!([me, "0xde0b6b3a7640000"]));
+    let t = d.create_session(agent["id"].as_str().unwrap(), json!({})).await["token"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let (st, v) = send(&d, &t, json!({"to": TO, "amount": "5"})).await;
+    assert_eq!((st, v["status"].as_str(), v["tier"].as_str()), (200, Some("SUBMITTED"), Some("INSTANT")), "{v}");
+    assert!(started.elapsed() >= Duration::from_secs(29), "waited the whole budget");
+    assert!(v["txHash"].is_string());
+    crate::support::nodes::rpc_blocking(&rpc, "evm_mine", json!([]));
+    let id = v["transactionId"].as_str().unwrap();
+    let mut status = Value::Null;
+    for _ in 0..5 {
+        d.advance(11).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        status = d.bearer("GET", &format!("/v1/transactions/{id}"), &t, None).await.1["status"].clone();
+        if status == "CONFIRMED" {
+            break;
+        }
+    }
+    assert_eq!(status, "CONFIRMED");
+    assert_eq!(balance(&rpc, TO), 5);
 }

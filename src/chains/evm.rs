@@ -831,6 +831,30 @@ mod tests {
         assert_eq!(code("something else"), None);
     }
 
+    #[tokio::test]
+    async fn a_disconnected_adapter_is_unhealthy_without_an_error() {
+        let a = EvmAdapter::new(
+            Network::Testnet,
+            "http://127.0.0.1:1",
+            Duration::from_secs(1),
+            None,
+            "ETH".into(),
+            Default::default(),
+        )
+        .unwrap();
+        assert_eq!(a.health().await, Health { healthy: false, latency_ms: -1 });
+        assert!(a.is_valid_address("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"));
+        assert!(a.is_valid_address("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert!(!a.is_valid_address("0xF39Fd6e51aad88F6F4ce6aB8827279cffFb92266"), "bad EIP-55 checksum");
+        assert!(!a.is_valid_address("0xf39fd6e51aad88f6f4ce6ab8827279cfffb9226"));
+        assert!(!a.is_valid_address("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"));
+        // A node that cannot be reached: a network error, not a panic.
+        assert_eq!(
+            a.get_current_nonce("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266").await.unwrap_err().code,
+            ErrorCode::NetworkError
+        );
+    }
+
     #[test]
     fn gas_multipliers_round_up() {
         assert_eq!(ceil_mul(21_000, 11, 10), 23_100);

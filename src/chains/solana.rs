@@ -147,6 +147,12 @@ pub(crate) fn median(mut v: Vec<u64>) -> u64 {
     }
 }
 
+/// The compute-unit limit after a simulation: `max(ceil(units × 1.2), 1000)`, capped at the
+/// 1.4 M the runtime allows.
+pub(crate) fn cu_limit_for(units: u64) -> u32 {
+    (units.saturating_mul(12).div_ceil(10)).clamp(1000, MAX_CU_LIMIT as u64) as u32
+}
+
 /// The wire form: compact-u16 signature count (1), the signature, the message bytes.
 fn wire(sig: &[u8; 64], message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 64 + message.len());
@@ -800,7 +806,7 @@ impl ChainAdapter for SolanaAdapter {
             .ok_or_else(|| ChainError::new(ErrorCode::InternalError, "empty message"))?;
         let mut tx = tx;
         if let (Some(units), UnsignedInner::Solana(s)) = (sim.units_consumed, &mut tx.inner) {
-            s.cu_limit = ((units * 12).div_ceil(10)).max(1000).min(MAX_CU_LIMIT as u64) as u32;
+            s.cu_limit = cu_limit_for(units);
             s.message = Self::compile(&payer, &s.instructions, s.cu_limit, s.cu_price, s.blockhash)?;
             let (price, limit) = (s.cu_price, s.cu_limit);
             let creation = tx.estimated_fee.account_creation_fee.to_u64().unwrap_or(0);
@@ -1038,6 +1044,25 @@ mod tests {
         assert_eq!(submit_code("AlreadyProcessed", true), None);
         assert_eq!(submit_code("AlreadyProcessed", false), Some(ErrorCode::TransactionFailed));
         assert_eq!(submit_code("Transaction simulation failed: something", false), Some(ErrorCode::TransactionFailed));
+    }
+
+    #[test]
+    fn compute_limits_follow_the_simulation() {
+        assert_eq!(cu_limit_for(150), 1000);
+        assert_eq!(cu_limit_for(1000), 1200);
+        assert_eq!(cu_limit_for(1001), 1202);
+        assert_eq!(cu_limit_for(10_000_000), MAX_CU_LIMIT);
+    }
+
+    #[tokio::test]
+    async fn a_disconnected_adapter_is_unhealthy_without_an_error() {
+        let a = SolanaAdapter::new(Network::Devnet, "http://127.0.0.1:1", Duration::from_secs(1), Clock::default());
+        assert_eq!(a.health().await, Health { healthy: false, latency_ms: -1 });
+        assert!(a.is_valid_address("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"));
+        assert!(!a.is_valid_address("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert!(!a.is_valid_address("9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGY"), "too short for 32 bytes");
+        assert_eq!(a.get_current_nonce("x").await.unwrap(), 0);
+        a.reset_nonce_tracker(None);
     }
 
     #[test]
