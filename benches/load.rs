@@ -223,6 +223,11 @@ struct Sample {
 }
 
 async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, per_session: usize) {
+    if node.chain == "solana" {
+        // The recipient must already hold a rent-exempt balance, or the small transfers below
+        // would be refused (InsufficientFundsForRent) instead of measured.
+        rpc(http, &node.url, "requestAirdrop", json!([recipient(&node.chain), 1_000_000_000u64])).await;
+    }
     let mut tokens = Vec::new();
     for i in 0..sessions {
         tokens.push(agent(http, d, node, i + sessions * 1000).await);
@@ -252,7 +257,9 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, p
                 let body: Value = r.json().await.unwrap_or(Value::Null);
                 if !ok || body["status"] != "CONFIRMED" {
                     failed += 1;
-                    eprintln!("send failed: {body}");
+                    if failed == 1 {
+                        eprintln!("send failed: {body}");
+                    }
                     continue;
                 }
                 let (server_total, chain) = timing.unwrap_or((total, 0.0));

@@ -60,15 +60,47 @@ struct Run<'a> {
     id: uuid::Uuid,
     deadline: Instant,
     started: Instant,
-    retries: u32,
-    stale_used: bool,
-    gas_bumped: bool,
+    budget: RetryBudget,
     step: &'static str,
     timing: Timing,
 }
 
 const BACKOFF: [u64; 3] = [1, 2, 4];
 const MAX_RETRIES: u32 = 3;
+
+/// The retry rules of one execution (06-pipeline.md §5): at most three retries in all, of
+/// which at most one STALE rebuild and at most one gas rebuild; TRANSIENT retries wait
+/// 1, 2, 4 s. Kept apart from `Run` so the counting can be tested without a chain.
+#[derive(Debug, Default)]
+struct RetryBudget {
+    retries: u32,
+    stale_used: bool,
+    gas_bumped: bool,
+}
+
+impl RetryBudget {
+    /// The wait before the next TRANSIENT retry, or `None` when the retries are spent.
+    fn next_backoff(&mut self) -> Option<Duration> {
+        let wait = Duration::from_secs(*BACKOFF.get(self.retries as usize)?);
+        self.retries += 1;
+        Some(wait)
+    }
+
+    /// Whether a STALE (or gas) rebuild is still allowed; counts it.
+    fn take_rebuild(&mut self, gas: bool) -> bool {
+        let used = if gas { self.gas_bumped } else { self.stale_used };
+        if used || self.retries >= MAX_RETRIES {
+            return false;
+        }
+        if gas {
+            self.gas_bumped = true;
+        } else {
+            self.stale_used = true;
+        }
+        self.retries += 1;
+        true
+    }
+}
 
 impl Run<'_> {
     fn remaining(&self) -> Option<Duration> {
@@ -100,12 +132,10 @@ impl Run<'_> {
 
     /// Sleeps before a TRANSIENT retry, or gives up when retries or budget are spent.
     async fn backoff(&mut self, e: &ChainError) -> Result<(), Fail> {
-        if self.retries >= MAX_RETRIES {
+        let Some(wait) = self.budget.next_backoff() else {
             return Err(Fail::Chain(e.clone()));
-        }
-        let wait = Duration::from_secs(BACKOFF[self.retries as usize]);
-        self.retries += 1;
-        tracing::debug!("tx {} step {}: {e}; retry {} in {wait:?}", self.id, self.step, self.retries);
+        };
+        tracing::debug!("tx {} step {}: {e}; retry {} in {wait:?}", self.id, self.step, self.budget.retries);
         if self.remaining().is_none_or(|r| r <= wait) {
             return Err(Fail::Timeout);
         }
@@ -113,19 +143,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Whether a STALE (or gas) rebuild is still allowed; counts it.
     fn take_rebuild(&mut self, gas: bool) -> bool {
-        let used = if gas { self.gas_bumped } else { self.stale_used };
-        if used || self.retries >= MAX_RETRIES {
-            return false;
-        }
-        if gas {
-            self.gas_bumped = true;
-        } else {
-            self.stale_used = true;
-        }
-        self.retries += 1;
-        true
+        self.budget.take_rebuild(gas)
     }
 }
 
@@ -175,9 +194,7 @@ pub(crate) async fn execute(
         id,
         deadline: job.claimed + job.budget,
         started: job.claimed,
-        retries: 0,
-        stale_used: false,
-        gas_bumped: false,
+        budget: RetryBudget::default(),
         step: "build",
         timing: Timing::default(),
     };
@@ -377,7 +394,7 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
         if let Some(m) = unsigned.metadata.get("methodSignature") {
             metadata.insert("methodSignature".into(), m.clone());
         }
-        metadata.insert("retryCount".into(), json!(run.retries));
+        metadata.insert("retryCount".into(), json!(run.budget.retries));
         return Ok((Broadcast { hash, uncertain, metadata }, Some(fee)));
     }
 }
@@ -480,7 +497,7 @@ async fn record_failure(app: &Arc<App>, id: uuid::Uuid, run: &Run<'_>, fail: Fai
         .detail("code", stored.clone())
         .detail("category", category)
         .detail("step", run.step)
-        .detail("retryCount", run.retries);
+        .detail("retryCount", run.budget.retries);
     let ctx = OpCtx::new("system", app.clock.now());
     let patch = TxPatch::error(stored);
     if let Err(e) =
@@ -609,5 +626,36 @@ pub(crate) fn budget(app: &App, agent: &AgentRecord, inline: bool) -> Duration {
     match agent.backend {
         Backend::Ledger => base + Duration::from_secs(app.config().ledger.confirm_timeout),
         Backend::Keystore => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // ACC-168: a STALE error rebuilds exactly once; the second one fails the transaction.
+    #[test]
+    fn a_stale_rebuild_is_allowed_once() {
+        let mut b = RetryBudget::default();
+        assert!(b.take_rebuild(false));
+        assert!(!b.take_rebuild(false), "a second STALE rebuild is refused");
+        assert!(b.take_rebuild(true), "the gas rebuild has its own allowance");
+        assert!(!b.take_rebuild(true));
+        assert_eq!(b.retries, 2);
+    }
+
+    // ACC-167: TRANSIENT retries wait 1, 2, 4 s; three retries in all, rebuilds included.
+    #[test]
+    fn retries_back_off_and_share_one_budget() {
+        let mut b = RetryBudget::default();
+        let waits: Vec<_> = std::iter::from_fn(|| b.next_backoff()).collect();
+        assert_eq!(waits, [1, 2, 4].map(Duration::from_secs));
+        assert!(!b.take_rebuild(false), "no rebuild after three retries");
+
+        let mut b = RetryBudget::default();
+        assert!(b.take_rebuild(false));
+        assert_eq!(b.next_backoff(), Some(Duration::from_secs(2)));
+        assert_eq!(b.next_backoff(), Some(Duration::from_secs(4)));
+        assert_eq!(b.next_backoff(), None);
     }
 }
