@@ -31,8 +31,8 @@ use crate::http::{Reply, SessionCaller};
 use execute::{Job, Timing};
 use request::Validated;
 
-/// The row a validated request becomes at stage 1.
-fn new_row(
+/// The row a validated request becomes at stage 1 (and what a dry run decides on).
+pub(crate) fn new_row(
     app: &App,
     caller: &SessionCaller,
     v: &Validated,

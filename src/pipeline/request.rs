@@ -106,6 +106,32 @@ fn require<'a, T>(v: &'a Option<T>, path: &str) -> Result<&'a T, ApiError> {
     v.as_ref().ok_or_else(|| ApiError::validation(path, "required", format!("{path} is required")))
 }
 
+impl BodyIn {
+    /// The type-specific fields and whether each is present (`type`, `memo` and `priority`
+    /// belong to every type).
+    fn type_fields(&self) -> [(&'static str, bool); 11] {
+        [
+            ("to", self.to.is_some()),
+            ("amount", self.amount.is_some()),
+            ("token", self.token.is_some()),
+            ("contractAddress", self.contract_address.is_some()),
+            ("calldata", self.calldata.is_some()),
+            ("value", self.value.is_some()),
+            ("programId", self.program_id.is_some()),
+            ("instructionData", self.instruction_data.is_some()),
+            ("accounts", self.accounts.is_some()),
+            ("spender", self.spender.is_some()),
+            ("instructions", self.instructions.is_some()),
+        ]
+    }
+}
+
+/// Refuses every type-specific field a type does not have.
+fn allow_only(b: &BodyIn, allowed: &[&str], kind: &str) -> Result<(), ApiError> {
+    let extra: Vec<_> = b.type_fields().into_iter().filter(|(name, _)| !allowed.contains(name)).collect();
+    forbid(&extra, kind)
+}
+
 /// Fields that must be absent for a type.
 fn forbid(present: &[(&str, bool)], kind: &str) -> Result<(), ApiError> {
     match present.iter().find(|(_, p)| *p) {
@@ -144,20 +170,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
     let mut fields = RowFields { kind: Some(kind), ..RowFields::default() };
     let build = match kind {
         TxType::Transfer => {
-            forbid(
-                &[
-                    ("token", b.token.is_some()),
-                    ("contractAddress", b.contract_address.is_some()),
-                    ("calldata", b.calldata.is_some()),
-                    ("value", b.value.is_some()),
-                    ("spender", b.spender.is_some()),
-                    ("instructions", b.instructions.is_some()),
-                    ("programId", b.program_id.is_some()),
-                    ("instructionData", b.instruction_data.is_some()),
-                    ("accounts", b.accounts.is_some()),
-                ],
-                "TRANSFER",
-            )?;
+            allow_only(b, &["to", "amount"], "TRANSFER")?;
             let to = address(&p("to"), require(&b.to, &p("to"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, true)?;
             c.insert("to".into(), json!(to));
@@ -168,19 +181,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::Transfer { from, to, amount, memo: memo.map(str::to_string) }
         }
         TxType::TokenTransfer => {
-            forbid(
-                &[
-                    ("contractAddress", b.contract_address.is_some()),
-                    ("calldata", b.calldata.is_some()),
-                    ("value", b.value.is_some()),
-                    ("spender", b.spender.is_some()),
-                    ("instructions", b.instructions.is_some()),
-                    ("programId", b.program_id.is_some()),
-                    ("instructionData", b.instruction_data.is_some()),
-                    ("accounts", b.accounts.is_some()),
-                ],
-                "TOKEN_TRANSFER",
-            )?;
+            allow_only(b, &["to", "amount", "token"], "TOKEN_TRANSFER")?;
             let to = address(&p("to"), require(&b.to, &p("to"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, true)?;
             let (tref, tv) = token(require(&b.token, &p("token"))?, chain, &p("token"))?;
@@ -193,14 +194,9 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::TokenTransfer { from, to, amount, token: tref, memo: memo.map(str::to_string) }
         }
         TxType::ContractCall => {
-            forbid(
-                &[
-                    ("to", b.to.is_some()),
-                    ("amount", b.amount.is_some()),
-                    ("token", b.token.is_some()),
-                    ("spender", b.spender.is_some()),
-                    ("instructions", b.instructions.is_some()),
-                ],
+            allow_only(
+                b,
+                &["contractAddress", "calldata", "value", "programId", "instructionData", "accounts"],
                 "CONTRACT_CALL",
             )?;
             let contract = address(&p("contractAddress"), require(&b.contract_address, &p("contractAddress"))?, chain)?;
@@ -274,19 +270,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::ContractCall { from, to: contract, value, body, memo: memo.map(str::to_string) }
         }
         TxType::Approve => {
-            forbid(
-                &[
-                    ("to", b.to.is_some()),
-                    ("contractAddress", b.contract_address.is_some()),
-                    ("calldata", b.calldata.is_some()),
-                    ("value", b.value.is_some()),
-                    ("instructions", b.instructions.is_some()),
-                    ("programId", b.program_id.is_some()),
-                    ("instructionData", b.instruction_data.is_some()),
-                    ("accounts", b.accounts.is_some()),
-                ],
-                "APPROVE",
-            )?;
+            allow_only(b, &["token", "spender", "amount"], "APPROVE")?;
             let (tref, tv) = token(require(&b.token, &p("token"))?, chain, &p("token"))?;
             let spender = address(&p("spender"), require(&b.spender, &p("spender"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, false)?;
@@ -520,6 +504,13 @@ mod tests {
             ),
             ErrorCode::ValidationError
         );
+        // A field of another type is named in the error (here `spender` on a TRANSFER).
+        let e = validate(
+            br#"{"to": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8", "amount": "1", "spender": "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"}"#,
+            &agent(Chain::Ethereum),
+        )
+        .unwrap_err();
+        assert_eq!(e.details().unwrap()["issues"][0]["path"], json!("spender"), "{:?}", e.details());
         assert!(idempotency_key(Some("ok-key_1.2:3")).is_ok());
         assert!(idempotency_key(Some("bad key")).is_err());
         assert!(idempotency_key(Some(&"x".repeat(129))).is_err());

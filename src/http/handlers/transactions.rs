@@ -47,50 +47,8 @@ pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
     let caller = session(&req)?.clone();
     let v = request::validate(&body, &caller.agent)?;
     let now = app.clock.now();
-    let rec = TransactionRecord {
-        id: app.clock.new_id(),
-        agent_id: caller.agent.id,
-        session_id: Some(caller.session.id),
-        parent_id: None,
-        batch_index: None,
-        chain: caller.agent.chain,
-        network: caller.agent.network,
-        tx_type: v.kind,
-        status: TxStatus::Pending,
-        tier: None,
-        request: v.canonical.clone(),
-        amount: v.fields.amount,
-        native_amount: v.fields.native_amount,
-        to_address: v.fields.to_address.clone(),
-        token_mint: v.fields.token_mint.clone(),
-        contract_address: v.fields.contract_address.clone(),
-        method_signature: v.fields.method_signature.clone(),
-        spender_address: v.fields.spender_address.clone(),
-        approved_amount: v.fields.approved_amount,
-        tx_hash: None,
-        reserved_amount: None,
-        queued_at: None,
-        queue_expires_at: None,
-        executed_at: None,
-        idempotency_key: None,
-        error: None,
-        metadata: Default::default(),
-        created_at: now,
-        updated_at: now,
-    };
-    let children: Vec<TransactionRecord> = v
-        .children
-        .iter()
-        .map(|f| TransactionRecord {
-            tx_type: f.kind.unwrap_or(v.kind),
-            to_address: f.to_address.clone(),
-            token_mint: f.token_mint.clone(),
-            contract_address: f.contract_address.clone(),
-            spender_address: f.spender_address.clone(),
-            native_amount: f.native_amount,
-            ..rec.clone()
-        })
-        .collect();
+    // The same rows stage 1 would store, so the dry run decides on exactly what a send would.
+    let (rec, children) = crate::pipeline::new_row(app, &caller, &v, None);
     let mut snap = app.db_api(move |s| s.dry_run_snapshot(rec, now)).await?;
     snap.children = children;
     let outcome = decide::evaluate(&snap, "dry-run");
