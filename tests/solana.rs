@@ -161,6 +161,10 @@ async fn sol_transfers_confirm_with_exact_balances() {
     let (agent, t) = funded_agent(&d, &node.url, 5, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let to = fresh_address();
+    let valid_before =
+        rpc(&node.url, "getLatestBlockhash", json!([{"commitment": "confirmed"}]))["value"]["lastValidBlockHeight"]
+            .as_u64()
+            .unwrap();
     let (st, v) = send(&d, &t, json!({"to": to, "amount": "1500000000", "memo": "invoice 42"})).await;
     assert_eq!((st, v["status"].as_str(), v["tier"].as_str()), (200, Some("CONFIRMED"), Some("INSTANT")), "{v}");
     let sig = v["txHash"].as_str().unwrap();
@@ -169,6 +173,7 @@ async fn sol_transfers_confirm_with_exact_balances() {
     assert_eq!(balance(&node.url, &me), 5 * SOL - 1_500_000_000 - fee);
     assert_eq!(v["fee"], fee.to_string(), "the response reports the fee the node charged");
     assert!(logs(&node.url, sig).iter().any(|l| l.contains("invoice 42")), "the memo is on chain");
+    let (first_id, first_sig) = (v["transactionId"].as_str().unwrap().to_string(), sig.to_string());
 
     let other = existing_address(&node.url);
     let (s1, v1) = send(&d, &t, json!({"to": other, "amount": "1000"})).await;
@@ -185,6 +190,21 @@ async fn sol_transfers_confirm_with_exact_balances() {
     let (st, v) = send(&d, &t, json!({"to": fresh_address(), "amount": "1000"})).await;
     assert_eq!((st, v["code"].as_str()), (422, Some("SIMULATION_FAILED")), "{v}");
     assert!(v["message"].as_str().unwrap().contains("InsufficientFundsForRent"), "{v}");
+
+    // ACC-135: the row keeps the blockhash the first transfer was built on (the one on chain)
+    // and the node's lastValidBlockHeight for it, fetched during that send: at least the value
+    // the node reported just before it, and within a few blocks of it.
+    let mut d = d;
+    d.terminate();
+    let meta = row_meta(&d, &first_id);
+    let landed = rpc(
+        &node.url,
+        "getTransaction",
+        json!([first_sig, {"encoding": "json", "commitment": "confirmed", "maxSupportedTransactionVersion": 0}]),
+    );
+    assert_eq!(meta["blockhash"], landed["transaction"]["message"]["recentBlockhash"], "{meta:?}");
+    let last_valid = meta["lastValidBlockHeight"].as_u64().unwrap();
+    assert!((valid_before..=valid_before + 20).contains(&last_valid), "{last_valid} vs {valid_before} before the send");
 }
 
 // ACC-140, ACC-141, ACC-142, ACC-150: SPL and Token-2022 transfers, ATA creation with rent in

@@ -1065,6 +1065,25 @@ mod tests {
         a.reset_nonce_tracker(None);
     }
 
+    // ACC-135: an unsigned transaction lives 50 s; past that neither simulation nor signing
+    // starts (the check comes before any RPC, so an unreachable node does not matter).
+    #[tokio::test]
+    async fn an_unsigned_transaction_older_than_50_s_is_refused() {
+        let a = SolanaAdapter::new(Network::Devnet, "http://127.0.0.1:1", Duration::from_secs(1), Clock::default());
+        let tx = |expires_at| UnsignedTx {
+            inner: UnsignedInner::Evm { tx: Box::default(), approve_reset: None },
+            estimated_fee: FeeEstimate::default(),
+            built_at: Instant::now(),
+            expires_at: Some(expires_at),
+            metadata: serde_json::Map::new(),
+        };
+        let past = tx(SystemTime::now() - Duration::from_secs(1));
+        assert_eq!(a.simulate(&past).await.unwrap_err().code, ErrorCode::TransactionExpired);
+        assert_eq!(a.prepare_signing(&past).await.unwrap_err().code, ErrorCode::TransactionExpired);
+        let fresh = tx(SystemTime::now() + TX_LIFETIME);
+        assert_ne!(a.prepare_signing(&fresh).await.unwrap_err().code, ErrorCode::TransactionExpired);
+    }
+
     #[test]
     fn the_wire_format_is_count_signature_message() {
         let w = wire(&[7; 64], b"msg");
