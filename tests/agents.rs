@@ -26,6 +26,7 @@ fn hex_len(v: &Value, n: usize) -> bool {
 }
 
 // ACC-058, ACC-059 and the creation defaults and validation of 09-api.md §6.3.
+// ACC-230, ACC-231, ACC-232.
 daemon_test!(
     agent_creation_defaults_validation_and_key_file,
     Opts {
@@ -99,6 +100,7 @@ daemon_test!(
 );
 
 // The operator lifecycle, ACC-067 (termination deletes the key file).
+// ACC-233.
 daemon_test!(agent_lifecycle_from_creation_to_termination, dev(), |d| {
     let a = d.create_agent(json!({"name": "alpha"})).await;
     let aid = id(&a);
@@ -309,6 +311,7 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 // 01-daemon.md §4.6, §4.7, §4.9 (secret rotate) and the exit codes of §4.1.
+// ACC-032, ACC-033.
 daemon_test!(agent_session_and_secret_commands, |d| {
     let cmd = |args: &[&str]| {
         let mut c = d.cli();
@@ -441,10 +444,13 @@ daemon_test!(agent_session_and_secret_commands, |d| {
     c.env("WAIAAS_DAEMON_PORT", crate::support::free_port().to_string())
         .env("WAIAAS_MASTER_PASSWORD", d.password())
         .args(["agent", "list"]);
-    assert_eq!(run(c, Duration::from_secs(30)).status.code(), Some(3));
+    let out = run(c, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Cannot connect to WAIaaS daemon"), "{out:?}");
 });
 
 // 01-daemon.md §4.12: one command to a running daemon with an agent and a session.
+// ACC-037.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_leaves_a_running_daemon_with_a_session() {
     let dir = tempfile::tempdir().unwrap();

@@ -98,7 +98,7 @@ pub(crate) async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Valu
     d.bearer("POST", "/v1/transactions/send", token, Some(body)).await
 }
 
-// ACC-149, ACC-147, ACC-155, ACC-164: every EVM type reaches CONFIRMED and the node shows
+// ACC-149, ACC-147, ACC-155, ACC-162, ACC-164: every EVM type reaches CONFIRMED and the node shows
 // exactly the requested changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_evm_type_confirms_with_exact_on_chain_effects() {
@@ -209,12 +209,53 @@ async fn every_evm_type_confirms_with_exact_on_chain_effects() {
     let usage = &s["sessions"][0]["usageStats"];
     assert_eq!(usage["totalTx"], 6);
     assert_eq!(usage["totalAmount"], (ETH + 12_345).to_string());
+    // ACC-229: every timestamp the API gave out is ISO-8601 UTC, every amount a decimal string.
+    let (_, list) = d.bearer("GET", "/v1/transactions?limit=10", &t, None).await;
+    let (_, one) = d.bearer("GET", &format!("/v1/transactions/{reset_tx_id}"), &t, None).await;
+    let (_, bal) = d.bearer("GET", "/v1/wallet/balance", &t, None).await;
+    for body in [&list, &one, &bal, &s] {
+        assert_api_formats(body, "");
+    }
     let mut d = d;
     d.terminate();
     let row = d.store().get_transaction(reset_tx_id.parse().unwrap()).unwrap().unwrap();
     assert!(row.metadata["resetTxHash"].as_str().unwrap().starts_with("0x"));
     assert_ne!(row.metadata["resetTxHash"], json!(row.tx_hash), "the row's hash is the real approve's");
     assert_eq!(row.reserved_amount, None);
+}
+
+/// Walks a response: keys ending in `At` hold ISO-8601 UTC strings (`…Z`), amount-like keys hold
+/// decimal strings (never JSON numbers, which lose precision above 2^53).
+fn assert_api_formats(v: &Value, path: &str) {
+    const AMOUNTS: [&str; 9] = [
+        "amount",
+        "nativeAmount",
+        "approvedAmount",
+        "reservedAmount",
+        "fee",
+        "estimatedFee",
+        "balance",
+        "totalAmount",
+        "value",
+    ];
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let p = format!("{path}.{k}");
+                if k.ends_with("At") && !x.is_null() {
+                    let s = x.as_str().unwrap_or_else(|| panic!("{p} is not a string: {x}"));
+                    assert!(s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok(), "{p} = {s}");
+                } else if AMOUNTS.contains(&k.as_str()) && !x.is_null() {
+                    let s = x.as_str().unwrap_or_else(|| panic!("{p} is not a string: {x}"));
+                    assert!(!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()), "{p} = {s}");
+                } else {
+                    assert_api_formats(x, &p);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, x)| assert_api_formats(x, &format!("{path}[{i}]"))),
+        _ => {}
+    }
 }
 
 // ACC-145, issue 5: fifty concurrent sends from one agent all confirm, with consecutive nonces.
@@ -363,7 +404,8 @@ async fn failures_map_to_codes_and_release_reservations() {
     assert_eq!(h["services"]["adapters"]["ethereum/testnet"]["status"], "disconnected");
 }
 
-// ACC-148: a node whose chain id differs from the configured one keeps the adapter down.
+// ACC-148: a node whose chain id differs from the configured one keeps the adapter down;
+// ACC-023: with another network healthy the daemon starts degraded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_chain_id_keeps_the_adapter_down() {
     let anvil = Anvil::start();

@@ -24,6 +24,7 @@ fn assert_envelope(headers: &reqwest::header::HeaderMap, body: &Value, code: &st
     }
 }
 
+// ACC-038.
 daemon_test!(health_is_public_and_both_paths_agree, |d| {
     let a = json_of(d.get("/health").await).await;
     for key in ["status", "version", "uptime", "timestamp", "services", "killSwitch"] {
@@ -41,6 +42,7 @@ daemon_test!(health_is_public_and_both_paths_agree, |d| {
     assert_eq!(strip(a), strip(b));
 });
 
+// ACC-039, ACC-040, ACC-046, ACC-226.
 daemon_test!(request_ids_security_headers_and_envelopes, |d| {
     let r = d.get("/health").await;
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
@@ -72,6 +74,7 @@ daemon_test!(request_ids_security_headers_and_envelopes, |d| {
     assert_envelope(&h, &json_of(r).await, "METHOD_NOT_ALLOWED");
 });
 
+// ACC-041.
 daemon_test!(the_host_guard_refuses_foreign_and_missing_hosts, |d| {
     let port = d.port;
     for (host, expect) in [
@@ -95,6 +98,7 @@ daemon_test!(the_host_guard_refuses_foreign_and_missing_hosts, |d| {
     }
 });
 
+// ACC-042.
 daemon_test!(
     cors_allows_only_known_origins,
     Opts { config: vec![("security", "cors_origins = [\"https://app.example\"]".into())], ..Opts::default() },
@@ -122,6 +126,7 @@ daemon_test!(
     }
 );
 
+// ACC-043.
 daemon_test!(
     the_global_rate_limit_refuses_with_headers,
     Opts { config: vec![("security", "rate_limit_global_ip_rpm = 100".into())], ..Opts::default() },
@@ -152,6 +157,35 @@ daemon_test!(
     }
 );
 
+// ACC-044: sends have their own per-session bucket (`rate_limit_tx_rpm`, default 10). The
+// limiter runs before the body is read, so it counts every send whatever its outcome (here
+// each is refused by validation: amount 0), and other routes of the same session are not
+// held back by it.
+daemon_test!(the_eleventh_send_in_a_minute_is_refused_for_that_session, |d| {
+    let agent = d.create_agent(json!({})).await;
+    let session = d.create_session(agent["id"].as_str().unwrap(), json!({})).await;
+    let token = session["token"].as_str().unwrap();
+    let body = json!({"to": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM", "amount": "0"});
+    for i in 0..10 {
+        let (st, v) = d.bearer("POST", "/v1/transactions/send", token, Some(body.clone())).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("VALIDATION_ERROR")), "send {i}: {v}");
+    }
+    let (st, v) = d.bearer("POST", "/v1/transactions/send", token, Some(body.clone())).await;
+    assert_eq!(
+        (st, v["code"].as_str(), v["details"]["stage"].as_str()),
+        (429, Some("RATE_LIMIT_EXCEEDED"), Some("session")),
+        "{v}"
+    );
+    assert_eq!(v["details"]["limit"], 10, "{v}");
+    let (st, v) = d.bearer("GET", "/v1/wallet/address", token, None).await;
+    assert_eq!((st, v["address"].as_str()), (200, agent["address"].as_str()), "{v}");
+    // Another session of the same agent has its own bucket.
+    let other = d.create_session(agent["id"].as_str().unwrap(), json!({})).await;
+    let (st, v) = d.bearer("POST", "/v1/transactions/send", other["token"].as_str().unwrap(), Some(body)).await;
+    assert_eq!(st, 400, "{v}");
+});
+
+// ACC-045.
 daemon_test!(bodies_over_256_kib_get_413, |d| {
     let big = "x".repeat(300_000);
     let r = d
@@ -179,6 +213,7 @@ daemon_test!(bodies_over_256_kib_get_413, |d| {
     assert_eq!(r.status(), 401);
 });
 
+// ACC-227.
 daemon_test!(
     garbage_bodies_and_wrong_content_types_are_validation_errors,
     Opts { dev: true, ..Opts::default() },

@@ -122,6 +122,7 @@ async fn a_missing_key_file_fails_the_start_naming_the_agent() {
     assert!(text(&out.stderr).contains(&a.id.to_string()), "{}", text(&out.stderr));
 }
 
+// ACC-068.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_password_reencrypts_backs_up_and_only_the_new_password_works() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,6 +182,7 @@ async fn change_password_reencrypts_backs_up_and_only_the_new_password_works() {
     d2.store_when_stopped_has("MASTER_PASSWORD_CHANGED");
 }
 
+// ACC-072.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_archives_hold_every_file_with_matching_checksums() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,6 +243,7 @@ fn append(b: &mut tar::Builder<flate2::write::GzEncoder<std::fs::File>>, name: &
     b.append_data(&mut h, name, bytes).unwrap();
 }
 
+// ACC-073.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_rejects_bad_archives_and_restores_a_good_one() {
     // The source installation, with its own password and one agent.

@@ -110,6 +110,7 @@ fn sign_in_background(sp: &Speculos, tx: Vec<u8>, timeout: Duration) -> std::thr
 
 // ---------------------------------------------------------------- Speculos tests (ACC-078)
 
+// ACC-078.
 #[test]
 fn speculos_answers_version_and_name_through_our_tcp_transport() {
     let sp = Speculos::start(None);

@@ -22,6 +22,7 @@ fn start_cmd(dir: &Path, port: u16) -> std::process::Command {
 
 // ---------------------------------------------------------------- init
 
+// ACC-001.
 #[test]
 fn init_creates_the_layout_with_private_modes() {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +40,7 @@ fn init_creates_the_layout_with_private_modes() {
     assert_eq!(master["kdf"]["memoryCost"], 32768, "[keystore] values (here from the environment) are used");
 }
 
+// ACC-002, ACC-003.
 #[test]
 fn init_refuses_short_passwords_and_reinitialisation() {
     let dir = tempfile::tempdir().unwrap();
@@ -65,6 +67,7 @@ fn init_refuses_short_passwords_and_reinitialisation() {
     assert_eq!(out.status.code(), Some(1), "no password source");
 }
 
+// ACC-004, ACC-005.
 #[test]
 fn init_json_is_idempotent_and_completes_missing_steps() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,6 +105,7 @@ fn init_json_is_idempotent_and_completes_missing_steps() {
     );
 }
 
+// ACC-006, ACC-007.
 #[test]
 fn init_force_reinitialises_with_new_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -124,6 +128,7 @@ fn init_force_reinitialises_with_new_secrets() {
     assert!(!dir.path().join("marker").exists(), "the directory was wiped");
 }
 
+// ACC-008.
 #[test]
 fn init_seeds_secret_kill_switch_policies_and_rules() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,6 +173,7 @@ fn start_fails(dir: &Path, extra_env: &[(&str, &str)]) -> std::process::Output {
     run(c, Duration::from_secs(30))
 }
 
+// ACC-009, ACC-010, ACC-013, ACC-014.
 #[test]
 fn config_errors_stop_the_start_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +230,7 @@ daemon_test!(
     }
 );
 
+// ACC-011, ACC-012.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_flag_beats_environment_and_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -260,6 +267,7 @@ async fn port_flag_beats_environment_and_file() {
 
 // ---------------------------------------------------------------- start
 
+// ACC-015.
 #[test]
 fn start_without_a_data_directory_exits_3() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +276,7 @@ fn start_without_a_data_directory_exits_3() {
     assert!(text(&out.stderr).contains("Run 'waiaas init' first"));
 }
 
+// ACC-016.
 #[test]
 fn start_with_a_wrong_password_exits_4_and_never_listens() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,12 +296,14 @@ fn start_with_a_wrong_password_exits_4_and_never_listens() {
     assert!(text(&out.stderr).contains("Invalid master password. KeyStore unlock failed."));
 }
 
+// ACC-017.
 daemon_test!(a_second_start_is_refused_with_exit_2, |d| {
     let out = run(start_cmd(d.path(), support::free_port()), Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains(&format!("already running (PID: {})", d.pid())), "{}", text(&out.stderr));
 });
 
+// ACC-019, ACC-020.
 daemon_test!(pid_file_lock_and_ready_line, |d| {
     let pid = d.pid();
     assert_eq!(std::fs::read_to_string(d.path().join("daemon.pid")).unwrap(), pid.to_string(), "no newline");
@@ -302,6 +313,10 @@ daemon_test!(pid_file_lock_and_ready_line, |d| {
     assert!(rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err());
     let re = regex_lite(r"WAIaaS daemon v.* ready on 127\.0\.0\.1:\d+ \(PID: \d+\)");
     assert!(d.stdout_text().lines().any(re), "{}", d.stdout_text());
+    // ACC-075 (the process half): core dumps are off, so key material never reaches a core file.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "soft RLIMIT_CORE: {core}");
     for expected in [
         "Validating environment... OK",
         "Database ready (schema v1",
@@ -325,6 +340,7 @@ fn regex_lite(_: &str) -> impl Fn(&str) -> bool {
     }
 }
 
+// ACC-018.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_then_restart_works_and_cleans_the_stale_pid_file() {
     let mut d = TestDaemon::start(Opts::default()).await;
@@ -336,6 +352,7 @@ async fn kill_9_then_restart_works_and_cleans_the_stale_pid_file() {
     assert_eq!(d2.get("/health").await.status(), 200);
 }
 
+// ACC-021.
 #[test]
 fn background_start_serves_and_needs_a_non_interactive_password() {
     let dir = tempfile::tempdir().unwrap();
@@ -371,6 +388,7 @@ mod reqwest {
     }
 }
 
+// ACC-022.
 daemon_test!(dev_mode_marks_responses_and_audit_rows, Opts { dev: true, ..Opts::default() }, |d| {
     let r = d.get("/health").await;
     assert_eq!(r.headers()["x-waiaas-dev-mode"], "true");
@@ -422,6 +440,7 @@ fn audit_events(d: &TestDaemon) -> Vec<String> {
     d.store().audit_rows(0, 10_000).unwrap().into_iter().map(|r| r.event_type).collect()
 }
 
+// ACC-024.
 daemon_test!(sigterm_when_idle_exits_promptly_and_cleans_up, |d| {
     let started = Instant::now();
     let status = d.terminate();
@@ -449,6 +468,7 @@ fn hang_request(port: u16, password: &str) -> RawConn {
     c
 }
 
+// ACC-025, ACC-026.
 daemon_test!(requests_during_shutdown_get_503_on_open_connections, |d| {
     let port = d.port;
     // An idle keep-alive connection, opened before the shutdown.
@@ -487,6 +507,7 @@ daemon_test!(
     }
 );
 
+// ACC-027.
 daemon_test!(two_quick_sigints_make_one_shutdown, |d| {
     let pid = d.pid();
     support::signal(pid, "INT");
@@ -497,6 +518,7 @@ daemon_test!(two_quick_sigints_make_one_shutdown, |d| {
     assert_eq!(n, 1);
 });
 
+// ACC-028, ACC-029.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_reports_missing_stale_and_graceful_daemons() {
     let dir = tempfile::tempdir().unwrap();
@@ -539,6 +561,7 @@ daemon_test!(
     }
 );
 
+// ACC-030.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_reports_down_and_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -559,6 +582,7 @@ async fn status_json_reports_down_and_up() {
     assert!(s["services"].is_object() && s["killSwitch"].is_object());
 }
 
+// ACC-031.
 daemon_test!(sighup_reloads_the_log_level_and_keeps_the_config_when_invalid, |d| {
     let log = d.path().join("logs/daemon.log");
     let origin_probe = || async {

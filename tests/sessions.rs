@@ -326,6 +326,7 @@ daemon_test!(renewal_never_passes_the_absolute_lifetime, dev(), |d| {
 });
 
 // Two concurrent renewals with the same token: exactly one wins.
+// ACC-049.
 daemon_test!(concurrent_renewals_have_one_winner, dev(), |d| {
     let (_, s) = agent_and_session(&d, json!({})).await;
     let (sid, token) = (s["sessionId"].as_str().unwrap().to_string(), s["token"].as_str().unwrap().to_string());

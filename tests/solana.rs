@@ -295,6 +295,7 @@ async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
 
 // 05-chains.md §3.8–3.10: approve / revoke, a program call, a batch (atomic, ATAs counted),
 // and the batch size limits.
+// ACC-143, ACC-175.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_program_calls_and_batches_confirm() {
     let node = Surfnet::start();

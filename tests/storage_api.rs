@@ -34,6 +34,7 @@ fn open(dir: &std::path::Path) -> waiaas_storage::Store {
     waiaas_storage::Store::open(&dir.join("data/waiaas.redb"), 8 << 20).unwrap().0
 }
 
+// ACC-047.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_with_an_invalid_enum_gives_500_without_crashing() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,6 +56,7 @@ async fn a_row_with_an_invalid_enum_gives_500_without_crashing() {
     assert_eq!(d.get("/health").await.status(), 200, "the daemon keeps running");
 }
 
+// ACC-054.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_chain_verifies_online_and_a_tampered_row_fails_offline() {
     let mut d = TestDaemon::start(Opts::default()).await;
@@ -93,6 +95,7 @@ async fn the_audit_chain_verifies_online_and_a_tampered_row_fails_offline() {
     assert!(text(&out.stderr).contains("firstInvalidSeq 2"), "{}", text(&out.stderr));
 }
 
+// ACC-056.
 #[test]
 fn a_database_from_a_newer_schema_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -831,6 +831,7 @@ mod tests {
         assert_eq!(code("something else"), None);
     }
 
+    // ACC-131, ACC-132.
     #[tokio::test]
     async fn a_disconnected_adapter_is_unhealthy_without_an_error() {
         let a = EvmAdapter::new(

@@ -1046,6 +1046,7 @@ mod tests {
         assert_eq!(submit_code("Transaction simulation failed: something", false), Some(ErrorCode::TransactionFailed));
     }
 
+    // ACC-138.
     #[test]
     fn compute_limits_follow_the_simulation() {
         assert_eq!(cu_limit_for(150), 1000);
@@ -1054,6 +1055,7 @@ mod tests {
         assert_eq!(cu_limit_for(10_000_000), MAX_CU_LIMIT);
     }
 
+    // ACC-131, ACC-132, ACC-130.
     #[tokio::test]
     async fn a_disconnected_adapter_is_unhealthy_without_an_error() {
         let a = SolanaAdapter::new(Network::Devnet, "http://127.0.0.1:1", Duration::from_secs(1), Clock::default());

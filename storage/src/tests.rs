@@ -138,6 +138,7 @@ fn audit_count(store: &Store) -> u64 {
 
 // ---------------------------------------------------------------- uniqueness
 
+// ACC-048.
 #[test]
 fn agent_name_and_public_key_are_unique_among_live_agents() {
     let (_d, store) = temp_store();
@@ -321,6 +322,7 @@ fn invariants_are_checked_before_any_write() {
     assert_eq!(audit_count(&store), 0);
 }
 
+// ACC-047.
 #[test]
 fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
     let (_d, store) = temp_store();
@@ -348,6 +350,7 @@ fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
     assert!(matches!(store.get_agent(a.id), Err(StoreError::Serde { .. })));
 }
 
+// ACC-163.
 #[test]
 fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
     let (_d, store) = temp_store();
@@ -368,6 +371,7 @@ fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
 
 // ---------------------------------------------------------------- cascades
 
+// ACC-051.
 #[test]
 fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
     let (_d, store) = temp_store();
@@ -418,6 +422,7 @@ fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
     store.insert_agent(&agent("b", "pk2"), &ctx()).unwrap();
 }
 
+// ACC-052.
 #[test]
 fn session_cleanup_nulls_session_id_on_its_transactions() {
     let (_d, store) = temp_store();
@@ -575,6 +580,7 @@ fn twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five() {
     assert_eq!(accepted, 5);
 }
 
+// ACC-057.
 #[test]
 fn a_failure_inside_decide_transaction_leaves_the_row_pending() {
     let (_d, store) = temp_store();
@@ -614,6 +620,7 @@ fn owner_verification_flips_once_under_concurrency() {
     assert_eq!(store.audit_by_event("OWNER_VERIFIED").unwrap().len(), 1);
 }
 
+// ACC-049.
 #[test]
 fn two_concurrent_renewals_with_one_token_have_one_winner() {
     let (_d, store) = temp_store();
@@ -643,6 +650,7 @@ fn two_concurrent_renewals_with_one_token_have_one_winner() {
 
 // ---------------------------------------------------------------- audit chain
 
+// ACC-053.
 #[test]
 fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     let (_d, store) = temp_store();
@@ -702,6 +710,7 @@ fn dev_mode_marks_every_audit_row() {
 
 // ---------------------------------------------------------------- recovery
 
+// ACC-165, ACC-171.
 #[test]
 fn startup_recovery_applies_the_restart_rules() {
     let (_d, store) = temp_store();
@@ -737,6 +746,7 @@ fn startup_recovery_applies_the_restart_rules() {
     assert_eq!(get(unsigned).status, TxStatus::Failed);
 }
 
+// ACC-165.
 #[test]
 fn sweep_pending_expires_only_old_rows() {
     let (_d, store) = temp_store();
@@ -779,6 +789,7 @@ fn confirmation_moves_the_reservation_into_session_usage() {
 
 // ---------------------------------------------------------------- schema and snapshots
 
+// ACC-056.
 #[test]
 fn a_database_from_a_newer_schema_is_refused_and_a_foreign_file_is_not_waiaas() {
     let dir = tempfile::tempdir().unwrap();
