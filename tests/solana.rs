@@ -512,3 +512,43 @@ async fn a_ledger_solana_agent_signs_on_the_fake_device() {
     assert!(fake.log().iter().any(|(_, apdu)| apdu[1] == 0x06), "signed with SIGN_MESSAGE (INS 0x06)");
     drop(server);
 }
+
+// 03-keys.md §11.7: a slow button press can outlive the blockhash, so a Ledger Solana agent's
+// signature is guarded again after the device answers. The node advances while the device
+// "waits": ~125 blocks leave < 20 s of life (refresh, sign again, same build); ~170 blocks
+// pass lastValidBlockHeight (rebuild from scratch, sign again). Either way it lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_signature_that_outlives_its_blockhash_is_guarded_again() {
+    let node = Arc::new(Surfnet::start());
+    let proxy = Arc::new(RpcProxy::start(&node.url));
+    let fake = waiaas_backends::ledger::fake::FakeDevice::default();
+    let server = fake.serve_tcp().unwrap();
+    let ledger = ("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"", server.address()));
+    let d = daemon(&proxy.url, &[ledger]).await;
+    let (_, t) = funded_agent(&d, &node.url, 1, json!({"backend": "ledger"})).await;
+    let to = existing_address(&node.url);
+    let signs = || fake.log().iter().filter(|(_, apdu)| apdu[1] == 0x06).count();
+
+    // Baseline: how many SIGN_MESSAGE APDUs one signature takes.
+    let (st, v) = send(&d, &t, json!({"to": to, "amount": "100"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let per_signature = signs();
+    assert!(per_signature > 0);
+
+    for (blocks, simulations) in [(125, 1), (170, 2)] {
+        // Let the daemon's 5 s blockhash cache lapse, so the build fetches a blockhash whose
+        // lastValidBlockHeight is the current height + 151.
+        tokio::time::sleep(Duration::from_millis(5500)).await;
+        // After the simulation, the first getBlockHeight is the guard before signing and the
+        // second the guard after the device answered: the chain moves just before that one.
+        let (p, n) = (proxy.clone(), node.clone());
+        proxy.before("simulateTransaction", move || p.before_nth("getBlockHeight", 1, move || n.advance(blocks)));
+        let (sims, before) = (proxy.count("simulateTransaction"), signs());
+        let (st, v) = send(&d, &t, json!({"to": to, "amount": blocks.to_string()})).await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{blocks} blocks: {v}");
+        assert_eq!(signs() - before, 2 * per_signature, "{blocks} blocks: the device signed twice");
+        assert_eq!(proxy.count("simulateTransaction") - sims, simulations, "{blocks} blocks");
+    }
+    assert_eq!(balance(&node.url, &to), SOL + 100 + 125 + 170, "each transfer landed once");
+    drop(server);
+}

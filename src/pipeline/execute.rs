@@ -403,7 +403,7 @@ async fn sign(
     run: &mut Run<'_>,
     job: &Job,
     intent: &waiaas_backends::seam::SignIntent,
-    _tx: &UnsignedTx,
+    tx: &UnsignedTx,
 ) -> Result<SignedTx, Fail> {
     run.step = "sign";
     let remaining = run.remaining().ok_or(Fail::Timeout)?;
@@ -416,8 +416,7 @@ async fn sign(
     let out =
         sign_verified(backend, &key, intent, &ctx).await.map_err(|e| Fail::Signer(crate::agents::signer_error(e)))?;
     run.step = "attach_signature";
-    let unsigned = _tx;
-    run.adapter.attach_signature(unsigned, &out).map_err(Fail::Chain)
+    run.adapter.attach_signature(tx, &out).map_err(Fail::Chain)
 }
 
 enum Submitted {

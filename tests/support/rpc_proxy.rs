@@ -20,8 +20,8 @@ struct Rules {
     delays: HashMap<String, Duration>,
     /// method → (remaining count, JSON-RPC error object)
     errors: HashMap<String, (u32, Value)>,
-    /// method → hook run once before the next such request is forwarded
-    hooks: HashMap<String, Hook>,
+    /// method → (calls to let through first, hook run once before the next one is forwarded)
+    hooks: HashMap<String, (u32, Hook)>,
     /// Drop (do not forward, do not answer) this method's requests.
     blackhole: Option<String>,
     counts: HashMap<String, u32>,
@@ -69,7 +69,12 @@ impl RpcProxy {
 
     /// Runs `hook` before the next `method` request is forwarded.
     pub(crate) fn before(&self, method: &str, hook: impl FnOnce() + Send + 'static) {
-        self.rules.lock().unwrap().hooks.insert(method.into(), Box::new(hook));
+        self.before_nth(method, 0, hook);
+    }
+
+    /// Lets `skip` `method` requests through untouched, then runs `hook` before the next one.
+    pub(crate) fn before_nth(&self, method: &str, skip: u32, hook: impl FnOnce() + Send + 'static) {
+        self.rules.lock().unwrap().hooks.insert(method.into(), (skip, Box::new(hook)));
     }
 
     /// Swallows `method` requests (no forward, no answer) until cleared with `None`.
@@ -194,7 +199,14 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Rules>) {
                 }
                 _ => None,
             };
-            let hook = r.hooks.remove(&method);
+            let hook = match r.hooks.get_mut(&method) {
+                Some((skip, _)) if *skip > 0 => {
+                    *skip -= 1;
+                    None
+                }
+                Some(_) => r.hooks.remove(&method).map(|(_, h)| h),
+                None => None,
+            };
             (delay, error, hook, r.blackhole.as_deref() == Some(method.as_str()))
         };
         if hole {
