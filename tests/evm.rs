@@ -788,3 +788,70 @@ async fn an_unmined_transaction_is_submitted_then_confirmed_by_the_worker() {
     assert_eq!(status, "CONFIRMED");
     assert_eq!(balance(&rpc, TO), 5);
 }
+
+// 03-keys.md §8 and 04-auth.md: no secret reaches the daemon's output, its log file or the
+// audit log, with our crates logging at `trace`, on the paths that handle secrets: key import,
+// signing, session issue, a wrong master password, key export. (Not dev mode: its banner
+// prints the fixed, public dev password on purpose.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs_or_the_audit_log() {
+    let anvil = Anvil::start();
+    let config = vec![
+        ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
+        ("daemon", "log_level = \"trace\"".to_string()),
+    ];
+    let d = TestDaemon::start(Opts { config, ..Opts::default() }).await;
+    // A key we know in the clear (anvil's key #4), imported through a cast V3 keystore.
+    let key = "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+    let dir = tempfile::tempdir().unwrap();
+    cast_out(&[
+        "wallet",
+        "import",
+        "k4",
+        "--private-key",
+        key,
+        "--unsafe-password",
+        "v3 password 5678",
+        "--keystore-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let v3: Value = serde_json::from_slice(&std::fs::read(dir.path().join("k4")).unwrap()).unwrap();
+    let (st, agent) =
+        d.master("POST", "/v1/agents/import", Some(json!({"keystore": v3, "password": "v3 password 5678"}))).await;
+    assert_eq!(st, 201, "{agent}");
+    let aid = agent["id"].as_str().unwrap();
+    let token = d.create_session(aid, json!({})).await["token"].as_str().unwrap().to_string();
+    let (st, v) = send(&d, &token, json!({"to": TO, "amount": "1000"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let wrong = [("X-Master-Password", "a wrong master password".to_string())];
+    assert_eq!(d.call("GET", "/v1/agents", &wrong, None).await.0, 401);
+    let export = json!({"password": "export password 9"});
+    assert_eq!(d.master("POST", &format!("/v1/agents/{aid}/export"), Some(export)).await.0, 200);
+
+    let config = std::fs::read_to_string(d.path().join("config.toml")).unwrap();
+    let jwt_secret =
+        config.lines().find_map(|l| l.strip_prefix("jwt_secret = ")).unwrap().trim_matches('"').to_string();
+    let mut d = d;
+    d.terminate();
+    let log_file = std::fs::read_to_string(d.path().join("logs/daemon.log")).unwrap_or_default();
+    assert!(log_file.contains("POST /v1/transactions/send 200"), "the daemon's own log file: {log_file}");
+    let audit = d.store().audit_rows(0, usize::MAX).unwrap();
+    assert!(audit.iter().any(|r| r.event_type == "AGENT_KEY_EXPORTED"), "the whole audit log is read");
+    let audit: Vec<String> =
+        audit.iter().map(|r| format!("{} {} {}", r.event_type, r.actor, Value::Object(r.details.clone()))).collect();
+    let output =
+        format!("{}\n{}\n{log_file}\n{}", d.stdout_text(), d.stderr.lock().unwrap().join("\n"), audit.join("\n"))
+            .to_lowercase();
+    for (what, secret) in [
+        ("private key", key.to_string()),
+        ("master password", d.password().to_string()),
+        ("wrong master password", "a wrong master password".to_string()),
+        ("V3 password", "v3 password 5678".to_string()),
+        ("export password", "export password 9".to_string()),
+        ("session token", token.trim_start_matches("wai_sess_").to_string()),
+        ("JWT secret", jwt_secret),
+    ] {
+        let hit = output.find(&secret.to_lowercase());
+        assert!(hit.is_none(), "the {what} leaked: …{}…", &output[hit.unwrap_or(0).saturating_sub(150)..]);
+    }
+}
