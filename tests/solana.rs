@@ -537,7 +537,9 @@ async fn a_ledger_signature_that_outlives_its_blockhash_is_guarded_again() {
 
     for (blocks, simulations) in [(125, 1), (170, 2)] {
         // Let the daemon's 5 s blockhash cache lapse, so the build fetches a blockhash whose
-        // lastValidBlockHeight is the current height + 151.
+        // lastValidBlockHeight is the current height + 151. (A cached one can predate the
+        // node's first transaction, at which surfpool re-bases its block height, and then
+        // carry ~30 blocks more life than the arithmetic below assumes.)
         tokio::time::sleep(Duration::from_millis(5500)).await;
         // After the simulation, the first getBlockHeight is the guard before signing and the
         // second the guard after the device answered: the chain moves just before that one.
