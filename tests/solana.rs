@@ -543,8 +543,14 @@ async fn a_ledger_signature_that_outlives_its_blockhash_is_guarded_again() {
         tokio::time::sleep(Duration::from_millis(5500)).await;
         // After the simulation, the first getBlockHeight is the guard before signing and the
         // second the guard after the device answered: the chain moves just before that one.
-        let (p, n) = (proxy.clone(), node.clone());
-        proxy.before("simulateTransaction", move || p.before_nth("getBlockHeight", 1, move || n.advance(blocks)));
+        // The hook holds the proxy weakly: an unconsumed hook must not keep it (and the node)
+        // alive past a failed assertion.
+        let (p, n) = (Arc::downgrade(&proxy), node.clone());
+        proxy.before("simulateTransaction", move || {
+            if let Some(p) = p.upgrade() {
+                p.before_nth("getBlockHeight", 1, move || n.advance(blocks));
+            }
+        });
         let (sims, before) = (proxy.count("simulateTransaction"), signs());
         let (st, v) = send(&d, &t, json!({"to": to, "amount": blocks.to_string()})).await;
         assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{blocks} blocks: {v}");
