@@ -580,6 +580,58 @@ fn twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five() {
     assert_eq!(accepted, 5);
 }
 
+// The snapshot's session figures come from the agent's active index (a few rows, however long
+// the history), and the hour/day counts are read only when a RATE_LIMIT policy applies.
+#[test]
+fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_policy() {
+    let (_d, store) = temp_store();
+    let a = agent("a", "pk");
+    store.insert_agent(&a, &ctx()).unwrap();
+    let s = session(a.id, 1);
+    store.create_session(&s, 5, &ctx()).unwrap();
+    let other = session(a.id, 2);
+    store.create_session(&other, 5, &ctx()).unwrap();
+    let decided = |session: Uuid| {
+        let t = transfer(&a, Some(session), 100);
+        store.record_request(&t, &[], None, &ctx()).unwrap();
+        store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
+        t.id
+    };
+    let (live1, _live2, done) = (decided(s.id), decided(s.id), decided(s.id));
+    decided(other.id);
+    store.transition(done, TxStatus::Queued, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
+    let cancelled = transfer(&a, Some(s.id), 5);
+    store.record_request(&cancelled, &[], None, &ctx()).unwrap();
+    store.transition(cancelled.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
+
+    let probe = transfer(&a, Some(s.id), 1);
+    let snap = store.dry_run_snapshot(probe.clone(), NOW).unwrap();
+    assert_eq!(snap.session_in_flight, 2, "this session's two live rows; not the failed one, not the other session's");
+    let each = store.get_transaction(live1).unwrap().unwrap().reserved_amount.unwrap();
+    assert_eq!(snap.session_reserved, each.checked_add(each).unwrap());
+    assert_eq!((snap.count_1h, snap.count_24h, snap.oldest_24h), (0, 0, None), "no RATE_LIMIT policy: not read");
+
+    let rate = PolicyRecord {
+        id: id_at(NOW),
+        agent_id: None,
+        chain: None,
+        policy_type: PolicyType::RateLimit,
+        rules: json!({"max_per_hour": 10}),
+        priority: 10,
+        enabled: true,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    store.insert_policy(&rate, &ctx()).unwrap();
+    let snap = store.dry_run_snapshot(probe.clone(), NOW + 10).unwrap();
+    // Four counted (live, live, failed, other session); the cancelled one is not.
+    assert_eq!((snap.count_1h, snap.count_24h), (4, 4));
+    assert_eq!((snap.oldest_1h, snap.oldest_24h), (Some(NOW), Some(NOW)));
+    // Two hours on, they leave the hour but stay in the day.
+    let snap = store.dry_run_snapshot(probe.clone(), NOW + 7200).unwrap();
+    assert_eq!((snap.count_1h, snap.oldest_1h, snap.count_24h), (0, None, 4));
+}
+
 // ACC-057.
 #[test]
 fn a_failure_inside_decide_transaction_leaves_the_row_pending() {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::db::{OpCtx, Store};
-use crate::enums::{Tier, TxStatus};
+use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::ops::transactions::{TxPatch, transition_in};
 use crate::records::*;
@@ -41,7 +41,8 @@ pub struct DecisionSnapshot {
     /// Enabled candidate policies: agent-specific or global, for the agent's chain or all chains.
     pub policies: Vec<PolicyRecord>,
     /// The agent's counted transactions (top-level, not CANCELLED/EXPIRED, not this one)
-    /// created in the last 3600 s.
+    /// created in the last 3600 s. The four rate fields are filled only when `policies` holds
+    /// a RATE_LIMIT policy (they cost a scan of the agent's day); otherwise they are 0 / None.
     pub count_1h: u64,
     /// Oldest creation time among those.
     pub oldest_1h: Option<u64>,
@@ -87,31 +88,42 @@ pub fn min_uuid_v7_at(t: u64) -> u128 {
     ((t as u128) * 1000) << 80
 }
 
-fn count_since(
-    tx: &WriteTransaction,
-    agent: Uuid,
-    since: u64,
-    exclude: Uuid,
-) -> Result<(u64, Option<u64>), StoreError> {
+/// Counts of the agent's transactions created in the last hour and day (one scan of the day).
+#[derive(Debug, Default, Clone, Copy)]
+struct RateCounts {
+    count_1h: u64,
+    oldest_1h: Option<u64>,
+    count_24h: u64,
+    oldest_24h: Option<u64>,
+}
+
+/// The agent's counted transactions (`idx_tx_agent` holds top-level rows only; CANCELLED and
+/// EXPIRED ones do not count) created in the last 86400 s, split at 3600 s. Decodes every row
+/// of the day, so callers run it only when a RATE_LIMIT policy needs it.
+fn rate_counts(tx: &WriteTransaction, agent: Uuid, now: u64, exclude: Uuid) -> Result<RateCounts, StoreError> {
     let idx = tx.open_table(IDX_TX_AGENT)?;
     let table = tx.open_table(TRANSACTIONS)?;
+    let (day, hour) = (now.saturating_sub(86_400), now.saturating_sub(3600));
     let a = agent.as_u128();
-    let mut n = 0;
-    let mut oldest = None;
-    for r in idx.range((a, min_uuid_v7_at(since))..=(a, u128::MAX))? {
+    let mut c = RateCounts::default();
+    for r in idx.range((a, min_uuid_v7_at(day))..=(a, u128::MAX))? {
         let (k, _) = r?;
         let id = Uuid::from_u128(k.value().1);
         if id == exclude {
             continue;
         }
         let rec: TransactionRecord = rows::must_get(&table, "transactions", id)?;
-        if matches!(rec.status, TxStatus::Cancelled | TxStatus::Expired) || rec.created_at < since {
+        if matches!(rec.status, TxStatus::Cancelled | TxStatus::Expired) || rec.created_at < day {
             continue;
         }
-        n += 1;
-        oldest = Some(oldest.map_or(rec.created_at, |o: u64| o.min(rec.created_at)));
+        c.count_24h += 1;
+        c.oldest_24h = Some(c.oldest_24h.map_or(rec.created_at, |o| o.min(rec.created_at)));
+        if rec.created_at >= hour {
+            c.count_1h += 1;
+            c.oldest_1h = Some(c.oldest_1h.map_or(rec.created_at, |o| o.min(rec.created_at)));
+        }
     }
-    Ok((n, oldest))
+    Ok(c)
 }
 
 impl Store {
@@ -242,23 +254,6 @@ impl Store {
             Some(sid) => rows::get(&tx.open_table(SESSIONS)?, "sessions", sid)?,
             None => None,
         };
-        let (mut in_flight, mut reserved) = (0u64, Amount::ZERO);
-        if let Some(sid) = rec.session_id {
-            let idx = tx.open_table(IDX_TX_SESSION)?;
-            let table = tx.open_table(TRANSACTIONS)?;
-            let s = sid.as_u128();
-            for r in idx.range((s, 0u128)..=(s, u128::MAX))? {
-                let (k, _) = r?;
-                let other: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().1))?;
-                if other.id != rec.id && other.is_top_level() && other.status.is_active() {
-                    in_flight += 1;
-                    if let Some(r) = other.reserved_amount {
-                        reserved =
-                            reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
-                    }
-                }
-            }
-        }
         let policies = {
             let table = tx.open_table(POLICIES)?;
             let idx = tx.open_table(IDX_POLICY_SCOPE)?;
@@ -274,15 +269,29 @@ impl Store {
             }
             out
         };
-        let (count_1h, oldest_1h) = count_since(tx, agent.id, now.saturating_sub(3600), rec.id)?;
-        let (count_24h, oldest_24h) = count_since(tx, agent.id, now.saturating_sub(86_400), rec.id)?;
-        let mut queued_pending = 0;
+        // The session's in-flight rows and the agent's queued ones, from the agent's active
+        // index: a few rows, however long the agent's history.
+        let (mut in_flight, mut reserved, mut queued_pending) = (0u64, Amount::ZERO, 0u64);
         for tid in rows::active_tx_ids(tx, agent.id)? {
+            if tid == rec.id {
+                continue;
+            }
             let t = rows::get_tx(tx, tid)?;
+            if rec.session_id.is_some() && t.session_id == rec.session_id {
+                in_flight += 1;
+                if let Some(r) = t.reserved_amount {
+                    reserved = reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
+                }
+            }
             if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
                 queued_pending += 1;
             }
         }
+        let counts = if policies.iter().any(|p| p.policy_type == PolicyType::RateLimit) {
+            rate_counts(tx, agent.id, now, rec.id)?
+        } else {
+            RateCounts::default()
+        };
         let enabled_channels = {
             let table = tx.open_table(NOTIFICATION_CHANNELS)?;
             let mut n = 0;
@@ -302,10 +311,10 @@ impl Store {
             session_in_flight: in_flight,
             session_reserved: reserved,
             policies,
-            count_1h,
-            oldest_1h,
-            count_24h,
-            oldest_24h,
+            count_1h: counts.count_1h,
+            oldest_1h: counts.oldest_1h,
+            count_24h: counts.count_24h,
+            oldest_24h: counts.oldest_24h,
             queued_pending,
             enabled_channels,
         })
