@@ -258,6 +258,18 @@ fn assert_api_formats(v: &Value, path: &str) {
     }
 }
 
+/// Imports `key` as an agent through a V3 keystore that cast writes (so the test holds the key
+/// in the clear); asserts 201 and returns the agent.
+async fn import_with_cast(d: &TestDaemon, key: &str, password: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    cast_out(&["wallet", "import", "k", "--private-key", key, "--unsafe-password", password, "--keystore-dir", out]);
+    let v3: Value = serde_json::from_slice(&std::fs::read(dir.path().join("k")).unwrap()).unwrap();
+    let (st, agent) = d.master("POST", "/v1/agents/import", Some(json!({"keystore": v3, "password": password}))).await;
+    assert_eq!(st, 201, "{agent}");
+    agent
+}
+
 // ACC-145, issue 5: fifty concurrent sends from one agent all confirm, with consecutive nonces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_sends_confirm_with_consecutive_nonces() {
@@ -301,22 +313,7 @@ async fn a_nonce_taken_outside_the_daemon_is_recovered_once() {
     let d = daemon(&proxy.url, &[]).await;
     // An agent whose key we also hold: import a V3 keystore cast writes for anvil's key #3.
     let key = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
-    let dir = tempfile::tempdir().unwrap();
-    cast_out(&[
-        "wallet",
-        "import",
-        "k3",
-        "--private-key",
-        key,
-        "--unsafe-password",
-        "v3 password 1234",
-        "--keystore-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let v3: Value = serde_json::from_slice(&std::fs::read(dir.path().join("k3")).unwrap()).unwrap();
-    let (st, agent) =
-        d.master("POST", "/v1/agents/import", Some(json!({"keystore": v3, "password": "v3 password 1234"}))).await;
-    assert_eq!(st, 201, "{agent}");
+    let agent = import_with_cast(&d, key, "v3 password 1234").await;
     let me = agent["address"].as_str().unwrap().to_string();
     let t = d.create_session(agent["id"].as_str().unwrap(), json!({})).await["token"].as_str().unwrap().to_string();
     let n0 = nonce(&anvil.url, &me);
@@ -803,22 +800,7 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
     let d = TestDaemon::start(Opts { config, ..Opts::default() }).await;
     // A key we know in the clear (anvil's key #4), imported through a cast V3 keystore.
     let key = "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
-    let dir = tempfile::tempdir().unwrap();
-    cast_out(&[
-        "wallet",
-        "import",
-        "k4",
-        "--private-key",
-        key,
-        "--unsafe-password",
-        "v3 password 5678",
-        "--keystore-dir",
-        dir.path().to_str().unwrap(),
-    ]);
-    let v3: Value = serde_json::from_slice(&std::fs::read(dir.path().join("k4")).unwrap()).unwrap();
-    let (st, agent) =
-        d.master("POST", "/v1/agents/import", Some(json!({"keystore": v3, "password": "v3 password 5678"}))).await;
-    assert_eq!(st, 201, "{agent}");
+    let agent = import_with_cast(&d, key, "v3 password 5678").await;
     let aid = agent["id"].as_str().unwrap();
     let token = d.create_session(aid, json!({})).await["token"].as_str().unwrap().to_string();
     let (st, v) = send(&d, &token, json!({"to": TO, "amount": "1000"})).await;

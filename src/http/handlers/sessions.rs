@@ -39,6 +39,8 @@ struct ConstraintInput {
     renewal_reject_window: Option<u64>,
 }
 
+/// The flat constraint fields repeat `ConstraintInput` on purpose: `#[serde(flatten)]` does not
+/// work together with `deny_unknown_fields`, and unknown keys must stay a validation error.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateBody {
