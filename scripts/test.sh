@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 
+# The layer rule (src/http and src/cli are the only HTTP-aware modules, the policy engine is
+# pure, …) and a self-test that shows the check refuses each kind of planted violation.
+scripts/check-layers.sh
+scripts/check-layers.sh --self-test
+
 scripts/install-test-infra.sh
 # shellcheck disable=SC1091
 source "${WAIAAS_CACHE:-$HOME/.cache/waiaas}/env.sh"

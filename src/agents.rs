@@ -1,21 +1,39 @@
-//! Agents: the link between agent rows (storage) and their keys (backends).
+//! Agents: the lifecycle of an agent row and the key it stands for (09-api.md §6.3, 04-auth.md
+//! §8 for owner changes, 03-keys.md §4.4 and §7 for keys).
 //!
 //! Creating an agent touches two stores that cannot share a transaction — the key file and the
-//! database row — so the order is fixed (03-keys.md §4.4): the key file is written first and
-//! the row inserted complete in one write transaction; if the insert fails the key file is
-//! deleted and the key forgotten. A crash between the two leaves an orphan key file, which the
-//! start-up scan logs and never loads.
+//! database row — so the order is fixed: the key file is written first and the row inserted
+//! complete in one write transaction; if the insert fails the key file is deleted and the key
+//! forgotten. A crash between the two leaves an orphan key file, which the start-up scan logs
+//! and never loads. Terminating an agent deletes its key through the keystore backend, never by
+//! touching the file directly.
+//!
+//! Inputs are typed ([`NewAgent`], [`OwnerChange`]); results are agent records or an
+//! [`AgentError`]. Nothing here knows about HTTP.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
 use uuid::Uuid;
-use waiaas_backends::keystore::keyfile::SecretKey;
+use waiaas_backends::keystore::import::ImportSource;
+use waiaas_backends::keystore::kdf::KdfParams;
+use waiaas_backends::keystore::keyfile::{KeyFile, SecretKey};
 use waiaas_backends::keystore::{AgentKeyInfo, KeystoreError, UnlockedKeystore};
+use waiaas_backends::ledger::apps::DerivationPath;
 use waiaas_backends::seam::{BackendKind, ChainKind, KeyRef, SignerError};
-use waiaas_storage::{AgentRecord, AgentStatus, AuditEvent, Backend, Chain, OpCtx, Store, StoreError};
+use waiaas_storage::{
+    AgentRecord, AgentStatus, AuditEvent, AuditSeverity, Backend, Chain, Network, OpCtx, OwnerState, Store, StoreError,
+    TerminationReport, WalletConnectionRecord,
+};
 
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::auth::owner::{Owner, OwnerAction, OwnerAuth, OwnerAuthError, Target};
+use crate::chains::Registry;
+use crate::chains::error::ChainError;
+use crate::clock::Clock;
+use crate::error::{Coded, ErrorCode, details};
+use crate::runtime::{Db, Settings, Signers};
+use crate::validation::Invalid;
 
 /// The backends crate's chain family for a storage chain.
 pub(crate) fn chain_kind(c: Chain) -> ChainKind {
@@ -49,25 +67,185 @@ pub(crate) fn key_ref(a: &AgentRecord) -> KeyRef {
     }
 }
 
-/// 404 `AGENT_NOT_FOUND` for `id`.
-pub(crate) fn not_found(id: &str) -> ApiError {
-    ApiError::new(ErrorCode::AgentNotFound, format!("Agent {id} not found"))
-        .detail("resource", "agent")
-        .detail("id", id.to_string())
+/// Why an agent operation did not apply. Nothing was changed when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AgentError {
+    #[error("Agent {0} not found")]
+    NotFound(String),
+    #[error("Agent {0} is terminated")]
+    Terminated(Uuid),
+    #[error("Agent {0} is already suspended")]
+    AlreadySuspended(Uuid),
+    #[error("Agent {0} is {1}; only a SUSPENDED agent can be resumed")]
+    NotSuspended(Uuid, AgentStatus),
+    #[error("A transaction of this agent is executing; try again when it finishes")]
+    HasActiveTransactions,
+    #[error("An agent with this name already exists")]
+    DuplicateName,
+    #[error("An active agent already uses this key")]
+    DuplicateKey,
+    #[error("A verified owner cannot be removed")]
+    OwnerLocked,
+    #[error("The owner state changed while the request was being authorised; nothing changed")]
+    OwnerStateChanged,
+    #[error("Ledger keys never leave the device")]
+    LedgerKeyStays,
+    #[error("No Ledger transport is configured")]
+    NoLedger,
+    #[error("No {0} agent is owned by {1}")]
+    OwnerNotFound(Chain, String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    #[error(transparent)]
+    OwnerAuth(#[from] OwnerAuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-/// The agent a path parameter names (a UUID; anything else is not found).
-pub(crate) async fn load(app: &Arc<App>, raw: &str) -> Result<AgentRecord, ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| not_found(raw))?;
-    app.db_api(move |s| s.get_agent(id)).await?.ok_or_else(|| not_found(raw))
-}
-
-/// 410 for a terminated agent.
-pub(crate) fn not_terminated(a: &AgentRecord) -> Result<(), ApiError> {
-    if a.status == AgentStatus::Terminated {
-        return Err(ApiError::new(ErrorCode::AgentTerminated, format!("Agent {} is terminated", a.id)));
+impl Coded for AgentError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AgentError::NotFound(_) => ErrorCode::AgentNotFound,
+            AgentError::Terminated(_) => ErrorCode::AgentTerminated,
+            AgentError::AlreadySuspended(_) => ErrorCode::AgentSuspended,
+            AgentError::NotSuspended(..) | AgentError::OwnerStateChanged => ErrorCode::InvalidStateTransition,
+            AgentError::HasActiveTransactions => ErrorCode::AgentHasActiveTransactions,
+            AgentError::DuplicateName | AgentError::DuplicateKey => ErrorCode::DuplicateResource,
+            AgentError::OwnerLocked => ErrorCode::OwnerLocked,
+            AgentError::LedgerKeyStays => ErrorCode::BackendOperationUnsupported,
+            AgentError::NoLedger => ErrorCode::SignerUnavailable,
+            AgentError::OwnerNotFound(..) => ErrorCode::OwnerNotFound,
+            AgentError::Invalid(e) => e.code(),
+            AgentError::Chain(e) => e.code(),
+            AgentError::Signer(e) => e.code(),
+            AgentError::Keystore(e) => e.code(),
+            AgentError::OwnerAuth(e) => e.code(),
+            AgentError::Store(_) => ErrorCode::InternalError,
+        }
     }
-    Ok(())
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            AgentError::NotFound(id) => details([("resource", "agent".into()), ("id", id.clone().into())]),
+            AgentError::DuplicateName => details([("field", "name".into())]),
+            AgentError::DuplicateKey => details([("field", "publicKey".into())]),
+            AgentError::Invalid(e) => e.details(),
+            AgentError::Chain(e) => e.details(),
+            AgentError::Signer(e) => e.details(),
+            AgentError::OwnerAuth(e) => e.details(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Signer failures (03-keys.md §3) as API codes.
+impl Coded for SignerError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            SignerError::KeystoreLocked | SignerError::KeyNotFound => ErrorCode::KeystoreLocked,
+            SignerError::Unsupported { .. } | SignerError::Refused { .. } => ErrorCode::SignerRefused,
+            SignerError::UserRejected => ErrorCode::SigningRejected,
+            SignerError::Timeout => ErrorCode::SignerTimeout,
+            SignerError::DeviceUnavailable { .. } => ErrorCode::SignerUnavailable,
+            SignerError::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            SignerError::DeviceUnavailable { reason } => details([("reason", reason.clone().into())]),
+            SignerError::Refused { hint, .. } => details([("hint", hint.clone().into())]),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Keystore failures as API codes.
+impl Coded for KeystoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            KeystoreError::DecryptFailed | KeystoreError::WrongPassword => ErrorCode::KeystoreDecryptFailed,
+            KeystoreError::UnsupportedVersion { .. } => ErrorCode::UnsupportedKeystoreVersion,
+            KeystoreError::Malformed { .. } => ErrorCode::KeystoreImportFailed,
+            KeystoreError::Agent { source, .. } => source.code(),
+            KeystoreError::NotFound(_) => ErrorCode::KeystoreLocked,
+            _ => ErrorCode::InternalError,
+        }
+    }
+}
+
+/// Agent names (09-api.md §6.3): 1–100 characters, not UUID-shaped.
+fn check_name(name: &str) -> Result<(), Invalid> {
+    waiaas_storage::check_name(name).map_err(|_| {
+        Invalid::field("name", "invalid_string", "name must be 1-100 characters and not shaped like a UUID")
+    })
+}
+
+/// `chain` of a request (default `solana`).
+pub(crate) fn parse_chain(v: Option<&str>) -> Result<Chain, Invalid> {
+    match v {
+        None => Ok(Chain::Solana),
+        Some(c) => Chain::from_str(c).map_err(|_| {
+            Invalid::field(
+                "chain",
+                "invalid_enum_value",
+                format!("Unsupported chain '{c}'. Supported: solana, ethereum."),
+            )
+        }),
+    }
+}
+
+/// `network` of a request for `chain` (default `devnet` on Solana, `testnet` on Ethereum).
+pub(crate) fn parse_network(chain: Chain, v: Option<&str>) -> Result<Network, Invalid> {
+    let network = match v {
+        None if chain == Chain::Solana => Network::Devnet,
+        None => Network::Testnet,
+        Some(n) => Network::from_str(n).map_err(|_| {
+            Invalid::field(
+                "network",
+                "invalid_enum_value",
+                format!("Unsupported network '{n}'. Supported: mainnet, devnet (Solana), testnet."),
+            )
+        })?,
+    };
+    if !network.valid_for(chain) {
+        return Err(Invalid::field(
+            "network",
+            "invalid_enum_value",
+            format!("Network '{network}' does not exist on {chain}"),
+        ));
+    }
+    Ok(network)
+}
+
+/// `backend` of a request (default `keystore`).
+pub(crate) fn parse_backend(v: Option<&str>) -> Result<Backend, Invalid> {
+    match v {
+        None | Some("keystore") => Ok(Backend::Keystore),
+        Some("ledger") => Ok(Backend::Ledger),
+        Some(other) => Err(Invalid::field(
+            "backend",
+            "invalid_enum_value",
+            format!("Unsupported backend '{other}'. Supported: keystore, ledger."),
+        )),
+    }
+}
+
+/// An owner address for `chain`, normalised as stored (EIP-55 / base58), or the spec's 400.
+pub(crate) fn owner_address(chain: Chain, address: &str) -> Result<String, Invalid> {
+    crate::address::normalize(chain, address).ok_or_else(|| {
+        Invalid::field(
+            "owner",
+            "invalid_string",
+            "Invalid owner address format. Expected Solana base58 or EVM 0x address.",
+        )
+    })
 }
 
 /// The first of `agent-01`, `agent-02`, … not used by a non-terminated agent.
@@ -76,91 +254,431 @@ pub(crate) fn free_name(agents: &[AgentRecord]) -> String {
     (1..).map(|i| format!("agent-{i:02}")).find(|n| !taken(n)).expect("an unbounded range has a free name")
 }
 
-/// An owner address for `chain`, normalised as stored (EIP-55 / base58), or the spec's 400.
-pub(crate) fn owner_address(chain: Chain, address: &str) -> Result<String, ApiError> {
-    crate::auth::owner::normalize_address(chain, address).ok_or_else(|| {
-        ApiError::validation(
-            "owner",
-            "invalid_string",
-            "Invalid owner address format. Expected Solana base58 or EVM 0x address.",
-        )
-    })
+/// A new agent, as requested (defaults not yet applied).
+#[derive(Debug, Clone)]
+pub(crate) struct NewAgent {
+    pub(crate) name: Option<String>,
+    pub(crate) chain: Chain,
+    pub(crate) network: Network,
+    pub(crate) backend: Backend,
+    /// Ledger only; the app's default account path when absent.
+    pub(crate) derivation_path: Option<String>,
+    /// Registers an owner (GRACE) at creation.
+    pub(crate) owner: Option<String>,
 }
 
-/// API mapping of signer failures (03-keys.md §3).
-pub(crate) fn signer_error(e: SignerError) -> ApiError {
-    match e {
-        SignerError::KeystoreLocked | SignerError::KeyNotFound => {
-            ApiError::new(ErrorCode::KeystoreLocked, "The keystore is locked")
-        }
-        SignerError::Unsupported { intent } => {
-            ApiError::new(ErrorCode::SignerRefused, format!("This key cannot sign a {intent} request"))
-        }
-        SignerError::UserRejected => {
-            ApiError::new(ErrorCode::SigningRejected, "The request was rejected on the device")
-        }
-        SignerError::Timeout => {
-            ApiError::new(ErrorCode::SignerTimeout, "No answer from the device before the deadline")
-        }
-        SignerError::DeviceUnavailable { reason } => {
-            ApiError::new(ErrorCode::SignerUnavailable, format!("Ledger unavailable: {reason}"))
-                .detail("reason", reason)
-        }
-        SignerError::Refused { status_word, hint } => {
-            ApiError::new(ErrorCode::SignerRefused, format!("The device refused the request (0x{status_word:04X})"))
-                .detail("hint", hint)
-        }
-        SignerError::Internal(m) => {
-            tracing::error!("signer internal error: {m}");
-            ApiError::internal()
-        }
-    }
+/// A change to an agent (`PATCH /v1/agents/:id`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AgentUpdate {
+    pub(crate) name: Option<String>,
+    /// `Some(None)` removes the owner.
+    pub(crate) owner: Option<Option<String>>,
+    /// The current owner's `change_owner` payload, for a LOCKED agent's address change.
+    pub(crate) owner_payload: Option<String>,
 }
 
-/// API mapping of keystore failures.
-pub(crate) fn keystore_error(e: KeystoreError) -> ApiError {
-    match e {
-        KeystoreError::DecryptFailed | KeystoreError::WrongPassword => {
-            ApiError::new(ErrorCode::KeystoreDecryptFailed, "Invalid password or corrupted keystore file")
-        }
-        KeystoreError::UnsupportedVersion { found } => {
-            ApiError::new(ErrorCode::UnsupportedKeystoreVersion, format!("Unsupported keystore version {found}"))
-        }
-        KeystoreError::Malformed { reason } => {
-            ApiError::new(ErrorCode::KeystoreImportFailed, format!("Cannot import the key: {reason}"))
-        }
-        KeystoreError::Agent { source, .. } => keystore_error(*source),
-        KeystoreError::NotFound(_) => ApiError::new(ErrorCode::KeystoreLocked, "The agent's key is not loaded"),
-        other => {
-            tracing::error!("keystore failure: {other}");
-            ApiError::internal()
-        }
-    }
-}
-
-/// Insert failures after the key was created.
-pub(crate) fn insert_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Unique { index: "idx_agent_name" } => {
-            ApiError::new(ErrorCode::DuplicateResource, "An agent with this name already exists")
-                .detail("field", "name")
-        }
-        StoreError::Unique { index: "idx_agent_public_key" } => {
-            ApiError::new(ErrorCode::DuplicateResource, "An active agent already uses this key")
-                .detail("field", "publicKey")
-        }
-        StoreError::Invariant(what) => ApiError::validation("", "invalid_value", what),
-        other => {
-            tracing::error!("cannot insert an agent: {other}");
-            ApiError::internal()
-        }
-    }
+/// What an update did: the agent after it, and the verified owner when one signed.
+pub(crate) struct Updated {
+    pub(crate) agent: AgentRecord,
+    pub(crate) signed_by: Option<Owner>,
 }
 
 /// Where a keystore agent's key comes from.
 pub(crate) enum KeySource {
     Generate,
     Import(SecretKey),
+}
+
+/// The agent service.
+#[derive(Clone)]
+pub(crate) struct Agents {
+    db: Db,
+    clock: Clock,
+    settings: Settings,
+    signers: Signers,
+    chains: Arc<Registry>,
+    owner_auth: Arc<OwnerAuth>,
+}
+
+impl Agents {
+    pub(crate) fn new(
+        db: Db,
+        clock: Clock,
+        settings: Settings,
+        signers: Signers,
+        chains: Arc<Registry>,
+        owner_auth: Arc<OwnerAuth>,
+    ) -> Agents {
+        Agents { db, clock, settings, signers, chains, owner_auth }
+    }
+
+    /// The agent a path parameter names (a UUID; anything else is not found).
+    pub(crate) async fn load(&self, raw: &str) -> Result<AgentRecord, AgentError> {
+        let id = Uuid::parse_str(raw).map_err(|_| AgentError::NotFound(raw.to_string()))?;
+        self.db.call(move |s| s.get_agent(id)).await?.ok_or_else(|| AgentError::NotFound(raw.to_string()))
+    }
+
+    /// [`load`](Self::load), refusing a terminated agent.
+    pub(crate) async fn load_live(&self, raw: &str) -> Result<AgentRecord, AgentError> {
+        let a = self.load(raw).await?;
+        if a.status == AgentStatus::Terminated {
+            return Err(AgentError::Terminated(a.id));
+        }
+        Ok(a)
+    }
+
+    /// The agent a session-create request names by name.
+    pub(crate) async fn find_by_name(&self, name: &str) -> Result<AgentRecord, AgentError> {
+        let n = name.to_string();
+        self.db.call(move |s| s.find_agent_by_name(&n)).await?.ok_or_else(|| AgentError::NotFound(name.to_string()))
+    }
+
+    /// The requested name, trimmed, or the first free default; refused when a live agent has
+    /// it (case-insensitive). Storage re-checks uniqueness in the insert transaction.
+    async fn name_or_default(&self, name: Option<String>) -> Result<String, AgentError> {
+        let existing = self.db.call(|s| s.list_agents()).await?;
+        let name = match name {
+            Some(n) => n.trim().to_string(),
+            None => free_name(&existing),
+        };
+        check_name(&name)?;
+        if existing.iter().any(|a| a.status != AgentStatus::Terminated && a.name.eq_ignore_ascii_case(&name)) {
+            return Err(AgentError::DuplicateName);
+        }
+        Ok(name)
+    }
+
+    /// The agent's EIP-155 chain id: EVM agents need their adapter connected (the chain id binds
+    /// the agent); Solana agents only need an RPC URL (a missing one is `CHAIN_NOT_SUPPORTED`)
+    /// and connect in the background.
+    async fn bind_chain(&self, chain: Chain, network: Network) -> Result<Option<u64>, AgentError> {
+        match chain {
+            Chain::Ethereum => Ok(self.chains.available(chain, network, None).await?.chain_id()),
+            Chain::Solana => {
+                let adapter = self.chains.get_or_create(chain, network)?;
+                if !adapter.is_connected() {
+                    let now = self.clock.now();
+                    tokio::spawn(async move {
+                        let _ = adapter.connect(now).await;
+                    });
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Creates an agent: name, chain binding, key (a new keystore key, or the Ledger's address
+    /// at the derivation path), then the row with `AGENT_CREATED` (+ `OWNER_REGISTERED`).
+    pub(crate) async fn create(&self, new: NewAgent, ctx: &OpCtx) -> Result<AgentRecord, AgentError> {
+        if new.backend == Backend::Keystore && new.derivation_path.is_some() {
+            return Err(Invalid::field(
+                "derivationPath",
+                "unrecognized_keys",
+                "derivationPath is only for ledger agents",
+            )
+            .into());
+        }
+        let owner = new.owner.as_deref().map(|a| owner_address(new.chain, a)).transpose()?;
+        let path = match new.backend {
+            Backend::Ledger => {
+                let text = new
+                    .derivation_path
+                    .unwrap_or_else(|| DerivationPath::default_text(chain_kind(new.chain)).to_string());
+                let parsed = DerivationPath::parse(&text).ok_or_else(|| {
+                    Invalid::field("derivationPath", "invalid_string", format!("Invalid derivation path {text}"))
+                })?;
+                Some((text, parsed))
+            }
+            Backend::Keystore => None,
+        };
+        let name = self.name_or_default(new.name).await?;
+        let chain_id = self.bind_chain(new.chain, new.network).await?;
+        let mut rec = AgentRecord::new(self.clock.new_id(), name, new.chain, new.network, chain_id, self.clock.now());
+        rec.owner_address = owner;
+        match path {
+            None => self.insert_keystore_agent(rec, KeySource::Generate, None, ctx).await,
+            Some((text, path)) => {
+                let device = self.signers.ledger_device().ok_or(AgentError::NoLedger)?;
+                let address = device.get_address(chain_kind(new.chain), &path).await?;
+                let rec = rec.on_ledger(text, address);
+                let (r, ctx) = (rec.clone(), ctx.clone());
+                self.db.call(move |s| s.insert_agent(&r, &ctx)).await.map_err(insert_error)?;
+                Ok(rec)
+            }
+        }
+    }
+
+    /// Key creation and the insert on a blocking thread, under the keystore's read lock.
+    async fn insert_keystore_agent(
+        &self,
+        rec: AgentRecord,
+        source: KeySource,
+        extra: Option<AuditEvent>,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, AgentError> {
+        let store = self.db.store().clone();
+        self.signers
+            .keystore
+            .with(|ks| tokio::task::block_in_place(|| create_keystore_agent(ks, &store, rec, source, extra, ctx)))
+            .await?
+    }
+
+    /// Renames an agent and/or changes its owner (04-auth.md §8). A LOCKED agent's address
+    /// change needs the current owner's `change_owner` signature bound to the new address; a
+    /// LOCKED owner cannot be removed. The owner change re-checks the owner state it authorised
+    /// inside its write transaction.
+    pub(crate) async fn update(&self, raw: &str, change: AgentUpdate, ctx: &OpCtx) -> Result<Updated, AgentError> {
+        let mut agent = self.load_live(raw).await?;
+        if let Some(name) = &change.name {
+            check_name(name.trim())?;
+        }
+        let mut signed_by = None;
+        if let Some(new_owner) = change.owner {
+            let new_owner = new_owner.map(|a| owner_address(agent.chain, &a)).transpose()?;
+            let state = agent.owner_state();
+            let same = new_owner
+                .as_deref()
+                .zip(agent.owner_address.as_deref())
+                .is_some_and(|(n, o)| crate::address::same(agent.chain, n, o));
+            match (state, &new_owner) {
+                (OwnerState::Locked, None) => return Err(AgentError::OwnerLocked),
+                (OwnerState::Locked, Some(addr)) if !same => {
+                    let raw = change.owner_payload.as_deref().ok_or(OwnerAuthError::Required)?;
+                    let target = Target {
+                        action: OwnerAction::ChangeOwner,
+                        target: format!("agent:{}:owner:{addr}", agent.id),
+                        agent: Some(agent.clone()),
+                    };
+                    signed_by = Some(self.owner_auth.verify(raw, &target).await?);
+                }
+                _ => {}
+            }
+            let mut ctx = ctx.clone();
+            if let Some(o) = &signed_by {
+                ctx.actor = format!("owner:{}+admin", o.address);
+            }
+            let id = agent.id;
+            let out =
+                self.db.call(move |s| s.set_owner(id, new_owner.as_deref(), state, &ctx)).await.map_err(
+                    |e| match e {
+                        StoreError::Conflict { .. } => AgentError::OwnerStateChanged,
+                        other => other.into(),
+                    },
+                )?;
+            agent = out.agent;
+        }
+        if let Some(name) = change.name {
+            let (ctx, id, name) = (ctx.clone(), agent.id, name.trim().to_string());
+            agent = self.db.call(move |s| s.update_agent_name(id, &name, &ctx)).await.map_err(|e| match e {
+                StoreError::Unique { .. } => insert_error(e),
+                StoreError::Conflict { .. } => AgentError::Terminated(id),
+                other => other.into(),
+            })?;
+        }
+        Ok(Updated { agent, signed_by })
+    }
+
+    /// ACTIVE → SUSPENDED with `manual[: reason]`.
+    pub(crate) async fn suspend(
+        &self,
+        raw: &str,
+        reason: Option<&str>,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, AgentError> {
+        if reason.is_some_and(|r| r.chars().count() > 500) {
+            return Err(Invalid::field("reason", "too_big", "reason must be at most 500 characters").into());
+        }
+        let agent = self.load_live(raw).await?;
+        let reason = match reason.map(str::trim) {
+            Some(r) if !r.is_empty() => format!("manual: {r}"),
+            _ => "manual".to_string(),
+        };
+        self.set_status(agent, AgentStatus::Active, AgentStatus::Suspended, Some(reason), ctx).await
+    }
+
+    /// SUSPENDED → ACTIVE. Revoked sessions stay revoked.
+    pub(crate) async fn resume(&self, raw: &str, ctx: &OpCtx) -> Result<AgentRecord, AgentError> {
+        let agent = self.load_live(raw).await?;
+        self.set_status(agent, AgentStatus::Suspended, AgentStatus::Active, None, ctx).await
+    }
+
+    async fn set_status(
+        &self,
+        agent: AgentRecord,
+        from: AgentStatus,
+        to: AgentStatus,
+        reason: Option<String>,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, AgentError> {
+        let (ctx, id) = (ctx.clone(), agent.id);
+        match self.db.call(move |s| s.set_agent_status(id, from, to, reason, &ctx)).await {
+            Ok(rec) => Ok(rec),
+            // The status was not `from`: say which one it is now.
+            Err(StoreError::Conflict { .. }) => {
+                let now = self.db.call(move |s| s.get_agent(id)).await?.map(|a| a.status);
+                Err(match now {
+                    Some(AgentStatus::Terminated) | None => AgentError::Terminated(id),
+                    Some(AgentStatus::Suspended) => AgentError::AlreadySuspended(id),
+                    Some(status) => AgentError::NotSuspended(id, status),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Terminates an agent (sessions revoked, queued work cancelled, unique names released),
+    /// then deletes its key through the keystore backend. A key-file deletion that fails is
+    /// only logged: the next start deletes key files of TERMINATED agents.
+    pub(crate) async fn terminate(
+        &self,
+        raw: &str,
+        ctx: &OpCtx,
+    ) -> Result<(AgentRecord, TerminationReport), AgentError> {
+        let agent = self.load_live(raw).await?;
+        let (c, id) = (ctx.clone(), agent.id);
+        let report = match self.db.call(move |s| s.terminate_agent(id, &c)).await {
+            Ok(r) => r,
+            Err(StoreError::Conflict { .. }) => {
+                let terminated =
+                    self.db.call(move |s| s.get_agent(id)).await?.is_none_or(|a| a.status == AgentStatus::Terminated);
+                return Err(if terminated { AgentError::Terminated(id) } else { AgentError::HasActiveTransactions });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if agent.backend == Backend::Keystore
+            && let Err(e) = self.signers.keystore.delete_key(id).await
+        {
+            tracing::warn!("cannot delete the key file of terminated agent {id}: {e}");
+        }
+        Ok((agent, report))
+    }
+
+    /// Exports a keystore agent's key as a v1 file only `password` opens; audits
+    /// `AGENT_KEY_EXPORTED`.
+    pub(crate) async fn export(&self, raw: &str, password: &[u8], ctx: &OpCtx) -> Result<KeyFile, AgentError> {
+        if !(12..=128).contains(&String::from_utf8_lossy(password).chars().count()) {
+            return Err(Invalid::field("password", "too_small", "password must be 12-128 characters").into());
+        }
+        let agent = self.load_live(raw).await?;
+        if agent.backend != Backend::Keystore {
+            return Err(AgentError::LedgerKeyStays);
+        }
+        let k = self.settings.get().keystore.clone();
+        let params = KdfParams { memory_kib: k.argon2_memory, time: k.argon2_time, parallelism: k.argon2_parallelism };
+        let id = agent.id;
+        let file =
+            self.signers.keystore.with(|ks| tokio::task::block_in_place(|| ks.export(id, password, params))).await??;
+        let ev = AuditEvent::new("AGENT_KEY_EXPORTED", ctx.actor.clone()).agent(id).severity(AuditSeverity::Warning);
+        let ctx = ctx.clone();
+        self.db.call(move |s| s.append_audit(ev, &ctx)).await?;
+        Ok(file)
+    }
+
+    /// Imports a waiaas v1 key file, an Ethereum V3 keystore or a Solana CLI keypair as a new
+    /// keystore agent (new id; the key re-encrypted under the master KEK).
+    pub(crate) async fn import(
+        &self,
+        keystore: &Value,
+        password: zeroize::Zeroizing<String>,
+        name: Option<String>,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, AgentError> {
+        let source = ImportSource::detect(keystore)?;
+        let chain = match source.chain()? {
+            ChainKind::Ethereum => Chain::Ethereum,
+            ChainKind::Solana => Chain::Solana,
+        };
+        let decrypted = tokio::task::spawn_blocking(move || source.decrypt(password.as_bytes()))
+            .await
+            .map_err(|_| StoreError::Invariant("import task failed"))??;
+        let network = parse_network(chain, decrypted.network.as_deref())?;
+        let name = self.name_or_default(name.or(decrypted.name.clone())).await?;
+        let chain_id = self.bind_chain(chain, network).await?;
+        let rec = AgentRecord::new(self.clock.new_id(), name, chain, network, chain_id, self.clock.now());
+        let ev = AuditEvent::new("AGENT_KEY_IMPORTED", ctx.actor.clone()).severity(AuditSeverity::Warning);
+        self.insert_keystore_agent(rec, KeySource::Import(decrypted.secret), Some(ev), ctx).await
+    }
+
+    /// `POST /v1/owner/agents/:id/verify` after ownerAuth: GRACE → LOCKED (idempotent for a
+    /// LOCKED agent). `OwnerStateChanged` when the owner changed between the signature check
+    /// and the write.
+    pub(crate) async fn mark_verified(
+        &self,
+        agent: &AgentRecord,
+        owner: &Owner,
+        ctx: &OpCtx,
+    ) -> Result<AgentRecord, AgentError> {
+        let (ctx, id, address) = (ctx.clone(), agent.id, owner.address.clone());
+        let agent = self
+            .db
+            .call(move |s| {
+                s.mark_owner_verified(id, &address, &ctx)?;
+                s.get_agent(id)
+            })
+            .await?
+            .ok_or_else(|| AgentError::NotFound(id.to_string()))?;
+        if agent.owner_state() != OwnerState::Locked {
+            return Err(AgentError::OwnerStateChanged);
+        }
+        Ok(agent)
+    }
+}
+
+/// Owner wallet connections (04-auth.md §9): a cache for client apps, never an auth source.
+impl Agents {
+    /// Remembers a paired owner wallet; a connection for the same (address, chain) is replaced.
+    pub(crate) async fn connect_wallet(
+        &self,
+        chain: Chain,
+        address: &str,
+        wc_session_topic: Option<String>,
+        wc_pairing_topic: Option<String>,
+        ctx: &OpCtx,
+    ) -> Result<WalletConnectionRecord, AgentError> {
+        let address = crate::address::normalize(chain, address)
+            .ok_or_else(|| Invalid::field("address", "invalid_string", format!("Invalid {chain} address")))?;
+        let now = self.clock.now();
+        let rec = WalletConnectionRecord {
+            id: self.clock.new_id(),
+            owner_address: address,
+            chain,
+            wc_session_topic,
+            wc_pairing_topic,
+            connected_at: now,
+            last_active_at: now,
+            metadata: serde_json::json!({}),
+        };
+        let (r, ctx) = (rec.clone(), ctx.clone());
+        self.db.call(move |s| s.connect_wallet(&r, &ctx)).await?;
+        Ok(rec)
+    }
+
+    /// Expires the owner's QUEUED APPROVAL transactions on `chain` (`OWNER_DISCONNECTED`) and
+    /// forgets its wallet connections; returns (affected agents, expired transactions).
+    pub(crate) async fn disconnect_owner(
+        &self,
+        chain: Chain,
+        address: &str,
+        ctx: &OpCtx,
+    ) -> Result<(u64, u64), AgentError> {
+        let address = crate::address::normalize(chain, address)
+            .ok_or_else(|| Invalid::field("address", "invalid_string", format!("Invalid {chain} address")))?;
+        let (ctx, a) = (ctx.clone(), address.clone());
+        self.db.call(move |s| s.disconnect_owner(chain, &a, &ctx)).await.map_err(|e| match e {
+            StoreError::NotFound { .. } => AgentError::OwnerNotFound(chain, address),
+            other => other.into(),
+        })
+    }
+}
+
+/// Insert failures after the key was created.
+fn insert_error(e: StoreError) -> AgentError {
+    match e {
+        StoreError::Unique { index: "idx_agent_name" } => AgentError::DuplicateName,
+        StoreError::Unique { index: "idx_agent_public_key" } => AgentError::DuplicateKey,
+        StoreError::Invariant(what) => Invalid::value("", what).into(),
+        other => other.into(),
+    }
 }
 
 /// Writes the key file for `rec` (public key still empty), inserts the row with `extra` audited
@@ -173,13 +691,12 @@ pub(crate) fn create_keystore_agent(
     source: KeySource,
     extra: Option<AuditEvent>,
     ctx: &OpCtx,
-) -> Result<AgentRecord, ApiError> {
+) -> Result<AgentRecord, AgentError> {
     let network = rec.network.as_str();
     rec.public_key = match source {
         KeySource::Generate => ks.generate(rec.id, chain_kind(rec.chain), network, &rec.name),
         KeySource::Import(secret) => ks.adopt(rec.id, network, &rec.name, secret),
-    }
-    .map_err(keystore_error)?;
+    }?;
     if let Err(e) = store.insert_agent_with(&rec, extra, ctx) {
         if let Err(re) = ks.remove(rec.id) {
             tracing::error!("cannot delete the key file of the failed agent {}: {re}", rec.id);
@@ -193,30 +710,10 @@ pub(crate) fn create_keystore_agent(
 mod tests {
     use super::*;
     use waiaas_backends::keystore::LockedKeystore;
-    use waiaas_backends::keystore::kdf::KdfParams;
     use waiaas_backends::keystore::master::MasterFile;
-    use waiaas_storage::Network;
 
     fn record(name: &str, now: u64) -> AgentRecord {
-        AgentRecord {
-            id: Uuid::now_v7(),
-            name: name.into(),
-            chain: Chain::Solana,
-            network: Network::Devnet,
-            chain_id: None,
-            backend: Backend::Keystore,
-            derivation_path: None,
-            public_key: String::new(),
-            status: AgentStatus::Active,
-            owner_address: None,
-            owner_verified: false,
-            owner_verified_at: None,
-            suspended_at: None,
-            suspension_reason: None,
-            terminated_at: None,
-            created_at: now,
-            updated_at: now,
-        }
+        AgentRecord::new(Uuid::now_v7(), name.into(), Chain::Solana, Network::Devnet, None, now)
     }
 
     /// ACC-066: an insert that fails after the key file was written leaves no key file behind.
@@ -237,7 +734,7 @@ mod tests {
         let clash = record("SAME", 1000);
         let clash_id = clash.id;
         let e = create_keystore_agent(&ks, &store, clash, KeySource::Generate, None, &ctx).unwrap_err();
-        assert_eq!(e.code, ErrorCode::DuplicateResource);
+        assert_eq!(e.code(), ErrorCode::DuplicateResource);
         assert!(!ks_dir.join(format!("{clash_id}.json")).exists(), "the orphan key file was deleted");
         assert!(!ks.contains(clash_id) && ks.contains(first.id));
         assert_eq!(store.list_agents().unwrap().len(), 1);

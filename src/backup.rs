@@ -77,6 +77,42 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+impl crate::error::Coded for BackupError {
+    fn code(&self) -> crate::error::ErrorCode {
+        crate::error::ErrorCode::InternalError
+    }
+}
+
+/// An archive of the running daemon (a consistent database snapshot; writers are not blocked),
+/// audited `BACKUP_CREATED`. Automatic archives (the backup worker) are pruned to
+/// `backup_keep`; manual ones to `keep_manual`.
+pub(crate) async fn create_running(
+    db: &crate::runtime::Db,
+    layout: &Layout,
+    now: u64,
+    automatic: bool,
+    keep: usize,
+    actor: &str,
+) -> Result<Created, BackupError> {
+    let (store, l) = (db.store().clone(), layout.clone());
+    let created = tokio::task::spawn_blocking(move || create(&l, now, automatic, |p| store.snapshot_to(p)))
+        .await
+        .map_err(|e| BackupError::Invalid(format!("backup task failed: {e}")))??;
+    let ev = waiaas_storage::AuditEvent::new("BACKUP_CREATED", actor)
+        .detail("path", created.path.display().to_string())
+        .detail("agentCount", created.agent_count)
+        .detail("automatic", automatic);
+    let ctx = waiaas_storage::OpCtx::new(actor, now);
+    db.call(move |s| s.append_audit(ev, &ctx)).await?;
+    let l = layout.clone();
+    match tokio::task::spawn_blocking(move || prune(&l, automatic, keep)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("cannot prune old backups: {e}"),
+        Err(e) => tracing::warn!("backup prune task failed: {e}"),
+    }
+    Ok(created)
+}
+
 /// Whether `name` is an archive member we accept (§9.3 step 2).
 fn allowed_member(name: &str) -> bool {
     matches!(name, "manifest.json" | "config.toml" | "keystore/master.json" | "data/waiaas.redb")

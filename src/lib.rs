@@ -7,7 +7,13 @@
 //! This library is the daemon and the CLI; `main.rs` only parses arguments through [`run`] and
 //! maps the result to an exit code.
 
+// Layers point one way: `cli` and `daemon` assemble; `http` adapts requests to the domain
+// services; `app` composes them; the domain (`pipeline`, `policy`, `agents`, `sessions`,
+// `killswitch`, `backup`, `chains`, `auth`) is built on `runtime`, `storage` and `backends`.
+// `scripts/check-layers.sh` checks the rule.
+mod address;
 mod agents;
+mod app;
 mod auth;
 mod backup;
 mod chains;
@@ -21,6 +27,9 @@ mod http;
 mod killswitch;
 mod pipeline;
 mod policy;
+mod runtime;
+mod sessions;
+mod validation;
 
 pub use cli::{CliError, run};
 
@@ -47,6 +56,98 @@ pub mod bench_support {
         /// One `X-Master-Password` check; true when accepted.
         pub async fn verify(&self, header: &str) -> bool {
             matches!(self.0.verify(Some(header), 0).await, crate::auth::master::MasterOutcome::Ok)
+        }
+    }
+}
+
+#[doc(hidden)]
+pub mod testkit {
+    //! Entry points for the integration tests only: not an API, no stability promise.
+
+    use serde_json::{Value, json};
+    use waiaas_storage::{AgentRecord, Chain, TransactionRecord};
+
+    use crate::chains::ChainAdapter;
+    use crate::chains::types::{BuildOptions, BuildRequest, Priority, UnsignedInner, UnsignedTx};
+
+    async fn adapter(agent: &AgentRecord, rpc_url: &str) -> Result<Box<dyn ChainAdapter>, String> {
+        let clock = crate::clock::Clock::default();
+        let timeout = std::time::Duration::from_secs(10);
+        let a: Box<dyn ChainAdapter> = match agent.chain {
+            Chain::Ethereum => Box::new(
+                crate::chains::evm::EvmAdapter::new(agent.network, rpc_url, timeout, None, "ETH".into(), clock.clone())
+                    .map_err(|e| e.to_string())?,
+            ),
+            Chain::Solana => {
+                Box::new(crate::chains::solana::SolanaAdapter::new(agent.network, rpc_url, timeout, clock.clone()))
+            }
+        };
+        a.connect(clock.now()).await.map_err(|e| e.to_string())?;
+        Ok(a)
+    }
+
+    async fn describe(
+        agent: &AgentRecord,
+        rpc_url: &str,
+        build: BuildRequest,
+        priority: Priority,
+    ) -> Result<Value, String> {
+        let a = adapter(agent, rpc_url).await?;
+        let tx =
+            a.build(&build, &BuildOptions { priority, ..BuildOptions::default() }).await.map_err(|e| e.to_string())?;
+        Ok(unsigned(&tx))
+    }
+
+    /// What the live request `body` builds into for `agent` against the node at `rpc_url`
+    /// (see [`unsigned`]).
+    pub async fn build_live(agent: &AgentRecord, body: &[u8], rpc_url: &str) -> Result<Value, String> {
+        let v = crate::pipeline::request::validate(body, agent).map_err(|e| e.to_string())?;
+        describe(agent, rpc_url, v.build, v.priority).await
+    }
+
+    /// What stage 5 builds from a stored row (its canonical request, through the function the
+    /// pipeline itself uses).
+    pub async fn build_stored(agent: &AgentRecord, row: &TransactionRecord, rpc_url: &str) -> Result<Value, String> {
+        let (build, priority) = crate::pipeline::request::rebuild(&row.request, agent).map_err(|e| e.to_string())?;
+        describe(agent, rpc_url, build, priority).await
+    }
+
+    /// An unsigned transaction with what decides its effect — recipient, value, calldata, chain
+    /// id (EVM); fee payer and every instruction but the compute-budget pair (Solana) — and
+    /// without what every build refreshes: nonce, gas and fee bids, blockhash.
+    pub(crate) fn unsigned(tx: &UnsignedTx) -> Value {
+        match &tx.inner {
+            UnsignedInner::Evm { tx: t, approve_reset } => {
+                let one = |t: &alloy::consensus::TxEip1559| {
+                    json!({"chainId": t.chain_id, "to": format!("{:?}", t.to), "value": t.value.to_string(),
+                           "input": format!("0x{}", hex::encode(&t.input))})
+                };
+                json!({"tx": one(t), "approveReset": approve_reset.as_deref().map(one)})
+            }
+            UnsignedInner::Solana(s) => {
+                let keys = s.message.static_account_keys();
+                let budget = solana_compute_budget_interface::id();
+                let instructions: Vec<Value> = s
+                    .message
+                    .instructions()
+                    .iter()
+                    .filter(|ix| keys[ix.program_id_index as usize] != budget)
+                    .map(|ix| {
+                        let accounts: Vec<Value> = ix
+                            .accounts
+                            .iter()
+                            .map(|&i| {
+                                let i = i as usize;
+                                json!({"key": keys[i].to_string(), "signer": s.message.is_signer(i),
+                                       "writable": s.message.is_maybe_writable_with_reserved_addresses(i, None::<&std::collections::HashSet<solana_sdk::pubkey::Pubkey>>)})
+                            })
+                            .collect();
+                        json!({"program": keys[ix.program_id_index as usize].to_string(), "accounts": accounts,
+                               "data": hex::encode(&ix.data)})
+                    })
+                    .collect();
+                json!({"payer": keys[0].to_string(), "instructions": instructions})
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ const ETH: u128 = 1_000_000_000_000_000_000;
 /// A recipient with no history on anvil.
 const TO: &str = "0x000000000000000000000000000000000000bEEF";
 
-fn cast_out(args: &[&str]) -> String {
+pub(crate) fn cast_out(args: &[&str]) -> String {
     let out = Command::new(cast()).args(args).output().unwrap();
     assert!(out.status.success(), "cast {args:?}: {}", text(&out.stderr));
     text(&out.stdout).trim().to_string()

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use waiaas_backends::keystore::LockedKeystore;
 use waiaas_backends::seam::ChainKind;
-use waiaas_storage::{AgentRecord, AgentStatus, Backend, Chain, Network, OpCtx, Store};
+use waiaas_storage::{AgentRecord, Chain, Network, OpCtx, Store};
 
 use crate::support::nodes::LocalChains;
 use crate::support::{Opts, PASSWORD, TestDaemon, cli, init_dir, run, text};
@@ -27,25 +27,8 @@ pub(crate) fn offline_agent(dir: &Path, password: &str, name: &str, chain: Chain
         Chain::Ethereum => (ChainKind::Ethereum, Network::Testnet),
     };
     let public_key = ks.generate(id, kind, network.as_str(), name).unwrap();
-    let rec = AgentRecord {
-        id,
-        name: name.into(),
-        chain,
-        network,
-        chain_id: (chain == Chain::Ethereum).then_some(31337),
-        backend: Backend::Keystore,
-        derivation_path: None,
-        public_key,
-        status: AgentStatus::Active,
-        owner_address: None,
-        owner_verified: false,
-        owner_verified_at: None,
-        suspended_at: None,
-        suspension_reason: None,
-        terminated_at: None,
-        created_at: 1,
-        updated_at: 1,
-    };
+    let mut rec = AgentRecord::new(id, name.into(), chain, network, (chain == Chain::Ethereum).then_some(31337), 1);
+    rec.public_key = public_key;
     store.insert_agent(&rec, &OpCtx::new("test", 1)).unwrap();
     rec
 }

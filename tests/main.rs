@@ -30,6 +30,7 @@ mod ledger;
 mod lifecycle;
 mod nodes;
 mod owner;
+mod rebuild;
 mod sessions;
 mod solana;
 mod storage_api;

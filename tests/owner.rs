@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use waiaas_storage::{AgentStatus, Amount, OpCtx, Tier, TransactionRecord, TxPatch, TxStatus, TxType};
+use waiaas_storage::{AgentStatus, Amount, DecisionOutcome, OpCtx, Tier, TransactionRecord, TxStatus, TxType};
 
 use crate::support::nodes::Anvil;
 use crate::support::owner::*;
@@ -297,38 +297,12 @@ async fn owner_changes_follow_the_lifecycle_rules() {
 }
 
 fn pending(agent: &waiaas_storage::AgentRecord, now: u64) -> TransactionRecord {
-    let id = uuid::Uuid::now_v7();
-    TransactionRecord {
-        id,
-        agent_id: agent.id,
-        session_id: None,
-        parent_id: None,
-        batch_index: None,
-        chain: agent.chain,
-        network: agent.network,
-        tx_type: TxType::Transfer,
-        status: TxStatus::Pending,
-        tier: None,
-        request: json!({"type": "TRANSFER", "to": EVM_ADDR_1, "amount": "1"}),
-        amount: Amount::from_u64(1),
-        native_amount: Amount::from_u64(1),
-        to_address: Some(EVM_ADDR_1.into()),
-        token_mint: None,
-        contract_address: None,
-        method_signature: None,
-        spender_address: None,
-        approved_amount: None,
-        tx_hash: None,
-        reserved_amount: None,
-        queued_at: None,
-        queue_expires_at: None,
-        executed_at: None,
-        idempotency_key: None,
-        error: None,
-        metadata: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
+    let request = json!({"type": "TRANSFER", "to": EVM_ADDR_1, "amount": "1"});
+    let mut t = TransactionRecord::pending(uuid::Uuid::now_v7(), agent, None, TxType::Transfer, request, now);
+    t.amount = Amount::from_u64(1);
+    t.native_amount = Amount::from_u64(1);
+    t.to_address = Some(EVM_ADDR_1.into());
+    t
 }
 
 /// Inserts a QUEUED row of `tier` for `agent` (the daemon is stopped).
@@ -337,9 +311,14 @@ fn insert_queued(store: &waiaas_storage::Store, agent: &waiaas_storage::AgentRec
     let rec = pending(agent, now);
     let ctx = OpCtx::new("test", now);
     store.record_request(&rec, &[], None, &ctx).unwrap();
-    let patch =
-        TxPatch { tier: Some(tier), queued_at: Some(now), queue_expires_at: Some(now + 86_400), ..TxPatch::default() };
-    store.transition(rec.id, TxStatus::Pending, TxStatus::Queued, patch, None, &ctx).unwrap();
+    let queue = DecisionOutcome::Queue {
+        tier,
+        queue_expires_at: Some(now + 86_400),
+        decision: json!({"tier": tier.as_str()}),
+        approval_owner: agent.owner_address.clone(),
+        audits: Vec::new(),
+    };
+    store.decide_transaction(rec.id, &ctx, |_| Ok(queue)).unwrap();
     rec.id
 }
 

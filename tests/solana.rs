@@ -15,18 +15,18 @@ use crate::support::nodes::{Surfnet, rpc_blocking};
 use crate::support::rpc_proxy::RpcProxy;
 use crate::support::{Opts, TestDaemon};
 
-const TOKEN: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
+pub(crate) const TOKEN: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
 const TOKEN_2022: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
-const MEMO: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
+pub(crate) const MEMO: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
 const SOL: u64 = 1_000_000_000;
 
-fn fresh_address() -> String {
+pub(crate) fn fresh_address() -> String {
     Pubkey::new_unique().to_string()
 }
 
 /// A recipient that already exists (rent-exempt), so small transfers to it are legal: the
 /// runtime refuses to leave a new account below the rent-exempt minimum.
-fn existing_address(url: &str) -> String {
+pub(crate) fn existing_address(url: &str) -> String {
     let a = fresh_address();
     rpc(url, "requestAirdrop", json!([a, SOL]));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -60,7 +60,7 @@ fn token_balance(url: &str, account: &str) -> Option<u64> {
 }
 
 /// A mint account of `program` with `decimals` and the given Token-2022 extensions.
-fn create_mint(url: &str, program: &str, decimals: u8, extensions: &[ExtensionType]) -> String {
+pub(crate) fn create_mint(url: &str, program: &str, decimals: u8, extensions: &[ExtensionType]) -> String {
     use spl_token_2022_interface::state::Mint;
     let mint = fresh_address();
     let data = if extensions.is_empty() {
@@ -102,11 +102,11 @@ fn create_mint(url: &str, program: &str, decimals: u8, extensions: &[ExtensionTy
 }
 
 /// Gives `owner` a token account of `mint` holding `amount`.
-fn fund_tokens(url: &str, owner: &str, mint: &str, program: &str, amount: u64) {
+pub(crate) fn fund_tokens(url: &str, owner: &str, mint: &str, program: &str, amount: u64) {
     rpc(url, "surfnet_setTokenAccount", json!([owner, mint, {"amount": amount}, program]));
 }
 
-async fn daemon(rpc_url: &str, extra: &[(&'static str, String)]) -> TestDaemon {
+pub(crate) async fn daemon(rpc_url: &str, extra: &[(&'static str, String)]) -> TestDaemon {
     let mut config = vec![
         ("rpc", format!("solana_devnet = \"{rpc_url}\"")),
         ("security", "rate_limit_tx_rpm = 100\nrate_limit_session_rpm = 5000".to_string()),
@@ -116,7 +116,7 @@ async fn daemon(rpc_url: &str, extra: &[(&'static str, String)]) -> TestDaemon {
 }
 
 /// A Solana agent with `sol` SOL and a session token.
-async fn funded_agent(d: &TestDaemon, node: &str, sol: u64, body: Value) -> (Value, String) {
+pub(crate) async fn funded_agent(d: &TestDaemon, node: &str, sol: u64, body: Value) -> (Value, String) {
     let agent = d.create_agent(body).await;
     let address = agent["address"].as_str().unwrap();
     rpc(node, "requestAirdrop", json!([address, sol * SOL]));
@@ -130,7 +130,7 @@ async fn funded_agent(d: &TestDaemon, node: &str, sol: u64, body: Value) -> (Val
     (agent, s["token"].as_str().unwrap().to_string())
 }
 
-async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Value) {
     d.bearer("POST", "/v1/transactions/send", token, Some(body)).await
 }
 

@@ -4,30 +4,14 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use waiaas_storage::{AgentRecord, AgentStatus, Backend, Chain, Network, OpCtx};
+use waiaas_storage::{AgentRecord, Chain, Network, OpCtx};
 
 use crate::support::{Opts, TestDaemon, cli, init_dir, run, text};
 
 fn agent(name: &str) -> AgentRecord {
-    AgentRecord {
-        id: uuid::Uuid::now_v7(),
-        name: name.into(),
-        chain: Chain::Solana,
-        network: Network::Devnet,
-        chain_id: None,
-        backend: Backend::Keystore,
-        derivation_path: None,
-        public_key: format!("pk-{name}"),
-        status: AgentStatus::Active,
-        owner_address: None,
-        owner_verified: false,
-        owner_verified_at: None,
-        suspended_at: None,
-        suspension_reason: None,
-        terminated_at: None,
-        created_at: 1,
-        updated_at: 1,
-    }
+    let mut a = AgentRecord::new(uuid::Uuid::now_v7(), name.into(), Chain::Solana, Network::Devnet, None, 1);
+    a.public_key = format!("pk-{name}");
+    a
 }
 
 fn open(dir: &std::path::Path) -> waiaas_storage::Store {

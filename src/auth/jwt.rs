@@ -38,6 +38,31 @@ pub(crate) enum TokenError {
     Expired,
 }
 
+/// The live signing keys: read by every session check, replaced by a secret rotation.
+#[derive(Clone)]
+pub(crate) struct Tokens(std::sync::Arc<std::sync::RwLock<JwtKeys>>);
+
+impl Tokens {
+    pub(crate) fn new(keys: JwtKeys) -> Tokens {
+        Tokens(std::sync::Arc::new(std::sync::RwLock::new(keys)))
+    }
+
+    /// Signs a token for session `sid` of agent `aid`.
+    pub(crate) fn issue(&self, sid: Uuid, aid: Uuid, iat: u64, exp: u64) -> String {
+        self.0.read().expect("jwt lock").issue(sid, aid, iat, exp)
+    }
+
+    /// Verifies a token at daemon time `now`.
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        self.0.read().expect("jwt lock").verify(token, now)
+    }
+
+    /// Installs rotated keys.
+    pub(crate) fn replace(&self, keys: JwtKeys) {
+        *self.0.write().expect("jwt lock") = keys;
+    }
+}
+
 /// Decoded HMAC keys.
 pub(crate) struct JwtKeys {
     current: Zeroizing<[u8; 32]>,

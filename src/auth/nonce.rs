@@ -11,6 +11,39 @@ use lru::LruCache;
 use rand::RngCore;
 use waiaas_storage::{Store, StoreError};
 
+use crate::clock::Clock;
+use crate::runtime::Db;
+
+/// The daemon's nonces: issuing and single-use consumption at daemon time.
+pub(crate) struct Nonces {
+    store: NonceStore,
+    db: Db,
+    clock: Clock,
+}
+
+impl Nonces {
+    pub(crate) fn new(store: NonceStore, db: Db, clock: Clock) -> Nonces {
+        Nonces { store, db, clock }
+    }
+
+    /// A fresh nonce and when it expires.
+    pub(crate) async fn issue(self: &std::sync::Arc<Self>) -> Result<(String, u64), StoreError> {
+        let (me, now) = (self.clone(), self.clock.now());
+        self.db.call(move |s| me.store.issue(s, now)).await
+    }
+
+    /// Consumes a nonce; true only the first time, and only before it expires.
+    pub(crate) async fn consume(self: &std::sync::Arc<Self>, nonce: &str) -> Result<bool, StoreError> {
+        let (me, now, nonce) = (self.clone(), self.clock.now(), nonce.to_string());
+        self.db.call(move |s| me.store.consume(s, &nonce, now)).await
+    }
+
+    /// Whether nonces live in the database (the cleanup worker runs only then).
+    pub(crate) fn persistent(&self) -> bool {
+        matches!(self.store, NonceStore::Redb { .. })
+    }
+}
+
 /// Where nonces live.
 pub(crate) enum NonceStore {
     Memory { cache: Mutex<LruCache<String, u64>>, ttl: u64 },

@@ -15,12 +15,18 @@ use alloy::primitives::{Address, B256, Bytes, Signature, eip191_hash_message};
 use alloy::sol_types::SolCall;
 use base64::Engine;
 use serde::Deserialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
 use waiaas_backends::seam::{parse_evm_address, parse_solana_address};
-use waiaas_storage::{AgentRecord, AgentStatus, Chain};
+use waiaas_storage::{AgentRecord, AgentStatus, Chain, StoreError};
 
+use super::nonce::Nonces;
 use super::siwe::{Account, SiweMessage, parse_time};
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::chains::Registry;
+use crate::chains::error::ChainError;
+use crate::clock::Clock;
+use crate::error::{Coded, ErrorCode};
+use crate::runtime::Db;
 
 alloy::sol! {
     /// ERC-1271: a contract wallet's answer to "is this a valid signature of `hash`?".
@@ -89,14 +95,75 @@ pub(crate) fn bearer(header: Option<&str>) -> Option<&str> {
     (!value.is_empty() && !value.starts_with(super::jwt::PREFIX)).then_some(value)
 }
 
-fn invalid(why: impl Into<String>) -> ApiError {
+/// Why an owner signature does not authorise the request (04-auth.md §7.3), in step order.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OwnerAuthError {
+    /// Step 0 on an owner-only route: no owner payload.
+    #[error("Owner signature required")]
+    Missing,
+    /// Step 0 on a master+owner route whose condition holds.
+    #[error("This change needs the current owner's signature")]
+    Required,
+    #[error("Transaction {0} not found")]
+    TxNotFound(String),
+    #[error("Agent {0} not found")]
+    AgentNotFound(String),
+    #[error("Agent {0} has no owner")]
+    NoOwner(Uuid),
+    /// Steps 2, 3, 5 and 6.
+    #[error("Invalid owner signature: {0}")]
+    InvalidSignature(String),
+    #[error("The nonce is unknown, expired or already used")]
+    InvalidNonce,
+    #[error("The signer is not the owner of the target")]
+    OwnerMismatch,
+    #[error("The signed action, target or chain does not match this request")]
+    ActionMismatch,
+    /// A contract-wallet check could not reach the node.
+    #[error("Cannot check the contract wallet: {}", .0.message)]
+    Unavailable(ChainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Coded for OwnerAuthError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            OwnerAuthError::Missing => ErrorCode::Unauthorized,
+            OwnerAuthError::Required => ErrorCode::OwnerAuthRequired,
+            OwnerAuthError::TxNotFound(_) => ErrorCode::TxNotFound,
+            OwnerAuthError::AgentNotFound(_) => ErrorCode::AgentNotFound,
+            OwnerAuthError::NoOwner(_) => ErrorCode::NoOwner,
+            OwnerAuthError::InvalidSignature(_) => ErrorCode::InvalidSignature,
+            OwnerAuthError::InvalidNonce => ErrorCode::InvalidNonce,
+            OwnerAuthError::OwnerMismatch => ErrorCode::OwnerMismatch,
+            OwnerAuthError::ActionMismatch => ErrorCode::OwnerActionMismatch,
+            OwnerAuthError::Unavailable(_) => ErrorCode::AdapterNotAvailable,
+            OwnerAuthError::Store(_) => ErrorCode::InternalError,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            OwnerAuthError::TxNotFound(id) => {
+                crate::error::details([("resource", Value::from("transaction")), ("id", Value::from(id.clone()))])
+            }
+            OwnerAuthError::AgentNotFound(id) => {
+                crate::error::details([("resource", Value::from("agent")), ("id", Value::from(id.clone()))])
+            }
+            _ => Map::new(),
+        }
+    }
+}
+
+fn invalid(why: impl Into<String>) -> OwnerAuthError {
     let why = why.into();
     tracing::debug!("owner signature refused: {why}");
-    ApiError::new(ErrorCode::InvalidSignature, format!("Invalid owner signature: {why}"))
+    OwnerAuthError::InvalidSignature(why)
 }
 
 /// Step 2: base64url (padding optional) → JSON with every field.
-pub(crate) fn decode(raw: &str) -> Result<Payload, ApiError> {
+pub(crate) fn decode(raw: &str) -> Result<Payload, OwnerAuthError> {
     let trimmed = raw.trim_end_matches('=');
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(trimmed)
@@ -138,87 +205,166 @@ pub(crate) fn chain_id_of(agent: &AgentRecord) -> String {
     }
 }
 
-/// The address as the agents store it, or `None` when it is not an address of `chain`.
-pub(crate) fn normalize_address(chain: Chain, address: &str) -> Option<String> {
-    match chain {
-        Chain::Ethereum => parse_evm_address(address).map(|a| a.to_checksum(None)),
-        Chain::Solana => parse_solana_address(address).map(|_| address.to_string()),
-    }
+/// The ownerAuth verifier: what it needs to check a signature and nothing more.
+pub(crate) struct OwnerAuth {
+    db: Db,
+    nonces: Arc<Nonces>,
+    chains: Arc<Registry>,
+    clock: Clock,
+    /// The daemon's port: the message domain must be `localhost:<port>` or `127.0.0.1:<port>`.
+    port: u16,
 }
 
-fn same_address(chain: Chain, a: &str, b: &str) -> bool {
-    match chain {
-        Chain::Ethereum => a.eq_ignore_ascii_case(b),
-        Chain::Solana => a == b,
+impl OwnerAuth {
+    pub(crate) fn new(db: Db, nonces: Arc<Nonces>, chains: Arc<Registry>, clock: Clock, port: u16) -> OwnerAuth {
+        OwnerAuth { db, nonces, chains, clock, port }
     }
-}
 
-/// Steps 2–8 for `raw` (the bearer value) against `target`, at daemon time `now`.
-pub(crate) async fn verify(app: &Arc<App>, raw: &str, target: &Target, now: u64) -> Result<Owner, ApiError> {
-    // Step 2.
-    let p = decode(raw)?;
-    let chain = Chain::from_str(&p.chain).map_err(|_| invalid("chain"))?;
-    // Step 3.
-    let ts = parse_time(&p.timestamp).ok_or_else(|| invalid("timestamp is not ISO-8601"))?;
-    if (now as i64 - ts).abs() > WINDOW_SECS {
-        return Err(invalid("timestamp is more than 300 s from now"));
-    }
-    // Step 4.
-    let nonce = p.nonce.clone();
-    let app2 = app.clone();
-    let fresh = app.db_api(move |s| app2.nonces.consume(s, &nonce, now)).await?;
-    if !fresh {
-        return Err(ApiError::new(ErrorCode::InvalidNonce, "The nonce is unknown, expired or already used"));
-    }
-    // Step 5.
-    let msg = check_message(app, &p, chain, now)?;
-    // Step 6.
-    let signer_agents = match &target.agent {
-        Some(a) => vec![a.clone()],
-        None => {
-            let (address, c) = (p.address.clone(), chain);
-            app.db_api(move |s| s.agents_owned_by(c, &address)).await?
+    /// Step 1 for the owner-only routes: the agent whose owner must sign, which must have one
+    /// (`AGENT_NOT_FOUND` / `NO_OWNER`).
+    pub(crate) async fn agent_with_owner(&self, raw: &str) -> Result<AgentRecord, OwnerAuthError> {
+        let id = Uuid::parse_str(raw).map_err(|_| OwnerAuthError::AgentNotFound(raw.to_string()))?;
+        let agent = self
+            .db
+            .call(move |s| s.get_agent(id))
+            .await?
+            .ok_or_else(|| OwnerAuthError::AgentNotFound(raw.to_string()))?;
+        if agent.owner_address.is_none() {
+            return Err(OwnerAuthError::NoOwner(agent.id));
         }
-    };
-    match chain {
-        Chain::Ethereum => verify_evm(app, &p, &msg, &signer_agents, now).await?,
-        Chain::Solana => verify_solana(&p)?,
+        Ok(agent)
     }
-    // Step 7.
-    let owned = match &target.agent {
-        Some(a) => a.chain == chain && a.owner_address.as_deref().is_some_and(|o| same_address(chain, o, &p.address)),
-        None => signer_agents.iter().any(|a| a.status != AgentStatus::Terminated),
-    };
-    if !owned {
-        return Err(ApiError::new(ErrorCode::OwnerMismatch, "The signer is not the owner of the target"));
+
+    /// Step 1 for `verify_owner`: target `agent:<id>`.
+    pub(crate) async fn verify_owner_target(&self, agent: &str) -> Result<Target, OwnerAuthError> {
+        let agent = self.agent_with_owner(agent).await?;
+        Ok(Target { action: OwnerAction::VerifyOwner, target: format!("agent:{}", agent.id), agent: Some(agent) })
     }
-    // Step 8.
-    let statement = format!("WAIaaS Owner Action: {} {}", target.action.as_str(), target.target);
-    let chain_ok = match &target.agent {
-        Some(a) => msg.chain_id == chain_id_of(a),
-        None => signer_agents.iter().any(|a| a.status != AgentStatus::Terminated && chain_id_of(a) == msg.chain_id),
-    };
-    if p.action != target.action.as_str()
-        || msg.statement.as_deref() != Some(statement.as_str())
-        || msg.request_id.as_deref() != Some(target.target.as_str())
-        || !chain_ok
-    {
-        return Err(ApiError::new(
-            ErrorCode::OwnerActionMismatch,
-            "The signed action, target or chain does not match this request",
-        ));
+
+    /// Step 1 for `approve_tx`: the transaction (`TX_NOT_FOUND`) and its agent's owner.
+    pub(crate) async fn approve_target(&self, tx: &str) -> Result<Target, OwnerAuthError> {
+        let id = Uuid::parse_str(tx).map_err(|_| OwnerAuthError::TxNotFound(tx.to_string()))?;
+        let rec = self
+            .db
+            .call(move |s| s.get_transaction(id))
+            .await?
+            .filter(|r| r.is_top_level())
+            .ok_or_else(|| OwnerAuthError::TxNotFound(tx.to_string()))?;
+        let agent = self.agent_with_owner(&rec.agent_id.to_string()).await?;
+        Ok(Target { action: OwnerAction::ApproveTx, target: format!("tx:{id}"), agent: Some(agent) })
     }
-    let address = match &target.agent {
-        Some(a) => a.owner_address.clone().unwrap_or_default(),
-        None => normalize_address(chain, &p.address).unwrap_or_else(|| p.address.clone()),
-    };
-    Ok(Owner { chain, address })
+
+    /// Steps 2–8 for `raw` (the bearer value) against `target`.
+    pub(crate) async fn verify(&self, raw: &str, target: &Target) -> Result<Owner, OwnerAuthError> {
+        let now = self.clock.now();
+        // Step 2.
+        let p = decode(raw)?;
+        let chain = Chain::from_str(&p.chain).map_err(|_| invalid("chain"))?;
+        // Step 3.
+        let ts = parse_time(&p.timestamp).ok_or_else(|| invalid("timestamp is not ISO-8601"))?;
+        if (now as i64 - ts).abs() > WINDOW_SECS {
+            return Err(invalid("timestamp is more than 300 s from now"));
+        }
+        // Step 4.
+        if !self.nonces.consume(&p.nonce).await? {
+            return Err(OwnerAuthError::InvalidNonce);
+        }
+        // Step 5.
+        let msg = check_message(self.port, &p, chain, now)?;
+        // Step 6.
+        let signer_agents = match &target.agent {
+            Some(a) => vec![a.clone()],
+            None => {
+                let (address, c) = (p.address.clone(), chain);
+                self.db.call(move |s| s.agents_owned_by(c, &address)).await?
+            }
+        };
+        match chain {
+            Chain::Ethereum => self.verify_evm(&p, &msg, &signer_agents).await?,
+            Chain::Solana => verify_solana(&p)?,
+        }
+        // Step 7.
+        let owned = match &target.agent {
+            Some(a) => {
+                a.chain == chain
+                    && a.owner_address.as_deref().is_some_and(|o| crate::address::same(chain, o, &p.address))
+            }
+            None => signer_agents.iter().any(|a| a.status != AgentStatus::Terminated),
+        };
+        if !owned {
+            return Err(OwnerAuthError::OwnerMismatch);
+        }
+        // Step 8.
+        let statement = format!("WAIaaS Owner Action: {} {}", target.action.as_str(), target.target);
+        let chain_ok = match &target.agent {
+            Some(a) => msg.chain_id == chain_id_of(a),
+            None => signer_agents.iter().any(|a| a.status != AgentStatus::Terminated && chain_id_of(a) == msg.chain_id),
+        };
+        if p.action != target.action.as_str()
+            || msg.statement.as_deref() != Some(statement.as_str())
+            || msg.request_id.as_deref() != Some(target.target.as_str())
+            || !chain_ok
+        {
+            return Err(OwnerAuthError::ActionMismatch);
+        }
+        let address = match &target.agent {
+            Some(a) => a.owner_address.clone().unwrap_or_default(),
+            None => crate::address::normalize(chain, &p.address).unwrap_or_else(|| p.address.clone()),
+        };
+        Ok(Owner { chain, address })
+    }
+
+    /// §7.4 Ethereum: EIP-191 recovery, then ERC-1271 for contract wallets.
+    async fn verify_evm(&self, p: &Payload, msg: &SiweMessage, agents: &[AgentRecord]) -> Result<(), OwnerAuthError> {
+        let address = parse_evm_address(&p.address).ok_or_else(|| invalid("not an Ethereum address"))?;
+        let sig = p
+            .signature
+            .strip_prefix("0x")
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or_else(|| invalid("the signature is not 0x-hex"))?;
+        if let Some(recovered) = recover_eoa(&sig, &p.message)
+            && recovered == address
+        {
+            return Ok(());
+        }
+        // A contract wallet: use the adapter of an agent this address signs for, whose chain id
+        // is the message's.
+        let agent = agents
+            .iter()
+            .find(|a| a.chain == Chain::Ethereum && a.chain_id.map(|c| c.to_string()) == Some(msg.chain_id.clone()))
+            .ok_or_else(|| invalid("the signature does not recover to the address"))?;
+        let adapter = self.chains.for_agent(agent).await.map_err(OwnerAuthError::Unavailable)?;
+        let evm = adapter.as_evm().ok_or(OwnerAuthError::Store(StoreError::Invariant("an EVM agent's adapter")))?;
+        let now = self.clock.now();
+        let unavailable = |e: ChainError| {
+            adapter.conn().note_failure(&e, now);
+            OwnerAuthError::Unavailable(e)
+        };
+        let code = evm.code(address).await.map_err(unavailable)?;
+        if code.is_empty() {
+            return Err(invalid("the signature does not recover to the address and it has no contract code"));
+        }
+        let hash: B256 = eip191_hash_message(p.message.as_bytes());
+        let data = isValidSignatureCall { hash, signature: Bytes::from(sig) }.abi_encode();
+        let answer = match tokio::time::timeout(Duration::from_secs(10), evm.call(address, data.into())).await {
+            Ok(Ok(Ok(answer))) => answer,
+            // A revert is the contract's answer ("not valid"), not an RPC failure.
+            Ok(Ok(Err(_revert))) => Bytes::new(),
+            Ok(Err(e)) => return Err(unavailable(e)),
+            Err(_) => return Err(unavailable(ChainError::new(ErrorCode::RpcError, "timed out"))),
+        };
+        if answer.len() >= 4 && answer[..4] == ERC1271_MAGIC {
+            Ok(())
+        } else {
+            Err(invalid("the contract wallet did not accept the signature"))
+        }
+    }
 }
 
 /// Step 5: the message is the §7.2 template for this daemon, this payload and now.
-fn check_message(app: &App, p: &Payload, chain: Chain, now: u64) -> Result<SiweMessage, ApiError> {
+fn check_message(port: u16, p: &Payload, chain: Chain, now: u64) -> Result<SiweMessage, OwnerAuthError> {
     let msg = SiweMessage::from_str(&p.message).map_err(|e| invalid(e.to_string()))?;
-    let domains = [format!("localhost:{}", app.port), format!("127.0.0.1:{}", app.port)];
+    let domains = [format!("localhost:{port}"), format!("127.0.0.1:{port}")];
     if msg.scheme.is_some() || !domains.contains(&msg.domain) {
         return Err(invalid(format!("domain {} is not this daemon", msg.domain)));
     }
@@ -229,7 +375,7 @@ fn check_message(app: &App, p: &Payload, chain: Chain, now: u64) -> Result<SiweM
     if msg.account != account {
         return Err(invalid("the account word does not match the chain"));
     }
-    if !same_address(chain, &msg.address, &p.address) {
+    if !crate::address::same(chain, &msg.address, &p.address) {
         return Err(invalid("the message address is not the payload address"));
     }
     if msg.uri != format!("http://{}", msg.domain) || msg.version != "1" {
@@ -247,58 +393,6 @@ fn check_message(app: &App, p: &Payload, chain: Chain, now: u64) -> Result<SiweM
         return Err(invalid("Expiration Time is past or more than 300 s after Issued At"));
     }
     Ok(msg)
-}
-
-/// §7.4 Ethereum: EIP-191 recovery, then ERC-1271 for contract wallets.
-async fn verify_evm(
-    app: &Arc<App>,
-    p: &Payload,
-    msg: &SiweMessage,
-    agents: &[AgentRecord],
-    now: u64,
-) -> Result<(), ApiError> {
-    let address = parse_evm_address(&p.address).ok_or_else(|| invalid("not an Ethereum address"))?;
-    let sig = p
-        .signature
-        .strip_prefix("0x")
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or_else(|| invalid("the signature is not 0x-hex"))?;
-    if let Some(recovered) = recover_eoa(&sig, &p.message)
-        && recovered == address
-    {
-        return Ok(());
-    }
-    // A contract wallet: use the adapter of an agent this address signs for, whose chain id is
-    // the message's.
-    let agent = agents
-        .iter()
-        .find(|a| a.chain == Chain::Ethereum && a.chain_id.map(|c| c.to_string()) == Some(msg.chain_id.clone()))
-        .ok_or_else(|| invalid("the signature does not recover to the address"))?;
-    let config = app.config();
-    let adapter = app.adapters.available(&config, Chain::Ethereum, agent.network, agent.chain_id, now).await?;
-    let evm = adapter.as_evm().ok_or_else(ApiError::internal)?;
-    let unavailable = |e: crate::chains::error::ChainError| {
-        adapter.conn().note_failure(&e, now);
-        ApiError::new(ErrorCode::AdapterNotAvailable, format!("Cannot check the contract wallet: {}", e.message))
-    };
-    let code = evm.code(address).await.map_err(unavailable)?;
-    if code.is_empty() {
-        return Err(invalid("the signature does not recover to the address and it has no contract code"));
-    }
-    let hash: B256 = eip191_hash_message(p.message.as_bytes());
-    let data = isValidSignatureCall { hash, signature: Bytes::from(sig) }.abi_encode();
-    let answer = match tokio::time::timeout(Duration::from_secs(10), evm.call(address, data.into())).await {
-        Ok(Ok(Ok(answer))) => answer,
-        // A revert is the contract's answer ("not valid"), not an RPC failure.
-        Ok(Ok(Err(_revert))) => Bytes::new(),
-        Ok(Err(e)) => return Err(unavailable(e)),
-        Err(_) => return Err(unavailable(crate::chains::error::ChainError::new(ErrorCode::RpcError, "timed out"))),
-    };
-    if answer.len() >= 4 && answer[..4] == ERC1271_MAGIC {
-        Ok(())
-    } else {
-        Err(invalid("the contract wallet did not accept the signature"))
-    }
 }
 
 /// The signer of a 65-byte `r ‖ s ‖ v` EIP-191 signature (`v` ∈ {0, 1, 27, 28}).
@@ -347,7 +441,7 @@ pub(crate) fn siws_candidates(signer: &[u8; 32], text: &str) -> Vec<Vec<u8>> {
 }
 
 /// §7.4 Solana: strict Ed25519 over any accepted encoding.
-fn verify_solana(p: &Payload) -> Result<(), ApiError> {
+fn verify_solana(p: &Payload) -> Result<(), OwnerAuthError> {
     let pk = parse_solana_address(&p.address).ok_or_else(|| invalid("not a Solana address"))?;
     let sig: [u8; 64] = bs58::decode(&p.signature)
         .into_vec()
@@ -406,7 +500,7 @@ mod tests {
             verify_solana(&p).unwrap();
             let mut wrong = p.clone();
             wrong.message.push('!');
-            assert_eq!(verify_solana(&wrong).unwrap_err().code, ErrorCode::InvalidSignature);
+            assert_eq!(verify_solana(&wrong).unwrap_err().code(), ErrorCode::InvalidSignature);
         }
     }
 
@@ -435,7 +529,7 @@ mod tests {
                 serde_json::json!({"chain": "solana", "address": "", "action": "steal", "nonce": "", "timestamp": "", "message": "", "signature": ""}),
             ),
         ] {
-            assert_eq!(decode(&bad).unwrap_err().code, ErrorCode::InvalidSignature);
+            assert_eq!(decode(&bad).unwrap_err().code(), ErrorCode::InvalidSignature);
         }
         assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
         assert_eq!(bearer(Some("Bearer wai_sess_a.b.c")), None);

@@ -9,7 +9,6 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
 use waiaas_backends::seam::{SignIntent, SignOutput};
 use waiaas_storage::{Chain, Network};
 
@@ -96,25 +95,31 @@ impl ConnState {
         }
     }
 
-    /// `/health` view.
-    pub(crate) fn view(&self) -> Value {
+    /// What the status views show.
+    pub(crate) fn info(&self, chain: Chain, network: Network, chain_id: Option<u64>) -> AdapterInfo {
         let s = self.0.read().expect("adapter state");
-        json!({"status": s.status.as_str(), "latencyMs": s.latency_ms, "lastError": s.last_error})
+        AdapterInfo {
+            chain,
+            network,
+            chain_id,
+            status: s.status,
+            latency_ms: s.latency_ms,
+            last_error: s.last_error.clone(),
+            last_check: s.last_check,
+        }
     }
+}
 
-    /// `/v1/admin/status` view.
-    pub(crate) fn admin_view(&self, chain: Chain, network: Network, chain_id: Option<u64>) -> Value {
-        let s = self.0.read().expect("adapter state");
-        json!({
-            "chain": chain.as_str(),
-            "network": network.as_str(),
-            "status": s.status.as_str(),
-            "latencyMs": s.latency_ms,
-            "chainId": chain_id,
-            "lastError": s.last_error,
-            "lastCheck": s.last_check.map(crate::clock::iso),
-        })
-    }
+/// One adapter's connection state, as `/health` and `/v1/admin/status` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AdapterInfo {
+    pub(crate) chain: Chain,
+    pub(crate) network: Network,
+    pub(crate) chain_id: Option<u64>,
+    pub(crate) status: AdapterStatus,
+    pub(crate) latency_ms: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_check: Option<u64>,
 }
 
 /// One (chain, network) executor. Every method that talks to the node fails with a

@@ -1,8 +1,13 @@
 //! Chain errors and their retry categories (05-chains.md §1.5).
+//!
+//! A chain error carries a stable [`ErrorCode`] from the shared vocabulary; its category
+//! decides the pipeline's retries, and the API shows it as `details.category`.
 
 use std::fmt;
 
-use crate::error::ErrorCode;
+use serde_json::{Map, Value};
+
+use crate::error::{Coded, ErrorCode};
 
 /// How the pipeline recovers from an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,15 +70,22 @@ impl fmt::Display for ChainError {
     }
 }
 
-impl From<ChainError> for crate::error::ApiError {
-    fn from(e: ChainError) -> Self {
-        let category = e.category();
-        let mut api = crate::error::ApiError::new(e.code, e.message).detail("category", category.as_str());
-        if let Some(serde_json::Value::Object(extra)) = e.details {
-            for (k, v) in extra {
-                api = api.detail(&k, v);
-            }
+impl std::error::Error for ChainError {}
+
+impl Coded for ChainError {
+    fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let mut d = Map::new();
+        // Registry errors (unsupported or unavailable adapter) are not retry-categorised.
+        if !matches!(self.code, ErrorCode::ChainNotSupported | ErrorCode::AdapterNotAvailable) {
+            d.insert("category".into(), Value::String(self.category().as_str().into()));
         }
-        api
+        if let Some(Value::Object(extra)) = &self.details {
+            d.extend(extra.clone());
+        }
+        d
     }
 }

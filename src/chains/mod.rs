@@ -3,7 +3,7 @@
 //! The registry owns connectivity: connecting (with the EVM chain-id binding of §1.4), the
 //! fail-soft start (an unreachable node marks its adapter unavailable instead of stopping the
 //! daemon) and background reconnects. Everything that needs a node asks the registry for an
-//! *available* adapter and gets 503 `ADAPTER_NOT_AVAILABLE` otherwise.
+//! *available* adapter and gets an `ADAPTER_NOT_AVAILABLE` [`ChainError`] otherwise.
 
 pub(crate) mod adapter;
 pub(crate) mod error;
@@ -15,13 +15,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-use waiaas_storage::{Chain, Network};
+use serde_json::json;
+use waiaas_storage::{AgentRecord, Chain, Network};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{ApiError, ErrorCode};
-pub(crate) use adapter::{AdapterStatus, ChainAdapter};
+use crate::error::ErrorCode;
+use crate::runtime::Settings;
+pub(crate) use adapter::{AdapterInfo, AdapterStatus, ChainAdapter};
+use error::ChainError;
 
 /// The RPC URL configured for a pair and the config key that holds it.
 fn url_for(config: &Config, chain: Chain, network: Network) -> (String, &'static str) {
@@ -53,27 +55,25 @@ struct Entry {
 pub(crate) struct Registry {
     adapters: RwLock<HashMap<(Chain, Network), Entry>>,
     clock: Clock,
+    settings: Settings,
 }
 
 impl Registry {
-    pub(crate) fn new(clock: Clock) -> Registry {
-        Registry { adapters: RwLock::new(HashMap::new()), clock }
+    pub(crate) fn new(clock: Clock, settings: Settings) -> Registry {
+        Registry { adapters: RwLock::new(HashMap::new()), clock, settings }
     }
 
     /// The adapter for a pair, created (not connected) on first use. An empty URL means the pair
-    /// is unsupported: 400 `CHAIN_NOT_SUPPORTED`.
-    pub(crate) fn get_or_create(
-        &self,
-        config: &Config,
-        chain: Chain,
-        network: Network,
-    ) -> Result<Arc<dyn ChainAdapter>, ApiError> {
+    /// is unsupported: `CHAIN_NOT_SUPPORTED`.
+    pub(crate) fn get_or_create(&self, chain: Chain, network: Network) -> Result<Arc<dyn ChainAdapter>, ChainError> {
         if let Some(e) = self.adapters.read().expect("registry").get(&(chain, network)) {
             return Ok(e.adapter.clone());
         }
+        let config = self.settings.get();
+        let config: &Config = &config;
         let (url, key) = url_for(config, chain, network);
         if url.is_empty() {
-            return Err(ApiError::new(
+            return Err(ChainError::new(
                 ErrorCode::ChainNotSupported,
                 format!("No RPC URL configured for {chain}/{network} ([rpc].{key})"),
             ));
@@ -86,10 +86,7 @@ impl Registry {
                     Network::Mainnet => config.rpc.ethereum_mainnet_symbol.clone(),
                     _ => config.rpc.ethereum_testnet_symbol.clone(),
                 };
-                Arc::new(
-                    evm::EvmAdapter::new(network, &url, timeout, expected, symbol, self.clock.clone())
-                        .map_err(ApiError::from)?,
-                )
+                Arc::new(evm::EvmAdapter::new(network, &url, timeout, expected, symbol, self.clock.clone())?)
             }
             Chain::Solana => Arc::new(solana::SolanaAdapter::new(network, &url, timeout, self.clock.clone())),
         };
@@ -99,25 +96,23 @@ impl Registry {
     }
 
     /// A connected adapter whose chain id matches `agent_chain_id` (when given), connecting on
-    /// demand; otherwise 503 `ADAPTER_NOT_AVAILABLE`.
+    /// demand; otherwise `ADAPTER_NOT_AVAILABLE`.
     pub(crate) async fn available(
         &self,
-        config: &Config,
         chain: Chain,
         network: Network,
         agent_chain_id: Option<u64>,
-        now: u64,
-    ) -> Result<Arc<dyn ChainAdapter>, ApiError> {
-        let adapter = self.get_or_create(config, chain, network)?;
+    ) -> Result<Arc<dyn ChainAdapter>, ChainError> {
+        let adapter = self.get_or_create(chain, network)?;
         if adapter.conn().status() == AdapterStatus::Disconnected {
-            let _ = adapter.connect(now).await;
+            let _ = adapter.connect(self.clock.now()).await;
         }
         let unavailable = |reason: String| {
-            ApiError::new(
+            ChainError::new(
                 ErrorCode::AdapterNotAvailable,
                 format!("The {chain}/{network} adapter is not available: {reason}"),
             )
-            .detail("reason", reason)
+            .with_details(json!({"reason": reason}))
         };
         if !adapter.is_connected() {
             return Err(unavailable(adapter.conn().last_error().unwrap_or_else(|| "not connected".into())));
@@ -130,6 +125,11 @@ impl Registry {
         Ok(adapter)
     }
 
+    /// The available adapter of an agent (its chain, network and bound chain id).
+    pub(crate) async fn for_agent(&self, agent: &AgentRecord) -> Result<Arc<dyn ChainAdapter>, ChainError> {
+        self.available(agent.chain, agent.network, agent.chain_id).await
+    }
+
     /// Every adapter.
     pub(crate) fn all(&self) -> Vec<Arc<dyn ChainAdapter>> {
         let map = self.adapters.read().expect("registry");
@@ -140,7 +140,8 @@ impl Registry {
 
     /// The adapter-reconnect worker: retries every disconnected adapter and health-checks the
     /// connected ones, so a node that went away is noticed even without traffic.
-    pub(crate) async fn reconnect(&self, now: u64) {
+    pub(crate) async fn reconnect(&self) {
+        let now = self.clock.now();
         for a in self.all() {
             match a.conn().status() {
                 AdapterStatus::Disconnected => {
@@ -167,7 +168,9 @@ impl Registry {
     }
 
     /// Drops adapters whose `[rpc]` settings changed (SIGHUP); they are recreated on next use.
-    pub(crate) fn reload(&self, config: &Config) {
+    pub(crate) fn reload(&self) {
+        let config = self.settings.get();
+        let config: &Config = &config;
         self.adapters.write().expect("registry").retain(|(chain, network), e| {
             let keep = url_for(config, *chain, *network).0 == e.adapter.url()
                 && expected_chain_id(config, *chain, *network) == e.expected_chain_id;
@@ -185,18 +188,9 @@ impl Registry {
         }
     }
 
-    /// `{"solana/devnet": {status, latencyMs, lastError}}` for `/health`.
-    pub(crate) fn health_view(&self) -> Value {
-        let mut m = Map::new();
-        for a in self.all() {
-            m.insert(format!("{}/{}", a.chain(), a.network()), a.conn().view());
-        }
-        Value::Object(m)
-    }
-
-    /// The admin-status array.
-    pub(crate) fn admin_view(&self) -> Value {
-        Value::Array(self.all().iter().map(|a| a.conn().admin_view(a.chain(), a.network(), a.chain_id())).collect())
+    /// The connection state of every adapter, for the status views.
+    pub(crate) fn infos(&self) -> Vec<AdapterInfo> {
+        self.all().iter().map(|a| a.conn().info(a.chain(), a.network(), a.chain_id())).collect()
     }
 
     /// Whether every adapter is connected (else `/health` is `degraded`).

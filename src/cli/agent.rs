@@ -265,14 +265,12 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
             let agent = api.agent(&a.agent)?;
             let id = id_of(&agent);
             let mut bearer = None;
-            let same = agent["ownerAddress"].as_str().is_some_and(|o| o.eq_ignore_ascii_case(&a.address));
+            let chain = agent["chain"].as_str().unwrap_or_default();
+            let parsed: waiaas_storage::Chain = chain.parse().map_err(|_| CliError::general("Error: unknown chain"))?;
+            let same = agent["ownerAddress"].as_str().is_some_and(|o| crate::address::same(parsed, o, &a.address));
             if agent["ownerState"] == "LOCKED" && !same {
-                let chain = agent["chain"].as_str().unwrap_or_default();
-                let new = crate::auth::owner::normalize_address(
-                    chain.parse().map_err(|_| CliError::general("Error: unknown chain"))?,
-                    &a.address,
-                )
-                .ok_or_else(|| CliError::general("Error: Invalid owner address format (VALIDATION_ERROR)"))?;
+                let new = crate::address::normalize(parsed, &a.address)
+                    .ok_or_else(|| CliError::general("Error: Invalid owner address format (VALIDATION_ERROR)"))?;
                 let target = format!("agent:{id}:owner:{new}");
                 let chain_id = chain_id_line(&agent);
                 let req = owner_sign::Request {

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use reqwest::Method;
 use waiaas_backends::ledger::apps::DerivationPath;
-use waiaas_backends::ledger::device::{LedgerDevice, LedgerTimeouts};
 use waiaas_backends::seam::{BackendKind, ChainKind, KeyRef, Purpose, SignContext, SignIntent, SignOutput};
 
 use super::CliError;
@@ -138,36 +137,20 @@ fn interactive_sign(r: &Request<'_>, text: &str) -> Result<String, CliError> {
 /// 03-keys.md §11.8: the device's address must be the owner's before anything is signed.
 fn ledger_sign(api: &Api, args: &SigningArgs, r: &Request<'_>, text: &str) -> Result<String, CliError> {
     let config = api.config.as_ref().ok_or_else(|| CliError::general("Error: cannot read config.toml for [ledger]"))?;
-    let timeouts = LedgerTimeouts {
-        confirm: Duration::from_secs(config.ledger.confirm_timeout),
-        command: Duration::from_secs(config.ledger.command_timeout),
-    };
-    let device = match config.ledger.transport {
-        crate::config::LedgerTransport::Tcp => LedgerDevice::tcp(config.ledger.tcp_address.clone(), timeouts),
-        #[cfg(feature = "hid")]
-        crate::config::LedgerTransport::Hid => LedgerDevice::hid(timeouts),
-        #[cfg(not(feature = "hid"))]
-        crate::config::LedgerTransport::Hid => {
-            return Err(CliError::general("Error: this build has no USB HID support"));
-        }
-    };
+    let device = crate::runtime::signers::ledger_device(&config.ledger)
+        .ok_or_else(|| CliError::general("Error: this build has no USB HID support"))?;
+    let confirm = Duration::from_secs(config.ledger.confirm_timeout);
     let chain = if r.chain == "solana" { ChainKind::Solana } else { ChainKind::Ethereum };
-    let path_text = args.derivation_path.clone().unwrap_or_else(|| {
-        match chain {
-            ChainKind::Ethereum => "44'/60'/0'/0/0",
-            ChainKind::Solana => "44'/501'/0'/0'",
-        }
-        .to_string()
-    });
+    let path_text = args.derivation_path.clone().unwrap_or_else(|| DerivationPath::default_text(chain).to_string());
     let path = DerivationPath::parse(&path_text)
         .ok_or_else(|| CliError::general(format!("Error: invalid derivation path {path_text}")))?;
     let fail = |e: waiaas_backends::seam::SignerError| CliError::general(format!("Error: Ledger: {e}"));
     let address = api.block_on(device.get_address(chain, &path)).map_err(fail)?;
-    let matches = match chain {
-        ChainKind::Ethereum => address.eq_ignore_ascii_case(r.owner),
-        ChainKind::Solana => address == r.owner,
+    let storage_chain = match chain {
+        ChainKind::Ethereum => waiaas_storage::Chain::Ethereum,
+        ChainKind::Solana => waiaas_storage::Chain::Solana,
     };
-    if !matches {
+    if !crate::address::same(storage_chain, &address, r.owner) {
         return Err(CliError::general(format!(
             "Error: the Ledger address at {path_text} is {address}, not the owner {}",
             r.owner
@@ -184,7 +167,7 @@ fn ledger_sign(api: &Api, args: &SigningArgs, r: &Request<'_>, text: &str) -> Re
         ChainKind::Ethereum => SignIntent::Eip191Message(text.as_bytes().to_vec()),
         ChainKind::Solana => SignIntent::SolanaOffchainMessage(text.to_string()),
     };
-    let ctx = SignContext { purpose: Purpose::OwnerMessage, tx_id: None, deadline: Instant::now() + timeouts.confirm };
+    let ctx = SignContext { purpose: Purpose::OwnerMessage, tx_id: None, deadline: Instant::now() + confirm };
     println!("Confirm the message on the Ledger...");
     let out = api.block_on(device.sign(&key, &path, &intent, &ctx)).map_err(fail)?;
     Ok(match out {

@@ -38,6 +38,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
 }
 
 /// Reload handles for SIGHUP.
+#[derive(Clone)]
 pub(crate) struct Handle {
     filter: Option<reload::Handle<EnvFilter, Registry>>,
     file: LogFile,

@@ -7,21 +7,22 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore};
-use waiaas_backends::ledger::device::{LedgerBackend, LedgerDevice, LedgerTimeouts};
+use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
     AgentRecord, AgentStatus, AuditEvent, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store, StoreError,
 };
 
 use super::lock::{self, InstanceLock};
-use super::{App, KillSwitchView, logging, shutdown, workers};
-use crate::auth::jwt::JwtKeys;
+use super::{logging, workers};
+use crate::app::{App, Parts};
+use crate::auth::jwt::{JwtKeys, Tokens};
 use crate::auth::master::MasterAuth;
 use crate::auth::nonce::NonceStore;
 use crate::cli::{CliError, PasswordArgs, exit, password};
@@ -29,6 +30,8 @@ use crate::clock::Clock;
 use crate::config::{self, Config, Overrides};
 use crate::datadir::{self, Layout};
 use crate::http;
+use crate::killswitch::KillSwitchView;
+use crate::runtime::{Db, Settings, Signers};
 
 /// How `start` was invoked.
 pub(crate) struct StartOptions {
@@ -96,6 +99,7 @@ pub(crate) async fn run(mut opts: StartOptions) -> Result<(), CliError> {
 struct Running {
     app: Arc<App>,
     server: http::server::Server,
+    logging: logging::Handle,
     lock: InstanceLock,
     pid_file: PathBuf,
 }
@@ -159,8 +163,8 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     } else {
         NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
     };
-    let store = Arc::new(store);
-    println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(store.size_bytes()));
+    let db = Db::new(Arc::new(store));
+    println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(db.store().size_bytes()));
 
     // Step 3: the master password.
     let restricted = ks.status != KillSwitchStatus::Normal;
@@ -177,13 +181,8 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let locked = LockedKeystore::open(&layout.keystore())
         .map_err(|e| CliError::general(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
     let master_file = locked.master().clone();
-    let (agents, unreadable) = tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || store.scan_agents()
-    })
-    .await
-    .map_err(|e| CliError::general(format!("database task failed: {e}")))?
-    .map_err(|e| CliError::general(format!("cannot read agents: {e}")))?;
+    let (agents, unreadable) =
+        db.call(|s| s.scan_agents()).await.map_err(|e| CliError::general(format!("cannot read agents: {e}")))?;
     for (id, e) in &unreadable {
         // The row was altered outside the daemon; requests touching it answer 500.
         tracing::error!("agent row {id} is unreadable ({e}); its key is not loaded");
@@ -217,17 +216,20 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     master.prime(pw.expose_secret().as_bytes());
     drop(pw);
     let keys_loaded = unlocked.as_ref().map(UnlockedKeystore::len).unwrap_or(0);
-    let keystore = Arc::new(KeystoreBackend::new(unlocked));
+    let keystore = Arc::new(KeystoreBackend::new(layout.keystore(), unlocked));
     if restricted {
         println!("KeyStore locked (restricted mode: no key decrypted)");
     } else {
         println!("KeyStore unlocked ({keys_loaded} keys loaded)");
     }
-    let ledger = ledger_backend(&config);
+    let ledger =
+        crate::runtime::signers::ledger_device(&config.ledger).map(|d| Arc::new(LedgerBackend::new(Arc::new(d))));
+    let signers = Signers { keystore, ledger };
+    let settings = Settings::new(config.clone());
 
     // Step 4: chain adapters (fail-soft).
-    let adapters = crate::chains::Registry::new(clock.clone());
-    connect_adapters(&adapters, &config, &agents, clock.now()).await?;
+    let chains = Arc::new(crate::chains::Registry::new(clock.clone(), settings.clone()));
+    connect_adapters(&chains, &agents, clock.now()).await?;
 
     // Step 5: bind.
     let listener =
@@ -242,28 +244,18 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
             })?;
     println!("HTTP server listening on {}:{}", config.daemon.hostname, config.daemon.port);
 
-    let app = Arc::new(App {
-        port: config.daemon.port,
-        dev_mode,
-        config: RwLock::new(Arc::new(config.clone())),
-        layout: layout.clone(),
-        store,
-        started_at: clock.now(),
+    let app = Arc::new(App::new(Parts {
+        settings,
+        db,
         clock,
-        restricted: AtomicBool::new(restricted),
-        kill_switch: RwLock::new(ks),
-        shutdown: shutdown::Shutdown::default(),
-        limiter: Default::default(),
+        layout: layout.clone(),
+        signers,
+        chains,
         master,
+        tokens: Tokens::new(jwt),
         nonces,
-        jwt: RwLock::new(jwt),
-        workers: workers::Registry::default(),
-        logging: log,
-        keystore,
-        ledger,
-        adapters,
-        agent_locks: Default::default(),
-    });
+        kill_switch: ks,
+    }));
     let server = http::server::spawn(app.clone(), listener);
 
     // Step 6: workers.
@@ -282,7 +274,8 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         .detail("keysLoaded", keys_loaded)
         .detail("restricted", restricted);
     let ctx = OpCtx::new("system", app.clock.now());
-    app.db(move |s| s.append_audit(ev, &ctx))
+    app.db
+        .call(move |s| s.append_audit(ev, &ctx))
         .await
         .map_err(|e| CliError::general(format!("cannot write the audit log: {e}")))?;
     let dev_suffix = if dev_mode { " [DEV MODE]" } else { "" };
@@ -293,7 +286,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         config.daemon.port
     );
     let _ = std::io::stdout().flush();
-    Ok(Running { app, server, lock: instance, pid_file: config.daemon.pid_file.clone() })
+    Ok(Running { app, server, logging: log, lock: instance, pid_file: config.daemon.pid_file.clone() })
 }
 
 /// Start step 4: one adapter per (chain, network) of a non-terminated agent, connected in
@@ -301,7 +294,6 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
 /// fails only when agents exist and none of their adapters connected.
 async fn connect_adapters(
     adapters: &crate::chains::Registry,
-    config: &Config,
     agents: &[AgentRecord],
     now: u64,
 ) -> Result<(), CliError> {
@@ -314,7 +306,7 @@ async fn connect_adapters(
     }
     let mut tasks = Vec::new();
     for (chain, network) in pairs {
-        match adapters.get_or_create(config, chain, network) {
+        match adapters.get_or_create(chain, network) {
             Ok(a) => tasks.push(tokio::spawn(async move {
                 let r = tokio::time::timeout(Duration::from_secs(10), a.connect(now)).await;
                 (a, r)
@@ -368,22 +360,6 @@ fn scan_key_files(layout: &Layout, agents: &[AgentRecord]) {
     }
 }
 
-/// The Ledger backend for `[ledger]`: TCP (Speculos, fake device) or USB HID.
-fn ledger_backend(config: &Config) -> Option<Arc<LedgerBackend>> {
-    let timeouts = LedgerTimeouts {
-        confirm: Duration::from_secs(config.ledger.confirm_timeout),
-        command: Duration::from_secs(config.ledger.command_timeout),
-    };
-    let device = match config.ledger.transport {
-        crate::config::LedgerTransport::Tcp => LedgerDevice::tcp(config.ledger.tcp_address.clone(), timeouts),
-        #[cfg(feature = "hid")]
-        crate::config::LedgerTransport::Hid => LedgerDevice::hid(timeouts),
-        #[cfg(not(feature = "hid"))]
-        crate::config::LedgerTransport::Hid => return None,
-    };
-    Some(Arc::new(LedgerBackend::new(Arc::new(device))))
-}
-
 async fn open_database(
     config: &Config,
     dev_mode: bool,
@@ -426,12 +402,12 @@ async fn open_database(
 /// Serves until a signal or `POST /v1/admin/shutdown`, then shuts down (§9.1).
 async fn serve_until_shutdown(running: Running) -> Result<(), CliError> {
     let app = running.app.clone();
-    spawn_signal_handlers(&app);
+    spawn_signal_handlers(&app, running.logging.clone());
     let by = app.shutdown.triggered().await;
     shut_down(running, &by).await
 }
 
-fn spawn_signal_handlers(app: &Arc<App>) {
+fn spawn_signal_handlers(app: &Arc<App>, logging: logging::Handle) {
     use tokio::signal::unix::{SignalKind, signal};
     for (kind, name) in [(SignalKind::interrupt(), "SIGINT"), (SignalKind::terminate(), "SIGTERM")] {
         let app = app.clone();
@@ -453,7 +429,7 @@ fn spawn_signal_handlers(app: &Arc<App>) {
         let app = app.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                reload_config(&app).await;
+                reload_config(&app, &logging).await;
             }
         });
     }
@@ -462,9 +438,9 @@ fn spawn_signal_handlers(app: &Arc<App>) {
         tokio::spawn(async move {
             while usr1.recv().await.is_some() {
                 let now = app.clock.now();
-                let counts = app.db(move |s| s.status_counts(now)).await;
+                let counts = app.db.call(move |s| s.status_counts(now)).await;
                 tracing::info!(
-                    "status dump: uptime {}s, in-flight {}, workers {}, transactions {:?}",
+                    "status dump: uptime {}s, in-flight {}, workers {:?}, transactions {:?}",
                     app.uptime(),
                     app.shutdown.in_flight(),
                     app.workers.snapshot(),
@@ -477,26 +453,26 @@ fn spawn_signal_handlers(app: &Arc<App>) {
 
 /// SIGHUP (§9.2): applies the reloadable keys; a reload that fails validation keeps the old
 /// configuration entirely.
-pub(crate) async fn reload_config(app: &Arc<App>) {
+pub(crate) async fn reload_config(app: &Arc<App>, logging: &logging::Handle) {
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let old = app.config();
+    let old = app.settings.get();
     let overrides = Overrides { port: Some(old.daemon.port), log_level: None, dev: false };
     let ctx = OpCtx::new("system", app.clock.now());
     match config::load(&app.layout.root, &overrides, &env) {
         Ok(new) => {
             let merged = merge_reloadable(&old, new);
-            app.logging.reconfigure(&merged);
-            app.adapters.reload(&merged);
-            *app.config.write().expect("config lock") = Arc::new(merged);
+            logging.reconfigure(&merged);
+            app.settings.replace(merged);
+            app.chains.reload();
             tracing::info!("configuration reloaded");
-            let _ = app.db(move |s| s.append_audit(AuditEvent::new("CONFIG_RELOADED", "system"), &ctx)).await;
+            let _ = app.db.call(move |s| s.append_audit(AuditEvent::new("CONFIG_RELOADED", "system"), &ctx)).await;
         }
         Err(e) => {
             tracing::warn!("configuration reload failed, keeping the running configuration: {e}");
             let ev = AuditEvent::new("CONFIG_RELOAD_FAILED", "system")
                 .severity(AuditSeverity::Warning)
                 .detail("error", e.to_string());
-            let _ = app.db(move |s| s.append_audit(ev, &ctx)).await;
+            let _ = app.db.call(move |s| s.append_audit(ev, &ctx)).await;
         }
     }
 }
@@ -534,21 +510,22 @@ fn merge_reloadable(old: &Config, new: Config) -> Config {
 
 /// The graceful shutdown sequence (01-daemon.md §9.1).
 async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
-    let Running { app, server, lock, pid_file } = running;
+    let Running { app, server, logging: _logging, lock, pid_file } = running;
     let pid = std::process::id();
     tracing::info!("shutdown initiated by {by}");
     let ctx = OpCtx::new("system", app.clock.now());
     let ev = AuditEvent::new("DAEMON_SHUTDOWN_INITIATED", "system").detail("signal", by).detail("pid", pid);
-    if let Err(e) = app.db(move |s| s.append_audit(ev, &ctx)).await {
+    if let Err(e) = app.db.call(move |s| s.append_audit(ev, &ctx)).await {
         tracing::warn!("cannot audit the shutdown: {e}");
     }
 
     // Step 1: the force timer runs on its own thread so a stuck runtime cannot stop it.
     let done = Arc::new(AtomicBool::new(false));
     {
-        let (done, store, clock, keystore) = (done.clone(), app.store.clone(), app.clock.clone(), app.keystore.clone());
+        let (done, store, clock, keystore) =
+            (done.clone(), app.db.store().clone(), app.clock.clone(), app.signers.keystore.clone());
         let handle = tokio::runtime::Handle::current();
-        let timeout = Duration::from_secs(app.config().daemon.shutdown_timeout);
+        let timeout = Duration::from_secs(app.settings.get().daemon.shutdown_timeout);
         std::thread::spawn(move || {
             std::thread::sleep(timeout);
             if done.load(Ordering::SeqCst) {
@@ -575,14 +552,15 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     // Step 6: close the remaining connections.
     server.close_connections().await;
     // Step 7: adapters.
-    app.adapters.disconnect_all().await;
+    app.chains.disconnect_all().await;
     // Step 8: keystore lock (zeroize), final audit rows.
-    let was_unlocked = app.keystore.is_unlocked().await;
-    app.keystore.lock().await;
+    let was_unlocked = app.signers.keystore.is_unlocked().await;
+    app.signers.keystore.lock().await;
     let ctx = OpCtx::new("system", app.clock.now());
     let uptime = app.uptime();
     let stopped = app
-        .db(move |s| {
+        .db
+        .call(move |s| {
             if was_unlocked {
                 s.append_audit(AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "shutdown"), &ctx)?;
             }

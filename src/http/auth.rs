@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
 use waiaas_storage::{AgentStatus, AuditEvent, AuditSeverity};
 
-use super::{Caller, Req, SessionCaller};
+use super::{ApiError, Caller, Req};
+use crate::app::App;
+use crate::auth::SessionContext;
 use crate::auth::jwt::{self, TokenError};
 use crate::auth::master::MasterOutcome;
-use crate::auth::owner::{self, OwnerAction, Target};
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::auth::owner::{self, OwnerAction, OwnerAuthError};
+use crate::error::ErrorCode;
 use crate::http::routes::AuthKind;
 
 /// Authenticates `req` per its route; on success sets `req.caller` and returns the stage-2
@@ -37,50 +37,22 @@ pub(crate) async fn authenticate(app: &Arc<App>, req: &mut Req) -> Result<Option
             }
         }
         AuthKind::Owner(action) => {
-            let raw = owner::bearer(req.header("authorization"))
-                .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "Owner signature required"))?
-                .to_string();
-            let target = owner_target(app, req, action).await?;
-            let o = owner::verify(app, &raw, &target, app.clock.now()).await?;
+            let raw = owner::bearer(req.header("authorization")).ok_or(OwnerAuthError::Missing)?.to_string();
+            // Step 1: the route's target.
+            let target = match action {
+                OwnerAction::VerifyOwner => app.owner_auth.verify_owner_target(req.param("id")).await?,
+                OwnerAction::ApproveTx => app.owner_auth.approve_target(req.param("txId")).await?,
+                OwnerAction::ChangeOwner | OwnerAction::Recover => {
+                    // These routes are master+owner: their handlers verify the signature.
+                    return Err(ApiError::internal());
+                }
+            };
+            let o = app.owner_auth.verify(&raw, &target).await?;
             let key = format!("owner:{}", o.address);
             req.caller = Caller::Owner(o);
             Ok(Some(key))
         }
     }
-}
-
-/// Step 1 of ownerAuth for owner-only routes: the agent the signature must come from.
-async fn owner_target(app: &Arc<App>, req: &Req, action: OwnerAction) -> Result<Target, ApiError> {
-    match action {
-        OwnerAction::VerifyOwner => {
-            let agent = agent_with_owner(app, req.matched.param("id").unwrap_or_default()).await?;
-            Ok(Target { action, target: format!("agent:{}", agent.id), agent: Some(agent) })
-        }
-        OwnerAction::ApproveTx => {
-            let raw = req.matched.param("txId").unwrap_or_default().to_string();
-            let not_found = || {
-                ApiError::new(ErrorCode::TxNotFound, format!("Transaction {raw} not found"))
-                    .detail("resource", "transaction")
-                    .detail("id", raw.clone())
-            };
-            let id = Uuid::parse_str(&raw).map_err(|_| not_found())?;
-            let tx = app.db_api(move |s| s.get_transaction(id)).await?.ok_or_else(not_found)?;
-            let agent = agent_with_owner(app, &tx.agent_id.to_string()).await?;
-            Ok(Target { action, target: format!("tx:{id}"), agent: Some(agent) })
-        }
-        OwnerAction::ChangeOwner | OwnerAction::Recover => {
-            Err(ApiError::internal().detail("reason", "handled by the route"))
-        }
-    }
-}
-
-/// The agent `raw` names, which must have an owner (404 `AGENT_NOT_FOUND` / `NO_OWNER`).
-pub(crate) async fn agent_with_owner(app: &Arc<App>, raw: &str) -> Result<waiaas_storage::AgentRecord, ApiError> {
-    let agent = crate::agents::load(app, raw).await?;
-    if agent.owner_address.is_none() {
-        return Err(ApiError::new(ErrorCode::NoOwner, format!("Agent {} has no owner", agent.id)));
-    }
-    Ok(agent)
 }
 
 fn token_error(e: TokenError) -> ApiError {
@@ -101,7 +73,7 @@ async fn session_caller(app: &Arc<App>, req: &mut Req) -> Result<Option<String>,
 }
 
 /// sessionAuth (04-auth.md §3.2), checks in the spec's order.
-pub(crate) async fn session(app: &Arc<App>, header: Option<&str>) -> Result<SessionCaller, ApiError> {
+pub(crate) async fn session(app: &Arc<App>, header: Option<&str>) -> Result<SessionContext, ApiError> {
     // 1. Shape.
     let token = header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
     if !jwt::looks_like_token(token) {
@@ -109,11 +81,12 @@ pub(crate) async fn session(app: &Arc<App>, header: Option<&str>) -> Result<Sess
     }
     // 2. The JWT alone.
     let now = app.clock.now();
-    let claims = app.jwt.read().expect("jwt lock").verify(token, now).map_err(token_error)?;
+    let claims = app.tokens.verify(token, now).map_err(token_error)?;
     // 3–4. The database.
     let hash = jwt::token_hash(token);
     let (session, agent) = app
-        .db_api(move |s| {
+        .db
+        .call(move |s| {
             let Some(session) = s.session_by_token_hash(&hash)? else { return Ok(None) };
             let agent = s.get_agent(session.agent_id)?;
             Ok(Some((session, agent)))
@@ -139,7 +112,7 @@ pub(crate) async fn session(app: &Arc<App>, header: Option<&str>) -> Result<Sess
         }
         AgentStatus::Active => {}
     }
-    Ok(SessionCaller { session, agent, token_hash: hash })
+    Ok(SessionContext { session, agent, token_hash: hash })
 }
 
 /// masterAuth with its audit rows (04-auth.md §2).
@@ -166,18 +139,19 @@ pub(crate) async fn master(app: &Arc<App>, req: &Req) -> Result<(), ApiError> {
                     .severity(AuditSeverity::Critical)
                     .detail("lockoutSeconds", crate::auth::master::LOCKOUT_SECS)
             });
-            app.db(move |s| {
-                s.append_audit(failed, &ctx)?;
-                if let Some(ev) = locked {
-                    s.append_audit(ev, &ctx)?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| {
-                tracing::error!("cannot audit a failed master login: {e}");
-                ApiError::internal()
-            })?;
+            app.db
+                .call(move |s| {
+                    s.append_audit(failed, &ctx)?;
+                    if let Some(ev) = locked {
+                        s.append_audit(ev, &ctx)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(|e| {
+                    tracing::error!("cannot audit a failed master login: {e}");
+                    ApiError::internal()
+                })?;
             Err(ApiError::new(ErrorCode::InvalidMasterPassword, "Invalid master password"))
         }
     }

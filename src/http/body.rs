@@ -10,9 +10,10 @@ use std::pin::Pin;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
-use crate::error::{ApiError, ErrorCode};
+use super::ApiError;
+use crate::error::ErrorCode;
+use crate::validation::{body_issue, parse_json};
 
 /// Largest accepted body.
 pub(crate) const MAX_BODY: u64 = 262_144;
@@ -35,9 +36,7 @@ pub(crate) fn too_large() -> ApiError {
 }
 
 fn issue(path: &str, code: &str, message: impl Into<String>) -> ApiError {
-    let message = message.into();
-    ApiError::new(ErrorCode::ValidationError, format!("Invalid request body: {message}"))
-        .detail("issues", json!([{"path": path, "code": code, "message": message}]))
+    body_issue(path, code, message).into()
 }
 
 impl Body {
@@ -72,7 +71,7 @@ impl Body {
     /// optional); a non-empty body must be `application/json`.
     pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let bytes = self.json_bytes().await?;
-        parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes })
+        Ok(parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes })?)
     }
 
     /// The raw bytes of a JSON body (content type checked), for handlers that parse in stages.
@@ -90,60 +89,5 @@ impl Body {
             }
         }
         Ok(bytes)
-    }
-}
-
-/// Parses JSON into `T`, reporting the failing path.
-pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        let code = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "invalid_json",
-            serde_json::error::Category::Io => "invalid_body",
-            serde_json::error::Category::Data if msg.starts_with("unknown field") => "unrecognized_keys",
-            serde_json::error::Category::Data if msg.starts_with("missing field") => "required",
-            serde_json::error::Category::Data if msg.starts_with("invalid type") => "invalid_type",
-            serde_json::error::Category::Data => "invalid_value",
-        };
-        issue(&path, code, msg)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields, rename_all = "camelCase")]
-    #[allow(dead_code)]
-    struct T {
-        advance_seconds: u64,
-        inner: Option<Inner>,
-    }
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Inner {
-        a: Vec<u8>,
-    }
-
-    fn issue_of(json: &str) -> serde_json::Value {
-        let e = parse_json::<T>(json.as_bytes()).unwrap_err();
-        assert_eq!(e.code, ErrorCode::ValidationError);
-        e.details().unwrap()["issues"][0].clone()
-    }
-
-    #[test]
-    fn issues_name_the_path_and_kind() {
-        assert_eq!(issue_of(r#"{"advanceSeconds": 1, "extra": 2}"#)["code"], "unrecognized_keys");
-        assert_eq!(issue_of(r#"{}"#)["code"], "required");
-        let i = issue_of(r#"{"advanceSeconds": 1, "inner": {"a": [1, "x"]}}"#);
-        assert_eq!((i["path"].as_str(), i["code"].as_str()), (Some("inner.a[1]"), Some("invalid_type")));
-        assert_eq!(issue_of("{not json")["code"], "invalid_json");
-        assert_eq!(issue_of(r#"{"advanceSeconds": -1}"#)["path"], "advanceSeconds");
     }
 }

@@ -5,7 +5,7 @@ use rand::RngCore;
 use warp::http::HeaderMap;
 
 use super::{Incoming, Out};
-use crate::daemon::App;
+use crate::app::App;
 use crate::http::ratelimit::Stage;
 
 /// Security headers added to every response produced from layer 5 inward (no HSTS: loopback).
@@ -102,7 +102,7 @@ pub(crate) fn audit_rate_limit(app: &std::sync::Arc<App>, key: &str, stage: Stag
         .ip(Some(ip.to_string()));
     tokio::spawn(async move {
         let ctx = waiaas_storage::OpCtx::new("system", app.clock.now());
-        if let Err(e) = app.db(move |s| s.append_audit(ev, &ctx)).await {
+        if let Err(e) = app.db.call(move |s| s.append_audit(ev, &ctx)).await {
             tracing::warn!("cannot audit a rate-limit refusal: {e}");
         }
     });

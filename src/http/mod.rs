@@ -9,6 +9,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod error;
 pub(crate) mod handlers;
 mod layers;
 pub(crate) mod openapi;
@@ -16,6 +17,7 @@ pub(crate) mod query;
 pub(crate) mod ratelimit;
 pub(crate) mod routes;
 pub(crate) mod server;
+pub(crate) mod status;
 pub(crate) mod views;
 
 use std::net::SocketAddr;
@@ -25,19 +27,18 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use warp::http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::app::App;
+use crate::auth::SessionContext;
+use crate::error::ErrorCode;
 use body::Body;
-use ratelimit::{Stage, Verdict};
+pub(crate) use error::ApiError;
+use ratelimit::{RateLimiter, Stage, Verdict};
 use routes::{Matched, Routing};
 
-/// An authenticated session: the request context of 04-auth.md §3.2 step 5.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionCaller {
-    pub(crate) session: waiaas_storage::SessionRecord,
-    pub(crate) agent: waiaas_storage::AgentRecord,
-    /// SHA-256 of the presented token (the renewal compare-and-swap value).
-    pub(crate) token_hash: [u8; 32],
+/// What the server shares between requests: the application and the HTTP-only state.
+pub(crate) struct State {
+    pub(crate) app: Arc<App>,
+    pub(crate) limiter: RateLimiter,
 }
 
 /// What the auth layer established about the caller.
@@ -45,7 +46,7 @@ pub(crate) struct SessionCaller {
 pub(crate) enum Caller {
     Anonymous,
     Master,
-    Session(Box<SessionCaller>),
+    Session(Box<SessionContext>),
     Owner(crate::auth::owner::Owner),
     /// Master password and an owner signature (a LOCKED owner change).
     MasterAndOwner(crate::auth::owner::Owner),
@@ -64,7 +65,7 @@ impl Caller {
     }
 
     /// The session, for session-authenticated routes.
-    pub(crate) fn session(&self) -> Option<&SessionCaller> {
+    pub(crate) fn session(&self) -> Option<&SessionContext> {
         match self {
             Caller::Session(s) => Some(s),
             _ => None,
@@ -93,8 +94,19 @@ impl Req {
         url_decode_pairs(&self.query)
     }
 
+    /// The audit context of this request: its actor, client IP and daemon time.
     pub(crate) fn ctx(&self, app: &App) -> waiaas_storage::OpCtx {
         waiaas_storage::OpCtx { actor: self.caller.actor(), ip: Some(self.ip.clone()), now: app.clock.now() }
+    }
+
+    /// The authenticated session (session-authenticated routes only).
+    pub(crate) fn session(&self) -> Result<&SessionContext, ApiError> {
+        self.caller.session().ok_or_else(ApiError::internal)
+    }
+
+    /// A path parameter.
+    pub(crate) fn param(&self, name: &str) -> &str {
+        self.matched.param(name).unwrap_or_default()
     }
 }
 
@@ -143,6 +155,10 @@ impl Reply {
     pub(crate) fn ok(body: Value) -> Reply {
         Reply { status: 200, body, headers: Vec::new() }
     }
+
+    pub(crate) fn created(body: Value) -> Reply {
+        Reply { status: 201, body, headers: Vec::new() }
+    }
 }
 
 /// A response under construction; layers add headers as it travels outward.
@@ -189,7 +205,7 @@ impl Out {
             "code": e.code.as_str(),
             "message": e.message,
             "requestId": request_id,
-            "retryable": e.code.retryable(),
+            "retryable": status::retryable(e.code),
         });
         if let Some(h) = e.hint_text() {
             body["hint"] = Value::String(h.to_string());
@@ -197,8 +213,8 @@ impl Out {
         if let Some(d) = e.details() {
             body["details"] = Value::Object(d.clone());
         }
-        let mut out = Out::json(e.code.status(), &body);
-        if let Some(secs) = e.retry_after_secs().or_else(|| default_retry_after(e.code)) {
+        let mut out = Out::json(status::status(e.code), &body);
+        if let Some(secs) = e.retry_after_secs().or_else(|| status::default_retry_after(e.code)) {
             out.set("Retry-After", secs.to_string());
         }
         for (n, v) in e.headers() {
@@ -211,16 +227,6 @@ impl Out {
         self.set("X-RateLimit-Limit", v.limit.to_string());
         self.set("X-RateLimit-Remaining", v.remaining.to_string());
         self.set("X-RateLimit-Reset", v.reset.to_string());
-    }
-}
-
-/// `Retry-After` on retryable 503s (5, or 2 for `NETWORK_ERROR`) and shutdown (30).
-fn default_retry_after(code: ErrorCode) -> Option<u64> {
-    match code {
-        ErrorCode::ServiceShuttingDown => Some(30),
-        ErrorCode::NetworkError => Some(2),
-        c if c.status() == 503 && c.retryable() => Some(5),
-        _ => None,
     }
 }
 
@@ -244,16 +250,17 @@ pub(crate) struct Incoming {
 }
 
 /// Entry point for every request: layers 1–2 (request id, logger) and the final response.
-pub(crate) async fn handle(app: Arc<App>, inc: Incoming) -> warp::reply::Response {
+pub(crate) async fn handle(state: Arc<State>, inc: Incoming) -> warp::reply::Response {
+    let app = &state.app;
     let started = Instant::now();
     let id = layers::request_id(&inc.headers);
     let _in_flight = app.shutdown.enter();
     let method = inc.method.clone();
     let path = inc.path.clone();
     let auth_hint = layers::redacted_authorization(&inc.headers);
-    let mut out = pipeline(&app, &id, inc).await;
+    let mut out = pipeline(&state, &id, inc).await;
     out.set("X-Request-ID", id.clone());
-    if app.dev_mode {
+    if app.settings.dev_mode {
         out.set("X-WAIaaS-Dev-Mode", "true");
     }
     if !out.body.is_empty() || out.status != 204 {
@@ -275,7 +282,8 @@ pub(crate) async fn handle(app: Arc<App>, inc: Incoming) -> warp::reply::Respons
 }
 
 /// Layers 3–4 and everything inside them.
-async fn pipeline(app: &Arc<App>, id: &str, inc: Incoming) -> Out {
+async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
+    let app = &state.app;
     // 3. Shutdown guard.
     if app.shutdown.is_shutting_down() {
         let mut out = Out::error(&ApiError::new(ErrorCode::ServiceShuttingDown, "The daemon is shutting down"), id);
@@ -283,9 +291,9 @@ async fn pipeline(app: &Arc<App>, id: &str, inc: Incoming) -> Out {
         return out;
     }
     // 4. Global rate limit, keyed by client IP.
-    let config = app.config();
+    let config = app.settings.get();
     let ip = layers::client_ip(&inc, config.security.trust_proxy);
-    let global = app.limiter.check(Stage::Global, &ip, config.security.rate_limit_global_ip_rpm, app.clock.now_ms());
+    let global = state.limiter.check(Stage::Global, &ip, config.security.rate_limit_global_ip_rpm, app.clock.now_ms());
     if !global.allowed {
         if global.audit {
             layers::audit_rate_limit(app, &format!("ip:{ip}"), Stage::Global, &ip);
@@ -294,7 +302,7 @@ async fn pipeline(app: &Arc<App>, id: &str, inc: Incoming) -> Out {
         out.rate_headers(&global);
         return out;
     }
-    let mut out = secured(app, id, ip, inc).await;
+    let mut out = secured(state, id, ip, inc).await;
     if !out.session_limited {
         out.rate_headers(&global);
     }
@@ -302,8 +310,8 @@ async fn pipeline(app: &Arc<App>, id: &str, inc: Incoming) -> Out {
 }
 
 /// Layer 5 (secure headers) around layers 6–11.
-async fn secured(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
-    let mut out = inner(app, id, ip, inc).await;
+async fn secured(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
+    let mut out = inner(state, id, ip, inc).await;
     for (n, v) in layers::SECURE_HEADERS {
         if !out.has(n) {
             out.set(n, *v);
@@ -313,16 +321,18 @@ async fn secured(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
 }
 
 /// Layers 6–11 and the handler.
-async fn inner(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
+async fn inner(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
+    let app = &state.app;
+    let port = app.settings.port;
     // 6. Host guard.
-    if !layers::host_allowed(inc.headers.get("host").and_then(|h| h.to_str().ok()), app.port) {
+    if !layers::host_allowed(inc.headers.get("host").and_then(|h| h.to_str().ok()), port) {
         return Out::error(&ApiError::new(ErrorCode::InvalidHost, "Forbidden: invalid host header"), id);
     }
     // 7. CORS: answer preflights here; remember an allowed origin to decorate the response.
-    let config = app.config();
+    let config = app.settings.get();
     let origin = inc.headers.get("origin").and_then(|o| o.to_str().ok()).map(str::to_string);
     let allowed_origin = origin.filter(|o| {
-        let ok = layers::origin_allowed(o, app.port, &config.security.cors_origins);
+        let ok = layers::origin_allowed(o, port, &config.security.cors_origins);
         if !ok {
             tracing::debug!("{id} CORS origin refused: {o}");
         }
@@ -335,7 +345,7 @@ async fn inner(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
         }
         return out;
     }
-    let mut out = routed(app, id, ip, inc).await;
+    let mut out = routed(state, id, ip, inc).await;
     if let Some(o) = &allowed_origin {
         layers::cors_response_headers(&mut out, o);
     }
@@ -343,10 +353,11 @@ async fn inner(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
 }
 
 /// Layers 8–11: route, kill-switch guard, auth, session rate limit, body limit; then dispatch.
-async fn routed(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
-    let routing = routes::route_request(&inc.method, &inc.path, app.dev_mode);
+async fn routed(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
+    let app = &state.app;
+    let routing = routes::route_request(&inc.method, &inc.path, app.settings.dev_mode);
     // 8. Kill-switch guard.
-    let ks = app.kill_switch();
+    let ks = app.kill_switch.view();
     let allowed = matches!(&routing, Routing::Found(m) if m.route.kill_switch_allowed);
     if ks.status != waiaas_storage::KillSwitchStatus::Normal && !allowed {
         let e = ApiError::new(ErrorCode::SystemLocked, "System is in kill switch mode.")
@@ -388,12 +399,12 @@ async fn routed(app: &Arc<App>, id: &str, ip: String, inc: Incoming) -> Out {
     // 10. Session rate limit (authenticated routes only).
     let mut verdict = None;
     if let Some(key) = limit_key {
-        let config = app.config();
+        let config = app.settings.get();
         let (key, limit) = match req.matched.route.bucket {
             routes::Bucket::Default => (key, config.security.rate_limit_session_rpm),
             routes::Bucket::Tx => (format!("{key}:tx"), config.security.rate_limit_tx_rpm),
         };
-        let v = app.limiter.check(Stage::Session, &key, limit, app.clock.now_ms());
+        let v = state.limiter.check(Stage::Session, &key, limit, app.clock.now_ms());
         if !v.allowed {
             if v.audit {
                 layers::audit_rate_limit(app, &key, Stage::Session, &req.ip);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use super::ApiError;
 
 /// `cursor`, `limit` (1–100, default 20), `order` (default `desc`).
 #[derive(Debug, Clone)]

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 use warp::Filter;
 
 use super::body::Body;
-use super::{Incoming, handle};
-use crate::daemon::App;
+use super::{Incoming, State, handle};
+use crate::app::App;
 
 /// The peer address, carried to the warp filter as a request extension.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ impl Server {
     }
 }
 
-fn filter(app: Arc<App>) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+fn filter(state: Arc<State>) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     warp::any()
         .and(warp::ext::optional::<Remote>())
         .and(warp::method())
@@ -69,7 +69,7 @@ fn filter(app: Arc<App>) -> impl Filter<Extract = (warp::reply::Response,), Erro
                   query: String,
                   headers: warp::http::HeaderMap,
                   stream| {
-                let app = app.clone();
+                let state = state.clone();
                 let content_length =
                     headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                 let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -82,7 +82,7 @@ fn filter(app: Arc<App>) -> impl Filter<Extract = (warp::reply::Response,), Erro
                     headers,
                     body: Body::new(stream, content_length, content_type),
                 };
-                handle(app, inc)
+                handle(state, inc)
             },
         )
         .recover(|_| async { Ok::<_, Infallible>(warp::reply::Response::new(Vec::<u8>::new().into())) })
@@ -107,10 +107,11 @@ pub(crate) async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> 
     TcpListener::bind((host, port)).await
 }
 
-/// Serves `listener` until [`Server::stop_accepting`] / [`Server::close_connections`].
+/// Serves `listener` until [`Server::stop_accepting`] / [`Server::close_connections`]. The one
+/// way the daemon starts the HTTP layer.
 pub(crate) fn spawn(app: Arc<App>, listener: TcpListener) -> Server {
     let (tx, mut rx) = watch::channel(Phase::Serving);
-    let svc_filter = filter(app);
+    let svc_filter = filter(Arc::new(State { app, limiter: Default::default() }));
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         loop {

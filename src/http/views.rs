@@ -3,7 +3,10 @@
 use serde_json::{Value, json};
 use waiaas_storage::{AgentRecord, Chain, SessionRecord, TransactionRecord};
 
+use crate::chains::AdapterInfo;
 use crate::clock::iso;
+use crate::killswitch::KillSwitchView;
+use crate::runtime::workers::WorkerState;
 
 /// **AgentView**.
 pub(crate) fn agent(a: &AgentRecord) -> Value {
@@ -72,4 +75,47 @@ pub(crate) fn tx_summary(t: &TransactionRecord) -> Value {
         "createdAt": iso(t.created_at),
         "executedAt": t.executed_at.map(iso),
     })
+}
+
+/// One adapter in `/health` (`services.adapters["solana/devnet"]`).
+pub(crate) fn adapter_health(a: &AdapterInfo) -> Value {
+    json!({"status": a.status.as_str(), "latencyMs": a.latency_ms, "lastError": a.last_error})
+}
+
+/// One adapter in `/v1/admin/status`.
+pub(crate) fn adapter_admin(a: &AdapterInfo) -> Value {
+    json!({
+        "chain": a.chain.as_str(),
+        "network": a.network.as_str(),
+        "status": a.status.as_str(),
+        "latencyMs": a.latency_ms,
+        "chainId": a.chain_id,
+        "lastError": a.last_error,
+        "lastCheck": a.last_check.map(iso),
+    })
+}
+
+/// The kill-switch block of `/health`.
+pub(crate) fn kill_switch(ks: &KillSwitchView) -> Value {
+    json!({
+        "active": ks.status != waiaas_storage::KillSwitchStatus::Normal,
+        "status": ks.status.as_str(),
+        "activatedAt": ks.activated_at.map(iso),
+        "reason": ks.reason,
+    })
+}
+
+/// `{name: {running, lastRunAt, lastError}}` of the workers.
+pub(crate) fn workers(states: &std::collections::BTreeMap<&'static str, WorkerState>) -> Value {
+    Value::Object(
+        states
+            .iter()
+            .map(|(k, s)| {
+                (
+                    k.to_string(),
+                    json!({"running": s.running, "lastRunAt": s.last_run_at.map(iso), "lastError": s.last_error}),
+                )
+            })
+            .collect(),
+    )
 }

@@ -2,30 +2,165 @@
 //! session constraints (04-auth.md §4.2) and the policy stage. It runs inside
 //! `decide_transaction`'s write transaction, so the usage and reservations it reads cannot change
 //! before the reservation it leads to is written.
+//!
+//! Its result is a typed [`Decided`] value: the tier, or a [`Refusal`] saying exactly why the
+//! request was cancelled. The storage outcome (error string, denial record, audit rows) is
+//! derived from that value in one place ([`Decided::outcome`]).
 
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use waiaas_storage::{
     AgentStatus, AllowedOperation, Amount, AuditEvent, AuditSeverity, Chain, DecisionOutcome, DecisionSnapshot,
     SessionConstraints, SessionRecord, Tier, TransactionRecord, TxType,
 };
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{Coded, ErrorCode, details};
 
-/// A session-constraint refusal: `details.code` and a message.
+/// Which session constraint refused a request (04-auth.md §4.2), in check order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionLimit {
+    PerTx,
+    Total,
+    TxCount,
+    OperationDenied,
+    DestinationDenied,
+    TokenNotAllowed,
+    ContractNotAllowed,
+    SpenderNotAllowed,
+}
+
+impl SessionLimit {
+    /// The `details.code` / `transactions.error` spelling.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SessionLimit::PerTx => "SESSION_LIMIT_PER_TX",
+            SessionLimit::Total => "SESSION_LIMIT_TOTAL",
+            SessionLimit::TxCount => "SESSION_LIMIT_TX_COUNT",
+            SessionLimit::OperationDenied => "SESSION_OPERATION_DENIED",
+            SessionLimit::DestinationDenied => "SESSION_DESTINATION_DENIED",
+            SessionLimit::TokenNotAllowed => "SESSION_TOKEN_NOT_ALLOWED",
+            SessionLimit::ContractNotAllowed => "SESSION_CONTRACT_NOT_ALLOWED",
+            SessionLimit::SpenderNotAllowed => "SESSION_SPENDER_NOT_ALLOWED",
+        }
+    }
+}
+
+/// A session-constraint refusal: which limit and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConstraintDenial {
-    pub(crate) code: &'static str,
+    pub(crate) limit: SessionLimit,
     pub(crate) message: String,
+}
+
+/// Why stages 2–4 cancelled a request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Refusal {
+    /// The agent is SUSPENDED or TERMINATED.
+    AgentInactive(AgentStatus),
+    /// A session constraint.
+    Session(ConstraintDenial),
+}
+
+impl Refusal {
+    /// `transactions.error` for the cancelled row.
+    pub(crate) fn error(&self) -> &'static str {
+        match self {
+            Refusal::AgentInactive(AgentStatus::Terminated) => "AGENT_TERMINATED",
+            Refusal::AgentInactive(_) => "AGENT_SUSPENDED",
+            Refusal::Session(d) => d.limit.as_str(),
+        }
+    }
+
+    /// `sessionCheck.code` of a dry run: the constraint, when one refused.
+    pub(crate) fn session_code(&self) -> Option<&'static str> {
+        match self {
+            Refusal::Session(d) => Some(d.limit.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::AgentInactive(AgentStatus::Terminated) => f.write_str("The agent is terminated"),
+            Refusal::AgentInactive(_) => f.write_str("The agent is suspended"),
+            Refusal::Session(d) => f.write_str(&d.message),
+        }
+    }
+}
+
+impl Coded for Refusal {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::AgentInactive(AgentStatus::Terminated) => ErrorCode::AgentTerminated,
+            Refusal::AgentInactive(_) => ErrorCode::AgentSuspended,
+            Refusal::Session(_) => ErrorCode::SessionLimitExceeded,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            Refusal::Session(d) => details([("code", d.limit.as_str().into())]),
+            Refusal::AgentInactive(_) => Map::new(),
+        }
+    }
+}
+
+/// What stages 2–4 decided: a tier, or a refusal.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decided {
+    Allowed { tier: Tier },
+    Refused(Refusal),
+}
+
+impl Decided {
+    /// What the decision transaction writes for this decision about `tx`.
+    pub(crate) fn outcome(&self, tx: &TransactionRecord, actor: &str) -> DecisionOutcome {
+        let base =
+            |name: &str| AuditEvent::new(name, actor.to_string()).agent(tx.agent_id).session(tx.session_id).tx(tx.id);
+        match self {
+            Decided::Allowed { tier } => DecisionOutcome::Queue {
+                tier: *tier,
+                queue_expires_at: None,
+                decision: json!({"tier": tier.as_str(), "policyId": null, "reason": "no policy stage applied"}),
+                approval_owner: None,
+                audits: vec![base("TX_QUEUED").detail("tier", tier.as_str())],
+            },
+            Decided::Refused(r @ Refusal::AgentInactive(_)) => DecisionOutcome::Cancel {
+                error: r.error().into(),
+                denial: None,
+                audits: vec![base("TX_CANCELLED").detail("error", r.error())],
+            },
+            Decided::Refused(r @ Refusal::Session(d)) => DecisionOutcome::Cancel {
+                error: r.error().into(),
+                denial: Some(json!({"code": d.limit.as_str(), "message": d.message})),
+                audits: vec![
+                    base("TX_SESSION_CHECK")
+                        .severity(AuditSeverity::Warning)
+                        .detail("code", d.limit.as_str())
+                        .detail("passed", false),
+                ],
+            },
+        }
+    }
 }
 
 fn listed(list: &Option<Vec<String>>, value: Option<&str>, chain: Chain) -> bool {
     match (list, value) {
-        (None, _) => true,
-        (Some(_), None) => true,
-        (Some(l), Some(v)) => l.iter().any(|x| match chain {
-            Chain::Ethereum => x.eq_ignore_ascii_case(v),
-            Chain::Solana => x == v,
-        }),
+        (None, _) | (Some(_), None) => true,
+        (Some(l), Some(v)) => crate::address::listed(chain, l, v),
+    }
+}
+
+/// `BALANCE_CHECK`, when `allowedOperations` is set, gates the balance routes (04-auth.md §4.2).
+pub(crate) fn balance_check(c: &SessionConstraints) -> Result<(), ConstraintDenial> {
+    if op_allowed(c, AllowedOperation::BalanceCheck) {
+        Ok(())
+    } else {
+        Err(ConstraintDenial {
+            limit: SessionLimit::OperationDenied,
+            message: "BALANCE_CHECK is not an allowed operation of this session".into(),
+        })
     }
 }
 
@@ -35,9 +170,9 @@ fn op_allowed(c: &SessionConstraints, op: AllowedOperation) -> bool {
 
 /// The list constraints for one (top-level or child) row, in the spec's order.
 fn list_checks(c: &SessionConstraints, r: &TransactionRecord) -> Option<ConstraintDenial> {
-    let deny = |code: &'static str, what: &str, v: &Option<String>| {
+    let deny = |limit: SessionLimit, what: &str, v: &Option<String>| {
         Some(ConstraintDenial {
-            code,
+            limit,
             message: format!("{what} {} is not allowed by this session", v.as_deref().unwrap_or("")),
         })
     };
@@ -45,18 +180,18 @@ fn list_checks(c: &SessionConstraints, r: &TransactionRecord) -> Option<Constrai
     if matches!(r.tx_type, TxType::Transfer | TxType::TokenTransfer)
         && !listed(&c.allowed_destinations, r.to_address.as_deref(), chain)
     {
-        return deny("SESSION_DESTINATION_DENIED", "destination", &r.to_address);
+        return deny(SessionLimit::DestinationDenied, "destination", &r.to_address);
     }
     if matches!(r.tx_type, TxType::TokenTransfer | TxType::Approve)
         && !listed(&c.allowed_tokens, r.token_mint.as_deref(), chain)
     {
-        return deny("SESSION_TOKEN_NOT_ALLOWED", "token", &r.token_mint);
+        return deny(SessionLimit::TokenNotAllowed, "token", &r.token_mint);
     }
     if r.tx_type == TxType::ContractCall && !listed(&c.allowed_contracts, r.contract_address.as_deref(), chain) {
-        return deny("SESSION_CONTRACT_NOT_ALLOWED", "contract", &r.contract_address);
+        return deny(SessionLimit::ContractNotAllowed, "contract", &r.contract_address);
     }
     if r.tx_type == TxType::Approve && !listed(&c.allowed_spenders, r.spender_address.as_deref(), chain) {
-        return deny("SESSION_SPENDER_NOT_ALLOWED", "spender", &r.spender_address);
+        return deny(SessionLimit::SpenderNotAllowed, "spender", &r.spender_address);
     }
     None
 }
@@ -75,7 +210,7 @@ pub(crate) fn session_check(
         && native > max
     {
         return Some(ConstraintDenial {
-            code: "SESSION_LIMIT_PER_TX",
+            limit: SessionLimit::PerTx,
             message: format!("amount {native} exceeds maxAmountPerTx {max}"),
         });
     }
@@ -83,7 +218,7 @@ pub(crate) fn session_check(
         let total = s.usage.total_amount.checked_add(reserved).and_then(|t| t.checked_add(native));
         if total.is_err() || total.is_ok_and(|t| t > max) {
             return Some(ConstraintDenial {
-                code: "SESSION_LIMIT_TOTAL",
+                limit: SessionLimit::Total,
                 message: format!(
                     "used {} + in flight {reserved} + {native} exceeds maxTotalAmount {max}",
                     s.usage.total_amount
@@ -95,7 +230,7 @@ pub(crate) fn session_check(
         && s.usage.total_tx + in_flight >= max
     {
         return Some(ConstraintDenial {
-            code: "SESSION_LIMIT_TX_COUNT",
+            limit: SessionLimit::TxCount,
             message: format!("{} confirmed + {in_flight} in flight reach maxTransactions {max}", s.usage.total_tx),
         });
     }
@@ -103,7 +238,7 @@ pub(crate) fn session_check(
         && children.iter().all(|ch| op_allowed(c, AllowedOperation::for_tx(ch.tx_type)));
     if !ops_ok {
         return Some(ConstraintDenial {
-            code: "SESSION_OPERATION_DENIED",
+            limit: SessionLimit::OperationDenied,
             message: format!("{} is not an allowed operation of this session", tx.tx_type),
         });
     }
@@ -113,60 +248,20 @@ pub(crate) fn session_check(
 /// The policy stage. The policy engine (07-policy.md) plugs in here; until it does, a request
 /// that passed the session constraints is INSTANT, as the spec says for a request no policy
 /// applies to.
-fn policy_tier(_snap: &DecisionSnapshot) -> (Tier, serde_json::Value) {
-    (Tier::Instant, json!({"tier": "INSTANT", "policyId": null, "reason": "no policy stage applied"}))
+fn policy_tier(_snap: &DecisionSnapshot) -> Tier {
+    Tier::Instant
 }
 
 /// Stages 2–4 for one PENDING row.
-pub(crate) fn evaluate(snap: &DecisionSnapshot, actor: &str) -> DecisionOutcome {
+pub(crate) fn evaluate(snap: &DecisionSnapshot) -> Decided {
     let tx = &snap.tx;
-    let base =
-        |name: &str| AuditEvent::new(name, actor.to_string()).agent(tx.agent_id).session(tx.session_id).tx(tx.id);
-    let status_code = match snap.agent.status {
-        AgentStatus::Active => None,
-        AgentStatus::Suspended => Some("AGENT_SUSPENDED"),
-        AgentStatus::Terminated => Some("AGENT_TERMINATED"),
-    };
-    if let Some(code) = status_code {
-        return DecisionOutcome::Cancel {
-            error: code.into(),
-            denial: None,
-            audits: vec![base("TX_CANCELLED").detail("error", code)],
-        };
+    if snap.agent.status != AgentStatus::Active {
+        return Decided::Refused(Refusal::AgentInactive(snap.agent.status));
     }
     if let Some(s) = &snap.session
         && let Some(d) = session_check(s, snap.session_in_flight, snap.session_reserved, tx, &snap.children)
     {
-        return DecisionOutcome::Cancel {
-            error: d.code.into(),
-            denial: Some(json!({"code": d.code, "message": d.message})),
-            audits: vec![
-                base("TX_SESSION_CHECK")
-                    .severity(AuditSeverity::Warning)
-                    .detail("code", d.code)
-                    .detail("passed", false),
-            ],
-        };
+        return Decided::Refused(Refusal::Session(d));
     }
-    let (tier, decision) = policy_tier(snap);
-    DecisionOutcome::Queue {
-        tier,
-        queue_expires_at: None,
-        decision,
-        approval_owner: None,
-        audits: vec![base("TX_QUEUED").detail("tier", tier.as_str())],
-    }
-}
-
-/// The API error for a cancelled decision (06-pipeline.md §4).
-pub(crate) fn denial_error(error: &str, denial: Option<&serde_json::Value>) -> ApiError {
-    match error {
-        "AGENT_SUSPENDED" => ApiError::new(ErrorCode::AgentSuspended, "The agent is suspended"),
-        "AGENT_TERMINATED" => ApiError::new(ErrorCode::AgentTerminated, "The agent is terminated"),
-        code if code.starts_with("SESSION_") => {
-            let message = denial.and_then(|d| d["message"].as_str()).unwrap_or("session constraint violated");
-            ApiError::new(ErrorCode::SessionLimitExceeded, message.to_string()).detail("code", code)
-        }
-        other => ApiError::new(ErrorCode::PolicyDenied, format!("denied: {other}")),
-    }
+    Decided::Allowed { tier: policy_tier(snap) }
 }

@@ -1,6 +1,10 @@
 //! Stage 5 (06-pipeline.md §6): build → simulate → apply simulation → prepare signing → sign →
 //! attach → checkpoint → submit, with the spec's retries, inside one budget measured from the
-//! claim; then the inline part of stage 6.
+//! claim.
+//!
+//! The build request comes from the stored row (`transactions.request`), never from the HTTP
+//! request that created it, so the inline path exercises exactly what a later DELAY or APPROVAL
+//! execution does.
 //!
 //! Retry rules in one place: TRANSIENT errors retry *the failing step* after 1, 2, 4 s; STALE
 //! errors go back to the build once (`EVM_NONCE_TOO_LOW` resets the nonce tracker first);
@@ -13,29 +17,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde_json::{Value, json};
-use waiaas_backends::seam::{Purpose, SignContext, sign_verified};
+use serde_json::{Map, Value, json};
+use waiaas_backends::seam::{Purpose, SignContext, SignerError, sign_verified};
 use waiaas_storage::{
-    AgentRecord, AuditEvent, AuditSeverity, Backend, BroadcastOutcome, Chain, OpCtx, TransactionRecord, TxPatch,
-    TxStatus,
+    AgentRecord, AuditEvent, Backend, Broadcast, Chain, OpCtx, TransactionRecord, TxFailure, TxStatus,
 };
 
+use super::Pipeline;
 use crate::chains::ChainAdapter;
 use crate::chains::error::{Category, ChainError};
 use crate::chains::types::*;
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
-
-/// One claimed (EXECUTING) transaction to run.
-pub(crate) struct Job {
-    pub(crate) rec: TransactionRecord,
-    pub(crate) agent: AgentRecord,
-    pub(crate) build: BuildRequest,
-    pub(crate) priority: Priority,
-    /// The claim time; the budget runs from here.
-    pub(crate) claimed: Instant,
-    pub(crate) budget: Duration,
-}
+use crate::config::Config;
+use crate::error::{Coded, ErrorCode};
 
 /// Where time went, for the `Server-Timing` header and the load tool.
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,18 +37,50 @@ pub(crate) struct Timing {
     pub(crate) chain: Duration,
 }
 
-/// Why stage 5 stopped before a broadcast.
+/// Why stage 5 stopped before a broadcast. The row is FAILED by the time a caller sees it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExecFailure {
+    #[error(transparent)]
+    Chain(ChainError),
+    #[error(transparent)]
+    Signer(SignerError),
+    #[error("Execution did not finish within its budget ({0} ms)")]
+    Timeout(u128),
+    #[error("Internal server error")]
+    Internal,
+}
+
+impl Coded for ExecFailure {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ExecFailure::Chain(e) => e.code(),
+            ExecFailure::Signer(e) => e.code(),
+            ExecFailure::Timeout(_) => ErrorCode::Stage5Timeout,
+            ExecFailure::Internal => ErrorCode::InternalError,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            ExecFailure::Chain(e) => e.details(),
+            ExecFailure::Signer(e) => e.details(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Why stage 5 stopped, inside the retry loop.
 #[derive(Debug)]
 enum Fail {
     Chain(ChainError),
-    Signer(ApiError),
+    Signer(SignerError),
     Timeout,
     Internal(String),
 }
 
 /// Per-execution bookkeeping.
 struct Run<'a> {
-    app: &'a Arc<App>,
+    p: &'a Pipeline,
     adapter: Arc<dyn ChainAdapter>,
     id: uuid::Uuid,
     deadline: Instant,
@@ -165,51 +190,50 @@ pub(crate) fn decode_signed(chain: Chain, text: &str, hash: &str) -> Option<Sign
     Some(SignedTx { bytes, hash: hash.to_string() })
 }
 
-/// A transaction handed to the node (or possibly handed: `uncertain`), not yet recorded as
-/// SUBMITTED — the signed checkpoint covers a crash until [`finish`] writes.
-pub(crate) struct Broadcast {
-    pub(crate) hash: String,
-    pub(crate) uncertain: bool,
-    pub(crate) metadata: serde_json::Map<String, Value>,
-}
-
-/// Stage 5 result.
+/// Stage 5 result: what was broadcast, not yet recorded as SUBMITTED — the signed checkpoint
+/// covers a crash until `confirm::finish` writes.
 pub(crate) struct Executed {
     pub(crate) broadcast: Broadcast,
-    pub(crate) timing: Timing,
     pub(crate) estimated_fee: Option<FeeEstimate>,
 }
 
-/// Runs stage 5 for `job`. On failure the row is FAILED (reservation released, `TX_FAILED`
-/// audited) and the error carries `details.transactionId`.
+/// Runs stage 5 for a claimed (EXECUTING) row, building from its stored request. On failure the
+/// row is FAILED (reservation released, `TX_FAILED` audited) before this returns.
 pub(crate) async fn execute(
-    app: &Arc<App>,
-    job: Job,
+    p: &Pipeline,
+    row: &TransactionRecord,
+    agent: &AgentRecord,
     adapter: Arc<dyn ChainAdapter>,
-) -> Result<Executed, (ApiError, Timing)> {
-    let id = job.rec.id;
+    claimed: Instant,
+    deadline: Instant,
+    timing: &mut Timing,
+) -> Result<Executed, ExecFailure> {
     let mut run = Run {
-        app,
+        p,
         adapter: adapter.clone(),
-        id,
-        deadline: job.claimed + job.budget,
-        started: job.claimed,
+        id: row.id,
+        deadline,
+        started: claimed,
         budget: RetryBudget::default(),
         step: "build",
         timing: Timing::default(),
     };
     // EVM nonces must be used in order: build-through-submit is serialised per agent.
-    let _guard = match job.agent.chain {
-        Chain::Ethereum => Some(app.agent_lock(job.agent.id).lock_owned().await),
+    let _guard = match agent.chain {
+        Chain::Ethereum => Some(p.agent_lock(agent.id).lock_owned().await),
         Chain::Solana => None,
     };
-    match stage5(&mut run, &job).await {
-        Ok((broadcast, fee)) => Ok(Executed { broadcast, timing: run.timing, estimated_fee: fee }),
+    let result = match super::request::rebuild(&row.request, agent) {
+        Ok((build, priority)) => stage5(&mut run, agent, &build, priority).await,
+        Err(e) => Err(Fail::Internal(format!("the stored request does not rebuild: {e}"))),
+    };
+    timing.chain += run.timing.chain;
+    match result {
+        Ok((broadcast, fee)) => Ok(Executed { broadcast, estimated_fee: fee }),
         Err(fail) => {
             // A nonce taken for a transaction that was never broadcast is released.
-            adapter.reset_nonce_tracker(Some(&job.agent.public_key));
-            let err = record_failure(app, id, &run, fail).await;
-            Err((err, run.timing))
+            adapter.reset_nonce_tracker(Some(&agent.public_key));
+            Err(record_failure(&run, fail).await)
         }
     }
 }
@@ -224,7 +248,7 @@ enum Signing {
 /// (d)–(g): prepare (the Solana freshness guard), sign, and for Ledger Solana agents guard
 /// again after the device answered. `SOLANA_BLOCKHASH_STALE` refreshes the blockhash and signs
 /// again; an expired blockhash or build rebuilds — once in all (a STALE retry).
-async fn prepare_and_sign(run: &mut Run<'_>, job: &Job, mut unsigned: UnsignedTx) -> Result<Signing, Fail> {
+async fn prepare_and_sign(run: &mut Run<'_>, agent: &AgentRecord, mut unsigned: UnsignedTx) -> Result<Signing, Fail> {
     let adapter = run.adapter.clone();
     loop {
         if unsigned.built_at.elapsed() >= Duration::from_secs(30) {
@@ -244,8 +268,8 @@ async fn prepare_and_sign(run: &mut Run<'_>, job: &Job, mut unsigned: UnsignedTx
             }
             Err(f) => return Err(f),
         };
-        let signed = sign(run, job, &intent, &unsigned).await?;
-        if job.agent.chain == Chain::Solana && job.agent.backend == Backend::Ledger {
+        let signed = sign(run, agent, &intent, &unsigned).await?;
+        if agent.chain == Chain::Solana && agent.backend == Backend::Ledger {
             // A slow button press can outlive the blockhash (03-keys.md §11.7).
             match run.chain_step("prepare_signing", || adapter.prepare_signing(&unsigned)).await {
                 Ok(_) => {}
@@ -277,14 +301,19 @@ fn stale(run: &mut Run<'_>, e: ChainError, rebuild: bool) -> Result<Signing, Fai
     }
 }
 
-async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEstimate>), Fail> {
-    let mut opts = BuildOptions { priority: job.priority, ..BuildOptions::default() };
+async fn stage5(
+    run: &mut Run<'_>,
+    agent: &AgentRecord,
+    build: &BuildRequest,
+    priority: Priority,
+) -> Result<(Broadcast, Option<FeeEstimate>), Fail> {
+    let mut opts = BuildOptions { priority, ..BuildOptions::default() };
     let adapter = run.adapter.clone();
     let mut reset_done = false;
     let mut fee_bumped = false;
     'build: loop {
         // (a) build, (b) simulate, (c) apply.
-        let unsigned = run.chain_step("build", || adapter.build(&job.build, &opts)).await?;
+        let unsigned = run.chain_step("build", || adapter.build(build, &opts)).await?;
         let fee = unsigned.estimated_fee;
         let sim = run.chain_step("simulate", || adapter.simulate(&unsigned)).await?;
         if !sim.success {
@@ -299,12 +328,12 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
             return Err(Fail::Internal("the allowance is still non-zero after the reset".into()));
         }
         // (d)–(g) prepare, sign, attach; then (h) checkpoint.
-        let (signed, unsigned) = match prepare_and_sign(run, job, unsigned).await? {
+        let (signed, unsigned) = match prepare_and_sign(run, agent, unsigned).await? {
             Signing::Signed(s, u) => (s, u),
             Signing::Rebuild => continue 'build,
         };
         let key = if is_reset { "resetSignedTx" } else { "signedTx" };
-        let mut entries = vec![(key.to_string(), Value::String(encode_signed(job.agent.chain, &signed.bytes)))];
+        let mut entries = vec![(key.to_string(), Value::String(encode_signed(agent.chain, &signed.bytes)))];
         if !is_reset {
             entries.push(("expectedHash".into(), Value::String(signed.hash.clone())));
             entries.push(("estimatedFee".into(), json!(unsigned.estimated_fee.total_fee.to_string())));
@@ -323,11 +352,12 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
                 }
             }
         }
-        let (id, now) = (run.id, run.app.clock.now());
-        run.app
-            .db(move |s| {
+        let (id, now) = (run.id, run.p.clock.now());
+        run.p
+            .db
+            .call(move |s| {
                 let refs: Vec<(&str, Value)> = entries.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                s.checkpoint_metadata(id, &refs, now)
+                s.checkpoint(id, &refs, now)
             })
             .await
             .map_err(|e| Fail::Internal(format!("checkpoint: {e}")))?;
@@ -336,7 +366,7 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
             Submitted::Done { hash, uncertain } => (hash, uncertain),
             Submitted::Rebuild(e) => {
                 match e.code {
-                    ErrorCode::EvmNonceTooLow => adapter.reset_nonce_tracker(Some(&job.agent.public_key)),
+                    ErrorCode::EvmNonceTooLow => adapter.reset_nonce_tracker(Some(&agent.public_key)),
                     ErrorCode::EvmGasTooLow => opts.gas_limit_multiplier_bump = true,
                     ErrorCode::SolanaInsufficientFee => {
                         // 05-chains.md §3.12: once, ×1.5 (at least 1000), with a fresh blockhash.
@@ -345,12 +375,12 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
                         opts.cu_price_override = Some(bumped);
                         fee_bumped = true;
                         let ev = AuditEvent::new("FEE_BUMP_ATTEMPTED", "system")
-                            .agent(job.agent.id)
+                            .agent(agent.id)
                             .tx(id)
                             .detail("originalCuPrice", old)
                             .detail("bumpedCuPrice", bumped);
-                        let ctx = OpCtx::new("system", run.app.clock.now());
-                        if let Err(e) = run.app.db(move |s| s.append_audit(ev, &ctx)).await {
+                        let ctx = OpCtx::new("system", run.p.clock.now());
+                        if let Err(e) = run.p.db.call(move |s| s.append_audit(ev, &ctx)).await {
                             tracing::warn!("tx {id}: cannot audit the fee bump: {e}");
                         }
                     }
@@ -363,7 +393,7 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
             // 06-pipeline.md §6.3: the reset must confirm before the real approve is built.
             let ctx = StatusContext {
                 nonce: unsigned.metadata.get("nonce").and_then(Value::as_u64),
-                from: Some(job.agent.public_key.clone()),
+                from: Some(agent.public_key.clone()),
                 ..StatusContext::default()
             };
             let remaining = run.remaining().ok_or(Fail::Timeout)?;
@@ -377,10 +407,11 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
                 Ok(_) => return Err(Fail::Timeout),
                 Err(e) => return Err(Fail::Chain(e)),
             }
-            let now = run.app.clock.now();
+            let now = run.p.clock.now();
             let h = hash.0.clone();
-            run.app
-                .db(move |s| s.checkpoint_metadata(id, &[("resetTxHash", Value::String(h))], now))
+            run.p
+                .db
+                .call(move |s| s.checkpoint(id, &[("resetTxHash", Value::String(h))], now))
                 .await
                 .map_err(|e| Fail::Internal(format!("checkpoint: {e}")))?;
             reset_done = true;
@@ -388,9 +419,6 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
         }
         let (hash, uncertain) = hash;
         let mut metadata = serde_json::Map::new();
-        if uncertain {
-            metadata.insert("broadcastUncertain".into(), Value::Bool(true));
-        }
         if let Some(m) = unsigned.metadata.get("methodSignature") {
             metadata.insert("methodSignature".into(), m.clone());
         }
@@ -401,20 +429,19 @@ async fn stage5(run: &mut Run<'_>, job: &Job) -> Result<(Broadcast, Option<FeeEs
 
 async fn sign(
     run: &mut Run<'_>,
-    job: &Job,
+    agent: &AgentRecord,
     intent: &waiaas_backends::seam::SignIntent,
     tx: &UnsignedTx,
 ) -> Result<SignedTx, Fail> {
     run.step = "sign";
     let remaining = run.remaining().ok_or(Fail::Timeout)?;
-    let backend = run.app.signer(job.agent.backend).ok_or_else(|| {
-        Fail::Signer(ApiError::new(ErrorCode::SignerUnavailable, "No Ledger transport is configured"))
+    let backend = run.p.signers.backend(agent.backend).ok_or_else(|| {
+        Fail::Signer(SignerError::DeviceUnavailable { reason: "No Ledger transport is configured".into() })
     })?;
-    let key = crate::agents::key_ref(&job.agent);
+    let key = crate::agents::key_ref(agent);
     let ctx =
         SignContext { purpose: Purpose::AgentTransaction, tx_id: Some(run.id), deadline: Instant::now() + remaining };
-    let out =
-        sign_verified(backend, &key, intent, &ctx).await.map_err(|e| Fail::Signer(crate::agents::signer_error(e)))?;
+    let out = sign_verified(backend, &key, intent, &ctx).await.map_err(Fail::Signer)?;
     run.step = "attach_signature";
     run.adapter.attach_signature(tx, &out).map_err(Fail::Chain)
 }
@@ -468,162 +495,34 @@ async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail>
     }
 }
 
-/// EXECUTING → FAILED with the error code; returns the API error for the inline response.
-async fn record_failure(app: &Arc<App>, id: uuid::Uuid, run: &Run<'_>, fail: Fail) -> ApiError {
+/// EXECUTING → FAILED with the failure's error string and its `TX_FAILED` row (one write
+/// transaction); returns what the caller reports.
+async fn record_failure(run: &Run<'_>, fail: Fail) -> ExecFailure {
     let elapsed = run.started.elapsed().as_millis();
-    let (stored, category, api) = match fail {
-        Fail::Chain(e) => {
-            let cat = e.category().as_str();
-            (e.code.as_str().to_string(), cat, ApiError::from(e))
-        }
-        Fail::Signer(e) => (e.code.as_str().to_string(), "PERMANENT", e),
-        Fail::Timeout => (
-            format!("STAGE5_TIMEOUT ({elapsed})"),
-            "TRANSIENT",
-            ApiError::new(
-                ErrorCode::Stage5Timeout,
-                format!("Execution did not finish within its budget ({elapsed} ms)"),
-            ),
-        ),
+    let (error, category, failure) = match fail {
+        Fail::Chain(e) => (e.code.as_str().to_string(), e.category().as_str(), ExecFailure::Chain(e)),
+        Fail::Signer(e) => (e.code().as_str().to_string(), "PERMANENT", ExecFailure::Signer(e)),
+        Fail::Timeout => (format!("STAGE5_TIMEOUT ({elapsed})"), "TRANSIENT", ExecFailure::Timeout(elapsed)),
         Fail::Internal(m) => {
-            tracing::error!("tx {id}: {m}");
-            ("INTERNAL_ERROR".to_string(), "PERMANENT", ApiError::internal())
+            tracing::error!("tx {}: {m}", run.id);
+            ("INTERNAL_ERROR".to_string(), "PERMANENT", ExecFailure::Internal)
         }
     };
-    let ev = AuditEvent::new("TX_FAILED", "system")
-        .tx(id)
-        .severity(AuditSeverity::Warning)
-        .detail("code", stored.clone())
-        .detail("category", category)
-        .detail("step", run.step)
-        .detail("retryCount", run.budget.retries);
-    let ctx = OpCtx::new("system", app.clock.now());
-    let patch = TxPatch::error(stored);
-    if let Err(e) =
-        app.db(move |s| s.transition(id, TxStatus::Executing, TxStatus::Failed, patch, Some(ev), &ctx)).await
-    {
+    let id = run.id;
+    let failure_row = TxFailure::new(error).at(run.step).retried(category, run.budget.retries);
+    let ctx = OpCtx::new("system", run.p.clock.now());
+    if let Err(e) = run.p.db.call(move |s| s.fail_transaction(id, TxStatus::Executing, &failure_row, &ctx)).await {
         tracing::error!("tx {id}: cannot record the failure: {e}");
     }
-    api.detail("transactionId", id.to_string())
-}
-
-/// Stage 6 for a fresh broadcast: waits for confirmation within what is left of the budget,
-/// then records the broadcast and whatever the wait learned in one write transaction
-/// (06-pipeline.md §9). Returns the row as it ends up.
-pub(crate) async fn finish(
-    app: &Arc<App>,
-    adapter: &Arc<dyn ChainAdapter>,
-    rec: &TransactionRecord,
-    agent: &AgentRecord,
-    broadcast: Broadcast,
-    deadline: Instant,
-    timing: &mut Timing,
-) -> Result<TransactionRecord, ApiError> {
-    let mut row = rec.clone();
-    row.tx_hash = Some(broadcast.hash.clone());
-    row.metadata.extend(broadcast.metadata.clone());
-    let ctx = status_context(&row, agent);
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let t0 = Instant::now();
-    let status = adapter.wait_for_confirmation(&broadcast.hash, &ctx, remaining).await;
-    timing.chain += t0.elapsed();
-    let outcome = match status {
-        Ok(ChainTxStatus::Confirmed { block, fee, .. } | ChainTxStatus::Finalized { block, fee }) => {
-            BroadcastOutcome::Confirmed { fee, block }
-        }
-        Ok(ChainTxStatus::Failed { error, .. }) => BroadcastOutcome::Ended {
-            to: TxStatus::Failed,
-            error: format!("ONCHAIN_FAILURE: {}", error.code.as_str()),
-            event: AuditEvent::new("TX_FAILED", "system")
-                .agent(rec.agent_id)
-                .tx(rec.id)
-                .severity(AuditSeverity::Warning)
-                .detail("code", error.code.as_str())
-                .detail("message", error.message.clone()),
-        },
-        Ok(ChainTxStatus::Expired) => BroadcastOutcome::Ended {
-            to: TxStatus::Expired,
-            error: "BLOCKHASH_EXPIRED".into(),
-            event: AuditEvent::new("TX_EXPIRED", "system")
-                .agent(rec.agent_id)
-                .tx(rec.id)
-                .severity(AuditSeverity::Warning),
-        },
-        Ok(_) => BroadcastOutcome::Pending,
-        Err(e) => {
-            tracing::debug!("tx {}: confirmation check failed: {e}", rec.id);
-            BroadcastOutcome::Pending
-        }
-    };
-    let patch = TxPatch { tx_hash: Some(broadcast.hash.clone()), metadata: broadcast.metadata, ..TxPatch::default() };
-    let submitted = AuditEvent::new("TX_SUBMITTED", "system")
-        .agent(rec.agent_id)
-        .session(rec.session_id)
-        .tx(rec.id)
-        .detail("txHash", broadcast.hash.clone())
-        .detail("broadcastUncertain", broadcast.uncertain);
-    let (id, octx) = (rec.id, OpCtx::new("system", app.clock.now()));
-    app.db(move |s| s.record_broadcast(id, patch, submitted, outcome, &octx)).await.map_err(|e| {
-        tracing::error!("tx {id}: cannot record the broadcast: {e}");
-        ApiError::internal().detail("transactionId", id.to_string())
-    })
-}
-
-/// What the status lookups of this row need.
-pub(crate) fn status_context(rec: &TransactionRecord, agent: &AgentRecord) -> StatusContext {
-    StatusContext {
-        last_valid_block_height: rec.metadata.get("lastValidBlockHeight").and_then(Value::as_u64),
-        nonce: rec.metadata.get("nonce").and_then(Value::as_u64),
-        from: Some(agent.public_key.clone()),
-    }
-}
-
-/// Applies a final on-chain status to a SUBMITTED row (CAS: a concurrent writer may have won).
-pub(crate) async fn apply_status(
-    app: &Arc<App>,
-    rec: TransactionRecord,
-    status: ChainTxStatus,
-) -> Option<TransactionRecord> {
-    let id = rec.id;
-    let ctx = OpCtx::new("system", app.clock.now());
-    let r = match status {
-        ChainTxStatus::Confirmed { block, fee, .. } | ChainTxStatus::Finalized { block, fee } => {
-            app.db(move |s| s.confirm_transaction(id, fee, Some(block), &ctx)).await
-        }
-        ChainTxStatus::Failed { error, .. } => {
-            let ev = AuditEvent::new("TX_FAILED", "system")
-                .agent(rec.agent_id)
-                .tx(id)
-                .severity(AuditSeverity::Warning)
-                .detail("code", error.code.as_str())
-                .detail("message", error.message.clone());
-            let patch = TxPatch::error(format!("ONCHAIN_FAILURE: {}", error.code.as_str()));
-            app.db(move |s| s.transition(id, TxStatus::Submitted, TxStatus::Failed, patch, Some(ev), &ctx)).await
-        }
-        ChainTxStatus::Expired => {
-            let ev =
-                AuditEvent::new("TX_EXPIRED", "system").agent(rec.agent_id).tx(id).severity(AuditSeverity::Warning);
-            let patch = TxPatch::error("BLOCKHASH_EXPIRED");
-            app.db(move |s| s.transition(id, TxStatus::Submitted, TxStatus::Expired, patch, Some(ev), &ctx)).await
-        }
-        ChainTxStatus::NotFound | ChainTxStatus::Pending => return None,
-    };
-    match r {
-        Ok(rec) => Some(rec),
-        Err(waiaas_storage::StoreError::Conflict { .. }) => app.db(move |s| s.get_transaction(id)).await.ok().flatten(),
-        Err(e) => {
-            tracing::error!("tx {id}: cannot record the on-chain status: {e}");
-            None
-        }
-    }
+    failure
 }
 
 /// The budget of an execution: 30 s inline, 60 s in the background, plus the Ledger confirm
 /// timeout for Ledger agents (06-pipeline.md §6.1).
-pub(crate) fn budget(app: &App, agent: &AgentRecord, inline: bool) -> Duration {
+pub(crate) fn budget(config: &Config, agent: &AgentRecord, inline: bool) -> Duration {
     let base = Duration::from_secs(if inline { 30 } else { 60 });
     match agent.backend {
-        Backend::Ledger => base + Duration::from_secs(app.config().ledger.confirm_timeout),
+        Backend::Ledger => base + Duration::from_secs(config.ledger.confirm_timeout),
         Backend::Keystore => base,
     }
 }

@@ -1,6 +1,11 @@
 //! Stage 1 validation (06-pipeline.md §2.1–2.3): the send body becomes a canonical request —
 //! type explicit, defaults filled, EVM addresses EIP-55, amounts in canonical decimal — plus the
 //! row fields and the adapter's build request. Nothing is written before this succeeds.
+//!
+//! The canonical request is itself a valid send body, and it is what stage 5 builds from: every
+//! execution — inline or, later, from the DELAY worker or after an owner's approval — parses the
+//! stored `transactions.request` again with [`rebuild`], so a queued transaction is built exactly
+//! the way the request that queued it would have been.
 
 use base64::Engine;
 use serde::Deserialize;
@@ -9,8 +14,8 @@ use sha2::{Digest, Sha256};
 use waiaas_storage::{AgentRecord, Amount, Chain, TxType};
 
 use crate::chains::types::{AccountMetaSpec, BuildRequest, CallBody, Priority, TokenRef};
-use crate::error::{ApiError, ErrorCode};
-use crate::http::body::parse_json;
+use crate::error::ErrorCode;
+use crate::validation::{Invalid, parse_json};
 
 /// A validated request.
 #[derive(Debug, Clone)]
@@ -40,17 +45,16 @@ pub(crate) struct RowFields {
     pub(crate) approved_amount: Option<Amount>,
 }
 
-fn invalid(path: &str, message: impl Into<String>) -> ApiError {
-    ApiError::validation(path, "invalid_value", message)
+fn invalid(path: &str, message: impl Into<String>) -> Invalid {
+    Invalid::value(path, message)
 }
 
-/// A canonical non-negative integer string: digits only, no leading zeros (except "0").
-fn amount(path: &str, s: &str, chain: Chain, positive: bool) -> Result<Amount, ApiError> {
-    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-    if !canonical {
-        return Err(invalid(path, format!("{path} must be a decimal integer string in smallest units, got {s:?}")));
-    }
-    let a = Amount::parse(s).map_err(|e| invalid(path, format!("{path}: {e}")))?;
+/// A canonical non-negative integer string (storage's `Amount` rule: digits only, no leading
+/// zeros), positive where the field requires it, within `u64` on Solana.
+fn amount(path: &str, s: &str, chain: Chain, positive: bool) -> Result<Amount, Invalid> {
+    let a = Amount::parse(s).map_err(|e| {
+        invalid(path, format!("{path} must be a decimal integer string in smallest units, got {s:?} ({e})"))
+    })?;
     if positive && a.is_zero() {
         return Err(invalid(path, format!("{path} must be greater than 0")));
     }
@@ -61,9 +65,8 @@ fn amount(path: &str, s: &str, chain: Chain, positive: bool) -> Result<Amount, A
 }
 
 /// An address of the agent's chain, normalised (EIP-55 on EVM).
-fn address(path: &str, s: &str, chain: Chain) -> Result<String, ApiError> {
-    crate::auth::owner::normalize_address(chain, s)
-        .ok_or_else(|| invalid(path, format!("{s:?} is not a valid {chain} address")))
+fn address(path: &str, s: &str, chain: Chain) -> Result<String, Invalid> {
+    crate::address::normalize(chain, s).ok_or_else(|| invalid(path, format!("{s:?} is not a valid {chain} address")))
 }
 
 #[derive(Deserialize)]
@@ -102,8 +105,8 @@ struct BodyIn {
     priority: Option<String>,
 }
 
-fn require<'a, T>(v: &'a Option<T>, path: &str) -> Result<&'a T, ApiError> {
-    v.as_ref().ok_or_else(|| ApiError::validation(path, "required", format!("{path} is required")))
+fn require<'a, T>(v: &'a Option<T>, path: &str) -> Result<&'a T, Invalid> {
+    v.as_ref().ok_or_else(|| Invalid::field(path, "required", format!("{path} is required")))
 }
 
 impl BodyIn {
@@ -127,17 +130,15 @@ impl BodyIn {
 }
 
 /// Refuses every type-specific field a type does not have.
-fn allow_only(b: &BodyIn, allowed: &[&str], kind: &str) -> Result<(), ApiError> {
+fn allow_only(b: &BodyIn, allowed: &[&str], kind: &str) -> Result<(), Invalid> {
     let extra: Vec<_> = b.type_fields().into_iter().filter(|(name, _)| !allowed.contains(name)).collect();
     forbid(&extra, kind)
 }
 
 /// Fields that must be absent for a type.
-fn forbid(present: &[(&str, bool)], kind: &str) -> Result<(), ApiError> {
+fn forbid(present: &[(&str, bool)], kind: &str) -> Result<(), Invalid> {
     match present.iter().find(|(_, p)| *p) {
-        Some((name, _)) => {
-            Err(ApiError::validation(name, "unrecognized_keys", format!("{name} is not a field of {kind}")))
-        }
+        Some((name, _)) => Err(Invalid::field(name, "unrecognized_keys", format!("{name} is not a field of {kind}"))),
         None => Ok(()),
     }
 }
@@ -148,7 +149,7 @@ struct One {
     build: BuildRequest,
 }
 
-fn token(t: &TokenIn, chain: Chain, path: &str) -> Result<(TokenRef, Value), ApiError> {
+fn token(t: &TokenIn, chain: Chain, path: &str) -> Result<(TokenRef, Value), Invalid> {
     let mint = address(&format!("{path}.mint"), &t.mint, chain)?;
     if t.decimals.is_some_and(|d| d > 18) {
         return Err(invalid(&format!("{path}.decimals"), "decimals must be 0-18"));
@@ -161,7 +162,7 @@ fn token(t: &TokenIn, chain: Chain, path: &str) -> Result<(TokenRef, Value), Api
 }
 
 /// One instruction (or a whole non-batch request) of `kind`.
-fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix: &str) -> Result<One, ApiError> {
+fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix: &str) -> Result<One, Invalid> {
     let chain = agent.chain;
     let from = agent.public_key.clone();
     let p = |f: &str| format!("{prefix}{f}");
@@ -293,12 +294,10 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
     Ok(One { canonical: c, fields, build })
 }
 
-fn parse_type(s: Option<&str>, path: &str) -> Result<TxType, ApiError> {
+fn parse_type(s: Option<&str>, path: &str) -> Result<TxType, Invalid> {
     match s {
         None => Ok(TxType::Transfer),
-        Some(t) => {
-            t.parse().map_err(|_| ApiError::validation(path, "invalid_enum_value", format!("unknown type {t:?}")))
-        }
+        Some(t) => t.parse().map_err(|_| Invalid::field(path, "invalid_enum_value", format!("unknown type {t:?}"))),
     }
 }
 
@@ -309,8 +308,15 @@ pub(crate) fn hash(v: &Value) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
+/// What stage 5 builds from a stored row: its canonical request parsed again.
+pub(crate) fn rebuild(request: &Value, agent: &AgentRecord) -> Result<(BuildRequest, Priority), Invalid> {
+    let bytes = serde_json::to_vec(request).map_err(|e| invalid("", format!("the stored request: {e}")))?;
+    let v = validate(&bytes, agent)?;
+    Ok((v.build, v.priority))
+}
+
 /// Validates a send body for `agent`.
-pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, ApiError> {
+pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, Invalid> {
     let b: BodyIn = parse_json(if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes })?;
     let kind = parse_type(b.kind.as_deref(), "type")?;
     if let Some(m) = &b.memo
@@ -320,18 +326,17 @@ pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, A
     }
     let priority = match b.priority.as_deref() {
         None => Priority::Medium,
-        Some(p) => Priority::parse(p).ok_or_else(|| {
-            ApiError::validation("priority", "invalid_enum_value", "priority must be low, medium or high")
-        })?,
+        Some(p) => Priority::parse(p)
+            .ok_or_else(|| Invalid::field("priority", "invalid_enum_value", "priority must be low, medium or high"))?,
     };
     let memo = b.memo.as_deref();
     let (mut canonical, fields, children, build) = if kind == TxType::Batch {
         if agent.chain != Chain::Solana {
-            return Err(ApiError::new(ErrorCode::BatchNotSupported, "Batches are Solana only"));
+            return Err(Invalid::with_code(ErrorCode::BatchNotSupported, "Batches are Solana only"));
         }
         let items = require(&b.instructions, "instructions")?;
         if items.len() > 20 {
-            return Err(ApiError::new(
+            return Err(Invalid::with_code(
                 ErrorCode::BatchSizeExceeded,
                 format!("{} instructions; at most 20", items.len()),
             ));
@@ -346,8 +351,8 @@ pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, A
         for (i, item) in items.iter().enumerate() {
             let prefix = format!("instructions[{i}].");
             let ib: BodyIn = parse_json(&serde_json::to_vec(item).expect("JSON")).map_err(|e| {
-                let msg = e.message.clone();
-                ApiError::validation(&prefix, "invalid_value", msg)
+                let msg = e.issues.first().map(|i| i.message.clone()).unwrap_or(e.message);
+                Invalid::value(&prefix, msg)
             })?;
             if ib.memo.is_some() || ib.priority.is_some() {
                 return Err(invalid(&format!("{prefix}memo"), "batch instructions carry no memo or priority"));
@@ -388,7 +393,7 @@ pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, A
 }
 
 /// `Idempotency-Key`: 1–128 characters of `[A-Za-z0-9_.:-]`.
-pub(crate) fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, Invalid> {
     match raw {
         None => Ok(None),
         Some(k)
@@ -398,7 +403,7 @@ pub(crate) fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiEr
         {
             Ok(Some(k.to_string()))
         }
-        Some(_) => Err(ApiError::validation(
+        Some(_) => Err(Invalid::field(
             "Idempotency-Key",
             "invalid_string",
             "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -",
@@ -409,32 +414,24 @@ pub(crate) fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use waiaas_storage::{AgentStatus, Backend, Network};
+    use waiaas_storage::Network;
 
     fn agent(chain: Chain) -> AgentRecord {
-        AgentRecord {
-            id: uuid::Uuid::now_v7(),
-            name: "a".into(),
+        let network = if chain == Chain::Solana { Network::Devnet } else { Network::Testnet };
+        let mut a = AgentRecord::new(
+            uuid::Uuid::now_v7(),
+            "a".into(),
             chain,
-            network: if chain == Chain::Solana { Network::Devnet } else { Network::Testnet },
-            chain_id: (chain == Chain::Ethereum).then_some(31337),
-            backend: Backend::Keystore,
-            derivation_path: None,
-            public_key: if chain == Chain::Solana {
-                "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into()
-            } else {
-                "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into()
-            },
-            status: AgentStatus::Active,
-            owner_address: None,
-            owner_verified: false,
-            owner_verified_at: None,
-            suspended_at: None,
-            suspension_reason: None,
-            terminated_at: None,
-            created_at: 0,
-            updated_at: 0,
-        }
+            network,
+            (chain == Chain::Ethereum).then_some(31337),
+            0,
+        );
+        a.public_key = if chain == Chain::Solana {
+            "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM".into()
+        } else {
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into()
+        };
+        a
     }
 
     fn ok(body: &str, chain: Chain) -> Validated {
@@ -510,7 +507,7 @@ mod tests {
             &agent(Chain::Ethereum),
         )
         .unwrap_err();
-        assert_eq!(e.details().unwrap()["issues"][0]["path"], json!("spender"), "{:?}", e.details());
+        assert_eq!(e.issues[0].path, "spender", "{:?}", e.issues);
         assert!(idempotency_key(Some("ok-key_1.2:3")).is_ok());
         assert!(idempotency_key(Some("bad key")).is_err());
         assert!(idempotency_key(Some(&"x".repeat(129))).is_err());

@@ -1,61 +1,35 @@
-//! Which policies apply to an agent (07-policy.md §2): candidates by level, the most specific
-//! level per type wins, and single-valued types keep only their top-priority policy.
+//! Which policies apply to an agent: the resolution itself lives in `waiaas_storage::scope` (the
+//! decision snapshot uses it), re-exported here with what the daemon derives from it.
 
+pub(crate) use waiaas_storage::scope::for_agent;
 use waiaas_storage::{AgentRecord, PolicyRecord, PolicyType};
 
-/// How specific a policy is for an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Level {
-    Agent = 1,
-    Chain = 2,
-    Global = 3,
+/// A token an agent's effective ALLOWED_TOKENS policies list (for its chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AllowedToken {
+    pub(crate) mint: String,
+    pub(crate) symbol: String,
+    pub(crate) decimals: Option<u8>,
 }
 
-impl Level {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Level::Agent => "agent",
-            Level::Chain => "chain",
-            Level::Global => "global",
+/// The tokens the agent's effective ALLOWED_TOKENS policies list: the asset hints for balances
+/// and sweeps (07-policy.md §3).
+pub(crate) fn allowed_tokens(agent: &AgentRecord, policies: &[PolicyRecord]) -> Vec<AllowedToken> {
+    let mut out = Vec::new();
+    for (p, _, effective) in for_agent(agent, policies) {
+        if !effective || p.policy_type != PolicyType::AllowedTokens {
+            continue;
+        }
+        for t in p.rules["tokens"].as_array().into_iter().flatten() {
+            let chain_ok = t["chain"].as_str().is_none_or(|c| c == agent.chain.as_str());
+            if let (Some(mint), true) = (t["mint"].as_str(), chain_ok) {
+                out.push(AllowedToken {
+                    mint: mint.to_string(),
+                    symbol: t["symbol"].as_str().unwrap_or_default().to_string(),
+                    decimals: t["decimals"].as_u64().map(|d| d as u8),
+                });
+            }
         }
     }
-}
-
-/// The level of `p` for `agent`, or `None` when it does not apply to the agent at all.
-pub(crate) fn level(p: &PolicyRecord, agent: &AgentRecord) -> Option<Level> {
-    if p.chain.is_some_and(|c| c != agent.chain) {
-        return None;
-    }
-    match (p.agent_id, p.chain) {
-        (Some(a), _) if a == agent.id => Some(Level::Agent),
-        (Some(_), _) => None,
-        (None, Some(_)) => Some(Level::Chain),
-        (None, None) => Some(Level::Global),
-    }
-}
-
-/// Types where only one policy (highest priority, ties: newest) is used.
-fn single_valued(t: PolicyType) -> bool {
-    matches!(t, PolicyType::SpendingLimit | PolicyType::ApproveAmountLimit | PolicyType::ApproveTierOverride)
-}
-
-/// Every policy that concerns `agent`, with its level and whether the engine uses it.
-pub(crate) fn for_agent<'a>(agent: &AgentRecord, all: &'a [PolicyRecord]) -> Vec<(&'a PolicyRecord, Level, bool)> {
-    let scoped: Vec<(&PolicyRecord, Level)> = all.iter().filter_map(|p| level(p, agent).map(|l| (p, l))).collect();
-    let winner = |t: PolicyType| {
-        let best_level = scoped.iter().filter(|(p, _)| p.enabled && p.policy_type == t).map(|(_, l)| *l).min()?;
-        let kept = scoped.iter().filter(move |(p, l)| p.enabled && p.policy_type == t && *l == best_level);
-        Some((best_level, kept.max_by_key(|(p, _)| (p.priority, p.created_at, p.id)).map(|(p, _)| p.id)))
-    };
-    scoped
-        .iter()
-        .map(|(p, l)| {
-            let effective = p.enabled
-                && match winner(p.policy_type) {
-                    Some((best, top)) => *l == best && (!single_valued(p.policy_type) || top == Some(p.id)),
-                    None => false,
-                };
-            (*p, *l, effective)
-        })
-        .collect()
+    out
 }

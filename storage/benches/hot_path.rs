@@ -15,59 +15,24 @@ use waiaas_storage::*;
 const NOW: u64 = 1_750_000_000;
 
 fn agent() -> AgentRecord {
-    AgentRecord {
-        id: Uuid::now_v7(),
-        name: "bench".into(),
-        chain: Chain::Solana,
-        network: Network::Devnet,
-        chain_id: None,
-        backend: Backend::Keystore,
-        derivation_path: None,
-        public_key: "bench-pk".into(),
-        status: AgentStatus::Active,
-        owner_address: None,
-        owner_verified: false,
-        owner_verified_at: None,
-        suspended_at: None,
-        suspension_reason: None,
-        terminated_at: None,
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    let mut a = AgentRecord::new(Uuid::now_v7(), "bench".into(), Chain::Solana, Network::Devnet, None, NOW);
+    a.public_key = "bench-pk".into();
+    a
 }
 
 fn transfer(agent: &AgentRecord) -> TransactionRecord {
-    TransactionRecord {
-        id: Uuid::now_v7(),
-        agent_id: agent.id,
-        session_id: None,
-        parent_id: None,
-        batch_index: None,
-        chain: agent.chain,
-        network: agent.network,
-        tx_type: TxType::Transfer,
-        status: TxStatus::Pending,
-        tier: None,
-        request: json!({"type": "TRANSFER", "to": "x", "amount": "1"}),
-        amount: Amount::from_u64(1),
-        native_amount: Amount::from_u64(1),
-        to_address: Some("x".into()),
-        token_mint: None,
-        contract_address: None,
-        method_signature: None,
-        spender_address: None,
-        approved_amount: None,
-        tx_hash: None,
-        reserved_amount: None,
-        queued_at: None,
-        queue_expires_at: None,
-        executed_at: None,
-        idempotency_key: None,
-        error: None,
-        metadata: Default::default(),
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    let mut t = TransactionRecord::pending(
+        Uuid::now_v7(),
+        agent,
+        None,
+        TxType::Transfer,
+        json!({"type": "TRANSFER", "to": "x", "amount": "1"}),
+        NOW,
+    );
+    t.amount = Amount::from_u64(1);
+    t.native_amount = Amount::from_u64(1);
+    t.to_address = Some("x".into());
+    t
 }
 
 fn hot_path(c: &mut Criterion) {
@@ -94,8 +59,9 @@ fn hot_path(c: &mut Criterion) {
         })
     });
 
-    // Transaction CAS QUEUED -> EXECUTING (index maintenance) + TX_APPROVED-style audit row.
-    // Rows are prepared outside the timed region.
+    // Transaction CAS PENDING -> FAILED (index maintenance, reservation rule) + its TX_FAILED
+    // audit row. Rows are prepared outside the timed region.
+    let failure = TxFailure::new("INTERNAL_ERROR");
     group.bench_function("durable_cas_plus_audit/tx_transition", |b| {
         b.iter_custom(|iters| {
             let ids: Vec<Uuid> = (0..iters)
@@ -107,17 +73,7 @@ fn hot_path(c: &mut Criterion) {
                 .collect();
             let start = Instant::now();
             for id in &ids {
-                let ev = AuditEvent::new("TX_CLAIMED", "system").tx(*id);
-                store
-                    .transition(
-                        *id,
-                        TxStatus::Pending,
-                        TxStatus::Queued,
-                        TxPatch { tier: Some(Tier::Instant), ..TxPatch::default() },
-                        Some(ev),
-                        &ctx,
-                    )
-                    .unwrap();
+                store.fail_transaction(*id, TxStatus::Pending, &failure, &ctx).unwrap();
             }
             start.elapsed()
         })
@@ -141,7 +97,7 @@ fn decision_snapshot(c: &mut Criterion) {
         for _ in 0..history {
             let t = transfer(&a);
             store.record_request(&t, &[], None, &ctx).unwrap();
-            store.transition(t.id, TxStatus::Pending, TxStatus::Failed, TxPatch::default(), None, &ctx).unwrap();
+            store.fail_transaction(t.id, TxStatus::Pending, &TxFailure::new("INTERNAL_ERROR"), &ctx).unwrap();
         }
         let probe = transfer(&a);
         group.bench_function(format!("history_{history}"), |b| {

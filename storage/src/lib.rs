@@ -9,6 +9,7 @@ pub mod error;
 pub mod ops;
 pub mod records;
 mod rows;
+pub mod scope;
 mod tables;
 #[cfg(feature = "test-util")]
 mod test_util;
@@ -24,7 +25,7 @@ pub use ops::killswitch::ActivationReport;
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
 pub use ops::transactions::{
-    BroadcastOutcome, ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxPatch,
+    Broadcast, ChainOutcome, ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxFailure,
 };
 pub use records::*;
 

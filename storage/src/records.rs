@@ -73,6 +73,39 @@ pub struct AgentRecord {
 }
 
 impl AgentRecord {
+    /// A new ACTIVE keystore agent with no owner and no key yet: the caller sets `public_key`
+    /// once the key exists (the key file is named after `id`, so the id comes first), or turns
+    /// it into a Ledger agent with [`on_ledger`](Self::on_ledger).
+    pub fn new(id: Uuid, name: String, chain: Chain, network: Network, chain_id: Option<u64>, now: u64) -> AgentRecord {
+        AgentRecord {
+            id,
+            name,
+            chain,
+            network,
+            chain_id,
+            backend: Backend::Keystore,
+            derivation_path: None,
+            public_key: String::new(),
+            status: AgentStatus::Active,
+            owner_address: None,
+            owner_verified: false,
+            owner_verified_at: None,
+            suspended_at: None,
+            suspension_reason: None,
+            terminated_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The same agent with its key on a Ledger at `path`.
+    pub fn on_ledger(mut self, path: String, public_key: String) -> AgentRecord {
+        self.backend = Backend::Ledger;
+        self.derivation_path = Some(path);
+        self.public_key = public_key;
+        self
+    }
+
     /// Derived owner state (§3.2).
     pub fn owner_state(&self) -> OwnerState {
         match (&self.owner_address, self.owner_verified) {
@@ -337,6 +370,56 @@ pub struct TransactionRecord {
 }
 
 impl TransactionRecord {
+    /// A new PENDING top-level row of `agent` (chain and network copied from it). Amounts start
+    /// at zero and every optional field empty; stage 1 fills in what the request carries.
+    pub fn pending(
+        id: Uuid,
+        agent: &AgentRecord,
+        session_id: Option<Uuid>,
+        tx_type: TxType,
+        request: Value,
+        now: u64,
+    ) -> TransactionRecord {
+        TransactionRecord {
+            id,
+            agent_id: agent.id,
+            session_id,
+            parent_id: None,
+            batch_index: None,
+            chain: agent.chain,
+            network: agent.network,
+            tx_type,
+            status: TxStatus::Pending,
+            tier: None,
+            request,
+            amount: Amount::ZERO,
+            native_amount: Amount::ZERO,
+            to_address: None,
+            token_mint: None,
+            contract_address: None,
+            method_signature: None,
+            spender_address: None,
+            approved_amount: None,
+            tx_hash: None,
+            reserved_amount: None,
+            queued_at: None,
+            queue_expires_at: None,
+            executed_at: None,
+            idempotency_key: None,
+            error: None,
+            metadata: Map::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The same row as instruction `index` of the BATCH `parent`.
+    pub fn child_of(mut self, parent: Uuid, index: u32) -> TransactionRecord {
+        self.parent_id = Some(parent);
+        self.batch_index = Some(index);
+        self
+    }
+
     /// Top-level rows are those without a parent.
     pub fn is_top_level(&self) -> bool {
         self.parent_id.is_none()

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::ops::decide::DecisionOutcome;
+use crate::ops::transactions::TxPatch;
 use crate::tables::*;
 use crate::*;
 
@@ -33,25 +34,9 @@ fn rand_nanos() -> u32 {
 }
 
 pub(crate) fn agent(name: &str, pk: &str) -> AgentRecord {
-    AgentRecord {
-        id: id_at(NOW),
-        name: name.into(),
-        chain: Chain::Solana,
-        network: Network::Devnet,
-        chain_id: None,
-        backend: Backend::Keystore,
-        derivation_path: None,
-        public_key: pk.into(),
-        status: AgentStatus::Active,
-        owner_address: None,
-        owner_verified: false,
-        owner_verified_at: None,
-        suspended_at: None,
-        suspension_reason: None,
-        terminated_at: None,
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    let mut a = AgentRecord::new(id_at(NOW), name.into(), Chain::Solana, Network::Devnet, None, NOW);
+    a.public_key = pk.into();
+    a
 }
 
 fn constraints() -> SessionConstraints {
@@ -89,37 +74,12 @@ fn session(agent: Uuid, token: u8) -> SessionRecord {
 }
 
 pub(crate) fn transfer(agent: &AgentRecord, session: Option<Uuid>, amount: u64) -> TransactionRecord {
-    TransactionRecord {
-        id: id_at(NOW),
-        agent_id: agent.id,
-        session_id: session,
-        parent_id: None,
-        batch_index: None,
-        chain: agent.chain,
-        network: agent.network,
-        tx_type: TxType::Transfer,
-        status: TxStatus::Pending,
-        tier: None,
-        request: json!({"type": "TRANSFER", "to": "x", "amount": amount.to_string()}),
-        amount: Amount::from_u64(amount),
-        native_amount: Amount::from_u64(amount),
-        to_address: Some("x".into()),
-        token_mint: None,
-        contract_address: None,
-        method_signature: None,
-        spender_address: None,
-        approved_amount: None,
-        tx_hash: None,
-        reserved_amount: None,
-        queued_at: None,
-        queue_expires_at: None,
-        executed_at: None,
-        idempotency_key: None,
-        error: None,
-        metadata: Default::default(),
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    let request = json!({"type": "TRANSFER", "to": "x", "amount": amount.to_string()});
+    let mut t = TransactionRecord::pending(id_at(NOW), agent, session, TxType::Transfer, request, NOW);
+    t.amount = Amount::from_u64(amount);
+    t.native_amount = Amount::from_u64(amount);
+    t.to_address = Some("x".into());
+    t
 }
 
 fn queue(tier: Tier) -> DecisionOutcome {

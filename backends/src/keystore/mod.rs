@@ -378,13 +378,29 @@ pub(crate) fn sign_with(secret: &SecretKey, intent: &SignIntent) -> Result<SignO
 
 /// The keystore as a signer backend: locked or unlocked at run time.
 pub struct KeystoreBackend {
+    dir: PathBuf,
     state: tokio::sync::RwLock<Option<UnlockedKeystore>>,
 }
 
 impl KeystoreBackend {
-    /// A backend holding `unlocked` (or locked when `None`).
-    pub fn new(unlocked: Option<UnlockedKeystore>) -> KeystoreBackend {
-        KeystoreBackend { state: tokio::sync::RwLock::new(unlocked) }
+    /// A backend over the keystore directory `dir` holding `unlocked` (or locked when `None`).
+    pub fn new(dir: PathBuf, unlocked: Option<UnlockedKeystore>) -> KeystoreBackend {
+        KeystoreBackend { dir, state: tokio::sync::RwLock::new(unlocked) }
+    }
+
+    /// Forgets an agent's key and deletes its file, locked or not: a terminated agent's key must
+    /// not survive a kill switch that happened to be active at the time.
+    pub async fn delete_key(&self, agent_id: Uuid) -> Result<(), KeystoreError> {
+        let guard = self.state.read().await;
+        if let Some(ks) = guard.as_ref() {
+            return ks.remove(agent_id);
+        }
+        let path = key_path(&self.dir, agent_id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(KeystoreError::io(&path, e)),
+        }
     }
 
     /// Runs `f` with the unlocked keystore, or fails with `KeystoreLocked`.

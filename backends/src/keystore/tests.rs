@@ -297,7 +297,8 @@ async fn the_seam_signs_verifies_and_refuses_cross_curve_intents() {
     let (_d, ks) = keystore_dir();
     let agents = create_agents(&ks, 2);
     let (sol, evm) = (&agents[0], &agents[1]);
-    let backend = KeystoreBackend::new(Some(LockedKeystore::open(&ks).unwrap().unlock(PW, &agents).unwrap()));
+    let backend =
+        KeystoreBackend::new(ks.clone(), Some(LockedKeystore::open(&ks).unwrap().unlock(PW, &agents).unwrap()));
     let tx = TxEip1559 {
         chain_id: 31337,
         nonce: 0,

@@ -66,6 +66,15 @@ pub const DEFAULT_SOL_PATH: &str = "44'/501'/0'/0'";
 pub struct DerivationPath(pub Vec<u32>);
 
 impl DerivationPath {
+    /// The path the Ledger apps use for the first account: Ethereum `44'/60'/0'/0/0`, Solana
+    /// `44'/501'/0'/0'`.
+    pub fn default_text(chain: crate::seam::ChainKind) -> &'static str {
+        match chain {
+            crate::seam::ChainKind::Ethereum => "44'/60'/0'/0/0",
+            crate::seam::ChainKind::Solana => "44'/501'/0'/0'",
+        }
+    }
+
     /// Parses `44'/60'/0'/0/0` (optional `m/` prefix, 1–10 components, `'` hardened).
     pub fn parse(s: &str) -> Option<DerivationPath> {
         let s = s.strip_prefix("m/").unwrap_or(s);

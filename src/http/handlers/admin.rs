@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 use waiaas_storage::{AuditEvent, AuditQuery, AuditRecord, AuditSeverity};
 
+use crate::app::App;
 use crate::clock::iso;
-use crate::daemon::App;
-use crate::error::ApiError;
-use crate::http::{Reply, Req};
+use crate::http::{ApiError, Reply, Req, views};
 
 /// Resident set size of this process (Linux `/proc/self/statm`).
 fn rss_bytes() -> u64 {
@@ -23,18 +22,19 @@ fn rss_bytes() -> u64 {
 /// `GET /v1/admin/status` (allowed during the kill switch).
 pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    let (agents, counts) = app.db_api(move |s| Ok((s.list_agents()?, s.status_counts(now)?))).await?;
+    let (agents, counts) = app.db.call(move |s| Ok((s.list_agents()?, s.status_counts(now)?))).await?;
     let by = |st: waiaas_storage::AgentStatus| agents.iter().filter(|a| a.status == st).count();
-    let ks = app.kill_switch();
-    let config = app.config();
+    let ks = app.kill_switch.view();
+    let config = app.settings.get();
+    let store = app.db.store();
     Ok(Reply::ok(json!({
         "daemon": {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime": app.uptime(),
             "pid": std::process::id(),
             "startedAt": iso(app.started_at),
-            "devMode": app.dev_mode,
-            "restricted": app.is_restricted(),
+            "devMode": app.settings.dev_mode,
+            "restricted": app.kill_switch.is_restricted(),
         },
         "killSwitch": {"status": ks.status.as_str(), "activatedAt": ks.activated_at.map(iso), "reason": ks.reason, "actor": null},
         "agents": {
@@ -46,10 +46,10 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "sessions": {"active": counts.active_sessions},
         "transactions": {"pending": counts.pending, "queued": counts.queued, "executing": counts.executing, "submitted": counts.submitted},
         "lastTransaction": counts.last.map(|(id, st, at)| json!({"id": id, "status": st.as_str(), "createdAt": iso(at)})),
-        "adapters": app.adapters.admin_view(),
-        "workers": app.workers.snapshot(),
-        "database": {"path": app.store.path().display().to_string(), "sizeBytes": app.store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": app.store.commits()},
-        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.keystore.keys_loaded().await},
+        "adapters": app.chains.infos().iter().map(views::adapter_admin).collect::<Vec<_>>(),
+        "workers": views::workers(&app.workers.snapshot()),
+        "database": {"path": store.path().display().to_string(), "sizeBytes": store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": store.commits()},
+        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.signers.keystore.keys_loaded().await},
         "masterAuth": {"argon2Verifications": app.master.argon2_verifications()},
         "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
     })))
@@ -58,9 +58,8 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
 /// `POST /v1/admin/backup` (03-keys.md §9.2): snapshots the database and packs an archive.
 pub(super) async fn backup(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
-    let created = super::create_backup(app, false, &req.caller.actor()).await?;
-    let layout = app.layout.clone();
-    tokio::task::spawn_blocking(move || crate::backup::prune(&layout, false, 10)).await.ok();
+    let created =
+        crate::backup::create_running(&app.db, &app.layout, app.clock.now(), false, 10, &req.caller.actor()).await?;
     Ok(Reply::ok(json!({
         "path": created.path.display().to_string(),
         "sizeBytes": created.size_bytes,
@@ -157,13 +156,13 @@ pub(super) async fn audit_log(app: &Arc<App>, req: Req) -> Result<Reply, ApiErro
             }
         }
     }
-    let (rows, next) = app.db_api(move |s| s.query_audit(&q)).await?;
+    let (rows, next) = app.db.call(move |s| s.query_audit(&q)).await?;
     Ok(Reply::ok(json!({"entries": rows.iter().map(audit_json).collect::<Vec<_>>(), "nextCursor": next})))
 }
 
 /// `GET /v1/admin/audit-log/verify`.
 pub(super) async fn audit_verify(app: &Arc<App>) -> Result<Reply, ApiError> {
-    let v = app.db_api(|s| s.verify_audit()).await?;
+    let v = app.db.call(|s| s.verify_audit()).await?;
     Ok(Reply::ok(json!({
         "valid": v.valid,
         "checkedEntries": v.checked_entries,
@@ -191,37 +190,16 @@ pub(super) async fn dev_clock(app: &Arc<App>, mut req: Req) -> Result<Reply, Api
         .detail("advanceSeconds", body.advance_seconds)
         .detail("offsetSeconds", offset);
     let ctx = req.ctx(app);
-    app.db_api(move |s| s.append_audit(ev, &ctx)).await?;
+    app.db.call(move |s| s.append_audit(ev, &ctx)).await?;
     Ok(Reply::ok(json!({"now": iso(now), "offsetSeconds": offset})))
 }
 
 /// `POST /v1/admin/rotate-secret` (04-auth.md §5).
 pub(super) async fn rotate_secret(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, bytes.as_mut());
-    let new = zeroize::Zeroizing::new(hex::encode(bytes.as_ref()));
-    let ctx = req.ctx(app);
-    let (outcome, secrets) = app
-        .db_api(move |s| {
-            let o = s.rotate_jwt_secret(&new, &ctx)?;
-            Ok((o, s.jwt_secrets()?))
-        })
-        .await?;
-    match outcome {
-        waiaas_storage::RotateOutcome::TooRecent { retry_after } => Err(ApiError::new(
-            crate::error::ErrorCode::RotationTooRecent,
-            "The secret was rotated less than 5 minutes ago",
-        )
-        .retry_after(retry_after)),
-        waiaas_storage::RotateOutcome::Rotated { previous_expires_at } => {
-            let keys =
-                secrets.as_ref().and_then(crate::auth::jwt::JwtKeys::from_secrets).ok_or_else(ApiError::internal)?;
-            *app.jwt.write().expect("jwt lock") = keys;
-            Ok(Reply::ok(json!({
-                "previousExpiry": iso(previous_expires_at),
-                "message": "Secret rotated. Existing sessions remain valid for 5 minutes.",
-            })))
-        }
-    }
+    let previous_expires_at = app.sessions.rotate_secret(&req.ctx(app)).await?;
+    Ok(Reply::ok(json!({
+        "previousExpiry": iso(previous_expires_at),
+        "message": "Secret rotated. Existing sessions remain valid for 5 minutes.",
+    })))
 }

@@ -2,63 +2,53 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use waiaas_storage::KillSwitchStatus;
 
+use crate::app::App;
 use crate::clock::iso;
-use crate::daemon::App;
-use crate::error::ApiError;
-use crate::http::Reply;
+use crate::http::{ApiError, Reply, views};
 
 /// `GET /health`, `GET /v1/health` (01-daemon.md §8.7). Always 200.
 pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
-    let db_ok = app.db(|s| s.kill_switch_status()).await.is_ok();
-    let ks = app.kill_switch();
-    let keys_loaded = app.keystore.keys_loaded().await;
-    let keystore_status = if app.keystore.is_unlocked().await { "unlocked" } else { "locked" };
+    let db_ok = app.db.call(|s| s.kill_switch_status()).await.is_ok();
+    let ks = app.kill_switch.view();
+    let keystore = &app.signers.keystore;
+    let keys_loaded = keystore.keys_loaded().await;
+    let keystore_status = if keystore.is_unlocked().await { "unlocked" } else { "locked" };
     let status = if ks.status != KillSwitchStatus::Normal {
         "locked"
     } else if !db_ok || keystore_status != "unlocked" {
         "unhealthy"
-    } else if !app.adapters.all_connected() {
+    } else if !app.chains.all_connected() {
         "degraded"
     } else {
         "healthy"
     };
+    let adapters: Map<String, Value> =
+        app.chains.infos().iter().map(|a| (format!("{}/{}", a.chain, a.network), views::adapter_health(a))).collect();
     Ok(Reply::ok(json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": app.uptime(),
         "timestamp": iso(app.clock.now()),
         "services": {
-            "database": {"status": if db_ok { "ok" } else { "error" }, "sizeBytes": app.store.size_bytes()},
+            "database": {"status": if db_ok { "ok" } else { "error" }, "sizeBytes": app.db.store().size_bytes()},
             "keystore": {"status": keystore_status, "keysLoaded": keys_loaded},
-            "adapters": app.adapters.health_view(),
+            "adapters": adapters,
             "ledger": {"status": "not_used"},
         },
-        "killSwitch": kill_switch_json(app),
+        "killSwitch": views::kill_switch(&ks),
     })))
-}
-
-pub(crate) fn kill_switch_json(app: &App) -> Value {
-    let ks = app.kill_switch();
-    json!({
-        "active": ks.status != KillSwitchStatus::Normal,
-        "status": ks.status.as_str(),
-        "activatedAt": ks.activated_at.map(iso),
-        "reason": ks.reason,
-    })
 }
 
 /// `GET /doc`: the OpenAPI 3.1 document.
 pub(super) fn doc(app: &Arc<App>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(crate::http::openapi::document(app.port)))
+    Ok(Reply::ok(crate::http::openapi::document(app.settings.port)))
 }
 
 /// `GET /v1/nonce`, `GET /v1/auth/nonce` (04-auth.md §6).
 pub(super) async fn nonce(app: &Arc<App>) -> Result<Reply, ApiError> {
-    let now = app.clock.now();
-    let app2 = app.clone();
-    let (nonce, expires_at) = app.db_api(move |s| app2.nonces.issue(s, now)).await?;
+    let (nonce, expires_at) = app.nonces.issue().await?;
     Ok(Reply::ok(json!({"nonce": nonce, "expiresAt": iso(expires_at)})))
 }

@@ -1,21 +1,73 @@
 //! `/v1/transactions/*` (09-api.md §5.4–5.8): the agent's send, dry run and reads. The
-//! pipeline itself lives in `crate::pipeline`; these handlers only adapt HTTP to it.
+//! pipeline itself lives in `crate::pipeline`; these handlers turn its typed outcomes into
+//! statuses and bodies (06-pipeline.md §11, §13) and store idempotent responses.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use waiaas_storage::{DecisionOutcome, Tier, TransactionRecord, TxStatus};
+use waiaas_storage::{Tier, TransactionRecord, TxStatus};
 
+use crate::app::App;
+use crate::chains::types::FeeEstimate;
 use crate::clock::iso;
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{Coded, ErrorCode};
 use crate::http::query::{self, uuid_param};
-use crate::http::{Reply, Req, SessionCaller, views};
-use crate::pipeline::{decide, request};
+use crate::http::{ApiError, Reply, Req, status, views};
+use crate::pipeline::SendOutcome;
+use crate::pipeline::decide::Decided;
 
-fn session(req: &Req) -> Result<&SessionCaller, ApiError> {
-    req.caller.session().ok_or_else(ApiError::internal)
+/// The success body of 06-pipeline.md §11.
+fn success_body(rec: &TransactionRecord, estimated: Option<FeeEstimate>) -> Value {
+    let mut b = json!({
+        "transactionId": rec.id,
+        "type": rec.tx_type.as_str(),
+        "status": rec.status.as_str(),
+        "tier": rec.tier.map(|t| t.as_str()),
+        "createdAt": iso(rec.created_at),
+    });
+    if let Some(h) = &rec.tx_hash {
+        b["txHash"] = json!(h);
+    }
+    if let Some(f) = estimated {
+        b["estimatedFee"] = json!(f.total_fee.to_string());
+    }
+    if let Some(f) = rec.metadata.get("fee") {
+        b["fee"] = f.clone();
+    }
+    for (k, v) in [("contractAddress", &rec.contract_address), ("spenderAddress", &rec.spender_address)] {
+        if let Some(x) = v {
+            b[k] = json!(x);
+        }
+    }
+    if let Some(m) =
+        rec.metadata.get("methodSignature").cloned().or_else(|| rec.method_signature.clone().map(Value::String))
+    {
+        b["methodSignature"] = m;
+    }
+    if let Some(a) = rec.approved_amount {
+        b["approvedAmount"] = json!(a.to_string());
+    }
+    if let Some(e) = &rec.error {
+        b["error"] = json!(e);
+    }
+    b
+}
+
+/// A stored response replayed for the same idempotency key (`Idempotent-Replayed: true`).
+fn replayed(status: u16, body: Value) -> Result<Reply, ApiError> {
+    if status >= 400 {
+        let code = body["code"].as_str().and_then(ErrorCode::parse).unwrap_or(ErrorCode::InternalError);
+        let mut e = ApiError::new(code, body["message"].as_str().unwrap_or_default().to_string())
+            .header("Idempotent-Replayed", "true");
+        if let Some(Value::Object(d)) = body.get("details") {
+            for (k, v) in d {
+                e = e.detail(k, v.clone());
+            }
+        }
+        return Err(e);
+    }
+    Ok(Reply { status, body, headers: vec![("Idempotent-Replayed", "true".into())] })
 }
 
 /// `POST /v1/transactions/send`. `Server-Timing` splits the daemon's time from the node's:
@@ -23,15 +75,37 @@ fn session(req: &Req) -> Result<&SessionCaller, ApiError> {
 pub(super) async fn send(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let started = Instant::now();
     let body = req.body.json_bytes().await?;
-    let caller = session(&req)?.clone();
+    let caller = req.session()?.clone();
     let idem = req.header("idempotency-key").map(str::to_string);
-    let sent = crate::pipeline::send(app, &caller, &body, idem.as_deref()).await;
+    let sent = app.pipeline.send(&caller, &body, idem.as_deref()).await;
+    let recorded = match &sent.result {
+        Ok(SendOutcome::Executed { .. } | SendOutcome::Queued { .. }) => true,
+        Ok(SendOutcome::Replayed { .. }) => false,
+        Err(e) => e.transaction().is_some(),
+    };
+    let reply = match sent.result {
+        Ok(SendOutcome::Executed { row, estimated_fee }) => Ok(Reply::ok(success_body(&row, estimated_fee))),
+        Ok(SendOutcome::Queued { row }) => {
+            Ok(Reply { status: 202, body: success_body(&row, None), headers: Vec::new() })
+        }
+        Ok(SendOutcome::Replayed { status, body }) => replayed(status, body),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    if let (Some(key), true) = (idem, recorded) {
+        let (code, stored) = match &reply {
+            Ok(r) => (r.status, r.body.clone()),
+            Err(e) => {
+                (status::status(e.code), json!({"code": e.code.as_str(), "message": e.message, "details": e.details()}))
+            }
+        };
+        app.pipeline.complete_idempotency(caller.agent.id, &key, code, stored).await;
+    }
     let timing = format!(
         "total;dur={:.3}, chain;dur={:.3}",
         started.elapsed().as_secs_f64() * 1000.0,
         sent.timing.chain.as_secs_f64() * 1000.0
     );
-    match sent.reply {
+    match reply {
         Ok(mut r) => {
             r.headers.push(("Server-Timing", timing));
             Ok(r)
@@ -40,42 +114,29 @@ pub(super) async fn send(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError
     }
 }
 
-/// `POST /v1/transactions/dry-run` (06-pipeline.md §13): the decision on a snapshot of a
-/// write transaction that is aborted — no row, reservation or audit row.
+/// `POST /v1/transactions/dry-run` (06-pipeline.md §13).
 pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let body = req.body.json_bytes().await?;
-    let caller = session(&req)?.clone();
-    let v = request::validate(&body, &caller.agent)?;
-    let now = app.clock.now();
-    // The same rows stage 1 would store, so the dry run decides on exactly what a send would.
-    let (rec, children) = crate::pipeline::new_row(app, &caller, &v, None);
-    let mut snap = app.db_api(move |s| s.dry_run_snapshot(rec, now)).await?;
-    snap.children = children;
-    let outcome = decide::evaluate(&snap, "dry-run");
-    let config = app.config();
-    let a = &caller.agent;
-    let estimated = match app.adapters.available(&config, a.chain, a.network, a.chain_id, now).await {
-        Ok(adapter) => adapter.estimate_fee(&v.build, v.priority).await.ok().map(|f| f.total_fee.to_string()),
-        Err(_) => None,
-    };
-    let body = match outcome {
-        DecisionOutcome::Queue { tier, .. } => json!({
+    let caller = req.session()?.clone();
+    let d = app.pipeline.dry_run(&caller, &body).await?;
+    let estimated = d.estimated_fee.map(|f| f.total_fee.to_string());
+    let body = match d.decided {
+        Decided::Allowed { tier } => json!({
             "allowed": true,
             "tier": tier.as_str(),
             "sessionCheck": {"passed": true},
             "estimatedFee": estimated,
         }),
-        DecisionOutcome::Cancel { error, denial, .. } => {
-            let e = decide::denial_error(&error, denial.as_ref());
-            let session_fail = error.starts_with("SESSION_");
-            json!({
-                "allowed": false,
-                "code": e.code.as_str(),
-                "reason": e.message,
-                "sessionCheck": if session_fail { json!({"passed": false, "code": error}) } else { json!({"passed": true}) },
-                "estimatedFee": estimated,
-            })
-        }
+        Decided::Refused(refusal) => json!({
+            "allowed": false,
+            "code": refusal.code().as_str(),
+            "reason": refusal.to_string(),
+            "sessionCheck": match refusal.session_code() {
+                Some(code) => json!({"passed": false, "code": code}),
+                None => json!({"passed": true}),
+            },
+            "estimatedFee": estimated,
+        }),
     };
     Ok(Reply::ok(body))
 }
@@ -88,11 +149,12 @@ fn not_found(id: &str) -> ApiError {
 
 /// `GET /v1/transactions/:id`: another agent's transaction is 404.
 pub(super) async fn get(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let caller = session(&req)?;
+    let caller = req.session()?;
     let id = uuid_param(req.matched.param("id"), not_found)?;
     let agent = caller.agent.id;
     let (rec, children) = app
-        .db_api(move |s| match s.get_transaction(id)? {
+        .db
+        .call(move |s| match s.get_transaction(id)? {
             Some(r) if r.agent_id == agent => {
                 let kids = if r.tx_type == waiaas_storage::TxType::Batch { s.batch_children(id)? } else { Vec::new() };
                 Ok(Some((r, kids)))
@@ -102,7 +164,7 @@ pub(super) async fn get(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
         .await?
         .ok_or_else(|| not_found(&id.to_string()))?;
     let mut v = detail(&rec);
-    if app.ledger_device().is_some_and(|d| d.is_waiting(id)) {
+    if app.signers.ledger_device().is_some_and(|d| d.is_waiting(id)) {
         v["signerStatus"] = json!("WAITING_FOR_DEVICE");
     }
     if !children.is_empty() {
@@ -162,7 +224,7 @@ fn detail(t: &TransactionRecord) -> Value {
 
 /// `GET /v1/transactions`: the caller's top-level rows, newest first by default.
 pub(super) async fn list(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let caller = session(&req)?;
+    let caller = req.session()?;
     let (page, filters) = query::parse(req.query_params(), &["status"])?;
     let status = filters
         .get("status")
@@ -170,16 +232,16 @@ pub(super) async fn list(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
         .transpose()?;
     let agent = caller.agent.id;
     let (cursor, limit, desc) = (page.cursor, page.limit, page.desc);
-    let (rows, more) = app.db_api(move |s| s.list_transactions(agent, status, cursor, limit, desc)).await?;
+    let (rows, more) = app.db.call(move |s| s.list_transactions(agent, status, cursor, limit, desc)).await?;
     let next = if more { rows.last().map(|r| r.id) } else { None };
     Ok(Reply::ok(json!({"transactions": rows.iter().map(views::tx_summary).collect::<Vec<_>>(), "nextCursor": next})))
 }
 
 /// `GET /v1/transactions/pending`: QUEUED DELAY/APPROVAL rows of the caller's agent.
 pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let caller = session(&req)?;
+    let caller = req.session()?;
     let agent = caller.agent.id;
-    let (rows, _) = app.db_api(move |s| s.list_transactions(agent, Some(TxStatus::Queued), None, 1000, false)).await?;
+    let (rows, _) = app.db.call(move |s| s.list_transactions(agent, Some(TxStatus::Queued), None, 1000, false)).await?;
     let items: Vec<Value> = rows
         .iter()
         .filter(|r| matches!(r.tier, Some(Tier::Delay | Tier::Approval)))

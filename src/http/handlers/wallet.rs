@@ -3,16 +3,15 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use waiaas_storage::{AllowedOperation, PolicyType};
 
+use crate::app::App;
 use crate::chains::types::{TokenHint, format_units};
-use crate::daemon::App;
-use crate::error::{ApiError, ErrorCode};
-use crate::http::{Reply, Req, SessionCaller, views};
+use crate::http::{ApiError, Reply, Req, views};
+use crate::pipeline::decide::{Refusal, balance_check};
 
 /// `GET /v1/wallet/address`.
 pub(super) fn address(req: &Req) -> Result<Reply, ApiError> {
-    let a = &req.caller.session().ok_or_else(ApiError::internal)?.agent;
+    let a = &req.session()?.agent;
     Ok(Reply::ok(json!({
         "agentId": a.id,
         "address": a.public_key,
@@ -23,26 +22,13 @@ pub(super) fn address(req: &Req) -> Result<Reply, ApiError> {
     })))
 }
 
-/// `BALANCE_CHECK`, when `allowedOperations` is set, gates the balance routes (04-auth.md §4.2).
-fn balance_allowed(s: &SessionCaller) -> Result<(), ApiError> {
-    match &s.session.constraints.allowed_operations {
-        Some(ops) if !ops.contains(&AllowedOperation::BalanceCheck) => Err(ApiError::new(
-            ErrorCode::SessionLimitExceeded,
-            "BALANCE_CHECK is not an allowed operation of this session",
-        )
-        .detail("code", "SESSION_OPERATION_DENIED")),
-        _ => Ok(()),
-    }
-}
-
 /// `GET /v1/wallet/balance`.
 pub(super) async fn balance(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let s = req.caller.session().ok_or_else(ApiError::internal)?;
-    balance_allowed(s)?;
+    let s = req.session()?;
+    balance_check(&s.session.constraints).map_err(Refusal::Session)?;
     let a = &s.agent;
-    let config = app.config();
-    let adapter = app.adapters.available(&config, a.chain, a.network, a.chain_id, app.clock.now()).await?;
-    let b = adapter.get_balance(&a.public_key).await.map_err(ApiError::from)?;
+    let adapter = app.chains.for_agent(a).await?;
+    let b = adapter.get_balance(&a.public_key).await?;
     Ok(Reply::ok(json!({
         "address": b.address,
         "balance": b.balance.to_string(),
@@ -54,37 +40,18 @@ pub(super) async fn balance(app: &Arc<App>, req: Req) -> Result<Reply, ApiError>
     })))
 }
 
-/// The agent's token hints: the tokens its effective ALLOWED_TOKENS policies list.
-async fn hints(app: &Arc<App>, s: &SessionCaller) -> Result<Vec<TokenHint>, ApiError> {
-    let policies = app.db_api(|st| st.list_policies()).await?;
-    let mut out = Vec::new();
-    for (p, _, effective) in crate::policy::scope::for_agent(&s.agent, &policies) {
-        if !effective || p.policy_type != PolicyType::AllowedTokens {
-            continue;
-        }
-        for t in p.rules["tokens"].as_array().into_iter().flatten() {
-            let chain_ok = t["chain"].as_str().is_none_or(|c| c == s.agent.chain.as_str());
-            if let (Some(mint), true) = (t["mint"].as_str(), chain_ok) {
-                out.push(TokenHint {
-                    address: mint.to_string(),
-                    symbol: t["symbol"].as_str().unwrap_or_default().to_string(),
-                    decimals: t["decimals"].as_u64().map(|d| d as u8),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// `GET /v1/wallet/assets`.
 pub(super) async fn assets(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
-    let s = req.caller.session().ok_or_else(ApiError::internal)?;
-    balance_allowed(s)?;
+    let s = req.session()?;
+    balance_check(&s.session.constraints).map_err(Refusal::Session)?;
     let a = &s.agent;
-    let hints = hints(app, s).await?;
-    let config = app.config();
-    let adapter = app.adapters.available(&config, a.chain, a.network, a.chain_id, app.clock.now()).await?;
-    let list = adapter.get_assets(&a.public_key, &hints).await.map_err(ApiError::from)?;
+    let policies = app.db.call(|st| st.list_policies()).await?;
+    let hints: Vec<TokenHint> = crate::policy::scope::allowed_tokens(a, &policies)
+        .into_iter()
+        .map(|t| TokenHint { address: t.mint, symbol: t.symbol, decimals: t.decimals })
+        .collect();
+    let adapter = app.chains.for_agent(a).await?;
+    let list = adapter.get_assets(&a.public_key, &hints).await?;
     let assets: Vec<_> = list
         .iter()
         .map(|x| {

@@ -38,7 +38,8 @@ pub struct DecisionSnapshot {
     pub session_in_flight: u64,
     /// Their reserved native amounts.
     pub session_reserved: Amount,
-    /// Enabled candidate policies: agent-specific or global, for the agent's chain or all chains.
+    /// The effective policies after scope resolution (07-policy.md §2, [`crate::scope`]),
+    /// highest priority first.
     pub policies: Vec<PolicyRecord>,
     /// The agent's counted transactions (top-level, not CANCELLED/EXPIRED, not this one)
     /// created in the last 3600 s. The four rate fields are filled only when `policies` holds
@@ -255,19 +256,18 @@ impl Store {
             None => None,
         };
         let policies = {
+            // The agent's own policies and the global ones (from the scope index), resolved by
+            // `scope::effective` — the same rules the daemon's views use.
             let table = tx.open_table(POLICIES)?;
             let idx = tx.open_table(IDX_POLICY_SCOPE)?;
-            let mut out = Vec::new();
+            let mut candidates = Vec::new();
             for scope in [agent.id.as_u128(), 0u128] {
                 for r in idx.range((scope, 0u128)..=(scope, u128::MAX))? {
                     let (k, _) = r?;
-                    let p: PolicyRecord = rows::must_get(&table, "policies", Uuid::from_u128(k.value().1))?;
-                    if p.enabled && p.chain.is_none_or(|c| c == agent.chain) {
-                        out.push(p);
-                    }
+                    candidates.push(rows::must_get(&table, "policies", Uuid::from_u128(k.value().1))?);
                 }
             }
-            out
+            crate::scope::effective(&agent, &candidates)
         };
         // The session's in-flight rows and the agent's queued ones, from the agent's active
         // index: a few rows, however long the agent's history.

@@ -19,30 +19,32 @@ use crate::records::*;
 use crate::rows::{self, get_tx, insert_tx, sync_children, update_tx};
 use crate::tables::*;
 
-/// Field changes applied together with a status transition.
+/// Field changes applied together with a status transition. Crate-private on purpose: outside
+/// this crate every change goes through a purpose-named operation, so no caller can set a tier
+/// or a reservation by hand.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct TxPatch {
+pub(crate) struct TxPatch {
     /// New tier.
-    pub tier: Option<Tier>,
+    pub(crate) tier: Option<Tier>,
     /// New chain hash.
-    pub tx_hash: Option<String>,
+    pub(crate) tx_hash: Option<String>,
     /// New error string.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Queue time.
-    pub queued_at: Option<u64>,
+    pub(crate) queued_at: Option<u64>,
     /// DELAY execute-at / APPROVAL deadline.
-    pub queue_expires_at: Option<u64>,
+    pub(crate) queue_expires_at: Option<u64>,
     /// Time of CONFIRMED.
-    pub executed_at: Option<u64>,
+    pub(crate) executed_at: Option<u64>,
     /// New reservation (`Some(None)` clears it).
-    pub reserved_amount: Option<Option<Amount>>,
+    pub(crate) reserved_amount: Option<Option<Amount>>,
     /// Keys merged into `metadata`.
-    pub metadata: Map<String, Value>,
+    pub(crate) metadata: Map<String, Value>,
 }
 
 impl TxPatch {
     /// A patch setting only the error string.
-    pub fn error(e: impl Into<String>) -> TxPatch {
+    pub(crate) fn error(e: impl Into<String>) -> TxPatch {
         TxPatch { error: Some(e.into()), ..TxPatch::default() }
     }
 
@@ -105,10 +107,12 @@ pub struct RecoveryReport {
     pub executing_failed: u64,
 }
 
-/// What the inline wait learned before [`Store::record_broadcast`] writes.
+/// What the chain said about a SUBMITTED transaction (the inline wait or the confirmation
+/// worker). Storage turns it into the row's final status, its error string and its audit row,
+/// so every path that learns an on-chain outcome records it the same way.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BroadcastOutcome {
-    /// Not confirmed yet: stays SUBMITTED.
+pub enum ChainOutcome {
+    /// Not final yet: stays SUBMITTED.
     Pending,
     /// Confirmed: CONFIRMED with the fee and block.
     Confirmed {
@@ -117,15 +121,84 @@ pub enum BroadcastOutcome {
         /// Block (or slot) of inclusion.
         block: u64,
     },
-    /// Failed or expired on chain: `to` with `error` and its audit row.
-    Ended {
-        /// FAILED or EXPIRED.
-        to: TxStatus,
-        /// `transactions.error`.
-        error: String,
-        /// `TX_FAILED` / `TX_EXPIRED`.
-        event: AuditEvent,
+    /// Failed on chain: FAILED with `ONCHAIN_FAILURE: <code>`.
+    Failed {
+        /// The chain error code.
+        code: String,
+        /// The node's explanation.
+        message: String,
     },
+    /// The Solana blockhash passed without inclusion: EXPIRED with `BLOCKHASH_EXPIRED`.
+    Expired,
+}
+
+/// A transaction handed to the node (or possibly handed: `uncertain`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broadcast {
+    /// The hash it has (or will have) on chain.
+    pub hash: String,
+    /// The submit's outcome is unknown; the confirmation worker resolves it.
+    pub uncertain: bool,
+    /// Execution facts kept with the row (`methodSignature`, `retryCount`).
+    pub metadata: Map<String, Value>,
+}
+
+/// Why a transaction failed, as stored and audited. `TX_FAILED` rows are built only from this,
+/// in one place ([`TxFailure::event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxFailure {
+    /// `transactions.error` (06-pipeline.md §3.3), e.g. `EVM_REVERT` or `STAGE5_TIMEOUT (812)`.
+    pub error: String,
+    /// The retry category (`PERMANENT`, `TRANSIENT`, `STALE`) when a chain or signer step failed.
+    pub category: Option<String>,
+    /// The stage-5 step that failed, or `claim`.
+    pub step: Option<String>,
+    /// Retries spent before failing.
+    pub retry_count: Option<u32>,
+}
+
+impl TxFailure {
+    /// A failure with just its error string.
+    pub fn new(error: impl Into<String>) -> TxFailure {
+        TxFailure { error: error.into(), category: None, step: None, retry_count: None }
+    }
+
+    /// The same failure at a stage-5 step.
+    pub fn at(mut self, step: impl Into<String>) -> TxFailure {
+        self.step = Some(step.into());
+        self
+    }
+
+    /// The same failure with its retry category and the retries spent.
+    pub fn retried(mut self, category: impl Into<String>, retry_count: u32) -> TxFailure {
+        self.category = Some(category.into());
+        self.retry_count = Some(retry_count);
+        self
+    }
+
+    /// The `TX_FAILED` audit row for `rec`.
+    pub(crate) fn event(&self, rec: &TransactionRecord, actor: &str) -> AuditEvent {
+        // `ONCHAIN_FAILURE: EVM_REVERT` audits the chain's code; `STAGE5_TIMEOUT (812)` its name.
+        let bare = self.error.strip_prefix("ONCHAIN_FAILURE: ").unwrap_or(&self.error);
+        let code = bare.split(' ').next().unwrap_or(bare).to_string();
+        let mut ev = AuditEvent::new("TX_FAILED", actor.to_string())
+            .agent(rec.agent_id)
+            .session(rec.session_id)
+            .tx(rec.id)
+            .severity(AuditSeverity::Warning)
+            .detail("code", code)
+            .detail("error", self.error.clone());
+        if let Some(c) = &self.category {
+            ev = ev.detail("category", c.clone());
+        }
+        if let Some(s) = &self.step {
+            ev = ev.detail("step", s.clone());
+        }
+        if let Some(n) = self.retry_count {
+            ev = ev.detail("retryCount", n);
+        }
+        ev
+    }
 }
 
 /// Result of [`Store::claim_for_execution`].
@@ -275,11 +348,9 @@ impl Store {
         })
     }
 
-    /// Generic CAS status change `from → to` with a field patch and an optional audit row, in one
-    /// write transaction. Maintains `idx_tx_active`, `idx_tx_queue` and `idx_tx_hash`, releases
-    /// the reservation on FAILED/CANCELLED/EXPIRED and moves BATCH children along.
-    /// A status other than `from`, or a transition outside 06-pipeline.md §3.2, is `Conflict`.
-    pub fn transition(
+    /// Test-only generic CAS change, for setting up rows in a given state.
+    #[cfg(test)]
+    pub(crate) fn transition(
         &self,
         id: Uuid,
         from: TxStatus,
@@ -295,6 +366,79 @@ impl Store {
             }
             Ok(rec)
         })
+    }
+
+    /// Fails a transaction that has not reached the chain: CAS `from` → FAILED (`from` is
+    /// PENDING, QUEUED or EXECUTING) with the failure's error string, the reservation released
+    /// and its `TX_FAILED` audit row, in one write transaction. `Conflict` when the row is no
+    /// longer in `from` (another writer won; nothing is written).
+    pub fn fail_transaction(
+        &self,
+        id: Uuid,
+        from: TxStatus,
+        failure: &TxFailure,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
+        if !matches!(from, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing) {
+            return Err(StoreError::Invariant("fail_transaction is for rows that have not reached the chain"));
+        }
+        self.write(|tx| {
+            let rec = transition_in(tx, id, from, TxStatus::Failed, TxPatch::error(failure.error.clone()), ctx.now)?;
+            self.audit(tx, failure.event(&rec, &ctx.actor), ctx)?;
+            Ok(rec)
+        })
+    }
+
+    /// Records what the chain said about a SUBMITTED row (the confirmation worker): CONFIRMED
+    /// (with usage, as [`confirm_transaction`](Self::confirm_transaction)), FAILED or EXPIRED,
+    /// each with its audit row, in one write transaction. `Pending` writes nothing and returns
+    /// the row unchanged. `Conflict` when the row is no longer SUBMITTED.
+    pub fn record_chain_outcome(
+        &self,
+        id: Uuid,
+        outcome: ChainOutcome,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
+        if outcome == ChainOutcome::Pending {
+            return self.get_transaction(id)?.ok_or_else(|| StoreError::not_found("transactions", id));
+        }
+        self.write(|tx| self.chain_outcome_in(tx, id, outcome, ctx))
+    }
+
+    /// The SUBMITTED → final part of [`record_chain_outcome`](Self::record_chain_outcome) and
+    /// [`record_broadcast`](Self::record_broadcast), inside the caller's transaction.
+    fn chain_outcome_in(
+        &self,
+        tx: &WriteTransaction,
+        id: Uuid,
+        outcome: ChainOutcome,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
+        match outcome {
+            ChainOutcome::Pending => get_tx(tx, id),
+            ChainOutcome::Confirmed { fee, block } => self.confirm_in(tx, id, fee, Some(block), ctx),
+            ChainOutcome::Failed { code, message } => {
+                let error = format!("ONCHAIN_FAILURE: {code}");
+                let rec = transition_in(tx, id, TxStatus::Submitted, TxStatus::Failed, TxPatch::error(error), ctx.now)?;
+                let ev = TxFailure::new(rec.error.clone().unwrap_or_default()).event(&rec, &ctx.actor);
+                self.audit(tx, ev.detail("message", message), ctx)?;
+                Ok(rec)
+            }
+            ChainOutcome::Expired => {
+                let rec = transition_in(
+                    tx,
+                    id,
+                    TxStatus::Submitted,
+                    TxStatus::Expired,
+                    TxPatch::error("BLOCKHASH_EXPIRED"),
+                    ctx.now,
+                )?;
+                let ev =
+                    tx_event("TX_EXPIRED", &rec).severity(AuditSeverity::Warning).detail("error", "BLOCKHASH_EXPIRED");
+                self.audit(tx, ev, ctx)?;
+                Ok(rec)
+            }
+        }
     }
 
     /// Stage 6: CAS SUBMITTED → CONFIRMED, and in the same write transaction add the row to its
@@ -350,41 +494,42 @@ impl Store {
         Ok(rec)
     }
 
-    /// Records a broadcast (EXECUTING → SUBMITTED with `patch` and `TX_SUBMITTED`) together with
+    /// Records a broadcast (EXECUTING → SUBMITTED with the hash, `TX_SUBMITTED`) together with
     /// what the inline confirmation wait already learned, in one write transaction: a row whose
     /// transaction confirmed during the wait goes on to CONFIRMED (usage, audit) in the same
     /// commit. Until this commit the signed checkpoint is what makes a crash recoverable.
     pub fn record_broadcast(
         &self,
         id: Uuid,
-        patch: TxPatch,
-        submitted: AuditEvent,
-        outcome: BroadcastOutcome,
+        broadcast: Broadcast,
+        outcome: ChainOutcome,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
         self.write(|tx| {
-            let rec = transition_in(tx, id, TxStatus::Executing, TxStatus::Submitted, patch, ctx.now)?;
-            self.audit(tx, submitted, ctx)?;
-            match outcome {
-                BroadcastOutcome::Pending => Ok(rec),
-                BroadcastOutcome::Confirmed { fee, block } => self.confirm_in(tx, id, fee, Some(block), ctx),
-                BroadcastOutcome::Ended { to, error, event } => {
-                    let rec = transition_in(tx, id, TxStatus::Submitted, to, TxPatch::error(error), ctx.now)?;
-                    self.audit(tx, event, ctx)?;
-                    Ok(rec)
-                }
+            let mut patch =
+                TxPatch { tx_hash: Some(broadcast.hash.clone()), metadata: broadcast.metadata, ..TxPatch::default() };
+            if broadcast.uncertain {
+                patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
             }
+            let rec = transition_in(tx, id, TxStatus::Executing, TxStatus::Submitted, patch, ctx.now)?;
+            let ev = tx_event("TX_SUBMITTED", &rec)
+                .detail("txHash", broadcast.hash)
+                .detail("broadcastUncertain", broadcast.uncertain);
+            self.audit(tx, ev, ctx)?;
+            self.chain_outcome_in(tx, id, outcome, ctx)
         })
     }
 
     /// Stage 5 checkpoint: stores the signed transaction and its expected hash on the EXECUTING
     /// row so a crash after broadcast can be recovered (06-pipeline.md §6.2 (h)).
     pub fn checkpoint_signed(&self, id: Uuid, signed: &str, expected_hash: &str, now: u64) -> Result<(), StoreError> {
-        self.checkpoint_metadata(id, &[("signedTx", signed.into()), ("expectedHash", expected_hash.into())], now)
+        self.checkpoint(id, &[("signedTx", signed.into()), ("expectedHash", expected_hash.into())], now)
     }
 
-    /// Merges metadata keys into an EXECUTING row (checkpoints, retry counters, reset hashes).
-    pub fn checkpoint_metadata(&self, id: Uuid, entries: &[(&str, Value)], now: u64) -> Result<(), StoreError> {
+    /// Merges execution facts into an EXECUTING row's metadata in one write transaction (the
+    /// signed checkpoint with its nonce / blockhash, an approve reset's hash). Refused
+    /// (`Conflict`) once the row has left EXECUTING.
+    pub fn checkpoint(&self, id: Uuid, entries: &[(&str, Value)], now: u64) -> Result<(), StoreError> {
         self.write(|tx| {
             let old = get_tx(tx, id)?;
             if old.status != TxStatus::Executing {
@@ -419,8 +564,7 @@ impl Store {
                 }
                 Some(code) => {
                     let rec = transition_in(tx, id, TxStatus::Queued, TxStatus::Failed, TxPatch::error(code), ctx.now)?;
-                    let ev = tx_event("TX_FAILED", &rec).severity(AuditSeverity::Warning).detail("code", code);
-                    self.audit(tx, ev, ctx)?;
+                    self.audit(tx, TxFailure::new(code).at("claim").event(&rec, &ctx.actor), ctx)?;
                     Ok(ClaimOutcome::AgentInactive(code))
                 }
             }
@@ -490,12 +634,14 @@ impl Store {
                     if let Some((to, patch, event)) = decide(&rec) {
                         let from = rec.status;
                         let new = transition_in(tx, id, from, to, patch, now)?;
-                        let severity =
-                            if event == "TX_SUBMITTED" { AuditSeverity::Info } else { AuditSeverity::Warning };
-                        let ev = tx_event(event, &new)
-                            .severity(severity)
-                            .detail("error", new.error.clone())
-                            .detail("from", from.as_str());
+                        let ev = match event {
+                            "TX_FAILED" => TxFailure::new(new.error.clone().unwrap_or_default()).event(&new, "system"),
+                            "TX_SUBMITTED" => tx_event(event, &new),
+                            _ => tx_event(event, &new)
+                                .severity(AuditSeverity::Warning)
+                                .detail("error", new.error.clone()),
+                        }
+                        .detail("from", from.as_str());
                         self.audit(tx, ev, &ctx)?;
                         match (from, to) {
                             (TxStatus::Pending, _) => report.pending_expired += 1,

@@ -16,16 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_client::rpc_request::RpcRequest;
 use solana_commitment_config::CommitmentConfig;
-use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_sdk::hash::Hash;
-use solana_sdk::instruction::{AccountMeta, Instruction};
-use solana_sdk::message::{VersionedMessage, v0};
 use solana_sdk::pubkey::Pubkey;
-use spl_token_2022_interface::extension::{BaseStateWithExtensions, ExtensionType, StateWithExtensions};
 use waiaas_backends::seam::{SignIntent, SignOutput, parse_solana_address};
 use waiaas_storage::{Amount, Chain, Network};
 
@@ -33,40 +28,27 @@ use super::adapter::{AdapterStatus, ChainAdapter, ConnState};
 use super::error::ChainError;
 use super::types::*;
 use crate::clock::Clock;
+
+mod build;
+mod errors;
+mod fees;
+mod tokens;
+
 use crate::error::ErrorCode;
+use build::{Plan, wire};
+use errors::{describe_tx_error, error_text, map_client, submit_code};
+use fees::MAX_CU_LIMIT;
+pub(crate) use fees::cu_limit_for;
+pub(crate) use tokens::{TOKEN_2022_PROGRAM, TOKEN_PROGRAM};
 
 const BLOCKHASH_TTL: Duration = Duration::from_secs(5);
-const FEE_TTL: Duration = Duration::from_secs(30);
 /// Unsigned transactions expire this long after the build.
 const TX_LIFETIME: Duration = Duration::from_secs(50);
 /// The spec's seconds per block for the freshness arithmetic.
 const SECS_PER_BLOCK: f64 = 0.4;
 /// Less than this much blockhash life left at signing: refresh first.
 const FRESHNESS_BUDGET_SECS: f64 = 20.0;
-const MAX_CU_LIMIT: u32 = 1_400_000;
-const LAMPORTS_PER_SIGNATURE: u64 = 5000;
 const MAX_TX_BYTES: usize = 1232;
-
-/// The SPL Token program.
-pub(crate) const TOKEN_PROGRAM: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
-/// The Token-2022 program.
-pub(crate) const TOKEN_2022_PROGRAM: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
-const MEMO_PROGRAM: &str = "MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr";
-/// Size of a Token-program account.
-const TOKEN_ACCOUNT_LEN: usize = 165;
-
-/// Token-2022 extensions whose semantics a plain transfer cannot honour (05-chains.md §3.7).
-const REFUSED_EXTENSIONS: &[ExtensionType] = &[
-    ExtensionType::TransferFeeConfig,
-    ExtensionType::TransferFeeAmount,
-    ExtensionType::ConfidentialTransferMint,
-    ExtensionType::ConfidentialTransferAccount,
-    ExtensionType::TransferHook,
-    ExtensionType::TransferHookAccount,
-    ExtensionType::PermanentDelegate,
-    ExtensionType::NonTransferable,
-    ExtensionType::NonTransferableAccount,
-];
 
 fn pubkey(s: &str) -> Result<Pubkey, ChainError> {
     parse_solana_address(s)
@@ -76,100 +58,6 @@ fn pubkey(s: &str) -> Result<Pubkey, ChainError> {
 
 fn program(s: &str) -> Pubkey {
     Pubkey::from_str(s).expect("a valid program id")
-}
-
-/// Maps a client error: delivery failures are NETWORK_ERROR, the rest RPC_ERROR.
-pub(crate) fn map_client(e: solana_client::client_error::ClientError) -> ChainError {
-    use solana_client::client_error::ClientErrorKind;
-    match e.kind() {
-        ClientErrorKind::Reqwest(r) if r.is_connect() => ChainError::new(ErrorCode::NetworkError, e.to_string()),
-        _ => ChainError::new(ErrorCode::RpcError, e.to_string()),
-    }
-}
-
-/// The text a submit error is matched against: the message, the preflight error and its logs.
-fn error_text(e: &solana_client::client_error::ClientError) -> String {
-    use solana_client::client_error::ClientErrorKind;
-    use solana_rpc_client_api::request::{RpcError, RpcResponseErrorData};
-    match e.kind() {
-        ClientErrorKind::RpcError(RpcError::RpcResponseError { message, data, .. }) => {
-            let mut t = message.clone();
-            if let RpcResponseErrorData::SendTransactionPreflightFailure(r) = data {
-                if let Some(err) = &r.err {
-                    t.push_str(&format!(" {err:?}"));
-                }
-                for l in r.logs.iter().flatten() {
-                    t.push(' ');
-                    t.push_str(l);
-                }
-            }
-            t
-        }
-        ClientErrorKind::TransactionError(te) => format!("{te:?} {te}"),
-        _ => e.to_string(),
-    }
-}
-
-/// Maps a node's refusal of `sendTransaction` (05-chains.md §3.11); `None` = accepted.
-fn submit_code(text: &str, ours: bool) -> Option<ErrorCode> {
-    let t = text.to_lowercase();
-    Some(if t.contains("alreadyprocessed") || t.contains("already been processed") {
-        if ours {
-            return None;
-        }
-        ErrorCode::TransactionFailed
-    } else if t.contains("blockhashnotfound")
-        || t.contains("blockhash not found")
-        || t.contains("block height exceeded")
-    {
-        ErrorCode::SolanaBlockhashExpired
-    } else if t.contains("insufficientfeefortransaction") || t.contains("fee too low") {
-        ErrorCode::SolanaInsufficientFee
-    } else if t.contains("insufficientfunds") || t.contains("insufficient lamports") {
-        ErrorCode::InsufficientBalance
-    } else if t.contains("accountnotfound") {
-        ErrorCode::InvalidAddress
-    } else if t.contains("program failed") || t.contains("instructionerror") || t.contains("custom program error") {
-        ErrorCode::SolanaProgramError
-    } else {
-        ErrorCode::TransactionFailed
-    })
-}
-
-/// The median of the recent prioritisation fees (05-chains.md §3.3): middle value, the floor
-/// of the mean of the two middle values for an even count, 0 when empty.
-pub(crate) fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    match v.len() {
-        0 => 0,
-        n if n % 2 == 1 => v[n / 2],
-        n => ((v[n / 2 - 1] as u128 + v[n / 2] as u128) / 2) as u64,
-    }
-}
-
-/// The compute-unit limit after a simulation: `max(ceil(units × 1.2), 1000)`, capped at the
-/// 1.4 M the runtime allows.
-pub(crate) fn cu_limit_for(units: u64) -> u32 {
-    (units.saturating_mul(12).div_ceil(10)).clamp(1000, MAX_CU_LIMIT as u64) as u32
-}
-
-/// The wire form: compact-u16 signature count (1), the signature, the message bytes.
-fn wire(sig: &[u8; 64], message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 64 + message.len());
-    out.push(1);
-    out.extend_from_slice(sig);
-    out.extend_from_slice(message);
-    out
-}
-
-/// One request compiled into instructions, with what the build learned.
-#[derive(Default)]
-struct Plan {
-    instructions: Vec<Instruction>,
-    native: u64,
-    account_creation: u64,
-    metadata: serde_json::Map<String, Value>,
-    warnings: Vec<String>,
 }
 
 /// The Solana adapter of one network.
@@ -246,33 +134,6 @@ impl SolanaAdapter {
         }
     }
 
-    /// The median prioritisation fee, cached 30 s; a failed fetch is 0 and cached too.
-    pub(crate) async fn priority_fee(&self) -> u64 {
-        let mut cache = self.prio_fee.lock().await;
-        if let Some((v, at)) = *cache
-            && at.elapsed() < FEE_TTL
-        {
-            return v;
-        }
-        let v = match self.client.get_recent_prioritization_fees(&[]).await {
-            Ok(fees) => median(fees.iter().map(|f| f.prioritization_fee).collect()),
-            Err(e) => {
-                tracing::debug!("getRecentPrioritizationFees failed, using 0: {e}");
-                0
-            }
-        };
-        *cache = Some((v, Instant::now()));
-        v
-    }
-
-    fn cu_price(base: u64, prio: Priority) -> u64 {
-        match prio {
-            Priority::Low => base / 2,
-            Priority::Medium => base,
-            Priority::High => base.saturating_mul(2),
-        }
-    }
-
     async fn account(&self, key: &Pubkey) -> Result<Option<solana_sdk::account::Account>, ChainError> {
         Ok(self
             .client
@@ -284,304 +145,6 @@ impl SolanaAdapter {
 
     async fn rent(&self, len: usize) -> Result<u64, ChainError> {
         self.client.get_minimum_balance_for_rent_exemption(len).await.map_err(|e| self.rpc_err(e))
-    }
-
-    /// Mint checks (05-chains.md §3.7 steps 1–2): program, decimals, refused extensions.
-    async fn mint(&self, token: &TokenRef) -> Result<(Pubkey, Pubkey, u8, Vec<u8>), ChainError> {
-        let mint = pubkey(&token.address)?;
-        let acct = self
-            .account(&mint)
-            .await?
-            .ok_or_else(|| ChainError::new(ErrorCode::TokenNotFound, format!("no mint account at {mint}")))?;
-        let owner = acct.owner.to_string();
-        if owner != TOKEN_PROGRAM && owner != TOKEN_2022_PROGRAM {
-            return Err(ChainError::new(ErrorCode::InvalidTokenMint, format!("{mint} is not a token mint")));
-        }
-        let parsed = StateWithExtensions::<spl_token_2022_interface::state::Mint>::unpack(&acct.data)
-            .map_err(|e| ChainError::new(ErrorCode::InvalidTokenMint, format!("{mint}: {e}")))?;
-        let decimals = parsed.base.decimals;
-        if token.decimals.is_some_and(|d| d != decimals) {
-            return Err(ChainError::new(
-                ErrorCode::InvalidTokenMint,
-                format!("mint {mint} has {decimals} decimals, the request says {}", token.decimals.unwrap_or(0)),
-            ));
-        }
-        let exts = if owner == TOKEN_2022_PROGRAM {
-            // A mint whose extensions cannot be read counts as carrying the refused ones.
-            parsed.get_extension_types().map_err(|_| {
-                ChainError::new(ErrorCode::UnsupportedTokenExtension, format!("cannot read the extensions of {mint}"))
-            })?
-        } else {
-            Vec::new()
-        };
-        if let Some(x) = exts.iter().find(|x| REFUSED_EXTENSIONS.contains(x)) {
-            return Err(ChainError::new(
-                ErrorCode::UnsupportedTokenExtension,
-                format!("mint {mint} has the {x:?} extension"),
-            ));
-        }
-        Ok((mint, acct.owner, decimals, acct.data))
-    }
-
-    /// The source token account: must exist with `amount`; its extensions are checked too.
-    async fn source(
-        &self,
-        owner: &Pubkey,
-        mint: &Pubkey,
-        prog: &Pubkey,
-        amount: u64,
-    ) -> Result<(Pubkey, Option<Pubkey>), ChainError> {
-        let ata = spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
-            owner, mint, prog,
-        );
-        let acct = self.account(&ata).await?.ok_or_else(|| {
-            ChainError::new(ErrorCode::InsufficientTokenBalance, format!("no token account for {mint}"))
-        })?;
-        let parsed = StateWithExtensions::<spl_token_2022_interface::state::Account>::unpack(&acct.data)
-            .map_err(|e| ChainError::new(ErrorCode::InsufficientTokenBalance, format!("token account {ata}: {e}")))?;
-        if let Ok(exts) = parsed.get_extension_types()
-            && let Some(x) = exts.iter().find(|x| REFUSED_EXTENSIONS.contains(x))
-        {
-            return Err(ChainError::new(
-                ErrorCode::UnsupportedTokenExtension,
-                format!("token account {ata} has {x:?}"),
-            ));
-        }
-        if parsed.base.amount < amount {
-            return Err(ChainError::new(
-                ErrorCode::InsufficientTokenBalance,
-                format!("token balance {} is below {amount}", parsed.base.amount),
-            ));
-        }
-        let delegate: Option<Pubkey> = parsed.base.delegate.into();
-        Ok((ata, delegate))
-    }
-
-    /// Compiles one request (or a batch instruction) into instructions.
-    async fn plan(&self, req: &BuildRequest, plan: &mut Plan, in_batch: bool) -> Result<(), ChainError> {
-        let memo_ix = |from: &Pubkey, memo: &Option<String>| {
-            memo.as_ref().map(|m| Instruction {
-                program_id: program(MEMO_PROGRAM),
-                accounts: vec![AccountMeta::new_readonly(*from, true)],
-                data: m.as_bytes().to_vec(),
-            })
-        };
-        match req {
-            BuildRequest::Transfer { from, to, amount, memo } => {
-                let (f, t) = (pubkey(from)?, pubkey(to)?);
-                let lamports =
-                    amount.to_u64().ok_or_else(|| ChainError::new(ErrorCode::ValidationError, "amount exceeds u64"))?;
-                plan.instructions.push(solana_system_interface::instruction::transfer(&f, &t, lamports));
-                plan.native += lamports;
-                plan.instructions.extend(memo_ix(&f, memo));
-            }
-            BuildRequest::TokenTransfer { from, to, amount, token, memo } => {
-                let (f, t) = (pubkey(from)?, pubkey(to)?);
-                let amount =
-                    amount.to_u64().ok_or_else(|| ChainError::new(ErrorCode::ValidationError, "amount exceeds u64"))?;
-                let (mint, prog, decimals, mint_data) = self.mint(token).await?;
-                if let Some(a) = self.account(&t).await?
-                    && (a.owner.to_string() == TOKEN_PROGRAM || a.owner.to_string() == TOKEN_2022_PROGRAM)
-                {
-                    return Err(ChainError::new(
-                        ErrorCode::InvalidAddress,
-                        "destination must be a wallet address, not a token account",
-                    ));
-                }
-                let (source, _) = self.source(&f, &mint, &prog, amount).await?;
-                let dest =
-                    spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
-                        &t, &mint, &prog,
-                    );
-                if self.account(&dest).await?.is_none() {
-                    let len = if prog.to_string() == TOKEN_2022_PROGRAM {
-                        // The extensions the mint requires on its accounts, plus ImmutableOwner.
-                        spl_token_2022_interface::extension::account_len::try_calculate_account_len_from_mint_data(
-                            &mint_data,
-                            &[ExtensionType::ImmutableOwner],
-                        )
-                        .map_err(|e| ChainError::new(ErrorCode::InvalidTokenMint, e.to_string()))?
-                    } else {
-                        TOKEN_ACCOUNT_LEN
-                    };
-                    let rent = self.rent(len).await?;
-                    plan.instructions.push(
-                        spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
-                            &f, &t, &mint, &prog,
-                        ),
-                    );
-                    plan.account_creation += rent;
-                    plan.metadata.insert("needCreateAta".into(), json!(true));
-                }
-                plan.metadata.insert("tokenProgram".into(), json!(prog.to_string()));
-                plan.instructions.push(
-                    spl_token_2022_interface::instruction::transfer_checked(
-                        &prog,
-                        &source,
-                        &mint,
-                        &dest,
-                        &f,
-                        &[],
-                        amount,
-                        decimals,
-                    )
-                    .map_err(|e| ChainError::new(ErrorCode::InternalError, e.to_string()))?,
-                );
-                plan.instructions.extend(memo_ix(&f, memo));
-            }
-            BuildRequest::ContractCall { from, to, body, memo, .. } => {
-                let f = pubkey(from)?;
-                let CallBody::Solana { instruction_data, accounts } = body else {
-                    return Err(ChainError::new(ErrorCode::ValidationError, "an EVM call on a Solana agent"));
-                };
-                let metas = accounts
-                    .iter()
-                    .map(|a| {
-                        let k = pubkey(&a.pubkey)?;
-                        Ok(if a.is_writable {
-                            AccountMeta::new(k, a.is_signer)
-                        } else {
-                            AccountMeta::new_readonly(k, a.is_signer)
-                        })
-                    })
-                    .collect::<Result<Vec<_>, ChainError>>()?;
-                plan.instructions.push(Instruction {
-                    program_id: pubkey(to)?,
-                    accounts: metas,
-                    data: instruction_data.clone(),
-                });
-                plan.instructions.extend(memo_ix(&f, memo));
-            }
-            BuildRequest::Approve { from, token, spender, amount } => {
-                let (f, s) = (pubkey(from)?, pubkey(spender)?);
-                let amount =
-                    amount.to_u64().ok_or_else(|| ChainError::new(ErrorCode::ValidationError, "amount exceeds u64"))?;
-                let (mint, prog, decimals, _) = self.mint(token).await?;
-                let (source, delegate) = match self.source(&f, &mint, &prog, 0).await {
-                    Ok(x) => x,
-                    Err(e) if in_batch && e.code == ErrorCode::InsufficientTokenBalance => {
-                        return Err(ChainError::new(
-                            ErrorCode::BatchInstructionInvalid,
-                            format!("APPROVE: {}", e.message),
-                        ));
-                    }
-                    Err(e) => return Err(e),
-                };
-                if let Some(d) = delegate
-                    && d != s
-                {
-                    plan.metadata.insert("previousDelegate".into(), json!(d.to_string()));
-                    plan.warnings.push(format!("Replaces existing delegate {d}"));
-                }
-                let ix = if amount == 0 {
-                    spl_token_2022_interface::instruction::revoke(&prog, &source, &f, &[])
-                } else {
-                    spl_token_2022_interface::instruction::approve_checked(
-                        &prog,
-                        &source,
-                        &mint,
-                        &s,
-                        &f,
-                        &[],
-                        amount,
-                        decimals,
-                    )
-                };
-                plan.instructions.push(ix.map_err(|e| ChainError::new(ErrorCode::InternalError, e.to_string()))?);
-            }
-            BuildRequest::Batch { from, instructions, memo } => {
-                let f = pubkey(from)?;
-                for i in instructions {
-                    Box::pin(self.plan(i, plan, true)).await?;
-                }
-                plan.instructions.extend(memo_ix(&f, memo));
-                if plan.instructions.len() > 20 {
-                    return Err(ChainError::new(
-                        ErrorCode::BatchSizeExceeded,
-                        format!("{} instructions after ATA creation and memo; at most 20", plan.instructions.len()),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Compute budget first, then the request's instructions, compiled as version 0.
-    fn compile(
-        payer: &Pubkey,
-        ixs: &[Instruction],
-        cu_limit: u32,
-        cu_price: u64,
-        blockhash: Hash,
-    ) -> Result<VersionedMessage, ChainError> {
-        let mut all = vec![
-            ComputeBudgetInstruction::set_compute_unit_limit(cu_limit),
-            ComputeBudgetInstruction::set_compute_unit_price(cu_price),
-        ];
-        all.extend_from_slice(ixs);
-        let m = v0::Message::try_compile(payer, &all, &[], blockhash)
-            .map_err(|e| ChainError::new(ErrorCode::InternalError, format!("compile: {e}")))?;
-        Ok(VersionedMessage::V0(m))
-    }
-
-    fn fee(cu_price: u64, cu_limit: u32, account_creation: u64) -> FeeEstimate {
-        let priority = ((cu_price as u128 * cu_limit as u128).div_ceil(1_000_000)) as u64;
-        let total = LAMPORTS_PER_SIGNATURE + priority + account_creation;
-        FeeEstimate {
-            network_fee: Amount::from_u64(LAMPORTS_PER_SIGNATURE),
-            priority_fee: Amount::from_u64(priority),
-            account_creation_fee: Amount::from_u64(account_creation),
-            total_fee: Amount::from_u64(total),
-        }
-    }
-
-    fn unsigned(tx: &UnsignedTx) -> Result<&SolanaUnsigned, ChainError> {
-        match &tx.inner {
-            UnsignedInner::Solana(s) => Ok(s),
-            UnsignedInner::Evm { .. } => Err(ChainError::new(ErrorCode::InternalError, "not a Solana transaction")),
-        }
-    }
-
-    /// Rebuilds `tx`'s message with a new blockhash (same instructions, same fee settings).
-    fn with_blockhash(
-        &self,
-        mut tx: UnsignedTx,
-        blockhash: Hash,
-        lvbh: u64,
-        payer: &Pubkey,
-    ) -> Result<UnsignedTx, ChainError> {
-        let UnsignedInner::Solana(s) = &mut tx.inner else {
-            return Err(ChainError::new(ErrorCode::InternalError, "not a Solana transaction"));
-        };
-        s.message = Self::compile(payer, &s.instructions, s.cu_limit, s.cu_price, blockhash)?;
-        s.blockhash = blockhash;
-        s.last_valid_block_height = lvbh;
-        tx.built_at = Instant::now();
-        tx.expires_at = Some(SystemTime::now() + TX_LIFETIME);
-        tx.metadata.insert("blockhash".into(), json!(blockhash.to_string()));
-        tx.metadata.insert("lastValidBlockHeight".into(), json!(lvbh));
-        Ok(tx)
-    }
-
-    /// Keeps two identical requests from compiling to one message (one signature).
-    async fn distinct(&self, tx: UnsignedTx, payer: &Pubkey) -> Result<UnsignedTx, ChainError> {
-        let s = Self::unsigned(&tx)?;
-        let digest: [u8; 32] = Sha256::digest(s.message.serialize()).into();
-        let seen = {
-            let mut p = self.prepared.lock().expect("prepared lock");
-            p.retain(|_, at| at.elapsed() < Duration::from_secs(120));
-            p.contains_key(&digest)
-        };
-        let tx = if seen {
-            let (h, l) = self.newer_blockhash(s.blockhash).await?;
-            self.with_blockhash(tx, h, l, payer)?
-        } else {
-            tx
-        };
-        let s = Self::unsigned(&tx)?;
-        let digest: [u8; 32] = Sha256::digest(s.message.serialize()).into();
-        self.prepared.lock().expect("prepared lock").insert(digest, Instant::now());
-        Ok(tx)
     }
 }
 
@@ -990,70 +553,9 @@ impl SolanaAdapter {
     }
 }
 
-/// A readable form of a JSON transaction error (`{"InstructionError": [2, {"Custom": 1}]}` →
-/// `Instruction 2: custom program error 0x1`).
-fn describe_tx_error(err: &Value) -> String {
-    if let Some(ie) = err.get("InstructionError").and_then(Value::as_array) {
-        let idx = ie.first().and_then(Value::as_u64).unwrap_or(0);
-        let what = match ie.get(1) {
-            Some(Value::Object(o)) if o.contains_key("Custom") => {
-                format!("custom program error 0x{:x}", o["Custom"].as_u64().unwrap_or(0))
-            }
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        return format!("InstructionError: Instruction {idx}: {what}");
-    }
-    match err {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_median_follows_the_spec() {
-        assert_eq!(median(vec![1, 3, 2]), 2);
-        assert_eq!(median(vec![1, 2, 3, 10]), 2);
-        assert_eq!(median(vec![]), 0);
-        assert_eq!(median(vec![u64::MAX, u64::MAX]), u64::MAX);
-    }
-
-    #[test]
-    fn submit_errors_map_to_the_spec_codes() {
-        assert_eq!(
-            submit_code("Transaction simulation failed: Blockhash not found", false),
-            Some(ErrorCode::SolanaBlockhashExpired)
-        );
-        assert_eq!(submit_code("InsufficientFeeForTransaction", false), Some(ErrorCode::SolanaInsufficientFee));
-        assert_eq!(
-            submit_code(
-                "Attempt to debit an account but found no record of a prior credit. InsufficientFundsForFee",
-                false
-            ),
-            Some(ErrorCode::InsufficientBalance)
-        );
-        assert_eq!(
-            submit_code("Error processing Instruction 2: custom program error 0x1", false),
-            Some(ErrorCode::SolanaProgramError)
-        );
-        assert_eq!(submit_code("AlreadyProcessed", true), None);
-        assert_eq!(submit_code("AlreadyProcessed", false), Some(ErrorCode::TransactionFailed));
-        assert_eq!(submit_code("Transaction simulation failed: something", false), Some(ErrorCode::TransactionFailed));
-    }
-
-    // ACC-138.
-    #[test]
-    fn compute_limits_follow_the_simulation() {
-        assert_eq!(cu_limit_for(150), 1000);
-        assert_eq!(cu_limit_for(1000), 1200);
-        assert_eq!(cu_limit_for(1001), 1202);
-        assert_eq!(cu_limit_for(10_000_000), MAX_CU_LIMIT);
-    }
 
     // ACC-131, ACC-132, ACC-130.
     #[tokio::test]
@@ -1084,15 +586,5 @@ mod tests {
         assert_eq!(a.prepare_signing(&past).await.unwrap_err().code, ErrorCode::TransactionExpired);
         let fresh = tx(SystemTime::now() + TX_LIFETIME);
         assert_ne!(a.prepare_signing(&fresh).await.unwrap_err().code, ErrorCode::TransactionExpired);
-    }
-
-    #[test]
-    fn the_wire_format_is_count_signature_message() {
-        let w = wire(&[7; 64], b"msg");
-        assert_eq!((w[0], &w[1..65], &w[65..]), (1, &[7u8; 64][..], &b"msg"[..]));
-        assert_eq!(
-            describe_tx_error(&json!({"InstructionError": [2, {"Custom": 1}]})),
-            "InstructionError: Instruction 2: custom program error 0x1"
-        );
     }
 }

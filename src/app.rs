@@ -1,0 +1,110 @@
+//! The composition root of a running daemon: the shared runtime pieces and the domain services
+//! built from them, wired once at start.
+//!
+//! The HTTP layer and the daemon's workers hold an [`App`] and call its services; the services
+//! themselves never see it — each was built with just the pieces it uses (see `runtime`).
+
+use std::sync::Arc;
+
+use crate::agents::Agents;
+use crate::auth::jwt::Tokens;
+use crate::auth::master::MasterAuth;
+use crate::auth::nonce::Nonces;
+use crate::auth::owner::OwnerAuth;
+use crate::chains::Registry;
+use crate::clock::Clock;
+use crate::datadir::Layout;
+use crate::killswitch::KillSwitch;
+use crate::pipeline::Pipeline;
+use crate::runtime::workers::Registry as Workers;
+use crate::runtime::{Db, Settings, Shutdown, Signers};
+use crate::sessions::Sessions;
+
+/// Everything a running daemon shares.
+pub(crate) struct App {
+    pub(crate) settings: Settings,
+    pub(crate) db: Db,
+    pub(crate) clock: Clock,
+    pub(crate) layout: Layout,
+    pub(crate) started_at: u64,
+    pub(crate) signers: Signers,
+    pub(crate) chains: Arc<Registry>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) workers: Workers,
+    // Authentication state.
+    pub(crate) master: MasterAuth,
+    pub(crate) tokens: Tokens,
+    pub(crate) nonces: Arc<Nonces>,
+    pub(crate) owner_auth: Arc<OwnerAuth>,
+    // Domain services.
+    pub(crate) kill_switch: Arc<KillSwitch>,
+    pub(crate) pipeline: Arc<Pipeline>,
+    pub(crate) agents: Agents,
+    pub(crate) sessions: Sessions,
+}
+
+/// What [`App::new`] is built from: the pieces the start sequence opened.
+pub(crate) struct Parts {
+    pub(crate) settings: Settings,
+    pub(crate) db: Db,
+    pub(crate) clock: Clock,
+    pub(crate) layout: Layout,
+    pub(crate) signers: Signers,
+    pub(crate) chains: Arc<Registry>,
+    pub(crate) master: MasterAuth,
+    pub(crate) tokens: Tokens,
+    pub(crate) nonces: crate::auth::nonce::NonceStore,
+    pub(crate) kill_switch: crate::killswitch::KillSwitchView,
+}
+
+impl App {
+    /// Wires the services.
+    pub(crate) fn new(p: Parts) -> App {
+        let workers = Workers::new(p.clock.clone());
+        let nonces = Arc::new(Nonces::new(p.nonces, p.db.clone(), p.clock.clone()));
+        let owner_auth =
+            Arc::new(OwnerAuth::new(p.db.clone(), nonces.clone(), p.chains.clone(), p.clock.clone(), p.settings.port));
+        let kill_switch =
+            Arc::new(KillSwitch::new(p.db.clone(), p.clock.clone(), p.signers.clone(), workers.clone(), p.kill_switch));
+        let pipeline = Arc::new(Pipeline::new(
+            p.db.clone(),
+            p.clock.clone(),
+            p.settings.clone(),
+            p.chains.clone(),
+            p.signers.clone(),
+        ));
+        let agents = Agents::new(
+            p.db.clone(),
+            p.clock.clone(),
+            p.settings.clone(),
+            p.signers.clone(),
+            p.chains.clone(),
+            owner_auth.clone(),
+        );
+        let sessions = Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone());
+        App {
+            started_at: p.clock.now(),
+            settings: p.settings,
+            db: p.db,
+            clock: p.clock,
+            layout: p.layout,
+            signers: p.signers,
+            chains: p.chains,
+            shutdown: Shutdown::default(),
+            workers,
+            master: p.master,
+            tokens: p.tokens,
+            nonces,
+            owner_auth,
+            kill_switch,
+            pipeline,
+            agents,
+            sessions,
+        }
+    }
+
+    /// Uptime in seconds of daemon time.
+    pub(crate) fn uptime(&self) -> u64 {
+        self.clock.now().saturating_sub(self.started_at)
+    }
+}
