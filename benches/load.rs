@@ -7,10 +7,18 @@
 //! Each session belongs to its own agent (one key each, so EVM nonces do not serialise the
 //! agents against each other) and sends `--per-session` transfers back to back.
 //!
-//! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]`
+//! `--hanging-channel` registers a WEBHOOK notification channel whose server answers the
+//! create-time health check and then never answers again; `--churn N` creates and revokes N
+//! sessions a second during the run (each emits SESSION_CREATED and SESSION_REVOKED), so the
+//! notification queue is busy while the sends are measured. Comparing a `--churn` row with and
+//! without `--hanging-channel` shows what a dead channel costs the send path.
+//!
+//! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]
+//!       [--churn 20] [--hanging-channel]`
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -97,7 +105,7 @@ struct Daemon {
     base: String,
 }
 
-fn start_daemon(node: &Node) -> Daemon {
+fn start_daemon(node: &Node, notifications: bool) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_waiaas");
     let st = Command::new(bin)
@@ -120,6 +128,9 @@ fn start_daemon(node: &Node) -> Daemon {
         1,
     );
     cfg = cfg.replacen("[daemon]\n", "[daemon]\nlog_level = \"warn\"\n", 1);
+    if notifications {
+        cfg = cfg.replacen("[notifications]\n", "[notifications]\nenabled = true\n", 1);
+    }
     std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
     let port = free_port();
     let mut c = Command::new(bin)
@@ -134,8 +145,8 @@ fn start_daemon(node: &Node) -> Daemon {
     Daemon { _proc: Proc(c), _dir: dir, base: format!("http://127.0.0.1:{port}") }
 }
 
-async fn master(http: &reqwest::Client, d: &Daemon, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut r = http.request(method, format!("{}{path}", d.base)).header("X-Master-Password", PASSWORD);
+async fn master(http: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut r = http.request(method, format!("{base}{path}")).header("X-Master-Password", PASSWORD);
     if let Some(b) = body {
         r = r.json(&b);
     }
@@ -164,7 +175,7 @@ async fn rpc(http: &reqwest::Client, url: &str, method: &str, params: Value) -> 
 async fn agent(http: &reqwest::Client, d: &Daemon, node: &Node, i: usize) -> String {
     let a = master(
         http,
-        d,
+        &d.base,
         reqwest::Method::POST,
         "/v1/agents",
         Some(json!({"chain": node.chain, "name": format!("load-{i}")})),
@@ -180,7 +191,7 @@ async fn agent(http: &reqwest::Client, d: &Daemon, node: &Node, i: usize) -> Str
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    let s = master(http, d, reqwest::Method::POST, "/v1/sessions", Some(json!({"agentId": a["id"]}))).await;
+    let s = master(http, &d.base, reqwest::Method::POST, "/v1/sessions", Some(json!({"agentId": a["id"]}))).await;
     s["token"].as_str().unwrap().to_string()
 }
 
@@ -216,13 +227,58 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// A webhook server that answers the first request (the health check at channel creation) and
+/// then accepts connections and reads requests but never answers them.
+async fn hanging_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut answered = false;
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            if !answered {
+                answered = true;
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                continue;
+            }
+            held.push(sock);
+        }
+    });
+    url
+}
+
+/// Creates and revokes sessions of one agent at `per_second` until `stop` is set.
+async fn churn(http: reqwest::Client, base: String, agent_id: String, per_second: u32, stop: Arc<AtomicBool>) -> u64 {
+    let mut n = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second as f64));
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let s = master(&http, &base, reqwest::Method::POST, "/v1/sessions", Some(json!({"agentId": agent_id}))).await;
+        let path = format!("/v1/sessions/{}", s["sessionId"].as_str().unwrap());
+        master(&http, &base, reqwest::Method::DELETE, &path, None).await;
+        n += 2;
+    }
+    n
+}
+
+struct Options {
+    per_session: usize,
+    churn: u32,
+    hanging_channel: bool,
+}
+
 struct Sample {
     total_ms: f64,
     daemon_ms: f64,
     chain_ms: f64,
 }
 
-async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, per_session: usize) {
+async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, opts: &Options) {
+    let per_session = opts.per_session;
     if node.chain == "solana" {
         // The recipient must already hold a rent-exempt balance, or the small transfers below
         // would be refused (InsufficientFundsForRent) instead of measured.
@@ -232,8 +288,25 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, p
     for i in 0..sessions {
         tokens.push(agent(http, d, node, i + sessions * 1000).await);
     }
+    if opts.hanging_channel {
+        let url = hanging_server().await;
+        let body =
+            json!({"type": "WEBHOOK", "name": "hanging", "config": {"url": url, "secret": "load-tool-webhook-secret"}});
+        master(http, &d.base, reqwest::Method::POST, "/v1/owner/notification-channels", Some(body)).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let churner = if opts.churn > 0 {
+        let body = json!({"chain": "solana", "name": "churn"});
+        let a = master(http, &d.base, reqwest::Method::POST, "/v1/agents", Some(body)).await;
+        let (agent_id, per_second) = (a["id"].as_str().unwrap().to_string(), opts.churn);
+        Some(tokio::spawn(churn(http.clone(), d.base.clone(), agent_id, per_second, stop.clone())))
+    } else {
+        None
+    };
     let commits_before =
-        master(http, d, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"].as_u64().unwrap();
+        master(http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"]
+            .as_u64()
+            .unwrap();
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut failures = 0usize;
@@ -276,8 +349,14 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, p
         failures += t.await.unwrap();
     }
     let wall = started.elapsed();
-    let commits_after =
-        master(http, d, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"].as_u64().unwrap();
+    let status = master(http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await;
+    let commits_after = status["database"]["commits"].as_u64().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let emitted = match churner {
+        Some(c) => c.await.unwrap(),
+        None => 0,
+    };
+    let queue = &status["notifications"]["queue"];
     let s = samples.lock().unwrap();
     let n = s.len();
     let mut total: Vec<f64> = s.iter().map(|x| x.total_ms).collect();
@@ -286,10 +365,26 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, p
     for v in [&mut total, &mut daemon, &mut chain] {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     }
-    // Reads commit nothing, so the delta is the sends' commits.
-    let per_request = (commits_after - commits_before) as f64 / (n + failures).max(1) as f64;
+    // Reads commit nothing, so without churn the delta is the sends' commits.
+    let per_request = if opts.churn > 0 {
+        "-".to_string()
+    } else {
+        format!("{:.2}", (commits_after - commits_before) as f64 / (n + failures).max(1) as f64)
+    };
+    let notifications = if opts.churn > 0 || opts.hanging_channel {
+        format!(
+            "{}{} events, {} in flight, {} waiting, {} dropped",
+            if opts.hanging_channel { "hanging channel, " } else { "" },
+            emitted,
+            queue["inFlight"],
+            queue["waiting"],
+            queue["dropped"]
+        )
+    } else {
+        "-".into()
+    };
     println!(
-        "| {} | {sessions} | {n} | {failures} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+        "| {} | {sessions} | {n} | {failures} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {per_request} | {notifications} |",
         node.chain,
         n as f64 / wall.as_secs_f64(),
         percentile(&total, 50.0),
@@ -297,7 +392,6 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, p
         percentile(&daemon, 50.0),
         percentile(&daemon, 99.0),
         percentile(&chain, 50.0),
-        per_request,
     );
 }
 
@@ -311,17 +405,21 @@ fn main() {
     let chain = arg("--chain").unwrap_or_else(|| "ethereum".into());
     let sessions: Vec<usize> =
         arg("--sessions").unwrap_or_else(|| "1,8,32".into()).split(',').map(|s| s.trim().parse().unwrap()).collect();
-    let per_session: usize = arg("--per-session").map(|s| s.parse().unwrap()).unwrap_or(40);
+    let opts = Options {
+        per_session: arg("--per-session").map(|s| s.parse().unwrap()).unwrap_or(40),
+        churn: arg("--churn").map(|s| s.parse().unwrap()).unwrap_or(0),
+        hanging_channel: args.iter().any(|a| a == "--hanging-channel"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(120)).build().unwrap();
-        println!("| chain | sessions | ok | failed | tx/s | p50 total ms | p99 total ms | p50 daemon ms | p99 daemon ms | p50 chain ms | commits/request |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| chain | sessions | ok | failed | tx/s | p50 total ms | p99 total ms | p50 daemon ms | p99 daemon ms | p50 chain ms | commits/request | notifications |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for n in sessions {
             // A fresh node and daemon per row, so rows do not share state.
             let node = start_node(&chain);
-            let d = start_daemon(&node);
-            run(&http, &d, &node, n, per_session).await;
+            let d = start_daemon(&node, opts.churn > 0 || opts.hanging_channel);
+            run(&http, &d, &node, n, &opts).await;
         }
     });
 }

@@ -32,6 +32,7 @@ use crate::chains::Registry;
 use crate::chains::error::ChainError;
 use crate::clock::Clock;
 use crate::error::{Coded, ErrorCode, details};
+use crate::notify::{Message, Notifier};
 use crate::runtime::{Db, Settings, Signers};
 use crate::validation::Invalid;
 
@@ -298,6 +299,7 @@ pub(crate) struct Agents {
     signers: Signers,
     chains: Arc<Registry>,
     owner_auth: Arc<OwnerAuth>,
+    notifier: Arc<Notifier>,
 }
 
 impl Agents {
@@ -308,8 +310,9 @@ impl Agents {
         signers: Signers,
         chains: Arc<Registry>,
         owner_auth: Arc<OwnerAuth>,
+        notifier: Arc<Notifier>,
     ) -> Agents {
-        Agents { db, clock, settings, signers, chains, owner_auth }
+        Agents { db, clock, settings, signers, chains, owner_auth, notifier }
     }
 
     /// The agent a path parameter names (a UUID; anything else is not found).
@@ -457,7 +460,8 @@ impl Agents {
             if let Some(o) = &signed_by {
                 ctx.actor = format!("owner:{}+admin", o.address);
             }
-            let id = agent.id;
+            let (id, removed, previous) = (agent.id, new_owner.is_none(), agent.owner_address.clone());
+            let now = ctx.now;
             let out =
                 self.db.call(move |s| s.set_owner(id, new_owner.as_deref(), state, &ctx)).await.map_err(
                     |e| match e {
@@ -466,6 +470,9 @@ impl Agents {
                     },
                 )?;
             agent = out.agent;
+            if let (true, true, Some(prev)) = (out.changed, removed, previous) {
+                self.notifier.emit(Message::owner_removed(&agent, &prev, now));
+            }
         }
         if let Some(name) = change.name {
             let (ctx, id, name) = (ctx.clone(), agent.id, name.trim().to_string());

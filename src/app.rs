@@ -15,6 +15,7 @@ use crate::chains::Registry;
 use crate::clock::Clock;
 use crate::datadir::Layout;
 use crate::killswitch::KillSwitch;
+use crate::notify::Notifier;
 use crate::pipeline::Pipeline;
 use crate::runtime::workers::Registry as Workers;
 use crate::runtime::{Db, Settings, Shutdown, Signers};
@@ -37,6 +38,7 @@ pub(crate) struct App {
     pub(crate) nonces: Arc<Nonces>,
     pub(crate) owner_auth: Arc<OwnerAuth>,
     // Domain services.
+    pub(crate) notifier: Arc<Notifier>,
     pub(crate) kill_switch: Arc<KillSwitch>,
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) agents: Agents,
@@ -61,17 +63,25 @@ impl App {
     /// Wires the services.
     pub(crate) fn new(p: Parts) -> App {
         let workers = Workers::new(p.clock.clone());
+        let notifier = Notifier::start(p.db.clone(), p.clock.clone(), p.settings.clone());
         let nonces = Arc::new(Nonces::new(p.nonces, p.db.clone(), p.clock.clone()));
         let owner_auth =
             Arc::new(OwnerAuth::new(p.db.clone(), nonces.clone(), p.chains.clone(), p.clock.clone(), p.settings.port));
-        let kill_switch =
-            Arc::new(KillSwitch::new(p.db.clone(), p.clock.clone(), p.signers.clone(), workers.clone(), p.kill_switch));
+        let kill_switch = Arc::new(KillSwitch::new(
+            p.db.clone(),
+            p.clock.clone(),
+            p.signers.clone(),
+            workers.clone(),
+            notifier.clone(),
+            p.kill_switch,
+        ));
         let pipeline = Arc::new(Pipeline::new(
             p.db.clone(),
             p.clock.clone(),
             p.settings.clone(),
             p.chains.clone(),
             p.signers.clone(),
+            notifier.clone(),
         ));
         let agents = Agents::new(
             p.db.clone(),
@@ -80,8 +90,10 @@ impl App {
             p.signers.clone(),
             p.chains.clone(),
             owner_auth.clone(),
+            notifier.clone(),
         );
-        let sessions = Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone());
+        let sessions =
+            Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone(), notifier.clone());
         App {
             started_at: p.clock.now(),
             settings: p.settings,
@@ -96,6 +108,7 @@ impl App {
             tokens: p.tokens,
             nonces,
             owner_auth,
+            notifier,
             kill_switch,
             pipeline,
             agents,

@@ -9,14 +9,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Wall clock plus a forward-only offset.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Clock {
     offset: Arc<AtomicU64>,
-    advanced: Arc<Notify>,
+    /// Bumped on every advance. A watch rather than a `Notify`: a worker busy with a run when
+    /// the clock moves still sees the change when it next waits, instead of losing the wake-up.
+    advanced: Arc<watch::Sender<u64>>,
+    /// One UUID v7 counter for the process, so ids made in the same millisecond still sort in
+    /// the order they were made (key order is time order for every table keyed by id).
+    ids: Arc<std::sync::Mutex<uuid::ContextV7>>,
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clock").field("offset", &self.offset).finish_non_exhaustive()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            offset: Arc::default(),
+            advanced: Arc::new(watch::channel(0).0),
+            ids: Arc::new(std::sync::Mutex::new(uuid::ContextV7::new())),
+        }
+    }
 }
 
 impl Clock {
@@ -34,19 +55,21 @@ impl Clock {
     /// Moves the clock forward and wakes workers so they re-check due work.
     pub(crate) fn advance(&self, secs: u64) -> u64 {
         let total = self.offset.fetch_add(secs, Ordering::Relaxed) + secs;
-        self.advanced.notify_waiters();
+        self.advanced.send_modify(|g| *g += 1);
         total
     }
 
-    /// Resolves when the clock is advanced.
-    pub(crate) async fn advanced(&self) {
-        self.advanced.notified().await
+    /// A receiver whose `changed()` resolves once per batch of advances made since it last
+    /// looked, including advances made while its owner was busy.
+    pub(crate) fn advances(&self) -> watch::Receiver<u64> {
+        self.advanced.subscribe()
     }
 
     /// A UUID v7 stamped with this clock, so time-range scans over ids agree with the offset.
     pub(crate) fn new_id(&self) -> Uuid {
+        let ctx = self.ids.lock().expect("id context");
         let ms = self.now_ms();
-        Uuid::new_v7(uuid::Timestamp::from_unix(uuid::ContextV7::new(), ms / 1000, ((ms % 1000) * 1_000_000) as u32))
+        Uuid::new_v7(uuid::Timestamp::from_unix(&*ctx, ms / 1000, ((ms % 1000) * 1_000_000) as u32))
     }
 }
 
@@ -70,6 +93,8 @@ mod tests {
         let id = c.new_id();
         let (secs, _) = id.get_timestamp().unwrap().to_unix();
         assert!(secs >= before + 400);
+        let ids: Vec<Uuid> = (0..1000).map(|_| c.new_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids made in one millisecond keep their order");
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
     }
 }

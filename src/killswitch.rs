@@ -9,6 +9,7 @@ use waiaas_storage::{ActivationReport, AuditEvent, KillSwitchActor, KillSwitchSt
 
 use crate::clock::Clock;
 use crate::error::{Coded, ErrorCode};
+use crate::notify::{Message, Notifier};
 use crate::runtime::workers::Registry;
 use crate::runtime::{Db, Signers};
 
@@ -50,15 +51,23 @@ pub(crate) struct KillSwitch {
     clock: Clock,
     signers: Signers,
     workers: Registry,
+    notifier: Arc<Notifier>,
     view: RwLock<KillSwitchView>,
     /// Restricted mode: no key is decrypted and the execution workers do not run.
     restricted: AtomicBool,
 }
 
 impl KillSwitch {
-    pub(crate) fn new(db: Db, clock: Clock, signers: Signers, workers: Registry, view: KillSwitchView) -> KillSwitch {
+    pub(crate) fn new(
+        db: Db,
+        clock: Clock,
+        signers: Signers,
+        workers: Registry,
+        notifier: Arc<Notifier>,
+        view: KillSwitchView,
+    ) -> KillSwitch {
         let restricted = AtomicBool::new(view.status != KillSwitchStatus::Normal);
-        KillSwitch { db, clock, signers, workers, view: RwLock::new(view), restricted }
+        KillSwitch { db, clock, signers, workers, notifier, view: RwLock::new(view), restricted }
     }
 
     /// The state the guard checks.
@@ -72,7 +81,8 @@ impl KillSwitch {
     }
 
     /// Activates the kill switch (§2.2): the cascade in one write transaction, then — in this
-    /// order — the guard on, the keystore locked, the execution workers stopped.
+    /// order — the guard on, the keystore locked, the execution workers stopped, the
+    /// `KILL_SWITCH_ACTIVATED` broadcast queued.
     pub(crate) async fn activate(
         self: &Arc<Self>,
         reason: String,
@@ -103,6 +113,8 @@ impl KillSwitch {
         // this one is not waiting on itself.
         let workers = self.workers.clone();
         tokio::spawn(async move { workers.stop(EXECUTION_WORKERS).await });
+        // Broadcast after the response path is clear: `emit` only queues.
+        self.notifier.emit(Message::kill_switch_activated(&reason, actor.as_str(), ctx.now));
         Ok(report)
     }
 }

@@ -25,6 +25,7 @@ mod datadir;
 mod error;
 mod http;
 mod killswitch;
+mod notify;
 mod pipeline;
 mod policy;
 mod runtime;

@@ -6,6 +6,7 @@
 //! of two concurrent renewals with the same token exactly one wins.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -19,6 +20,7 @@ use crate::auth::SessionContext;
 use crate::auth::jwt::{self, JwtKeys, Tokens};
 use crate::clock::{Clock, iso};
 use crate::error::{Coded, ErrorCode, details};
+use crate::notify::{Message, Notifier};
 use crate::runtime::{Db, Settings};
 use crate::validation::Invalid;
 
@@ -164,11 +166,25 @@ pub(crate) struct Sessions {
     clock: Clock,
     settings: Settings,
     tokens: Tokens,
+    notifier: Arc<Notifier>,
+}
+
+/// Whether a session is close to its end (04-auth.md §4.5): three renewals or fewer left, or at
+/// most a day of absolute lifetime.
+fn expiring_soon(s: &SessionRecord, now: u64) -> bool {
+    s.max_renewals.saturating_sub(s.renewal_count) <= 3 || s.absolute_expires_at.saturating_sub(now) <= 86_400
 }
 
 impl Sessions {
-    pub(crate) fn new(db: Db, clock: Clock, settings: Settings, tokens: Tokens) -> Sessions {
-        Sessions { db, clock, settings, tokens }
+    pub(crate) fn new(db: Db, clock: Clock, settings: Settings, tokens: Tokens, notifier: Arc<Notifier>) -> Sessions {
+        Sessions { db, clock, settings, tokens, notifier }
+    }
+
+    async fn agent_name(&self, agent: Uuid) -> String {
+        match self.db.call(move |s| s.get_agent(agent)).await {
+            Ok(Some(a)) => a.name,
+            _ => agent.to_string(),
+        }
     }
 
     /// Validates and resolves constraints with every default applied (04-auth.md §4.2).
@@ -258,7 +274,10 @@ impl Sessions {
         };
         let (r, ctx, max, agent_id) = (rec.clone(), ctx.clone(), security.max_sessions_per_agent, agent.id);
         match self.db.call(move |s| s.create_session(&r, max, &ctx)).await {
-            Ok(()) => Ok(Issued { session: rec, token }),
+            Ok(()) => {
+                self.notifier.emit(Message::session_created(&rec, &agent.name, now));
+                Ok(Issued { session: rec, token })
+            }
             Err(StoreError::Limit { limit, current, .. }) => Err(SessionError::TooMany { limit, current }),
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
                 // The agent changed since it was read: report what it is now.
@@ -297,6 +316,7 @@ impl Sessions {
             .ok_or_else(|| SessionError::NotFound(raw_id.to_string()))?;
         let now = self.clock.now();
         if let Some(r) = waiaas_storage::renewal_guard(&s, now) {
+            self.refused(&s, &r, now).await;
             return Err(SessionError::Refused(r, now));
         }
         // 6. A new token with the same sid/jti/aid and the original lifetime.
@@ -313,20 +333,46 @@ impl Sessions {
             },
         )?;
         match outcome {
-            RenewOutcome::Renewed(session) => Ok(Issued { session: *session, token }),
-            RenewOutcome::Refused(r) => Err(SessionError::Refused(r, now)),
+            RenewOutcome::Renewed(session) => {
+                let name = caller.agent.name.clone();
+                self.notifier.emit(Message::session_renewed(&session, &name, now));
+                if expiring_soon(&session, now) {
+                    self.notifier.emit(Message::session_expiring_soon(&session, &name, now));
+                }
+                Ok(Issued { session: *session, token })
+            }
+            RenewOutcome::Refused(r) => {
+                self.refused(&s, &r, now).await;
+                Err(SessionError::Refused(r, now))
+            }
+        }
+    }
+
+    /// A renewal refused for its limit or its absolute lifetime warns that the session ends.
+    async fn refused(&self, s: &SessionRecord, r: &RenewalRefusal, now: u64) {
+        if matches!(r, RenewalRefusal::LimitReached | RenewalRefusal::AbsoluteLifetimeExceeded) {
+            let name = self.agent_name(s.agent_id).await;
+            self.notifier.emit(Message::session_expiring_soon(s, &name, now));
         }
     }
 
     /// Revokes a session; the trigger is `renewal_rejected` within the reject window after a
     /// renewal, else `manual_revoke`.
     pub(crate) async fn revoke(&self, id: Uuid, ctx: &OpCtx) -> Result<SessionRecord, SessionError> {
-        let ctx = ctx.clone();
-        self.db.call(move |s| s.revoke_session(id, None, &ctx)).await.map_err(|e| match e {
+        let c = ctx.clone();
+        let s = self.db.call(move |s| s.revoke_session(id, None, &c)).await.map_err(|e| match e {
             StoreError::NotFound { .. } => SessionError::NotFound(id.to_string()),
             StoreError::Conflict { .. } => SessionError::AlreadyRevoked(id),
             other => other.into(),
-        })
+        })?;
+        let name = self.agent_name(s.agent_id).await;
+        let m = if s.revoke_trigger.as_deref() == Some("renewal_rejected") {
+            Message::session_renewal_rejected(&s, &name, ctx.now)
+        } else {
+            Message::session_revoked(&s, &name, ctx.now)
+        };
+        self.notifier.emit(m);
+        Ok(s)
     }
 
     /// Rotates the signing secret (04-auth.md §5): previous ← current, current ← 32 new random

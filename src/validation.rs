@@ -51,6 +51,21 @@ impl Invalid {
     }
 }
 
+impl Invalid {
+    /// The same issues with `prefix` put in front of every path (a nested document).
+    pub(crate) fn under(mut self, prefix: &str) -> Invalid {
+        for i in &mut self.issues {
+            i.path = match (prefix.is_empty(), i.path.is_empty()) {
+                (true, _) => i.path.clone(),
+                (false, true) => prefix.to_string(),
+                (false, false) if i.path.starts_with('[') => format!("{prefix}{}", i.path),
+                (false, false) => format!("{prefix}.{}", i.path),
+            };
+        }
+        self
+    }
+}
+
 impl Coded for Invalid {
     fn code(&self) -> ErrorCode {
         self.code
@@ -85,6 +100,11 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Invalid
         };
         body_issue(&path, code, msg)
     })
+}
+
+/// Parses a JSON value (already decoded) into `T` with the same reporting as [`parse_json`].
+pub(crate) fn from_value<T: DeserializeOwned>(v: &Value) -> Result<T, Invalid> {
+    parse_json(&serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// A request-body problem (`Invalid request body: …`).

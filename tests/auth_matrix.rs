@@ -49,6 +49,12 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("GET", "/v1/admin/status", "master"),
     ("GET", "/v1/admin/audit-log", "master"),
     ("GET", "/v1/admin/audit-log/verify", "master"),
+    ("GET", "/v1/owner/notification-channels", "master"),
+    ("POST", "/v1/owner/notification-channels", "master"),
+    ("PUT", "/v1/owner/notification-channels/{id}", "master"),
+    ("DELETE", "/v1/owner/notification-channels/{id}", "master"),
+    ("POST", "/v1/owner/notification-channels/{id}/test", "master"),
+    ("GET", "/v1/owner/notification-log", "master"),
 ];
 
 /// Codes that mean "the credential was not accepted".

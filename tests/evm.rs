@@ -793,11 +793,52 @@ async fn an_unmined_transaction_is_submitted_then_confirmed_by_the_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs_or_the_audit_log() {
     let anvil = Anvil::start();
+    let receiver = crate::support::receiver::Receiver::start();
     let config = vec![
         ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
         ("daemon", "log_level = \"trace\"".to_string()),
+        ("notifications", "enabled = true\nmin_channels = 1".to_string()),
     ];
     let d = TestDaemon::start(Opts { config, ..Opts::default() }).await;
+    // ACC-242: channel secrets (a bot token, a Discord webhook path, an HMAC secret, an ntfy
+    // token) are masked in every response and never logged — also when a send fails.
+    let (bot, discord_path, hmac, ntfy) =
+        ("777000:BOTsecretTOKEN", "/api/webhooks/99/DISCORDsecretPATH", "HMACsecretVALUE-0123456789", "tk_NTFYsecret");
+    let mut responses = Vec::new();
+    receiver.behave("/hooks/s", json!({"secret": hmac})).await;
+    for (kind, config) in [
+        ("TELEGRAM", json!({"botToken": bot, "chatId": "5", "apiBaseUrl": receiver.url("")})),
+        ("DISCORD", json!({"webhookUrl": receiver.url(discord_path)})),
+        ("WEBHOOK", json!({"url": receiver.url("/hooks/s"), "secret": hmac})),
+        ("NTFY", json!({"serverUrl": receiver.url(""), "topic": "secrets", "authToken": ntfy})),
+    ] {
+        let (st, v) = d
+            .master(
+                "POST",
+                "/v1/owner/notification-channels",
+                Some(json!({"type": kind, "name": kind, "config": config})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_string();
+        responses.push(v);
+        responses.push(
+            d.master("PUT", &format!("/v1/owner/notification-channels/{id}"), Some(json!({"priority": 1}))).await.1,
+        );
+        // Every channel fails once, so the error paths are logged too.
+        receiver.behave("/", json!({"mode": "fail", "times": 1})).await;
+        responses
+            .push(d.master("POST", &format!("/v1/owner/notification-channels/{id}/test"), Some(json!({}))).await.1);
+        receiver.reset().await;
+        receiver.behave("/hooks/s", json!({"secret": hmac})).await;
+    }
+    responses.push(d.master("GET", "/v1/owner/notification-channels", None).await.1);
+    responses.push(d.master("GET", "/v1/owner/notification-log", None).await.1);
+    responses.push(d.master("GET", "/v1/admin/status", None).await.1);
+    let responses = Value::Array(responses).to_string();
+    for secret in [bot, discord_path, "DISCORDsecretPATH", hmac, ntfy] {
+        assert!(!responses.contains(secret), "{secret} in an API response: {responses}");
+    }
     // A key we know in the clear (anvil's key #4), imported through a cast V3 keystore.
     let key = "47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
     let agent = import_with_cast(&d, key, "v3 password 5678").await;
@@ -832,6 +873,10 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
         ("export password", "export password 9".to_string()),
         ("session token", token.trim_start_matches("wai_sess_").to_string()),
         ("JWT secret", jwt_secret),
+        ("Telegram bot token", bot.to_string()),
+        ("Discord webhook path", "DISCORDsecretPATH".to_string()),
+        ("webhook HMAC secret", hmac.to_string()),
+        ("ntfy token", ntfy.to_string()),
     ] {
         let hit = output.find(&secret.to_lowercase());
         assert!(hit.is_none(), "the {what} leaked: …{}…", &output[hit.unwrap_or(0).saturating_sub(150)..]);

@@ -29,6 +29,7 @@ mod keystore_cli;
 mod ledger;
 mod lifecycle;
 mod nodes;
+mod notify;
 mod owner;
 mod rebuild;
 mod sessions;

@@ -8,6 +8,7 @@ mod agent;
 pub(crate) mod api;
 mod audit;
 mod backup;
+mod channel;
 pub(crate) mod client;
 pub(crate) mod init;
 mod keystore;
@@ -98,6 +99,9 @@ pub(crate) enum Command {
     /// The session-token secret.
     #[command(subcommand)]
     Secret(session::SecretCommand),
+    /// Notification channels.
+    #[command(subcommand)]
+    Channel(channel::ChannelCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -155,6 +159,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Agent(c) => agent::run(&data_dir, c),
         Command::Session(c) => session::run(&data_dir, c),
         Command::Secret(c) => session::run_secret(&data_dir, c),
+        Command::Channel(c) => channel::run(&data_dir, c),
     }
 }
 

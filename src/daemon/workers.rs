@@ -54,6 +54,17 @@ pub(crate) fn start_all(app: &Arc<App>) {
     every(app, "confirmation", Duration::from_secs(10), false, |app| async move {
         app.pipeline.confirmation_pass().await.map_err(|e| e.to_string())
     });
+    let health = app.settings.get().notifications.health_check_interval;
+    every(app, "channel-health", Duration::from_secs(health), false, |app| async move {
+        app.notifier.health_pass().await.map_err(|e| e.to_string())
+    });
+    every(app, "notification-retention", Duration::from_secs(86_400), false, |app| async move {
+        let n = app.notifier.retention_pass().await.map_err(|e| e.to_string())?;
+        if n > 0 {
+            tracing::info!("notification log: {n} rows past retention deleted");
+        }
+        Ok(())
+    });
     every(app, "adapter-reconnect", Duration::from_secs(30), false, |app| async move {
         app.chains.reconnect().await;
         Ok(())

@@ -63,7 +63,10 @@ pub(crate) async fn finish(
     let (id, octx) = (rec.id, OpCtx::new("system", p.clock.now()));
     let outcome = outcome(status);
     match p.db.call(move |s| s.record_broadcast(id, broadcast, outcome, &octx)).await {
-        Ok(row) => Some(row),
+        Ok(row) => {
+            p.notify_if_failed(&row, agent);
+            Some(row)
+        }
         Err(e) => {
             tracing::error!("tx {id}: cannot record the broadcast: {e}");
             None
@@ -73,13 +76,21 @@ pub(crate) async fn finish(
 
 /// Records a final on-chain status of a SUBMITTED row. A concurrent writer may have won the
 /// compare-and-swap; then the row as it is now is returned.
-pub(crate) async fn apply(p: &Pipeline, rec: &TransactionRecord, outcome: ChainOutcome) -> Option<TransactionRecord> {
+pub(crate) async fn apply(
+    p: &Pipeline,
+    rec: &TransactionRecord,
+    agent: &AgentRecord,
+    outcome: ChainOutcome,
+) -> Option<TransactionRecord> {
     if outcome == ChainOutcome::Pending {
         return None;
     }
     let (id, ctx) = (rec.id, OpCtx::new("system", p.clock.now()));
     match p.db.call(move |s| s.record_chain_outcome(id, outcome, &ctx)).await {
-        Ok(rec) => Some(rec),
+        Ok(rec) => {
+            p.notify_if_failed(&rec, agent);
+            Some(rec)
+        }
         Err(StoreError::Conflict { .. }) => p.db.call(move |s| s.get_transaction(id)).await.ok().flatten(),
         Err(e) => {
             tracing::error!("tx {id}: cannot record the on-chain status: {e}");
@@ -104,7 +115,7 @@ impl Pipeline {
                 Ok(ChainTxStatus::NotFound) => rebroadcast(&adapter, &rec).await,
                 Ok(ChainTxStatus::Pending) => {}
                 status => {
-                    apply(self, &rec, outcome(status)).await;
+                    apply(self, &rec, &agent, outcome(status)).await;
                 }
             }
         }

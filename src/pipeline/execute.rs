@@ -233,7 +233,7 @@ pub(crate) async fn execute(
         Err(fail) => {
             // A nonce taken for a transaction that was never broadcast is released.
             adapter.reset_nonce_tracker(Some(&agent.public_key));
-            Err(record_failure(&run, fail).await)
+            Err(record_failure(&run, agent, fail).await)
         }
     }
 }
@@ -497,7 +497,7 @@ async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail>
 
 /// EXECUTING → FAILED with the failure's error string and its `TX_FAILED` row (one write
 /// transaction); returns what the caller reports.
-async fn record_failure(run: &Run<'_>, fail: Fail) -> ExecFailure {
+async fn record_failure(run: &Run<'_>, agent: &AgentRecord, fail: Fail) -> ExecFailure {
     let elapsed = run.started.elapsed().as_millis();
     let (error, category, failure) = match fail {
         Fail::Chain(e) => (e.code.as_str().to_string(), e.category().as_str(), ExecFailure::Chain(e)),
@@ -511,8 +511,9 @@ async fn record_failure(run: &Run<'_>, fail: Fail) -> ExecFailure {
     let id = run.id;
     let failure_row = TxFailure::new(error).at(run.step).retried(category, run.budget.retries);
     let ctx = OpCtx::new("system", run.p.clock.now());
-    if let Err(e) = run.p.db.call(move |s| s.fail_transaction(id, TxStatus::Executing, &failure_row, &ctx)).await {
-        tracing::error!("tx {id}: cannot record the failure: {e}");
+    match run.p.db.call(move |s| s.fail_transaction(id, TxStatus::Executing, &failure_row, &ctx)).await {
+        Ok(row) => run.p.notify_if_failed(&row, agent),
+        Err(e) => tracing::error!("tx {id}: cannot record the failure: {e}"),
     }
     failure
 }

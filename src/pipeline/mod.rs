@@ -26,7 +26,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 use waiaas_backends::seam::SignerError;
 use waiaas_storage::{
-    Hash32, IdempotencyClaim, OpCtx, RecordOutcome, StoreError, Tier, TransactionRecord, TxFailure, TxStatus,
+    AgentRecord, Hash32, IdempotencyClaim, OpCtx, RecordOutcome, StoreError, Tier, TransactionRecord, TxFailure,
+    TxStatus,
 };
 
 use crate::auth::SessionContext;
@@ -35,6 +36,7 @@ use crate::chains::error::ChainError;
 use crate::chains::types::FeeEstimate;
 use crate::clock::Clock;
 use crate::error::{Coded, ErrorCode, details};
+use crate::notify::{Message, Notifier, TxParty};
 use crate::runtime::{Db, Settings, Signers};
 use crate::validation::Invalid;
 use decide::{Decided, Refusal};
@@ -156,13 +158,39 @@ pub(crate) struct Pipeline {
     pub(crate) settings: Settings,
     pub(crate) chains: Arc<Registry>,
     pub(crate) signers: Signers,
+    pub(crate) notifier: Arc<Notifier>,
     /// Per-agent execution locks: EVM nonces are used in order (06-pipeline.md §6.4).
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Pipeline {
-    pub(crate) fn new(db: Db, clock: Clock, settings: Settings, chains: Arc<Registry>, signers: Signers) -> Pipeline {
-        Pipeline { db, clock, settings, chains, signers, locks: Mutex::default() }
+    pub(crate) fn new(
+        db: Db,
+        clock: Clock,
+        settings: Settings,
+        chains: Arc<Registry>,
+        signers: Signers,
+        notifier: Arc<Notifier>,
+    ) -> Pipeline {
+        Pipeline { db, clock, settings, chains, signers, notifier, locks: Mutex::default() }
+    }
+
+    /// Who moved what, for the owner's messages (the native symbol from the configuration).
+    pub(crate) fn party(&self, row: &TransactionRecord, agent: &AgentRecord) -> TxParty {
+        let config = self.settings.get();
+        let native = match (agent.chain, agent.network) {
+            (waiaas_storage::Chain::Solana, _) => "SOL",
+            (waiaas_storage::Chain::Ethereum, waiaas_storage::Network::Mainnet) => &config.rpc.ethereum_mainnet_symbol,
+            (waiaas_storage::Chain::Ethereum, _) => &config.rpc.ethereum_testnet_symbol,
+        };
+        TxParty::of(row, agent, native)
+    }
+
+    /// `TX_FAILED` for a decided row that ended FAILED or EXPIRED (never for a denial).
+    pub(crate) fn notify_if_failed(&self, row: &TransactionRecord, agent: &AgentRecord) {
+        if matches!(row.status, TxStatus::Failed | TxStatus::Expired) {
+            self.notifier.emit(Message::tx_failed(row, &self.party(row, agent), self.clock.now()));
+        }
     }
 
     /// The execution lock of one agent.
@@ -301,8 +329,9 @@ impl Pipeline {
             Err(cause) => {
                 let failure = TxFailure::new(cause.code().as_str()).at("claim");
                 let ctx = OpCtx::new("system", self.clock.now());
-                if let Err(e) = self.db.call(move |s| s.fail_transaction(tx, TxStatus::Queued, &failure, &ctx)).await {
-                    tracing::warn!("tx {tx}: cannot record the failed pre-check: {e}");
+                match self.db.call(move |s| s.fail_transaction(tx, TxStatus::Queued, &failure, &ctx)).await {
+                    Ok(failed) => self.notify_if_failed(&failed, &agent),
+                    Err(e) => tracing::warn!("tx {tx}: cannot record the failed pre-check: {e}"),
                 }
                 return Err(SendError::Precheck { tx, cause });
             }

@@ -68,11 +68,12 @@ impl Registry {
         let me = self.clone();
         let handle = tokio::spawn(async move {
             let mut first = at_start;
+            let mut advances = me.0.clock.advances();
             loop {
                 if !first {
                     tokio::select! {
                         _ = tokio::time::sleep(interval) => {}
-                        _ = me.0.clock.advanced() => {}
+                        Ok(()) = advances.changed() => {}
                         _ = stop.changed() => return,
                     }
                 }

@@ -22,6 +22,7 @@ pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::killswitch::ActivationReport;
+pub use ops::notify::{ChannelChange, LogQuery, MinChannels};
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
 pub use ops::transactions::{

@@ -7,6 +7,7 @@
 
 pub(crate) mod nodes;
 pub(crate) mod owner;
+pub(crate) mod receiver;
 pub(crate) mod rpc_proxy;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -22,11 +22,13 @@ fn rss_bytes() -> u64 {
 /// `GET /v1/admin/status` (allowed during the kill switch).
 pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    let (agents, counts) = app.db.call(move |s| Ok((s.list_agents()?, s.status_counts(now)?))).await?;
+    let (agents, counts, channels) =
+        app.db.call(move |s| Ok((s.list_agents()?, s.status_counts(now)?, s.list_channels()?))).await?;
     let by = |st: waiaas_storage::AgentStatus| agents.iter().filter(|a| a.status == st).count();
     let ks = app.kill_switch.view();
     let config = app.settings.get();
     let store = app.db.store();
+    let q = app.notifier.status();
     Ok(Reply::ok(json!({
         "daemon": {
             "version": env!("CARGO_PKG_VERSION"),
@@ -51,6 +53,14 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "database": {"path": store.path().display().to_string(), "sizeBytes": store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": store.commits()},
         "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.signers.keystore.keys_loaded().await},
         "masterAuth": {"argon2Verifications": app.master.argon2_verifications()},
+        "notifications": {
+            "enabled": config.notifications.enabled,
+            "enabledChannels": channels.iter().filter(|c| c.enabled).count(),
+            "minChannels": config.notifications.min_channels,
+            "queue": {"capacity": q.capacity, "waiting": q.waiting, "inFlight": q.in_flight, "dropped": q.dropped, "full": q.waiting >= q.capacity},
+            "delivered": q.delivered,
+            "failed": q.failed,
+        },
         "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
     })))
 }

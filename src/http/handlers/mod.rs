@@ -2,6 +2,7 @@
 
 mod admin;
 mod agents;
+mod notify;
 mod owner;
 mod sessions;
 pub(crate) mod system;
@@ -51,5 +52,11 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::TxList => transactions::list(app, req).await,
         Op::TxPending => transactions::pending(app, req).await,
         Op::TxGet => transactions::get(app, req).await,
+        Op::ChannelList => notify::list(app).await,
+        Op::ChannelCreate => notify::create(app, req).await,
+        Op::ChannelUpdate => notify::update(app, req).await,
+        Op::ChannelDisable => notify::disable(app, req).await,
+        Op::ChannelTest => notify::test(app, req).await,
+        Op::NotificationLog => notify::log(app, req).await,
     }
 }

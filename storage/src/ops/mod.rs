@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod decide;
 pub mod killswitch;
+pub mod notify;
 pub mod policies;
 pub mod sessions;
 pub mod system;
