@@ -411,6 +411,7 @@ fn dev_mode_refuses_a_directory_with_another_password() {
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
 }
 
+// ACC-248 (the dev-mode half; its DELAY clause is proved with the DELAY tier).
 daemon_test!(the_dev_clock_moves_daemon_time, Opts { dev: true, ..Opts::default() }, |d| {
     let before: Value = d.get("/health").await.json().await.unwrap();
     let r = d.admin_post("/v1/admin/dev/clock", json!({"advanceSeconds": 400})).await;
@@ -426,6 +427,7 @@ daemon_test!(the_dev_clock_moves_daemon_time, Opts { dev: true, ..Opts::default(
     assert_eq!(bad.status(), 400);
 });
 
+// ACC-248: outside dev mode the route is 404 and absent from /doc.
 daemon_test!(the_dev_clock_does_not_exist_outside_dev_mode, |d| {
     let r = d.admin_post("/v1/admin/dev/clock", json!({"advanceSeconds": 400})).await;
     assert_eq!(r.status(), 404);
