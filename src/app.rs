@@ -17,6 +17,7 @@ use crate::datadir::Layout;
 use crate::killswitch::KillSwitch;
 use crate::notify::Notifier;
 use crate::pipeline::Pipeline;
+use crate::policies::Policies;
 use crate::runtime::workers::Registry as Workers;
 use crate::runtime::{Db, Settings, Shutdown, Signers};
 use crate::sessions::Sessions;
@@ -43,6 +44,7 @@ pub(crate) struct App {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) agents: Agents,
     pub(crate) sessions: Sessions,
+    pub(crate) policies: Policies,
 }
 
 /// What [`App::new`] is built from: the pieces the start sequence opened.
@@ -82,6 +84,7 @@ impl App {
             p.chains.clone(),
             p.signers.clone(),
             notifier.clone(),
+            Arc::new(crate::oracle::Oracle::new(p.settings.clone(), p.clock.clone())),
         ));
         let agents = Agents::new(
             p.db.clone(),
@@ -94,6 +97,7 @@ impl App {
         );
         let sessions =
             Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone(), notifier.clone());
+        let policies = Policies::new(p.db.clone(), p.clock.clone());
         App {
             started_at: p.clock.now(),
             settings: p.settings,
@@ -113,6 +117,7 @@ impl App {
             pipeline,
             agents,
             sessions,
+            policies,
         }
     }
 

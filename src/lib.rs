@@ -26,7 +26,9 @@ mod error;
 mod http;
 mod killswitch;
 mod notify;
+mod oracle;
 mod pipeline;
+mod policies;
 mod policy;
 mod runtime;
 mod sessions;
@@ -57,6 +59,66 @@ pub mod bench_support {
         /// One `X-Master-Password` check; true when accepted.
         pub async fn verify(&self, header: &str) -> bool {
             matches!(self.0.verify(Some(header), 0).await, crate::auth::master::MasterOutcome::Ok)
+        }
+    }
+
+    /// The policy engine on a fixed agent, request and policy set.
+    pub struct PolicyProbe {
+        agent: waiaas_storage::AgentRecord,
+        records: Vec<waiaas_storage::PolicyRecord>,
+        typed: Vec<crate::policy::Policy>,
+        tx: waiaas_storage::TransactionRecord,
+        prices: crate::policy::usd::Prices,
+    }
+
+    impl PolicyProbe {
+        /// `records` as stored, for `agent`, deciding `tx`.
+        pub fn new(
+            agent: waiaas_storage::AgentRecord,
+            records: Vec<waiaas_storage::PolicyRecord>,
+            tx: waiaas_storage::TransactionRecord,
+        ) -> Self {
+            let effective = waiaas_storage::scope::effective(&agent, &records);
+            let typed = crate::pipeline::decide::typed(&effective).expect("the bench's policies parse");
+            PolicyProbe { agent, records, typed, tx, prices: Default::default() }
+        }
+
+        /// How many policies the engine evaluates after scope resolution.
+        pub fn effective(&self) -> usize {
+            self.typed.len()
+        }
+
+        /// The engine alone, on already-typed policies; returns the tier (or the denial) name.
+        pub fn evaluate(&self) -> &'static str {
+            Self::name(crate::policy::evaluate(&self.ctx(&self.typed), &crate::policy::Op::of(&self.tx), &[]))
+        }
+
+        /// What the decision closure does: scope resolution, parsing the stored rules, evaluation.
+        pub fn resolve_parse_evaluate(&self) -> &'static str {
+            let effective = waiaas_storage::scope::effective(&self.agent, &self.records);
+            let typed = crate::pipeline::decide::typed(&effective).expect("parse");
+            Self::name(crate::policy::evaluate(&self.ctx(&typed), &crate::policy::Op::of(&self.tx), &[]))
+        }
+
+        fn ctx<'a>(&'a self, policies: &'a [crate::policy::Policy]) -> crate::policy::Context<'a> {
+            crate::policy::Context {
+                chain: self.agent.chain,
+                owner: self.agent.owner_state(),
+                policies,
+                rate_1h: Default::default(),
+                rate_24h: Default::default(),
+                now: 1_750_000_000,
+                defaults: crate::policy::Defaults { delay_seconds: 300, approval_timeout: 3600 },
+                notifications_available: true,
+                prices: &self.prices,
+            }
+        }
+
+        fn name(d: crate::policy::Decision) -> &'static str {
+            match d {
+                crate::policy::Decision::Allow(a) => a.tier.as_str(),
+                crate::policy::Decision::Deny(_) => "denied",
+            }
         }
     }
 }

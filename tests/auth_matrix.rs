@@ -55,6 +55,12 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("DELETE", "/v1/owner/notification-channels/{id}", "master"),
     ("POST", "/v1/owner/notification-channels/{id}/test", "master"),
     ("GET", "/v1/owner/notification-log", "master"),
+    ("GET", "/v1/owner/policies", "master"),
+    ("POST", "/v1/owner/policies", "master"),
+    ("POST", "/v1/owner/policies/dry-run", "master"),
+    ("GET", "/v1/owner/policies/{id}", "master"),
+    ("PUT", "/v1/owner/policies/{id}", "master"),
+    ("DELETE", "/v1/owner/policies/{id}", "master"),
 ];
 
 /// Codes that mean "the credential was not accepted".

@@ -105,8 +105,11 @@ async fn every_evm_type_confirms_with_exact_on_chain_effects() {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
     let token = deploy_token(&rpc);
-    let d = daemon(&rpc, &[]).await;
+    // Token transfers are NOTIFY without a USD price: they need notifications available.
+    let d = daemon(&rpc, &[crate::support::sink::notifications_on()]).await;
+    let _sink = d.sink_channel().await;
     let (agent, t) = funded_agent(&d, &rpc, 10, json!({})).await;
+    d.permit(agent["id"].as_str().unwrap(), &[&token], &[&token], &[EVM_ADDR_1]).await;
     let me = agent["address"].as_str().unwrap().to_string();
     cast_out(&[
         "send",
@@ -344,6 +347,7 @@ async fn failures_map_to_codes_and_release_reservations() {
     let token = deploy_token(&rpc);
     let d = daemon(&rpc, &[]).await;
     let (agent, t) = funded_agent(&d, &rpc, 1, json!({})).await;
+    d.permit(agent["id"].as_str().unwrap(), &[&token], &[&token], &[EVM_ADDR_1]).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let row = |v: &Value| v["details"]["transactionId"].as_str().unwrap().to_string();
     let detail = async |id: &str| d.bearer("GET", &format!("/v1/transactions/{id}"), &t, None).await.1;
@@ -564,6 +568,7 @@ async fn ledger_agents_sign_through_the_fake_device() {
         ("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"\nconfirm_timeout = 10", server.address()));
     let d = Arc::new(daemon(&anvil.url, &[ledger]).await);
     let (a, ta) = funded_agent(&d, &anvil.url, 2, json!({"backend": "ledger"})).await;
+    d.permit(a["id"].as_str().unwrap(), &[], &[], &[]).await;
     let (b, tb) =
         funded_agent(&d, &anvil.url, 2, json!({"backend": "ledger", "derivationPath": "44'/60'/0'/0/1"})).await;
     assert_ne!(a["address"], b["address"]);

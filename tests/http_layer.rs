@@ -259,7 +259,7 @@ daemon_test!(master_routes_need_the_master_password, |d| {
     assert_eq!(r.status(), 200);
     let s = json_of(r).await;
     assert_eq!(s["daemon"]["pid"], d.pid());
-    assert_eq!(s["database"]["schemaVersion"], 1);
+    assert_eq!(s["database"]["schemaVersion"], waiaas_storage::SCHEMA_VERSION);
     assert!(s["workers"]["session-cleanup"].is_object());
 });
 

@@ -319,7 +319,7 @@ daemon_test!(pid_file_lock_and_ready_line, |d| {
     assert_eq!(core.split_whitespace().nth(4), Some("0"), "soft RLIMIT_CORE: {core}");
     for expected in [
         "Validating environment... OK",
-        "Database ready (schema v1",
+        "Database ready (schema v2",
         "KeyStore unlocked",
         "HTTP server listening on",
         "Background workers started",

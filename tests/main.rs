@@ -31,6 +31,7 @@ mod lifecycle;
 mod nodes;
 mod notify;
 mod owner;
+mod policy;
 mod rebuild;
 mod sessions;
 mod solana;

@@ -44,8 +44,10 @@ async fn evm_rows_rebuild_into_the_live_transaction() {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
     let token = crate::evm::deploy_token(&rpc);
-    let mut d = crate::evm::daemon(&rpc, &[]).await;
+    let mut d = crate::evm::daemon(&rpc, &[crate::support::sink::notifications_on()]).await;
+    let _sink = d.sink_channel().await;
     let (agent, t) = crate::evm::funded_agent(&d, &rpc, 10, json!({})).await;
+    d.permit(agent["id"].as_str().unwrap(), &[&token], &[&token], &[EVM_ADDR_1]).await;
     let me = agent["address"].as_str().unwrap();
     crate::evm::cast_out(&[
         "send",
@@ -94,7 +96,8 @@ async fn evm_rows_rebuild_into_the_live_transaction() {
 async fn solana_rows_rebuild_into_the_live_transaction() {
     use crate::solana::{MEMO, TOKEN, create_mint, existing_address, fresh_address, fund_tokens, funded_agent};
     let node = Surfnet::start();
-    let mut d = crate::solana::daemon(&node.url, &[]).await;
+    let mut d = crate::solana::daemon(&node.url, &[crate::support::sink::notifications_on()]).await;
+    let _sink = d.sink_channel().await;
     let (agent, t) = funded_agent(&d, &node.url, 3, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let mint = create_mint(&node.url, TOKEN, 6, &[]);
@@ -103,13 +106,15 @@ async fn solana_rows_rebuild_into_the_live_transaction() {
     let call = json!({"type": "CONTRACT_CALL", "contractAddress": MEMO, "instructionData": data,
                       "accounts": [{"pubkey": me, "isSigner": true, "isWritable": false}]});
     let (w1, w2) = (existing_address(&node.url), existing_address(&node.url));
+    let spender = fresh_address();
+    d.permit(agent["id"].as_str().unwrap(), &[&mint], &[MEMO], &[&spender]).await;
     let sent = send_all(
         &d,
         &t,
         vec![
             json!({"to": w1, "amount": "5000", "memo": "with a memo"}),
             json!({"type": "TOKEN_TRANSFER", "to": w2, "amount": "300", "token": {"mint": mint, "decimals": 6}}),
-            json!({"type": "APPROVE", "token": {"mint": mint}, "spender": fresh_address(), "amount": "40"}),
+            json!({"type": "APPROVE", "token": {"mint": mint}, "spender": spender, "amount": "40"}),
             call.clone(),
             json!({"type": "BATCH", "instructions": [
                 {"type": "TRANSFER", "to": w1, "amount": "7000"},

@@ -37,11 +37,11 @@ pub(crate) fn existing_address(url: &str) -> String {
     a
 }
 
-fn rpc(url: &str, method: &str, params: Value) -> Value {
+pub(crate) fn rpc(url: &str, method: &str, params: Value) -> Value {
     rpc_blocking(url, method, params)
 }
 
-fn balance(url: &str, addr: &str) -> u64 {
+pub(crate) fn balance(url: &str, addr: &str) -> u64 {
     rpc(url, "getBalance", json!([addr, {"commitment": "confirmed"}]))["value"].as_u64().unwrap()
 }
 
@@ -159,6 +159,7 @@ async fn sol_transfers_confirm_with_exact_balances() {
     let node = Surfnet::start();
     let d = daemon(&node.url, &[]).await;
     let (agent, t) = funded_agent(&d, &node.url, 5, json!({})).await;
+    d.permit(agent["id"].as_str().unwrap(), &[], &[], &[]).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let to = fresh_address();
     let valid_before =
@@ -212,13 +213,24 @@ async fn sol_transfers_confirm_with_exact_balances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
     let node = Surfnet::start();
-    let d = daemon(&node.url, &[]).await;
+    let d = daemon(&node.url, &[crate::support::sink::notifications_on()]).await;
+    let _sink = d.sink_channel().await;
     let (agent, t) = funded_agent(&d, &node.url, 2, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let rent = rpc(&node.url, "getMinimumBalanceForRentExemption", json!([165])).as_u64().unwrap();
+    // Every mint of the test exists up front, so one ALLOWED_TOKENS policy lists them all (the
+    // unknown mint at the end is listed too: the chain, not the policy, must refuse it).
+    let mint = create_mint(&node.url, TOKEN, 6, &[]);
+    let mint22 = create_mint(&node.url, TOKEN_2022, 9, &[]);
+    let bad: Vec<(ExtensionType, String)> = [ExtensionType::TransferFeeConfig, ExtensionType::TransferHook]
+        .into_iter()
+        .map(|ext| (ext, create_mint(&node.url, TOKEN_2022, 6, &[ext])))
+        .collect();
+    let unknown = fresh_address();
+    let listed = [mint.as_str(), mint22.as_str(), bad[0].1.as_str(), bad[1].1.as_str(), unknown.as_str()];
+    d.permit(agent["id"].as_str().unwrap(), &listed, &[], &[]).await;
 
     // SPL (Token program) to a wallet without an ATA.
-    let mint = create_mint(&node.url, TOKEN, 6, &[]);
     fund_tokens(&node.url, &me, &mint, TOKEN, 1_000_000);
     let wallet = fresh_address();
     let sol_before = balance(&node.url, &me);
@@ -244,7 +256,6 @@ async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
     assert_eq!(v["estimatedFee"], "5000");
 
     // Token-2022 without extensions.
-    let mint22 = create_mint(&node.url, TOKEN_2022, 9, &[]);
     fund_tokens(&node.url, &me, &mint22, TOKEN_2022, 5_000);
     let (st, v) =
         send(&d, &t, json!({"type": "TOKEN_TRANSFER", "to": wallet, "amount": "1234", "token": {"mint": mint22}}))
@@ -253,8 +264,7 @@ async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
     assert_eq!(token_balance(&node.url, &ata(&wallet, &mint22, TOKEN_2022)), Some(1234));
 
     // Refused extensions: nothing signed, nothing moved.
-    for ext in [ExtensionType::TransferFeeConfig, ExtensionType::TransferHook] {
-        let bad = create_mint(&node.url, TOKEN_2022, 6, &[ext]);
+    for (ext, bad) in &bad {
         let before = balance(&node.url, &me);
         let (st, v) =
             send(&d, &t, json!({"type": "TOKEN_TRANSFER", "to": wallet, "amount": "1", "token": {"mint": bad}})).await;
@@ -273,12 +283,8 @@ async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
     )
     .await;
     assert_eq!((st, v["code"].as_str()), (400, Some("INVALID_TOKEN_MINT")), "{v}");
-    let (st, v) = send(
-        &d,
-        &t,
-        json!({"type": "TOKEN_TRANSFER", "to": wallet, "amount": "1", "token": {"mint": fresh_address()}}),
-    )
-    .await;
+    let (st, v) =
+        send(&d, &t, json!({"type": "TOKEN_TRANSFER", "to": wallet, "amount": "1", "token": {"mint": unknown}})).await;
     assert_eq!((st, v["code"].as_str()), (404, Some("TOKEN_NOT_FOUND")), "{v}");
     let (st, v) =
         send(&d, &t, json!({"type": "TOKEN_TRANSFER", "to": wallet, "amount": "999999999", "token": {"mint": mint}}))
@@ -299,13 +305,15 @@ async fn token_transfers_create_atas_and_refuse_dangerous_extensions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approvals_program_calls_and_batches_confirm() {
     let node = Surfnet::start();
-    let d = daemon(&node.url, &[]).await;
+    let d = daemon(&node.url, &[crate::support::sink::notifications_on()]).await;
+    let _sink = d.sink_channel().await;
     let (agent, t) = funded_agent(&d, &node.url, 3, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let mint = create_mint(&node.url, TOKEN, 6, &[]);
     fund_tokens(&node.url, &me, &mint, TOKEN, 1_000_000);
     let my_ata = ata(&me, &mint, TOKEN);
     let spender = fresh_address();
+    d.permit(agent["id"].as_str().unwrap(), &[&mint], &[MEMO], &[&spender]).await;
 
     let (st, v) = send(
         &d,

@@ -84,7 +84,8 @@ async fn the_audit_chain_verifies_online_and_a_tampered_row_fails_offline() {
 fn a_database_from_a_newer_schema_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path());
-    open(dir.path()).raw_put_meta("schema_version", b"2").unwrap();
+    let newer = (waiaas_storage::SCHEMA_VERSION + 1).to_string();
+    open(dir.path()).raw_put_meta("schema_version", newer.as_bytes()).unwrap();
     let mut c = cli(dir.path());
     c.env("WAIAAS_MASTER_PASSWORD", crate::support::PASSWORD).args([
         "start",

@@ -149,6 +149,8 @@ pub(crate) trait ChainAdapter: Send + Sync {
     fn is_valid_address(&self, addr: &str) -> bool;
     async fn get_balance(&self, addr: &str) -> Result<BalanceInfo, ChainError>;
     async fn get_assets(&self, addr: &str, hints: &[TokenHint]) -> Result<Vec<AssetInfo>, ChainError>;
+    /// A token's decimals (SPL mint or ERC-20 `decimals()`), for USD valuation.
+    async fn token_decimals(&self, token: &str) -> Result<u8, ChainError>;
     async fn estimate_fee(&self, req: &BuildRequest, prio: Priority) -> Result<FeeEstimate, ChainError>;
     async fn build(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<UnsignedTx, ChainError>;
     async fn simulate(&self, tx: &UnsignedTx) -> Result<SimulationResult, ChainError>;

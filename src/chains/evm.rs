@@ -486,6 +486,10 @@ impl ChainAdapter for EvmAdapter {
         })
     }
 
+    async fn token_decimals(&self, token: &str) -> Result<u8, ChainError> {
+        self.erc20(address(token)?, IERC20::decimalsCall {}).await
+    }
+
     /// Native first, then each hinted token with a non-zero balance, by scaled balance.
     async fn get_assets(&self, addr: &str, hints: &[TokenHint]) -> Result<Vec<AssetInfo>, ChainError> {
         let owner = address(addr)?;

@@ -14,6 +14,7 @@ pub(crate) mod init;
 mod keystore;
 mod owner_sign;
 pub(crate) mod password;
+mod policy;
 mod quickstart;
 mod session;
 mod start;
@@ -102,6 +103,9 @@ pub(crate) enum Command {
     /// Notification channels.
     #[command(subcommand)]
     Channel(channel::ChannelCommand),
+    /// Policies: limits, allow-lists and tiers.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -160,6 +164,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Session(c) => session::run(&data_dir, c),
         Command::Secret(c) => session::run_secret(&data_dir, c),
         Command::Channel(c) => channel::run(&data_dir, c),
+        Command::Policy(c) => policy::run(&data_dir, c),
     }
 }
 

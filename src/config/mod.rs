@@ -191,13 +191,29 @@ pub(crate) struct LedgerConfig {
     pub(crate) command_timeout: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OracleProvider {
+    None,
+    Static,
+    CoinGecko,
+}
+
+/// What a price is for: a chain's native coin or one of its tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PricedAsset {
+    Native(waiaas_storage::Chain),
+    /// The token address as the chain stores it.
+    Token(waiaas_storage::Chain, String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OracleConfig {
-    pub(crate) provider: String,
+    pub(crate) provider: OracleProvider,
     pub(crate) coingecko_base_url: String,
     pub(crate) price_ttl: u64,
     pub(crate) stale_limit: u64,
-    pub(crate) static_prices: Vec<String>,
+    /// `static_prices`, parsed.
+    pub(crate) static_prices: Vec<(PricedAsset, rust_decimal::Decimal)>,
 }
 
 /// The validated configuration with absolute paths.

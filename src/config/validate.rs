@@ -2,6 +2,7 @@
 //! Every error names the key and where its value came from.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use super::raw;
 use super::*;
@@ -300,25 +301,41 @@ fn oracle(c: &Check<'_>, o: &raw::RawOracle) -> Result<OracleConfig, ConfigError
     if stale_limit < price_ttl {
         return Err(c.err("oracle", "stale_limit", format!("= {stale_limit} must be >= price_ttl ({price_ttl})")));
     }
+    let mut static_prices = Vec::new();
     for entry in &o.static_prices {
-        let ok = entry.split_once('=').is_some_and(|(asset, usd)| {
-            asset.split_once(':').is_some_and(|(chain, a)| (chain == "solana" || chain == "ethereum") && !a.is_empty())
-                && usd.parse::<f64>().is_ok_and(|v| v > 0.0)
+        let parsed = entry.split_once('=').and_then(|(asset, usd)| {
+            let (chain, a) = asset.split_once(':')?;
+            let chain = waiaas_storage::Chain::from_str(chain).ok()?;
+            let usd = rust_decimal::Decimal::from_str(usd.trim()).ok().filter(|v| *v > rust_decimal::Decimal::ZERO)?;
+            let asset = match a {
+                "native" => PricedAsset::Native(chain),
+                token => PricedAsset::Token(chain, crate::address::normalize(chain, token)?),
+            };
+            Some((asset, usd))
         });
-        if !ok {
-            return Err(c.err(
-                "oracle",
-                "static_prices",
-                format!("entry {entry:?} must look like \"solana:native=150.25\""),
-            ));
+        match parsed {
+            Some(p) => static_prices.push(p),
+            None => {
+                return Err(c.err(
+                    "oracle",
+                    "static_prices",
+                    format!(
+                        "entry {entry:?} must look like \"solana:native=150.25\" or \"<chain>:<token address>=<usd>\""
+                    ),
+                ));
+            }
         }
     }
     let oracle = OracleConfig {
-        provider: o.provider.clone(),
-        coingecko_base_url: o.coingecko_base_url.clone(),
+        provider: match o.provider.as_str() {
+            "static" => OracleProvider::Static,
+            "coingecko" => OracleProvider::CoinGecko,
+            _ => OracleProvider::None,
+        },
+        coingecko_base_url: o.coingecko_base_url.trim_end_matches('/').to_string(),
         price_ttl,
         stale_limit,
-        static_prices: o.static_prices.clone(),
+        static_prices,
     };
     Ok(oracle)
 }

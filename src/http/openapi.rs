@@ -108,7 +108,12 @@ fn response_of(op: Op) -> (&'static str, Option<&'static str>) {
         Op::Nonce => ("200", Some("NonceResponse")),
         Op::AdminShutdown => ("200", Some("ShutdownResponse")),
         Op::AuditVerify => ("200", Some("AuditVerifyResponse")),
-        Op::SessionCreate | Op::AgentCreate | Op::AgentImport | Op::OwnerConnect | Op::ChannelCreate => ("201", None),
+        Op::SessionCreate
+        | Op::AgentCreate
+        | Op::AgentImport
+        | Op::OwnerConnect
+        | Op::ChannelCreate
+        | Op::PolicyCreate => ("201", None),
         _ => ("200", None),
     }
 }

@@ -32,6 +32,15 @@ pub(crate) fn agent(a: &AgentRecord) -> Value {
 }
 
 /// The address encoding of a chain.
+/// **PolicyView** (09-api.md §4).
+pub(crate) fn policy(p: &waiaas_storage::PolicyRecord) -> Value {
+    serde_json::json!({
+        "id": p.id, "agentId": p.agent_id, "chain": p.chain.map(|c| c.as_str()), "type": p.policy_type.as_str(),
+        "rules": p.rules, "priority": p.priority, "enabled": p.enabled,
+        "createdAt": crate::clock::iso(p.created_at), "updatedAt": crate::clock::iso(p.updated_at),
+    })
+}
+
 pub(crate) fn encoding(chain: Chain) -> &'static str {
     match chain {
         Chain::Solana => "base58",

@@ -1,11 +1,13 @@
 //! Stages 2–4 as a pure function of the decision snapshot (06-pipeline.md §4): agent status,
-//! session constraints (04-auth.md §4.2) and the policy stage. It runs inside
-//! `decide_transaction`'s write transaction, so the usage and reservations it reads cannot change
-//! before the reservation it leads to is written.
+//! session constraints (04-auth.md §4.2), the policy engine (07-policy.md) and the pending
+//! limit. It runs inside `decide_transaction`'s write transaction, so the usage, reservations,
+//! rate counts and policies it reads cannot change before the reservation it leads to is
+//! written.
 //!
-//! Its result is a typed [`Decided`] value: the tier, or a [`Refusal`] saying exactly why the
-//! request was cancelled. The storage outcome (error string, denial record, audit rows) is
-//! derived from that value in one place ([`Decided::outcome`]).
+//! Its result is a typed [`Decided`] value: the policy engine's allowance, or a [`Refusal`]
+//! saying exactly why the request was cancelled. The storage outcome (error string, denial
+//! record, audit rows) is derived from that value in one place ([`Decided::outcome`]), and so
+//! is the mapping of policy denials onto the API's error codes.
 
 use serde_json::{Map, Value, json};
 use waiaas_storage::{
@@ -14,6 +16,9 @@ use waiaas_storage::{
 };
 
 use crate::error::{Coded, ErrorCode, details};
+use crate::policy::engine::{Allow, Denial, DenialKind, Detail};
+use crate::policy::usd::Prices;
+use crate::policy::{Context, Decision, Defaults, Op, Policy};
 
 /// Which session constraint refused a request (04-auth.md §4.2), in check order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,10 @@ pub(crate) enum Refusal {
     AgentInactive(AgentStatus),
     /// A session constraint.
     Session(ConstraintDenial),
+    /// A policy (07-policy.md §11).
+    Policy(Box<Denial>),
+    /// A DELAY/APPROVAL tier while the agent already has `max` queued (06-pipeline.md §4.5).
+    PendingLimit { max: u64 },
 }
 
 impl Refusal {
@@ -67,6 +76,8 @@ impl Refusal {
             Refusal::AgentInactive(AgentStatus::Terminated) => "AGENT_TERMINATED",
             Refusal::AgentInactive(_) => "AGENT_SUSPENDED",
             Refusal::Session(d) => d.limit.as_str(),
+            Refusal::Policy(_) => "POLICY_VIOLATION",
+            Refusal::PendingLimit { .. } => "PENDING_TX_LIMIT_EXCEEDED",
         }
     }
 
@@ -85,8 +96,82 @@ impl std::fmt::Display for Refusal {
             Refusal::AgentInactive(AgentStatus::Terminated) => f.write_str("The agent is terminated"),
             Refusal::AgentInactive(_) => f.write_str("The agent is suspended"),
             Refusal::Session(d) => f.write_str(&d.message),
+            Refusal::Policy(d) if d.kind == DenialKind::NotificationsUnavailable => write!(
+                f,
+                "Only INSTANT transactions are allowed until notifications are available (this one is {})",
+                match d.detail {
+                    Detail::Tier(t) => t.as_str(),
+                    _ => "above INSTANT",
+                }
+            ),
+            Refusal::Policy(d) => f.write_str(&d.reason),
+            Refusal::PendingLimit { max } => {
+                write!(f, "The agent already has {max} queued DELAY/APPROVAL transactions (max_pending_tx)")
+            }
         }
     }
+}
+
+/// The API code of each policy denial (07-policy.md §11).
+pub(crate) fn denial_code(kind: DenialKind) -> ErrorCode {
+    match kind {
+        DenialKind::TokenNotAllowed => ErrorCode::TokenNotAllowed,
+        DenialKind::ContractCallDisabled => ErrorCode::ContractCallDisabled,
+        DenialKind::ContractNotWhitelisted => ErrorCode::ContractNotWhitelisted,
+        DenialKind::MethodNotWhitelisted => ErrorCode::MethodNotWhitelisted,
+        DenialKind::ApproveDisabled => ErrorCode::ApproveDisabled,
+        DenialKind::SpenderNotApproved => ErrorCode::SpenderNotApproved,
+        DenialKind::UnlimitedApproveBlocked => ErrorCode::UnlimitedApproveBlocked,
+        DenialKind::ApproveAmountExceeded => ErrorCode::ApproveAmountExceeded,
+        DenialKind::WhitelistDenied => ErrorCode::WhitelistDenied,
+        DenialKind::OutsideAllowedTime | DenialKind::NotificationsUnavailable => ErrorCode::PolicyDenied,
+        DenialKind::RateLimited => ErrorCode::RateLimitExceeded,
+        DenialKind::BatchViolation => ErrorCode::BatchPolicyViolation,
+    }
+}
+
+/// `details` of a policy denial, also stored as `metadata.denial` (with its code).
+pub(crate) fn denial_details(d: &Denial) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(id) = d.policy_id {
+        m.insert("policyId".into(), json!(id.to_string()));
+    }
+    if let Some(t) = d.policy_type {
+        m.insert("policyType".into(), json!(t.as_str()));
+    }
+    m.insert("reason".into(), json!(d.reason));
+    match &d.detail {
+        Detail::Rate(r) => {
+            m.insert("stage".into(), json!("policy"));
+            m.insert("window".into(), json!(r.window));
+            m.insert("limit".into(), json!(r.limit));
+            m.insert("retryAfter".into(), json!(r.retry_after));
+        }
+        Detail::Tier(t) => {
+            m.insert("tier".into(), json!(t.as_str()));
+        }
+        Detail::Token(t) => {
+            m.insert("token".into(), json!(t));
+        }
+        Detail::None => {}
+    }
+    if !d.violations.is_empty() {
+        let v: Vec<Value> = d
+            .violations
+            .iter()
+            .map(|v| {
+                json!({
+                    "index": v.index,
+                    "type": v.tx_type.as_str(),
+                    "policyType": v.policy_type.map(|t| t.as_str()),
+                    "code": denial_code(v.kind).as_str(),
+                    "reason": v.reason,
+                })
+            })
+            .collect();
+        m.insert("violations".into(), Value::Array(v));
+    }
+    m
 }
 
 impl Coded for Refusal {
@@ -95,42 +180,90 @@ impl Coded for Refusal {
             Refusal::AgentInactive(AgentStatus::Terminated) => ErrorCode::AgentTerminated,
             Refusal::AgentInactive(_) => ErrorCode::AgentSuspended,
             Refusal::Session(_) => ErrorCode::SessionLimitExceeded,
+            Refusal::Policy(d) => denial_code(d.kind),
+            Refusal::PendingLimit { .. } => ErrorCode::PendingTxLimitExceeded,
         }
     }
 
     fn details(&self) -> Map<String, Value> {
         match self {
             Refusal::Session(d) => details([("code", d.limit.as_str().into())]),
+            Refusal::Policy(d) => denial_details(d),
+            Refusal::PendingLimit { max } => details([("limit", (*max).into())]),
             Refusal::AgentInactive(_) => Map::new(),
         }
     }
 }
 
-/// What stages 2–4 decided: a tier, or a refusal.
+/// What stages 2–4 decided: the policy engine's allowance, or a refusal.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Decided {
-    Allowed { tier: Tier },
+    Allowed(Allow),
     Refused(Refusal),
 }
 
+/// `metadata.decision` of an allowed row, and the dry runs' view of the same decision.
+pub(crate) fn decision_json(a: &Allow) -> Value {
+    let mut v = json!({
+        "tier": a.tier.as_str(),
+        "policyId": a.policy_id.map(|id| id.to_string()),
+        "downgraded": a.downgraded,
+    });
+    if let Some(s) = a.delay_seconds {
+        v["delaySeconds"] = json!(s);
+    }
+    if let Some(s) = a.approval_timeout_seconds {
+        v["approvalTimeoutSeconds"] = json!(s);
+    }
+    if let Some(t) = a.original_tier {
+        v["originalTier"] = json!(t.as_str());
+    }
+    if let Some(u) = &a.usd {
+        v["usd"] = u.to_json();
+    }
+    v
+}
+
 impl Decided {
-    /// What the decision transaction writes for this decision about `tx`.
-    pub(crate) fn outcome(&self, tx: &TransactionRecord, actor: &str) -> DecisionOutcome {
+    /// What the decision transaction writes for this decision about the snapshot's row.
+    pub(crate) fn outcome(&self, snap: &DecisionSnapshot, actor: &str) -> DecisionOutcome {
+        let tx = &snap.tx;
         let base =
             |name: &str| AuditEvent::new(name, actor.to_string()).agent(tx.agent_id).session(tx.session_id).tx(tx.id);
         match self {
-            Decided::Allowed { tier } => DecisionOutcome::Queue {
-                tier: *tier,
-                queue_expires_at: None,
-                decision: json!({"tier": tier.as_str(), "policyId": null, "reason": "no policy stage applied"}),
-                approval_owner: None,
-                audits: vec![base("TX_QUEUED").detail("tier", tier.as_str())],
-            },
-            Decided::Refused(r @ Refusal::AgentInactive(_)) => DecisionOutcome::Cancel {
-                error: r.error().into(),
-                denial: None,
-                audits: vec![base("TX_CANCELLED").detail("error", r.error())],
-            },
+            Decided::Allowed(a) => {
+                let mut queued = base("TX_QUEUED").detail("tier", a.tier.as_str());
+                if let Some(id) = a.policy_id {
+                    queued = queued.detail("policyId", id.to_string());
+                }
+                if let Some(u) = &a.usd {
+                    queued = queued.detail("usd", u.to_json());
+                }
+                let mut audits = vec![queued];
+                if a.downgraded {
+                    audits.push(
+                        base("TX_DOWNGRADED")
+                            .detail("originalTier", Tier::Approval.as_str())
+                            .detail("tier", a.tier.as_str())
+                            .detail("ownerState", snap.agent.owner_state().as_str()),
+                    );
+                }
+                let wait = a.delay_seconds.or(a.approval_timeout_seconds);
+                DecisionOutcome::Queue {
+                    tier: a.tier,
+                    queue_expires_at: wait.map(|w| snap.now + w),
+                    decision: decision_json(a),
+                    approval_owner: (a.tier == Tier::Approval).then(|| snap.agent.owner_address.clone()).flatten(),
+                    audits,
+                }
+            }
+            Decided::Refused(r @ (Refusal::AgentInactive(_) | Refusal::PendingLimit { .. })) => {
+                DecisionOutcome::Cancel {
+                    error: r.error().into(),
+                    denial: None,
+                    audits: vec![base("TX_CANCELLED").detail("error", r.error())],
+                }
+            }
             Decided::Refused(r @ Refusal::Session(d)) => DecisionOutcome::Cancel {
                 error: r.error().into(),
                 denial: Some(json!({"code": d.limit.as_str(), "message": d.message})),
@@ -141,6 +274,19 @@ impl Decided {
                         .detail("passed", false),
                 ],
             },
+            Decided::Refused(Refusal::Policy(d)) => {
+                let mut denial = denial_details(d);
+                denial.insert("code".into(), json!(denial_code(d.kind).as_str()));
+                let mut audit = base("POLICY_VIOLATION").severity(AuditSeverity::Warning);
+                for (k, v) in &denial {
+                    audit = audit.detail(k, v.clone());
+                }
+                DecisionOutcome::Cancel {
+                    error: "POLICY_VIOLATION".into(),
+                    denial: Some(Value::Object(denial)),
+                    audits: vec![audit],
+                }
+            }
         }
     }
 }
@@ -245,15 +391,33 @@ pub(crate) fn session_check(
     if tx.tx_type == TxType::Batch { children.iter().find_map(|ch| list_checks(c, ch)) } else { list_checks(c, tx) }
 }
 
-/// The policy stage. The policy engine (07-policy.md) plugs in here; until it does, a request
-/// that passed the session constraints is INSTANT, as the spec says for a request no policy
-/// applies to.
-fn policy_tier(_snap: &DecisionSnapshot) -> Tier {
-    Tier::Instant
+/// What the decision reads besides the snapshot: configuration and prices.
+#[derive(Debug, Clone)]
+pub(crate) struct Inputs {
+    pub(crate) defaults: Defaults,
+    /// `[notifications].enabled`.
+    pub(crate) notifications_enabled: bool,
+    /// `[notifications].min_channels`.
+    pub(crate) min_channels: u64,
+    /// `[security].max_pending_tx`.
+    pub(crate) max_pending_tx: u64,
+    pub(crate) prices: Prices,
 }
 
-/// Stages 2–4 for one PENDING row.
-pub(crate) fn evaluate(snap: &DecisionSnapshot) -> Decided {
+/// The snapshot's policies, typed. A stored policy that does not parse was changed behind the
+/// daemon's back: the decision fails closed.
+pub(crate) fn typed(records: &[waiaas_storage::PolicyRecord]) -> Result<Vec<Policy>, waiaas_storage::StoreError> {
+    records
+        .iter()
+        .map(|p| {
+            Policy::from_record(p).map_err(|_| waiaas_storage::StoreError::Invariant("a stored policy does not parse"))
+        })
+        .collect()
+}
+
+/// Stages 2–4 for one PENDING row, with `policies` as the effective policy set (the
+/// snapshot's, or an owner's candidate set in a dry run).
+pub(crate) fn evaluate(snap: &DecisionSnapshot, policies: &[Policy], inputs: &Inputs) -> Decided {
     let tx = &snap.tx;
     if snap.agent.status != AgentStatus::Active {
         return Decided::Refused(Refusal::AgentInactive(snap.agent.status));
@@ -263,5 +427,25 @@ pub(crate) fn evaluate(snap: &DecisionSnapshot) -> Decided {
     {
         return Decided::Refused(Refusal::Session(d));
     }
-    Decided::Allowed { tier: policy_tier(snap) }
+    let ctx = Context {
+        chain: snap.agent.chain,
+        owner: snap.agent.owner_state(),
+        policies,
+        rate_1h: snap.rate_1h,
+        rate_24h: snap.rate_24h,
+        now: snap.now,
+        defaults: inputs.defaults,
+        notifications_available: inputs.notifications_enabled && snap.enabled_channels >= inputs.min_channels,
+        prices: &inputs.prices,
+    };
+    let children: Vec<Op<'_>> = snap.children.iter().map(Op::of).collect();
+    match crate::policy::evaluate(&ctx, &Op::of(tx), &children) {
+        Decision::Deny(d) => Decided::Refused(Refusal::Policy(Box::new(d))),
+        Decision::Allow(a)
+            if matches!(a.tier, Tier::Delay | Tier::Approval) && snap.queued_pending >= inputs.max_pending_tx =>
+        {
+            Decided::Refused(Refusal::PendingLimit { max: inputs.max_pending_tx })
+        }
+        Decision::Allow(a) => Decided::Allowed(a),
+    }
 }

@@ -159,6 +159,7 @@ pub(crate) struct Pipeline {
     pub(crate) chains: Arc<Registry>,
     pub(crate) signers: Signers,
     pub(crate) notifier: Arc<Notifier>,
+    pub(crate) oracle: Arc<crate::oracle::Oracle>,
     /// Per-agent execution locks: EVM nonces are used in order (06-pipeline.md §6.4).
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -171,8 +172,9 @@ impl Pipeline {
         chains: Arc<Registry>,
         signers: Signers,
         notifier: Arc<Notifier>,
+        oracle: Arc<crate::oracle::Oracle>,
     ) -> Pipeline {
-        Pipeline { db, clock, settings, chains, signers, notifier, locks: Mutex::default() }
+        Pipeline { db, clock, settings, chains, signers, notifier, oracle, locks: Mutex::default() }
     }
 
     /// Who moved what, for the owner's messages (the native symbol from the configuration).
@@ -205,16 +207,19 @@ impl Pipeline {
         v: &Validated,
         idem: Option<&str>,
     ) -> (TransactionRecord, Vec<TransactionRecord>) {
+        self.rows_for(&caller.agent, Some(caller.session.id), v, idem)
+    }
+
+    fn rows_for(
+        &self,
+        agent: &AgentRecord,
+        session: Option<Uuid>,
+        v: &Validated,
+        idem: Option<&str>,
+    ) -> (TransactionRecord, Vec<TransactionRecord>) {
         let now = self.clock.now();
         let row = |id, f: &request::RowFields, request: Value| {
-            let mut r = TransactionRecord::pending(
-                id,
-                &caller.agent,
-                Some(caller.session.id),
-                f.kind.unwrap_or(v.kind),
-                request,
-                now,
-            );
+            let mut r = TransactionRecord::pending(id, agent, session, f.kind.unwrap_or(v.kind), request, now);
             r.amount = f.amount;
             r.native_amount = f.native_amount;
             r.to_address = f.to_address.clone();
@@ -257,7 +262,7 @@ impl Pipeline {
         let (rec, children) = self.new_row(caller, &v, idem.as_deref());
         let claim = idem.map(|key| IdempotencyClaim { key, request_hash: Hash32(v.request_hash) });
         let ctx = OpCtx::new(caller.actor(), self.clock.now());
-        let (r, c) = (rec.clone(), children);
+        let (r, c) = (rec.clone(), children.clone());
         let recorded = self.db.call(move |s| s.record_request(&r, &c, claim.as_ref(), &ctx)).await.map_err(|e| {
             tracing::error!("cannot record a request: {e}");
             SendError::Internal { tx: None }
@@ -265,7 +270,7 @@ impl Pipeline {
         if let RecordOutcome::Existing(existing) = recorded {
             return replay(existing, &v);
         }
-        self.decide_and_run(caller, rec, timing).await
+        self.decide_and_run(caller, rec, &children, timing).await
     }
 
     /// Stores the final response of an idempotent request, so a replay returns it unchanged.
@@ -281,6 +286,7 @@ impl Pipeline {
         &self,
         caller: &SessionContext,
         rec: TransactionRecord,
+        children: &[TransactionRecord],
         timing: &mut Timing,
     ) -> Result<SendOutcome, SendError> {
         let tx = rec.id;
@@ -292,6 +298,8 @@ impl Pipeline {
             Ok(_) if !self.signers.ready(agent.backend).await => Err(Precheck::KeystoreLocked),
             Ok(adapter) => Ok(adapter),
         };
+        let rows: Vec<&TransactionRecord> = std::iter::once(&rec).chain(children.iter()).collect();
+        let inputs = self.inputs(&agent, &rows, None).await;
         let ctx = OpCtx::new(caller.actor(), self.clock.now());
         let claim_inline = precheck.is_ok();
         let decided = self
@@ -299,8 +307,9 @@ impl Pipeline {
             .call(move |s| {
                 let mut decided = None;
                 let f = |snap: &waiaas_storage::DecisionSnapshot| {
-                    let d = decide::evaluate(snap);
-                    let outcome = d.outcome(&snap.tx, &ctx.actor);
+                    let policies = decide::typed(&snap.policies)?;
+                    let d = decide::evaluate(snap, &policies, &inputs);
+                    let outcome = d.outcome(snap, &ctx.actor);
                     decided = Some(d);
                     Ok(outcome)
                 };
@@ -317,11 +326,13 @@ impl Pipeline {
                 return Err(SendError::Internal { tx: Some(tx) });
             }
         };
-        let tier = match decided {
+        let allow = match decided {
             Decided::Refused(refusal) => return Err(SendError::Refused { tx, refusal }),
-            Decided::Allowed { tier } => tier,
+            Decided::Allowed(a) => a,
         };
+        let tier = allow.tier;
         if !matches!(tier, Tier::Instant | Tier::Notify) {
+            self.announce_queued(&row, &agent, &allow).await;
             return Ok(SendOutcome::Queued { row });
         }
         let adapter = match precheck {
@@ -343,8 +354,117 @@ impl Pipeline {
             .map_err(|failure| SendError::Failed { tx, failure })?;
         let done = confirm::finish(self, &adapter, &row, &agent, executed.broadcast, deadline, timing).await;
         match done {
-            Some(row) => Ok(SendOutcome::Executed { row, estimated_fee: executed.estimated_fee }),
+            Some(row) => {
+                if tier == Tier::Notify && matches!(row.status, TxStatus::Submitted | TxStatus::Confirmed) {
+                    self.notifier.emit(Message::tx_notify(&row, &self.party(&row, &agent), self.clock.now()));
+                }
+                Ok(SendOutcome::Executed { row, estimated_fee: executed.estimated_fee })
+            }
             None => Err(SendError::Internal { tx: Some(tx) }),
+        }
+    }
+
+    /// What the decision reads besides the snapshot, for a request of `agent`: the
+    /// configuration, and the prices when the agent's SPENDING_LIMIT (from the stored
+    /// policies, or `candidates` in an owner's dry run) has USD thresholds.
+    async fn inputs(
+        &self,
+        agent: &AgentRecord,
+        rows: &[&TransactionRecord],
+        candidates: Option<&[waiaas_storage::PolicyRecord]>,
+    ) -> decide::Inputs {
+        let prices =
+            if self.oracle.enabled() { self.prices(agent, rows, candidates).await } else { Default::default() };
+        let c = self.settings.get();
+        decide::Inputs {
+            defaults: crate::policy::Defaults {
+                delay_seconds: c.security.policy_defaults_delay_seconds,
+                approval_timeout: c.security.policy_defaults_approval_timeout,
+            },
+            notifications_enabled: c.notifications.enabled,
+            min_channels: c.notifications.min_channels,
+            max_pending_tx: c.security.max_pending_tx,
+            prices,
+        }
+    }
+
+    /// 07-policy.md §5: the prices of the assets `rows` move, fetched before the decision
+    /// transaction. Token decimals come from the request, then the ALLOWED_TOKENS entry, then
+    /// the chain; a token whose decimals or price are unknown stays unpriced (NOTIFY).
+    async fn prices(
+        &self,
+        agent: &AgentRecord,
+        rows: &[&TransactionRecord],
+        candidates: Option<&[waiaas_storage::PolicyRecord]>,
+    ) -> crate::policy::usd::Prices {
+        use crate::config::PricedAsset;
+        let effective = match candidates {
+            Some(c) => waiaas_storage::scope::effective(agent, c),
+            None => {
+                let a = agent.clone();
+                match self.db.call(move |s| Ok(waiaas_storage::scope::effective(&a, &s.list_policies()?))).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!("prices: cannot read policies: {e}");
+                        return Default::default();
+                    }
+                }
+            }
+        };
+        let typed = decide::typed(&effective).unwrap_or_default();
+        let usd =
+            typed.iter().any(|p| matches!(&p.rules, crate::policy::rules::Rules::SpendingLimit(s) if s.usd.is_some()));
+        if !usd {
+            return Default::default();
+        }
+        let mut prices = crate::policy::usd::Prices::default();
+        if rows.first().is_some_and(|r| !r.native_amount.is_zero()) {
+            prices.native = self.oracle.quote(agent, &PricedAsset::Native(agent.chain)).await;
+        }
+        for r in rows.iter().filter(|r| r.tx_type == waiaas_storage::TxType::TokenTransfer) {
+            let Some(mint) = r.token_mint.clone() else { continue };
+            if prices.token(agent.chain, &mint).is_some() {
+                continue;
+            }
+            let listed = typed.iter().find_map(|p| match &p.rules {
+                crate::policy::rules::Rules::AllowedTokens(a) => {
+                    a.tokens.iter().find(|t| t.mint.names(agent.chain, &mint)).and_then(|t| t.decimals)
+                }
+                _ => None,
+            });
+            let decimals = match r.request["token"]["decimals"].as_u64().map(|d| d as u8).or(listed) {
+                Some(d) => Some(d),
+                None => match self.chains.for_agent(agent).await {
+                    Ok(adapter) => adapter.token_decimals(&mint).await.ok(),
+                    Err(_) => None,
+                },
+            };
+            let Some(decimals) = decimals else { continue };
+            if let Some(q) = self.oracle.quote(agent, &PricedAsset::Token(agent.chain, mint.clone())).await {
+                prices.tokens.push((mint, q, decimals));
+            }
+        }
+        prices
+    }
+
+    /// After a DELAY or APPROVAL decision: tell the owner (10-notifications-clients.md §3).
+    /// An approval request is awaited (at most 10 s); its failure is audited by the notifier
+    /// and the request still answers 202.
+    async fn announce_queued(
+        &self,
+        row: &TransactionRecord,
+        agent: &AgentRecord,
+        allow: &crate::policy::engine::Allow,
+    ) {
+        let (who, now) = (self.party(row, agent), self.clock.now());
+        let due = row.queue_expires_at.unwrap_or(now);
+        match allow.tier {
+            Tier::Delay if allow.downgraded => self.notifier.emit(Message::tx_downgraded_delay(row, &who, due, now)),
+            Tier::Delay => self.notifier.emit(Message::tx_delay_queued(row, &who, due, now)),
+            Tier::Approval => {
+                self.notifier.emit_awaited(Message::tx_approval_request(row, &who, due, now)).await;
+            }
+            Tier::Instant | Tier::Notify => {}
         }
     }
 
@@ -352,16 +472,51 @@ impl Pipeline {
     /// write transaction that is aborted — no row, reservation or audit row.
     pub(crate) async fn dry_run(&self, caller: &SessionContext, body: &[u8]) -> Result<DryRun, SendError> {
         let v = request::validate(body, &caller.agent)?;
-        let now = self.clock.now();
         // The same rows stage 1 would store, so the dry run decides on exactly what a send would.
         let (rec, children) = self.new_row(caller, &v, None);
+        self.dry_run_rows(&caller.agent, rec, children, &v, None).await
+    }
+
+    /// `POST /v1/owner/policies/dry-run`: the decision an agent's request would get from the
+    /// stored policies, or from a candidate set (`candidates`, already validated) — no session,
+    /// nothing written.
+    pub(crate) async fn owner_dry_run(
+        &self,
+        agent: &AgentRecord,
+        body: &[u8],
+        candidates: Option<Vec<waiaas_storage::PolicyRecord>>,
+    ) -> Result<DryRun, SendError> {
+        let v = request::validate(body, agent)?;
+        let (rec, children) = self.rows_for(agent, None, &v, None);
+        self.dry_run_rows(agent, rec, children, &v, candidates).await
+    }
+
+    async fn dry_run_rows(
+        &self,
+        agent: &AgentRecord,
+        rec: TransactionRecord,
+        children: Vec<TransactionRecord>,
+        v: &Validated,
+        candidates: Option<Vec<waiaas_storage::PolicyRecord>>,
+    ) -> Result<DryRun, SendError> {
+        let now = self.clock.now();
+        let rows: Vec<&TransactionRecord> = std::iter::once(&rec).chain(children.iter()).collect();
+        let inputs = self.inputs(agent, &rows, candidates.as_deref()).await;
         let mut snap = self.db.call(move |s| s.dry_run_snapshot(rec, now)).await.map_err(|e| {
             tracing::error!("dry run snapshot failed: {e}");
             SendError::Internal { tx: None }
         })?;
         snap.children = children;
-        let decided = decide::evaluate(&snap);
-        let estimated_fee = match self.chains.for_agent(&caller.agent).await {
+        let records = match &candidates {
+            Some(c) => waiaas_storage::scope::effective(agent, c),
+            None => snap.policies.clone(),
+        };
+        let policies = decide::typed(&records).map_err(|e| {
+            tracing::error!("dry run: {e}");
+            SendError::Internal { tx: None }
+        })?;
+        let decided = decide::evaluate(&snap, &policies, &inputs);
+        let estimated_fee = match self.chains.for_agent(agent).await {
             Ok(adapter) => adapter.estimate_fee(&v.build, v.priority).await.ok(),
             Err(_) => None,
         };

@@ -2,7 +2,8 @@
 //! that performs a status compare-and-swap and appends a hash-chained audit row.
 //!
 //! Every signed request pays several of these, so their median is the floor of per-request
-//! daemon latency. Also: the decision snapshot's cost against a long history.
+//! daemon latency. (The decision snapshot against a long history is in the root package's
+//! `benches/policy.rs`, which can build that history in bulk.)
 //! Run: `cargo bench -p waiaas-storage --bench hot_path`.
 
 use std::time::{Duration, Instant};
@@ -81,48 +82,5 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-/// The decision snapshot (read inside every decision's write transaction) against an agent with
-/// a day's history of 0 and 2,000 finished transactions: without a RATE_LIMIT policy it reads
-/// only the agent's active rows, so its cost must not grow with history; with one it scans and
-/// decodes the day (what that policy costs).
-fn decision_snapshot(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decision_snapshot");
-    group.sample_size(50);
-    for history in [0usize, 2000] {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("bench.redb"), NOW).unwrap();
-        let ctx = OpCtx::new("system", NOW);
-        let a = agent();
-        store.insert_agent(&a, &ctx).unwrap();
-        for _ in 0..history {
-            let t = transfer(&a);
-            store.record_request(&t, &[], None, &ctx).unwrap();
-            store.fail_transaction(t.id, TxStatus::Pending, &TxFailure::new("INTERNAL_ERROR"), &ctx).unwrap();
-        }
-        let probe = transfer(&a);
-        group.bench_function(format!("history_{history}"), |b| {
-            b.iter(|| store.dry_run_snapshot(probe.clone(), NOW).unwrap())
-        });
-        if history > 0 {
-            let rate = PolicyRecord {
-                id: Uuid::now_v7(),
-                agent_id: None,
-                chain: None,
-                policy_type: PolicyType::RateLimit,
-                rules: json!({"max_per_hour": 10}),
-                priority: 10,
-                enabled: true,
-                created_at: NOW,
-                updated_at: NOW,
-            };
-            store.insert_policy(&rate, &ctx).unwrap();
-            group.bench_function(format!("history_{history}_with_rate_limit_policy"), |b| {
-                b.iter(|| store.dry_run_snapshot(probe.clone(), NOW).unwrap())
-            });
-        }
-    }
-    group.finish();
-}
-
-criterion_group!(benches, hot_path, decision_snapshot);
+criterion_group!(benches, hot_path);
 criterion_main!(benches);

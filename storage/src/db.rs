@@ -14,14 +14,16 @@ use crate::error::{SchemaError, StoreError};
 use crate::tables::*;
 
 /// The schema version this binary writes (02-storage.md §9).
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// In-code upgrade steps: `MIGRATIONS[i]` upgrades a database from version `i + 1` to `i + 2`.
-/// All pending steps run inside one write transaction, so a failure leaves the file unchanged.
-/// Version 1 is the first released schema, so there is nothing to upgrade yet; the fixture
-/// database `fixtures/db/v1.redb` proves every released version keeps opening.
+/// All pending steps run inside one write transaction, so a failure leaves the file unchanged;
+/// after them `create_all` adds any table a step did not write. Every released version has a
+/// fixture database (`fixtures/db/v<N>.redb`) that the tests upgrade.
+///
+/// - v1 → v2: the RATE_LIMIT counters (`rate_counts`), built from every transaction row.
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[crate::rate::rebuild];
 
 /// What `open` did to the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod db;
 pub mod enums;
 pub mod error;
 pub mod ops;
+mod rate;
 pub mod records;
 mod rows;
 pub mod scope;
@@ -23,11 +24,13 @@ pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::killswitch::ActivationReport;
 pub use ops::notify::{ChannelChange, LogQuery, MinChannels};
+pub use ops::policies::PolicyChange;
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
 pub use ops::transactions::{
     Broadcast, ChainOutcome, ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxFailure,
 };
+pub use rate::Window;
 pub use records::*;
 
 #[cfg(test)]

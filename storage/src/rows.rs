@@ -109,7 +109,7 @@ fn queue_key(rec: &TransactionRecord) -> Option<(&'static str, u64)> {
     }
 }
 
-/// Inserts a new transaction row with all of its index entries.
+/// Inserts a new transaction row with all of its index entries and its rate count.
 pub(crate) fn insert_tx(tx: &WriteTransaction, rec: &TransactionRecord) -> Result<(), StoreError> {
     rec.check()?;
     let key = rec.id.as_u128();
@@ -136,6 +136,7 @@ pub(crate) fn insert_tx(tx: &WriteTransaction, rec: &TransactionRecord) -> Resul
     if let Some((tier, due)) = queue_key(rec) {
         tx.open_table(IDX_TX_QUEUE)?.insert((tier, due, key), ())?;
     }
+    crate::rate::on_write(tx, None, rec)?;
     put(tx, TRANSACTIONS, "transactions", rec.id, rec)
 }
 
@@ -151,9 +152,9 @@ fn claim_hash(tx: &WriteTransaction, hash: &str, id: Uuid) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Rewrites a transaction row, keeping `idx_tx_active`, `idx_tx_queue` and `idx_tx_hash` in step
-/// with the change from `old` to `new`, and releasing the reservation on FAILED, CANCELLED and
-/// EXPIRED.
+/// Rewrites a transaction row, keeping `idx_tx_active`, `idx_tx_queue`, `idx_tx_hash` and the
+/// rate counters in step with the change from `old` to `new`, and releasing the reservation on
+/// FAILED, CANCELLED and EXPIRED.
 pub(crate) fn update_tx(
     tx: &WriteTransaction,
     old: &TransactionRecord,
@@ -187,6 +188,7 @@ pub(crate) fn update_tx(
             idx.insert((t, d, key), ())?;
         }
     }
+    crate::rate::on_write(tx, Some(old), new)?;
     put(tx, TRANSACTIONS, "transactions", new.id, new)
 }
 

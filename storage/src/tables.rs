@@ -59,6 +59,9 @@ pub(crate) const IDX_WALLET_CONNECTION: TableDefinition<'_, (&str, &str), u128> 
 pub(crate) const NONCES: TableDefinition<'_, &str, u64> = TableDefinition::new("nonces");
 pub(crate) const IDX_NONCE_EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableDefinition::new("idx_nonce_expiry");
 
+/// RATE_LIMIT counters, `(agent, level, bucket start) → count` (see `rate.rs`; schema v2).
+pub(crate) const RATE_COUNTS: TableDefinition<'_, (u128, u8, u64), u64> = TableDefinition::new("rate_counts");
+
 pub(crate) const SYSTEM_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("system_state");
 
 /// Opens every table once, so that a new database holds all of them (and a read transaction
@@ -100,5 +103,6 @@ pub(crate) fn create_all(tx: &redb::WriteTransaction) -> Result<(), redb::TableE
     tx.open_table(NONCES)?;
     tx.open_table(IDX_NONCE_EXPIRY)?;
     tx.open_table(SYSTEM_STATE)?;
+    tx.open_table(RATE_COUNTS)?;
     Ok(())
 }

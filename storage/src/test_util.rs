@@ -42,3 +42,17 @@ impl Store {
         self.write(|tx| crate::ops::system::set_state(tx, key, value, 0))
     }
 }
+
+impl Store {
+    /// Inserts many transaction rows in one write transaction, through the same row writer as
+    /// every operation (indexes and rate counters included): for building long histories in
+    /// benchmarks without paying one durable commit per row.
+    pub fn raw_insert_transactions(&self, rows: &[crate::records::TransactionRecord]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            for r in rows {
+                crate::rows::insert_tx(tx, r)?;
+            }
+            Ok(())
+        })
+    }
+}

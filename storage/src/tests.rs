@@ -569,7 +569,7 @@ fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_poli
     assert_eq!(snap.session_in_flight, 2, "this session's two live rows; not the failed one, not the other session's");
     let each = store.get_transaction(live1).unwrap().unwrap().reserved_amount.unwrap();
     assert_eq!(snap.session_reserved, each.checked_add(each).unwrap());
-    assert_eq!((snap.count_1h, snap.count_24h, snap.oldest_24h), (0, 0, None), "no RATE_LIMIT policy: not read");
+    assert_eq!((snap.rate_1h, snap.rate_24h), (Window::default(), Window::default()), "no RATE_LIMIT policy: not read");
 
     let rate = PolicyRecord {
         id: id_at(NOW),
@@ -585,11 +585,134 @@ fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_poli
     store.insert_policy(&rate, &ctx()).unwrap();
     let snap = store.dry_run_snapshot(probe.clone(), NOW + 10).unwrap();
     // Four counted (live, live, failed, other session); the cancelled one is not.
-    assert_eq!((snap.count_1h, snap.count_24h), (4, 4));
-    assert_eq!((snap.oldest_1h, snap.oldest_24h), (Some(NOW), Some(NOW)));
+    assert_eq!((snap.rate_1h.count, snap.rate_24h.count), (4, 4));
+    assert_eq!((snap.rate_1h.oldest, snap.rate_24h.oldest), (Some(NOW), Some(NOW)));
     // Two hours on, they leave the hour but stay in the day.
     let snap = store.dry_run_snapshot(probe.clone(), NOW + 7200).unwrap();
-    assert_eq!((snap.count_1h, snap.oldest_1h, snap.count_24h), (0, None, 4));
+    assert_eq!((snap.rate_1h.count, snap.rate_1h.oldest, snap.rate_24h.count), (0, None, 4));
+}
+
+mod rate_counters {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A new request, `dt` seconds after the previous step.
+        Insert { dt: u64 },
+        /// The `n`-th row (mod count) ends CANCELLED, EXPIRED or FAILED (`how` 0, 1, 2).
+        End { n: usize, how: u8 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => prop_oneof![0..3u64, 50..70u64, 3500..3700u64, 80_000..90_000u64].prop_map(|dt| Step::Insert { dt }),
+            1 => (any::<usize>(), 0..3u8).prop_map(|(n, how)| Step::End { n, how }),
+        ]
+    }
+
+    /// What a scan of every row says: counted rows created at or after `from`.
+    pub(super) fn by_scan(store: &Store, agent: Uuid, from: u64) -> Window {
+        let (rows, _) = store.list_transactions(agent, None, None, 10_000, true).unwrap();
+        let counted: Vec<u64> = rows
+            .iter()
+            .filter(|r| !matches!(r.status, TxStatus::Cancelled | TxStatus::Expired) && r.created_at >= from)
+            .map(|r| r.created_at)
+            .collect();
+        Window { count: counted.len() as u64, oldest: counted.iter().min().copied() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        // ACC-192 (the counting rule): the bucketed counters agree with a scan of the rows —
+        // CANCELLED and EXPIRED rows never count — for every window edge: inside
+        // and across minute, hour and day boundaries, after cancellations, expiries and
+        // failures (which still count), and when buckets older than two days were pruned.
+        #[test]
+        fn counters_agree_with_a_scan(steps in proptest::collection::vec(step(), 1..40), offset in 0..3600u64) {
+            let (_d, store) = temp_store();
+            let a = agent("a", "pk");
+            store.insert_agent(&a, &ctx()).unwrap();
+            let rate = PolicyRecord {
+                id: id_at(NOW),
+                agent_id: None,
+                chain: None,
+                policy_type: PolicyType::RateLimit,
+                rules: json!({"max_tx_per_hour": 1}),
+                priority: 0,
+                enabled: true,
+                created_at: NOW,
+                updated_at: NOW,
+            };
+            store.insert_policy(&rate, &ctx()).unwrap();
+            let mut now = NOW + offset;
+            let mut ids = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Insert { dt } => {
+                        now += dt;
+                        let mut t = transfer(&a, None, 1);
+                        t.id = id_at(now);
+                        t.created_at = now;
+                        t.updated_at = now;
+                        store.record_request(&t, &[], None, &OpCtx::new("agent", now)).unwrap();
+                        ids.push(t.id);
+                    }
+                    Step::End { n, how } if !ids.is_empty() => {
+                        let id = ids[n % ids.len()];
+                        let to = [TxStatus::Cancelled, TxStatus::Expired, TxStatus::Failed][how as usize];
+                        // Rows already ended refuse the transition; that is fine here.
+                        let _ = store.transition(id, TxStatus::Pending, to, TxPatch::error("X"), None, &OpCtx::new("s", now));
+                    }
+                    Step::End { .. } => {}
+                }
+            }
+            let probe = transfer(&a, None, 1);
+            for q in [0u64, 1, 59, 60, 61, 3599, 3600, 3601, 86_399, 86_400, 86_401] {
+                let at = now + q;
+                let snap = store.dry_run_snapshot(probe.clone(), at).unwrap();
+                prop_assert_eq!(snap.rate_1h, by_scan(&store, a.id, at.saturating_sub(3600)), "hour at +{}", q);
+                prop_assert_eq!(snap.rate_24h, by_scan(&store, a.id, at.saturating_sub(86_400)), "day at +{}", q);
+            }
+        }
+    }
+
+    // The decision leaves out the request being decided, which is itself counted.
+    #[test]
+    fn the_decided_request_is_not_counted() {
+        let (_d, store) = temp_store();
+        let a = agent("a", "pk");
+        store.insert_agent(&a, &ctx()).unwrap();
+        let rate = PolicyRecord {
+            id: id_at(NOW),
+            agent_id: None,
+            chain: None,
+            policy_type: PolicyType::RateLimit,
+            rules: json!({"max_tx_per_hour": 1}),
+            priority: 0,
+            enabled: true,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        store.insert_policy(&rate, &ctx()).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let t = transfer(&a, None, 1);
+            store.record_request(&t, &[], None, &ctx()).unwrap();
+            store
+                .decide_transaction(t.id, &ctx(), |snap| {
+                    seen.push(snap.rate_1h);
+                    Ok(queue(Tier::Instant))
+                })
+                .unwrap();
+        }
+        let counts: Vec<u64> = seen.iter().map(|w| w.count).collect();
+        assert_eq!(counts, [0, 1, 2]);
+        assert_eq!(seen[0].oldest, None, "the only row in its second is the excluded one");
+        assert_eq!(seen[1].oldest, Some(NOW));
+    }
 }
 
 // ACC-057.
@@ -809,14 +932,14 @@ fn a_database_from_a_newer_schema_is_refused_and_a_foreign_file_is_not_waiaas() 
     let store = Store::create(&path, NOW).unwrap();
     store
         .write(|tx| {
-            tx.open_table(META)?.insert("schema_version", b"2".as_slice())?;
+            tx.open_table(META)?.insert("schema_version", b"3".as_slice())?;
             Ok(())
         })
         .unwrap();
     drop(store);
     assert!(matches!(
         Store::open(&path, 1 << 20),
-        Err(StoreError::Schema(SchemaError::Newer { found: 2, supported: 1 }))
+        Err(StoreError::Schema(SchemaError::Newer { found: 3, supported: 2 }))
     ));
 
     let foreign = dir.path().join("foreign.redb");
@@ -844,11 +967,28 @@ fn every_released_schema_fixture_opens_and_reads() {
         assert!(!store.list_sessions(None).unwrap().is_empty());
         assert!(!store.list_policies().unwrap().is_empty());
         assert!(store.verify_audit().unwrap().valid);
+        let rate = PolicyRecord {
+            id: id_at(NOW),
+            agent_id: None,
+            chain: None,
+            policy_type: PolicyType::RateLimit,
+            rules: json!({"max_tx_per_hour": 1}),
+            priority: 0,
+            enabled: true,
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        store.insert_policy(&rate, &ctx()).unwrap();
         for a in store.list_agents().unwrap() {
             let (rows, _) = store.list_transactions(a.id, None, None, 100, true).unwrap();
-            for r in rows {
+            let Some(last) = rows.iter().map(|r| r.created_at).max() else { continue };
+            for r in &rows {
                 store.batch_children(r.id).unwrap();
             }
+            // The rate counters (v2) agree with the rows, whichever version wrote them.
+            let snap = store.dry_run_snapshot(transfer(&a, None, 1), last).unwrap();
+            assert_eq!(snap.rate_24h, rate_counters::by_scan(&store, a.id, last - 86_400), "{}", path.display());
+            assert!(snap.rate_24h.count > 0, "{}: the fixture has counted rows", path.display());
         }
     }
     assert!(seen >= 1, "no fixture databases found in {}", fixtures.display());

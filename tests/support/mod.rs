@@ -9,6 +9,7 @@ pub(crate) mod nodes;
 pub(crate) mod owner;
 pub(crate) mod receiver;
 pub(crate) mod rpc_proxy;
+pub(crate) mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -314,6 +315,60 @@ impl TestDaemon {
         let (status, v) = self.master("POST", "/v1/agents", Some(body)).await;
         assert_eq!(status, 201, "create agent: {v}");
         v
+    }
+
+    /// `POST /v1/owner/policies`, asserting 201.
+    pub(crate) async fn policy(&self, body: Value) -> Value {
+        let (status, v) = self.master("POST", "/v1/owner/policies", Some(body)).await;
+        assert_eq!(status, 201, "create policy: {v}");
+        v
+    }
+
+    /// A WEBHOOK channel to a fresh [`sink::Sink`]: with `sink::notifications_on()` in the
+    /// config, notifications are then available and NOTIFY-tier sends (every token transfer
+    /// without a USD price) are allowed.
+    pub(crate) async fn sink_channel(&self) -> sink::Sink {
+        let s = sink::Sink::start().await;
+        let (st, v) = self
+            .master(
+                "POST",
+                "/v1/owner/notification-channels",
+                Some(serde_json::json!({"type": "WEBHOOK", "name": "sink", "config": {"url": s.url, "secret": "sink-secret-0123456789"}})),
+            )
+            .await;
+        assert_eq!(st, 201, "sink channel: {v}");
+        s
+    }
+
+    /// Agent policies for tests about the pipeline rather than the policies: every amount
+    /// INSTANT, and the given tokens, contracts and spenders allowed at INSTANT. (The default
+    /// policies stay as they are; these agent policies override them for this agent only.)
+    pub(crate) async fn permit(&self, agent: &str, tokens: &[&str], contracts: &[&str], spenders: &[&str]) {
+        let big = "1000000000000000000000000000000";
+        self.policy(serde_json::json!({"agentId": agent, "type": "SPENDING_LIMIT", "priority": 10,
+            "rules": {"instant_max": big, "notify_max": big, "delay_max": big}}))
+            .await;
+        if !tokens.is_empty() {
+            let list: Vec<Value> = tokens.iter().map(|t| serde_json::json!({"mint": t})).collect();
+            self.policy(serde_json::json!({"agentId": agent, "type": "ALLOWED_TOKENS", "rules": {"tokens": list}}))
+                .await;
+        }
+        if !contracts.is_empty() {
+            let list: Vec<Value> = contracts.iter().map(|c| serde_json::json!({"address": c})).collect();
+            self.policy(serde_json::json!({"agentId": agent, "type": "CONTRACT_WHITELIST",
+                "rules": {"contracts": list, "contract_call_default_tier": "INSTANT"}}))
+                .await;
+        }
+        if !spenders.is_empty() {
+            let list: Vec<Value> = spenders.iter().map(|c| serde_json::json!({"address": c})).collect();
+            self.policy(
+                serde_json::json!({"agentId": agent, "type": "APPROVED_SPENDERS", "rules": {"spenders": list}}),
+            )
+            .await;
+            self.policy(serde_json::json!({"agentId": agent, "type": "APPROVE_TIER_OVERRIDE",
+                "rules": {"default_tier": "INSTANT"}}))
+                .await;
+        }
     }
 
     /// `POST /v1/sessions {agentId, ...extra}`, asserting 201.

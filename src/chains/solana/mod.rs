@@ -228,6 +228,11 @@ impl ChainAdapter for SolanaAdapter {
         })
     }
 
+    async fn token_decimals(&self, token: &str) -> Result<u8, ChainError> {
+        let (_, _, decimals, _) = self.mint(&TokenRef { address: token.to_string(), decimals: None }).await?;
+        Ok(decimals)
+    }
+
     /// Native SOL, then every non-zero Token and Token-2022 account (jsonParsed).
     async fn get_assets(&self, addr: &str, hints: &[TokenHint]) -> Result<Vec<AssetInfo>, ChainError> {
         let native = self.get_balance(addr).await?;

@@ -81,11 +81,10 @@ pub(super) async fn get(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
     v["policies"] = crate::policy::scope::for_agent(&agent, &policies)
         .into_iter()
         .map(|(p, level, effective)| {
-            json!({
-                "id": p.id, "agentId": p.agent_id, "chain": p.chain.map(|c| c.as_str()), "type": p.policy_type.as_str(),
-                "rules": p.rules, "priority": p.priority, "enabled": p.enabled, "createdAt": iso(p.created_at),
-                "updatedAt": iso(p.updated_at), "level": level.as_str(), "effective": effective,
-            })
+            let mut v = views::policy(p);
+            v["level"] = json!(level.as_str());
+            v["effective"] = json!(effective);
+            v
         })
         .collect();
     Ok(Reply::ok(v))

@@ -4,6 +4,7 @@ mod admin;
 mod agents;
 mod notify;
 mod owner;
+mod policies;
 mod sessions;
 pub(crate) mod system;
 mod transactions;
@@ -58,5 +59,11 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::ChannelDisable => notify::disable(app, req).await,
         Op::ChannelTest => notify::test(app, req).await,
         Op::NotificationLog => notify::log(app, req).await,
+        Op::PolicyList => policies::list(app, req).await,
+        Op::PolicyCreate => policies::create(app, req).await,
+        Op::PolicyGet => policies::get(app, req).await,
+        Op::PolicyUpdate => policies::update(app, req).await,
+        Op::PolicyDelete => policies::delete(app, req).await,
+        Op::PolicyDryRun => policies::dry_run(app, req).await,
     }
 }

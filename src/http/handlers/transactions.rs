@@ -51,6 +51,15 @@ fn success_body(rec: &TransactionRecord, estimated: Option<FeeEstimate>) -> Valu
     if let Some(e) = &rec.error {
         b["error"] = json!(e);
     }
+    // What the decision said about a queued (DELAY/APPROVAL) row.
+    if let (Some(Tier::Delay | Tier::Approval), Some(d)) = (rec.tier, rec.metadata.get("decision")) {
+        b["expiresAt"] = json!(rec.queue_expires_at.map(iso));
+        for k in ["delaySeconds", "approvalTimeoutSeconds", "downgraded", "originalTier"] {
+            if let Some(v) = d.get(k) {
+                b[k] = v.clone();
+            }
+        }
+    }
     b
 }
 
@@ -119,26 +128,45 @@ pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
     let body = req.body.json_bytes().await?;
     let caller = req.session()?.clone();
     let d = app.pipeline.dry_run(&caller, &body).await?;
+    Ok(Reply::ok(dry_run_body(d, true)))
+}
+
+/// The dry-run body (06-pipeline.md §13); the owner's dry run has `sessionCheck: null`.
+pub(super) fn dry_run_body(d: crate::pipeline::DryRun, session: bool) -> serde_json::Value {
     let estimated = d.estimated_fee.map(|f| f.total_fee.to_string());
-    let body = match d.decided {
-        Decided::Allowed { tier } => json!({
-            "allowed": true,
-            "tier": tier.as_str(),
-            "sessionCheck": {"passed": true},
-            "estimatedFee": estimated,
-        }),
-        Decided::Refused(refusal) => json!({
-            "allowed": false,
-            "code": refusal.code().as_str(),
-            "reason": refusal.to_string(),
-            "sessionCheck": match refusal.session_code() {
-                Some(code) => json!({"passed": false, "code": code}),
-                None => json!({"passed": true}),
-            },
-            "estimatedFee": estimated,
-        }),
+    let mut body = match d.decided {
+        Decided::Allowed(a) => {
+            let mut v = crate::pipeline::decide::decision_json(&a);
+            v["allowed"] = json!(true);
+            v["sessionCheck"] = json!({"passed": true});
+            v
+        }
+        Decided::Refused(refusal) => {
+            let mut v = json!({
+                "allowed": false,
+                "code": refusal.code().as_str(),
+                "reason": refusal.to_string(),
+                "sessionCheck": match refusal.session_code() {
+                    Some(code) => json!({"passed": false, "code": code}),
+                    None => json!({"passed": true}),
+                },
+            });
+            for (k, x) in refusal.details() {
+                if matches!(
+                    k.as_str(),
+                    "policyId" | "policyType" | "violations" | "retryAfter" | "tier" | "window" | "limit"
+                ) {
+                    v[k.as_str()] = x;
+                }
+            }
+            v
+        }
     };
-    Ok(Reply::ok(body))
+    body["estimatedFee"] = json!(estimated);
+    if !session {
+        body["sessionCheck"] = serde_json::Value::Null;
+    }
+    body
 }
 
 fn not_found(id: &str) -> ApiError {

@@ -42,15 +42,12 @@ pub struct DecisionSnapshot {
     /// highest priority first.
     pub policies: Vec<PolicyRecord>,
     /// The agent's counted transactions (top-level, not CANCELLED/EXPIRED, not this one)
-    /// created in the last 3600 s. The four rate fields are filled only when `policies` holds
-    /// a RATE_LIMIT policy (they cost a scan of the agent's day); otherwise they are 0 / None.
-    pub count_1h: u64,
-    /// Oldest creation time among those.
-    pub oldest_1h: Option<u64>,
-    /// Same over 86400 s.
-    pub count_24h: u64,
-    /// Oldest creation time among those.
-    pub oldest_24h: Option<u64>,
+    /// created in the last 3600 s, with the oldest creation time among them. Read from the
+    /// rate counters (a bounded number of reads whatever the history), and only when
+    /// `policies` holds a RATE_LIMIT policy; otherwise empty.
+    pub rate_1h: crate::rate::Window,
+    /// The same over 86400 s.
+    pub rate_24h: crate::rate::Window,
     /// The agent's QUEUED DELAY/APPROVAL transactions.
     pub queued_pending: u64,
     /// Enabled notification channels.
@@ -87,44 +84,6 @@ pub enum DecisionOutcome {
 /// UUID v7 ids sort by creation time: the smallest id created at unix second `t`.
 pub fn min_uuid_v7_at(t: u64) -> u128 {
     ((t as u128) * 1000) << 80
-}
-
-/// Counts of the agent's transactions created in the last hour and day (one scan of the day).
-#[derive(Debug, Default, Clone, Copy)]
-struct RateCounts {
-    count_1h: u64,
-    oldest_1h: Option<u64>,
-    count_24h: u64,
-    oldest_24h: Option<u64>,
-}
-
-/// The agent's counted transactions (`idx_tx_agent` holds top-level rows only; CANCELLED and
-/// EXPIRED ones do not count) created in the last 86400 s, split at 3600 s. Decodes every row
-/// of the day, so callers run it only when a RATE_LIMIT policy needs it.
-fn rate_counts(tx: &WriteTransaction, agent: Uuid, now: u64, exclude: Uuid) -> Result<RateCounts, StoreError> {
-    let idx = tx.open_table(IDX_TX_AGENT)?;
-    let table = tx.open_table(TRANSACTIONS)?;
-    let (day, hour) = (now.saturating_sub(86_400), now.saturating_sub(3600));
-    let a = agent.as_u128();
-    let mut c = RateCounts::default();
-    for r in idx.range((a, min_uuid_v7_at(day))..=(a, u128::MAX))? {
-        let (k, _) = r?;
-        let id = Uuid::from_u128(k.value().1);
-        if id == exclude {
-            continue;
-        }
-        let rec: TransactionRecord = rows::must_get(&table, "transactions", id)?;
-        if matches!(rec.status, TxStatus::Cancelled | TxStatus::Expired) || rec.created_at < day {
-            continue;
-        }
-        c.count_24h += 1;
-        c.oldest_24h = Some(c.oldest_24h.map_or(rec.created_at, |o| o.min(rec.created_at)));
-        if rec.created_at >= hour {
-            c.count_1h += 1;
-            c.oldest_1h = Some(c.oldest_1h.map_or(rec.created_at, |o| o.min(rec.created_at)));
-        }
-    }
-    Ok(c)
 }
 
 impl Store {
@@ -169,7 +128,7 @@ impl Store {
             if rec.status != TxStatus::Pending {
                 return Err(StoreError::conflict(TxStatus::Pending, rec.status));
             }
-            let snapshot = self.snapshot_in(tx, rec, ctx.now)?;
+            let snapshot = self.snapshot_in(tx, rec, ctx.now, true)?;
             let outcome = evaluate(&snapshot)?;
             let rec = snapshot.tx;
             let updated = match &outcome {
@@ -232,7 +191,7 @@ impl Store {
         // A write transaction gives the same view the real decision sees; it is aborted, so
         // nothing is written and no commit is paid.
         let tx = self.begin_write_for_read()?;
-        let snap = self.snapshot_in(&tx, tx_rec, now);
+        let snap = self.snapshot_in(&tx, tx_rec, now, false);
         tx.abort()?;
         snap
     }
@@ -242,6 +201,7 @@ impl Store {
         tx: &WriteTransaction,
         rec: TransactionRecord,
         now: u64,
+        stored: bool,
     ) -> Result<DecisionSnapshot, StoreError> {
         let agent = rows::get_agent(tx, rec.agent_id)?;
         let children = {
@@ -287,10 +247,16 @@ impl Store {
                 queued_pending += 1;
             }
         }
-        let counts = if policies.iter().any(|p| p.policy_type == PolicyType::RateLimit) {
-            rate_counts(tx, agent.id, now, rec.id)?
+        // The request being decided is stored (and counted) unless this is a dry run.
+        let exclude = stored.then_some(rec.created_at);
+        let (hour, day) = if policies.iter().any(|p| p.policy_type == PolicyType::RateLimit) {
+            let t = tx.open_table(RATE_COUNTS)?;
+            (
+                crate::rate::window(&t, agent.id, now.saturating_sub(3600), exclude)?,
+                crate::rate::window(&t, agent.id, now.saturating_sub(86_400), exclude)?,
+            )
         } else {
-            RateCounts::default()
+            Default::default()
         };
         let enabled_channels = {
             let table = tx.open_table(NOTIFICATION_CHANNELS)?;
@@ -311,10 +277,8 @@ impl Store {
             session_in_flight: in_flight,
             session_reserved: reserved,
             policies,
-            count_1h: counts.count_1h,
-            oldest_1h: counts.oldest_1h,
-            count_24h: counts.count_24h,
-            oldest_24h: counts.oldest_24h,
+            rate_1h: hour,
+            rate_24h: day,
             queued_pending,
             enabled_channels,
         })

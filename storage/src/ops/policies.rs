@@ -50,6 +50,17 @@ pub(crate) fn insert_rule_in(tx: &WriteTransaction, r: &AutoStopRuleRecord) -> R
     rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, r)
 }
 
+/// What `update_policy` changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PolicyChange {
+    /// New rules (validated by the caller).
+    pub rules: Option<serde_json::Value>,
+    /// New priority.
+    pub priority: Option<i32>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
 fn policy_event(name: &str, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
     let mut ev = AuditEvent::new(name, ctx.actor.clone())
         .detail("policyId", p.id.to_string())
@@ -72,18 +83,32 @@ impl Store {
         })
     }
 
-    /// Replaces a policy's mutable fields (rules, priority, enabled) and audits `POLICY_UPDATED`.
-    pub fn update_policy(&self, p: &PolicyRecord, ctx: &OpCtx) -> Result<(), StoreError> {
-        p.check()?;
+    /// Changes a policy's mutable fields (rules, priority, enabled — type, agent and chain are
+    /// immutable) in one write transaction that reads the current row, applies the change and
+    /// audits `POLICY_UPDATED`. Returns the new row.
+    pub fn update_policy(&self, id: Uuid, change: &PolicyChange, ctx: &OpCtx) -> Result<PolicyRecord, StoreError> {
         self.write(|tx| {
-            let old: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", p.id)?;
-            if old.agent_id != p.agent_id || old.chain != p.chain || old.policy_type != p.policy_type {
-                return Err(StoreError::Invariant("a policy's type, agent and chain are immutable"));
+            let mut p: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", id)?;
+            if let Some(r) = &change.rules {
+                p.rules = r.clone();
             }
-            rows::put(tx, POLICIES, "policies", p.id, p)?;
-            self.audit(tx, policy_event("POLICY_UPDATED", p, ctx), ctx)?;
-            Ok(())
+            if let Some(n) = change.priority {
+                p.priority = n;
+            }
+            if let Some(e) = change.enabled {
+                p.enabled = e;
+            }
+            p.updated_at = ctx.now;
+            p.check()?;
+            rows::put(tx, POLICIES, "policies", p.id, &p)?;
+            self.audit(tx, policy_event("POLICY_UPDATED", &p, ctx), ctx)?;
+            Ok(p)
         })
+    }
+
+    /// One policy.
+    pub fn get_policy(&self, id: Uuid) -> Result<Option<PolicyRecord>, StoreError> {
+        self.read(|tx| rows::get(&tx.open_table(POLICIES)?, "policies", id))
     }
 
     /// Deletes a policy and audits `POLICY_DELETED` (warning).
