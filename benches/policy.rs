@@ -2,11 +2,12 @@
 //! write transaction (so every request pays them serially):
 //!
 //! - `policy_eval/{1,10,100}`: the engine on 1, 10 and 100 enabled policies of mixed types,
-//!   all effective and all passing, for a native transfer — the engine alone
-//!   (`evaluate`) and what the decision closure does (`resolve_parse_evaluate`: scope
-//!   resolution, parsing each stored rules document, evaluation).
+//!   passing, for a native transfer — the engine alone (`evaluate`) and what the decision
+//!   closure does with the snapshot's effective policies (`parse_evaluate`: parse each stored
+//!   rules document, evaluate).
 //! - `decision_snapshot/…`: the snapshot read with and without a RATE_LIMIT policy against an
-//!   agent with 0 and 100,000 transactions in the last day (counted by the rate counters).
+//!   agent with 0 and 100,000 transactions in the last day (counted by the rate counters), and
+//!   with 100 stored policies (reading, decoding and resolving them).
 //!
 //! Run: `cargo bench --bench policy`
 
@@ -83,12 +84,12 @@ fn policy_eval(c: &mut Criterion) {
     for n in [1usize, 10, 100] {
         let a = agent(Chain::Ethereum);
         let records: Vec<PolicyRecord> =
-            (0..n).map(|i| mixed(i)).enumerate().map(|(i, (k, r))| policy(k, r, i as i32)).collect();
+            (0..n).map(mixed).enumerate().map(|(i, (k, r))| policy(k, r, i as i32)).collect();
         let probe = PolicyProbe::new(a.clone(), records, transfer(&a, TO, NOW));
         assert_eq!(probe.evaluate(), "INSTANT");
         eprintln!("policy_eval/{n}: {} effective after scope resolution", probe.effective());
         group.bench_function(format!("{n}/evaluate"), |b| b.iter(|| probe.evaluate()));
-        group.bench_function(format!("{n}/resolve_parse_evaluate"), |b| b.iter(|| probe.resolve_parse_evaluate()));
+        group.bench_function(format!("{n}/parse_evaluate"), |b| b.iter(|| probe.parse_evaluate()));
     }
     group.finish();
 }
@@ -130,6 +131,26 @@ fn decision_snapshot(c: &mut Criterion) {
         group.bench_function(format!("history_{history}/rate_limit"), |b| {
             b.iter(|| store.dry_run_snapshot(probe.clone(), NOW).unwrap())
         });
+        if history == 0 {
+            // 99 more policies (global, chain solana, mixed types): what reading them costs.
+            for i in 1..100 {
+                let (k, r) = mixed(i);
+                let r = match k {
+                    PolicyType::Whitelist => json!({"allowed_addresses": []}),
+                    PolicyType::AllowedTokens | PolicyType::ContractWhitelist | PolicyType::ApprovedSpenders => {
+                        json!({})
+                    }
+                    PolicyType::MethodWhitelist => continue,
+                    _ => r,
+                };
+                store
+                    .insert_policy(&PolicyRecord { chain: Some(Chain::Solana), ..policy(k, r, i as i32) }, &ctx)
+                    .unwrap();
+            }
+            group.bench_function("history_0/policies_100", |b| {
+                b.iter(|| store.dry_run_snapshot(probe.clone(), NOW).unwrap())
+            });
+        }
     }
     group.finish();
 }

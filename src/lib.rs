@@ -65,6 +65,7 @@ pub mod bench_support {
     /// The policy engine on a fixed agent, request and policy set.
     pub struct PolicyProbe {
         agent: waiaas_storage::AgentRecord,
+        /// The effective records, as the decision snapshot hands them over.
         records: Vec<waiaas_storage::PolicyRecord>,
         typed: Vec<crate::policy::Policy>,
         tx: waiaas_storage::TransactionRecord,
@@ -78,8 +79,8 @@ pub mod bench_support {
             records: Vec<waiaas_storage::PolicyRecord>,
             tx: waiaas_storage::TransactionRecord,
         ) -> Self {
-            let effective = waiaas_storage::scope::effective(&agent, &records);
-            let typed = crate::pipeline::decide::typed(&effective).expect("the bench's policies parse");
+            let records = waiaas_storage::scope::effective(&agent, &records);
+            let typed = crate::pipeline::decide::typed(&records).expect("the bench's policies parse");
             PolicyProbe { agent, records, typed, tx, prices: Default::default() }
         }
 
@@ -93,10 +94,10 @@ pub mod bench_support {
             Self::name(crate::policy::evaluate(&self.ctx(&self.typed), &crate::policy::Op::of(&self.tx), &[]))
         }
 
-        /// What the decision closure does: scope resolution, parsing the stored rules, evaluation.
-        pub fn resolve_parse_evaluate(&self) -> &'static str {
-            let effective = waiaas_storage::scope::effective(&self.agent, &self.records);
-            let typed = crate::pipeline::decide::typed(&effective).expect("parse");
+        /// What the decision closure does with the snapshot's effective policies: parse each
+        /// stored rules document, then evaluate.
+        pub fn parse_evaluate(&self) -> &'static str {
+            let typed = crate::pipeline::decide::typed(&self.records).expect("parse");
             Self::name(crate::policy::evaluate(&self.ctx(&typed), &crate::policy::Op::of(&self.tx), &[]))
         }
 

@@ -441,8 +441,18 @@ async fn rate_limit_counts_a_rolling_hour() {
         assert_eq!(send(&d, &t, json!({"to": to, "amount": "1000"})).await.0, 200);
     }
     for _ in 0..2 {
-        let (st, v) = send(&d, &t, json!({"to": to, "amount": "1000"})).await;
+        let r = d
+            .http
+            .post(d.url("/v1/transactions/send"))
+            .bearer_auth(&t)
+            .json(&json!({"to": to, "amount": "1000"}))
+            .send()
+            .await
+            .unwrap();
+        let header = r.headers().get("retry-after").map(|h| h.to_str().unwrap().to_string());
+        let (st, v): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
         assert_eq!((st, code(&v)), (429, Some("RATE_LIMIT_EXCEEDED")), "{v}");
+        assert_eq!(header, Some(v["details"]["retryAfter"].to_string()), "Retry-After matches the details");
         let det = &v["details"];
         assert_eq!(
             (det["stage"].as_str(), det["window"].as_str(), det["limit"].as_u64(), det["policyId"].as_str()),

@@ -193,6 +193,17 @@ impl Coded for Refusal {
             Refusal::AgentInactive(_) => Map::new(),
         }
     }
+
+    /// A RATE_LIMIT denial says when the oldest counted transaction leaves the window.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Refusal::Policy(d) => match d.detail {
+                Detail::Rate(r) => Some(r.retry_after),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// What stages 2–4 decided: the policy engine's allowance, or a refusal.

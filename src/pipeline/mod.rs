@@ -137,6 +137,13 @@ impl Coded for SendError {
         }
         d
     }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            SendError::Refused { refusal, .. } => refusal.retry_after(),
+            _ => None,
+        }
+    }
 }
 
 /// A finished send: the outcome plus where the time went.

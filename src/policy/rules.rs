@@ -36,7 +36,7 @@ impl Policy {
     /// A stored policy. Rows were validated when written, so a failure here means the row was
     /// changed behind the daemon's back; the caller treats it as an internal error.
     pub(crate) fn from_record(p: &PolicyRecord) -> Result<Policy, Invalid> {
-        let (rules, _) = parse(p.policy_type, &p.rules, p.chain)?;
+        let rules = read_rules(p.policy_type, &p.rules, p.chain, true)?;
         Ok(Policy { id: p.id, priority: p.priority, rules })
     }
 }
@@ -220,15 +220,22 @@ struct Reader<'a> {
     path: String,
     read: Vec<&'static str>,
     issues: &'a mut Vec<Issue>,
+    /// Reading a stored row: addresses were normalised when it was written.
+    stored: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(v: &'a Value, path: String, issues: &'a mut Vec<Issue>) -> Reader<'a> {
+    fn new(v: &'a Value, path: String, issues: &'a mut Vec<Issue>, stored: bool) -> Reader<'a> {
         let obj = v.as_object();
         if obj.is_none() {
             issues.push(issue(&path, "invalid_type", format!("{path} must be an object")));
         }
-        Reader { obj, path, read: Vec::new(), issues }
+        Reader { obj, path, read: Vec::new(), issues, stored }
+    }
+
+    /// A reader for a nested object.
+    fn sub<'b>(&'b mut self, v: &'b Value, path: String) -> Reader<'b> {
+        Reader::new(v, path, self.issues, self.stored)
     }
 
     fn at(&self, field: &str) -> String {
@@ -366,12 +373,7 @@ impl<'a> Reader<'a> {
     /// normalised the way the chain stores it.
     fn address(&mut self, field: &'static str, chain: Option<Chain>) -> Option<String> {
         let s = self.string(field, 128)?;
-        let norm = match chain {
-            Some(c) => crate::address::normalize(c, &s),
-            None => {
-                crate::address::normalize(Chain::Ethereum, &s).or_else(|| crate::address::normalize(Chain::Solana, &s))
-            }
-        };
+        let norm = normalized(&s, chain, self.stored);
         if norm.is_none() {
             let what = chain.map_or("an EVM or Solana".to_string(), |c| format!("a valid {c}"));
             self.fail(field, "invalid_value", format!("{s:?} is not {what} address"));
@@ -394,6 +396,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `text` as the chain stores it (for a policy without a chain: as either chain stores it), or
+/// `None` when it is no address. A stored row's addresses were normalised when it was written
+/// (an EIP-55 checksum costs a keccak each), so they are taken as they are.
+fn normalized(text: &str, chain: Option<Chain>, stored: bool) -> Option<String> {
+    if stored {
+        return Some(text.to_string());
+    }
+    match chain {
+        Some(c) => crate::address::normalize(c, text),
+        None => {
+            crate::address::normalize(Chain::Ethereum, text).or_else(|| crate::address::normalize(Chain::Solana, text))
+        }
+    }
+}
+
 fn issue(path: &str, code: &str, message: impl Into<String>) -> Issue {
     Issue { path: path.to_string(), code: code.to_string(), message: message.into() }
 }
@@ -404,8 +421,9 @@ fn each<T>(r: &mut Reader<'_>, field: &'static str, mut f: impl FnMut(&mut Reade
     let mut out = Vec::new();
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
-        let path = format!("{}[{i}]", r.at(field));
-        let mut sub = Reader::new(item, path, r.issues);
+        // Paths only matter for issues, which a stored row does not have.
+        let path = if r.stored { String::new() } else { format!("{}[{i}]", r.at(field)) };
+        let mut sub = r.sub(item, path);
         let v = if sub.obj.is_some() { f(&mut sub) } else { None };
         sub.finish();
         match v {
@@ -433,18 +451,21 @@ fn listed(r: &mut Reader<'_>, scope: Option<Chain>) -> Option<Listed> {
 /// Validates `rules` for a policy of `kind` scoped to `chain` (None = all chains). On success,
 /// the typed rules and the JSON to store.
 pub(crate) fn parse(kind: PolicyType, rules: &Value, chain: Option<Chain>) -> Result<(Rules, Value), Invalid> {
+    let rules = read_rules(kind, rules, chain, false)?;
+    let stored = to_json(&rules);
+    Ok((rules, stored))
+}
+
+fn read_rules(kind: PolicyType, rules: &Value, chain: Option<Chain>, stored: bool) -> Result<Rules, Invalid> {
     let mut issues = Vec::new();
     let parsed = {
-        let mut r = Reader::new(rules, "rules".into(), &mut issues);
+        let mut r = Reader::new(rules, "rules".into(), &mut issues, stored);
         let v = if r.obj.is_some() { read(kind, &mut r, chain) } else { None };
         r.finish();
         v
     };
     match parsed {
-        Some(rules) if issues.is_empty() => {
-            let stored = to_json(&rules);
-            Ok((rules, stored))
-        }
+        Some(rules) if issues.is_empty() => Ok(rules),
         _ => Err(Invalid {
             code: ErrorCode::InvalidRules,
             message: format!(
@@ -510,11 +531,7 @@ fn read(kind: PolicyType, r: &mut Reader<'_>, chain: Option<Chain>) -> Option<Ru
                     let mut out = Vec::new();
                     for (i, v) in items.iter().enumerate() {
                         let path = format!("{}[{i}]", r.at("allowed_addresses"));
-                        let norm = v.as_str().and_then(|s| match chain {
-                            Some(c) => crate::address::normalize(c, s),
-                            None => crate::address::normalize(Chain::Ethereum, s)
-                                .or_else(|| crate::address::normalize(Chain::Solana, s)),
-                        });
+                        let norm = v.as_str().and_then(|s| normalized(s, chain, r.stored));
                         match norm {
                             Some(a) => out.push(a),
                             None => r.issues.push(issue(&path, "invalid_value", format!("{v} is not an address"))),
@@ -527,7 +544,8 @@ fn read(kind: PolicyType, r: &mut Reader<'_>, chain: Option<Chain>) -> Option<Ru
         }
         PolicyType::TimeRestriction => {
             let hours = r.get("allowed_hours").map(|v| {
-                let mut sub = Reader::new(v, r.at("allowed_hours"), r.issues);
+                let path = r.at("allowed_hours");
+                let mut sub = r.sub(v, path);
                 let (s, e) = (sub.int("start", 0, 23), sub.int("end", 0, 23));
                 let (s, e) = (sub.required("start", s), sub.required("end", e));
                 sub.finish();

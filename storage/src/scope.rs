@@ -48,22 +48,33 @@ fn single_valued(t: PolicyType) -> bool {
     matches!(t, PolicyType::SpendingLimit | PolicyType::ApproveAmountLimit | PolicyType::ApproveTierOverride)
 }
 
-/// Every policy that concerns `agent`, with its level and whether the engine uses it.
+/// Every policy that concerns `agent`, with its level and whether the engine uses it. One pass
+/// finds, per type, the most specific level and (for single-valued types) the top policy; a
+/// second marks each policy — linear in the number of policies.
 pub fn for_agent<'a>(agent: &AgentRecord, all: &'a [PolicyRecord]) -> Vec<(&'a PolicyRecord, Level, bool)> {
+    use std::collections::HashMap;
     let scoped: Vec<(&PolicyRecord, Level)> = all.iter().filter_map(|p| level(p, agent).map(|l| (p, l))).collect();
-    let winner = |t: PolicyType| {
-        let best_level = scoped.iter().filter(|(p, _)| p.enabled && p.policy_type == t).map(|(_, l)| *l).min()?;
-        let kept = scoped.iter().filter(move |(p, l)| p.enabled && p.policy_type == t && *l == best_level);
-        Some((best_level, kept.max_by_key(|(p, _)| (p.priority, p.created_at, p.id)).map(|(p, _)| p.id)))
-    };
+    // Per type: the best level, then the top policy at that level.
+    let mut best: HashMap<PolicyType, Level> = HashMap::new();
+    for (p, l) in scoped.iter().filter(|(p, _)| p.enabled) {
+        best.entry(p.policy_type).and_modify(|b| *b = (*b).min(*l)).or_insert(*l);
+    }
+    let mut top: HashMap<PolicyType, &PolicyRecord> = HashMap::new();
+    for (p, _) in scoped.iter().filter(|(p, l)| p.enabled && best.get(&p.policy_type) == Some(l)) {
+        top.entry(p.policy_type)
+            .and_modify(|t| {
+                if (p.priority, p.created_at, p.id) > (t.priority, t.created_at, t.id) {
+                    *t = p;
+                }
+            })
+            .or_insert(p);
+    }
     scoped
         .iter()
         .map(|(p, l)| {
             let effective = p.enabled
-                && match winner(p.policy_type) {
-                    Some((best, top)) => *l == best && (!single_valued(p.policy_type) || top == Some(p.id)),
-                    None => false,
-                };
+                && best.get(&p.policy_type) == Some(l)
+                && (!single_valued(p.policy_type) || top.get(&p.policy_type).is_some_and(|t| t.id == p.id));
             (*p, *l, effective)
         })
         .collect()
@@ -73,6 +84,17 @@ pub fn for_agent<'a>(agent: &AgentRecord, all: &'a [PolicyRecord]) -> Vec<(&'a P
 pub fn effective(agent: &AgentRecord, all: &[PolicyRecord]) -> Vec<PolicyRecord> {
     let mut out: Vec<PolicyRecord> =
         for_agent(agent, all).into_iter().filter(|(_, _, effective)| *effective).map(|(p, _, _)| p.clone()).collect();
+    out.sort_by_key(|p| std::cmp::Reverse((p.priority, p.created_at, p.id)));
+    out
+}
+
+/// [`effective`] on owned records, without copying them (the decision snapshot).
+pub fn keep_effective(agent: &AgentRecord, all: Vec<PolicyRecord>) -> Vec<PolicyRecord> {
+    let keep: Vec<bool> = for_agent(agent, &all).into_iter().map(|(_, _, effective)| effective).collect();
+    // `for_agent` yields the policies that concern the agent, in order; line them up again.
+    let mut flags = keep.into_iter();
+    let mut out: Vec<PolicyRecord> =
+        all.into_iter().filter(|p| level(p, agent).is_some() && flags.next().unwrap_or(false)).collect();
     out.sort_by_key(|p| std::cmp::Reverse((p.priority, p.created_at, p.id)));
     out
 }

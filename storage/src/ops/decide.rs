@@ -227,7 +227,7 @@ impl Store {
                     candidates.push(rows::must_get(&table, "policies", Uuid::from_u128(k.value().1))?);
                 }
             }
-            crate::scope::effective(&agent, &candidates)
+            crate::scope::keep_effective(&agent, candidates)
         };
         // The session's in-flight rows and the agent's queued ones, from the agent's active
         // index: a few rows, however long the agent's history.
