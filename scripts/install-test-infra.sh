@@ -8,6 +8,7 @@
 #     speculos-0.27.1/     venv + apps/boil.elf (PyPI speculos sdist)  Ledger emulator
 #     ledger-js/           @ledgerhq/hw-app-{eth,solana} (npm)         golden APDU vectors
 #     py-oracles/          venv with eth-account, solders, PyNaCl      independent signers
+#     py-siwe/             venv with the PyPI `siwe` package           independent EIP-4361 parser
 #     env.sh               exports the paths below for scripts/test.sh
 #
 # The local Solana node (tools/surfnet-local) is a workspace member and is built by cargo.
@@ -91,6 +92,17 @@ if [ ! -f "$PY/.ready-1" ]; then
   touch "$PY/.ready-1"
 fi
 
+# The reference EIP-4361 parser (its own venv: it pins an older eth-account, and its grammar
+# needs abnf 2.2; abnf 2.4 refuses it).
+SIWE="$CACHE/py-siwe"
+if [ ! -f "$SIWE/.ready-1" ]; then
+  log "installing siwe 4.4.0 (PyPI)"
+  rm -rf "$SIWE"
+  python3 -m venv "$SIWE"
+  "$SIWE/bin/pip" install -q --disable-pip-version-check "siwe==4.4.0" "abnf==2.2.0"
+  touch "$SIWE/.ready-1"
+fi
+
 cat >"$CACHE/env.sh" <<EOF
 export WAIAAS_TOOL_ANVIL="$ANVIL"
 export WAIAAS_TOOL_CAST="$CAST"
@@ -98,5 +110,6 @@ export WAIAAS_TOOL_SPECULOS="$SPECULOS/venv/bin/speculos"
 export WAIAAS_TOOL_SPECULOS_APP="$SPECULOS/apps/boil.elf"
 export WAIAAS_TOOL_LEDGER_JS="$LEDGER_JS/node_modules"
 export WAIAAS_TOOL_PYTHON="$PY/bin/python"
+export WAIAAS_TOOL_PYTHON_SIWE="$SIWE/bin/python"
 EOF
 log "ready: $CACHE/env.sh"

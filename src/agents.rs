@@ -451,6 +451,7 @@ impl Agents {
                         action: OwnerAction::ChangeOwner,
                         target: format!("agent:{}:owner:{addr}", agent.id),
                         agent: Some(agent.clone()),
+                        summary: None,
                     };
                     signed_by = Some(self.owner_auth.verify(raw, &target).await?);
                 }

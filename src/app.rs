@@ -67,8 +67,13 @@ impl App {
         let workers = Workers::new(p.clock.clone());
         let notifier = Notifier::start(p.db.clone(), p.clock.clone(), p.settings.clone());
         let nonces = Arc::new(Nonces::new(p.nonces, p.db.clone(), p.clock.clone()));
-        let owner_auth =
-            Arc::new(OwnerAuth::new(p.db.clone(), nonces.clone(), p.chains.clone(), p.clock.clone(), p.settings.port));
+        let owner_auth = Arc::new(OwnerAuth::new(
+            p.db.clone(),
+            nonces.clone(),
+            p.chains.clone(),
+            p.clock.clone(),
+            p.settings.clone(),
+        ));
         let kill_switch = Arc::new(KillSwitch::new(
             p.db.clone(),
             p.clock.clone(),

@@ -32,6 +32,7 @@ mod policies;
 mod policy;
 mod runtime;
 mod sessions;
+mod summary;
 mod validation;
 
 pub use cli::{CliError, run};

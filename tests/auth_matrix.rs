@@ -43,6 +43,7 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("POST", "/v1/owner/approve/{txId}", "owner:approve_tx"),
     ("POST", "/v1/owner/agents/{id}/verify", "owner:verify_owner"),
     ("POST", "/v1/owner/reject/{txId}", "master"),
+    ("GET", "/v1/owner/pending-approvals", "master"),
     ("POST", "/v1/admin/shutdown", "master"),
     ("POST", "/v1/admin/rotate-secret", "master"),
     ("POST", "/v1/admin/backup", "master"),

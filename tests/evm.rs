@@ -40,7 +40,7 @@ fn allowance(rpc: &str, token: &str, owner: &str, spender: &str) -> u128 {
     num(&cast_out(&["call", token, "allowance(address,address)(uint256)", owner, spender, "--rpc-url", rpc]))
 }
 
-fn nonce(rpc: &str, addr: &str) -> u64 {
+pub(crate) fn nonce(rpc: &str, addr: &str) -> u64 {
     cast_out(&["nonce", addr, "--rpc-url", rpc]).parse().unwrap()
 }
 

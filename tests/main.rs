@@ -32,6 +32,7 @@ mod nodes;
 mod notify;
 mod owner;
 mod policy;
+mod queue;
 mod rebuild;
 mod sessions;
 mod solana;

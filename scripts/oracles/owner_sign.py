@@ -2,6 +2,8 @@
 
 Signs a message file with implementations waiaas does not share code with:
   evm <private-key-hex> <message-file>              EIP-191 personal_sign by eth-account
+  evm-many <private-key-hex>                        the same for each JSON-string line on stdin
+                                                    (one signature per line; many in one process)
   sol-pub <seed-hex>                                base58 public key (solders)
   sol <seed-hex> <mode> <message-file>              Ed25519 (PyNaCl) over:
       raw       the UTF-8 message
@@ -44,6 +46,14 @@ def main() -> None:
         text = open(path, "rb").read().decode("utf-8")
         signed = Account.sign_message(encode_defunct(text=text), private_key=key)
         print("0x" + signed.signature.hex().removeprefix("0x"))
+    elif cmd == "evm-many":
+        import json
+        key = sys.argv[2]
+        for line in sys.stdin:
+            if line.strip():
+                text = json.loads(line)
+                signed = Account.sign_message(encode_defunct(text=text), private_key=key)
+                print("0x" + signed.signature.hex().removeprefix("0x"), flush=True)
     elif cmd == "sol-pub":
         seed = bytes.fromhex(sys.argv[2])
         print(Keypair.from_seed(seed).pubkey())

@@ -187,6 +187,9 @@ pub(crate) struct Target {
     /// The agent whose owner must sign; `None` for `recover` (any non-terminated agent the
     /// signer owns).
     pub(crate) agent: Option<AgentRecord>,
+    /// `approve_tx`: the approval summary of the stored transaction (§7.2), which a message may
+    /// carry after its target.
+    pub(crate) summary: Option<String>,
 }
 
 /// A verified owner.
@@ -213,11 +216,18 @@ pub(crate) struct OwnerAuth {
     clock: Clock,
     /// The daemon's port: the message domain must be `localhost:<port>` or `127.0.0.1:<port>`.
     port: u16,
+    settings: crate::runtime::Settings,
 }
 
 impl OwnerAuth {
-    pub(crate) fn new(db: Db, nonces: Arc<Nonces>, chains: Arc<Registry>, clock: Clock, port: u16) -> OwnerAuth {
-        OwnerAuth { db, nonces, chains, clock, port }
+    pub(crate) fn new(
+        db: Db,
+        nonces: Arc<Nonces>,
+        chains: Arc<Registry>,
+        clock: Clock,
+        settings: crate::runtime::Settings,
+    ) -> OwnerAuth {
+        OwnerAuth { db, nonces, chains, clock, port: settings.port, settings }
     }
 
     /// Step 1 for the owner-only routes: the agent whose owner must sign, which must have one
@@ -238,7 +248,12 @@ impl OwnerAuth {
     /// Step 1 for `verify_owner`: target `agent:<id>`.
     pub(crate) async fn verify_owner_target(&self, agent: &str) -> Result<Target, OwnerAuthError> {
         let agent = self.agent_with_owner(agent).await?;
-        Ok(Target { action: OwnerAction::VerifyOwner, target: format!("agent:{}", agent.id), agent: Some(agent) })
+        Ok(Target {
+            action: OwnerAction::VerifyOwner,
+            target: format!("agent:{}", agent.id),
+            agent: Some(agent),
+            summary: None,
+        })
     }
 
     /// Step 1 for `approve_tx`: the transaction (`TX_NOT_FOUND`) and its agent's owner.
@@ -251,7 +266,14 @@ impl OwnerAuth {
             .filter(|r| r.is_top_level())
             .ok_or_else(|| OwnerAuthError::TxNotFound(tx.to_string()))?;
         let agent = self.agent_with_owner(&rec.agent_id.to_string()).await?;
-        Ok(Target { action: OwnerAction::ApproveTx, target: format!("tx:{id}"), agent: Some(agent) })
+        let summary =
+            crate::summary::approval_summary(&rec, self.settings.get().native_symbol(agent.chain, agent.network));
+        Ok(Target {
+            action: OwnerAction::ApproveTx,
+            target: format!("tx:{id}"),
+            agent: Some(agent),
+            summary: Some(summary),
+        })
     }
 
     /// Steps 2–8 for `raw` (the bearer value) against `target`.
@@ -300,8 +322,12 @@ impl OwnerAuth {
             Some(a) => msg.chain_id == chain_id_of(a),
             None => signer_agents.iter().any(|a| a.status != AgentStatus::Terminated && chain_id_of(a) == msg.chain_id),
         };
+        // An approval may carry the summary of what executes; it must be the stored row's.
+        let with_summary = target.summary.as_ref().map(|s| format!("{statement} ({s})"));
+        let statement_ok = msg.statement.as_deref() == Some(statement.as_str())
+            || (with_summary.is_some() && msg.statement == with_summary);
         if p.action != target.action.as_str()
-            || msg.statement.as_deref() != Some(statement.as_str())
+            || !statement_ok
             || msg.request_id.as_deref() != Some(target.target.as_str())
             || !chain_ok
         {

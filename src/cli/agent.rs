@@ -279,6 +279,7 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
                     chain_id: &chain_id,
                     action: OwnerAction::ChangeOwner,
                     target: &target,
+                    summary: None,
                 };
                 match owner_sign::sign(&api, &a.signing, &req)? {
                     Some(b) => bearer = Some(b),
@@ -325,6 +326,7 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
                 chain_id: &chain_id,
                 action: OwnerAction::VerifyOwner,
                 target: &target,
+                summary: None,
             };
             let Some(bearer) = owner_sign::sign(&api, &a.signing, &req)? else { return Ok(()) };
             let v = api.call_as(Method::POST, &format!("/v1/owner/agents/{id}/verify"), None, Some(&bearer))?;

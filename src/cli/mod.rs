@@ -12,6 +12,7 @@ mod channel;
 pub(crate) mod client;
 pub(crate) mod init;
 mod keystore;
+mod owner;
 mod owner_sign;
 pub(crate) mod password;
 mod policy;
@@ -103,6 +104,9 @@ pub(crate) enum Command {
     /// Notification channels.
     #[command(subcommand)]
     Channel(channel::ChannelCommand),
+    /// The owner's queue: approve, reject, pending.
+    #[command(subcommand)]
+    Owner(owner::OwnerCommand),
     /// Policies: limits, allow-lists and tiers.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -165,6 +169,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Secret(c) => session::run_secret(&data_dir, c),
         Command::Channel(c) => channel::run(&data_dir, c),
         Command::Policy(c) => policy::run(&data_dir, c),
+        Command::Owner(c) => owner::run(&data_dir, c),
     }
 }
 

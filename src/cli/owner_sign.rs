@@ -50,6 +50,9 @@ pub(crate) struct Request<'a> {
     pub(crate) chain_id: &'a str,
     pub(crate) action: OwnerAction,
     pub(crate) target: &'a str,
+    /// `approve_tx`: the approval summary (04-auth.md §7.2) shown after the target, so the owner
+    /// reads what executes on the wallet or Ledger screen.
+    pub(crate) summary: Option<&'a str>,
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
@@ -72,8 +75,11 @@ fn build(api: &Api, r: &Request<'_>) -> Result<(SiweMessage, String), CliError> 
     let expires = crate::clock::iso(now + 300);
     let account = if r.chain == "solana" { Account::Solana } else { Account::Ethereum };
     let domain = format!("127.0.0.1:{}", api.port);
-    let msg =
+    let mut msg =
         owner_message(&domain, account, r.owner, r.action.as_str(), r.target, r.chain_id, &nonce, &issued, &expires);
+    if let Some(s) = r.summary {
+        msg.statement = Some(format!("WAIaaS Owner Action: {} {} ({s})", r.action.as_str(), r.target));
+    }
     Ok((msg, nonce))
 }
 

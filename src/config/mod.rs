@@ -467,6 +467,15 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
 }
 
 impl Config {
+    /// The symbol of a chain's coin on a network, for messages and summaries.
+    pub(crate) fn native_symbol(&self, chain: waiaas_storage::Chain, network: waiaas_storage::Network) -> &str {
+        match (chain, network) {
+            (waiaas_storage::Chain::Solana, _) => "SOL",
+            (waiaas_storage::Chain::Ethereum, waiaas_storage::Network::Mainnet) => &self.rpc.ethereum_mainnet_symbol,
+            (waiaas_storage::Chain::Ethereum, _) => &self.rpc.ethereum_testnet_symbol,
+        }
+    }
+
     /// The redb page cache in bytes.
     pub(crate) fn cache_bytes(&self) -> usize {
         (self.database.cache_size_mb as usize) * 1024 * 1024

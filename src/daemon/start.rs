@@ -261,6 +261,15 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     // Step 6: workers.
     workers::start_all(&app);
     println!("Background workers started ({})", app.workers.count());
+    // Approved or due rows claimed before a crash but never signed execute now (not while the
+    // kill switch holds: execution waits for recovery).
+    if !app.kill_switch.is_restricted() {
+        match app.pipeline.resume_claimed().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("resumed {n} claimed DELAY/APPROVAL transaction(s)"),
+            Err(e) => tracing::error!("cannot resume claimed transactions: {e}"),
+        }
+    }
 
     // Step 7: PID file, ready line, audit.
     let pid = std::process::id();

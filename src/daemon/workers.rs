@@ -79,6 +79,12 @@ pub(crate) fn start_all(app: &Arc<App>) {
 
 /// The workers that do not run while the kill switch is active (`killswitch::EXECUTION_WORKERS`).
 pub(crate) fn start_execution_workers(app: &Arc<App>) {
+    every(app, "delay-queue", Duration::from_secs(10), true, |app| async move {
+        app.pipeline.delay_pass().await.map_err(|e| e.to_string())
+    });
+    every(app, "approval-timeout", Duration::from_secs(30), true, |app| async move {
+        app.pipeline.approval_timeout_pass().await.map_err(|e| e.to_string())
+    });
     let interval = app.settings.get().security.integrity_check_interval;
     if interval > 0 {
         every(app, "integrity-check", Duration::from_secs(interval), false, |app| async move {

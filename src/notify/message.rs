@@ -25,6 +25,8 @@ pub(crate) enum Event {
     TxApprovalExpired,
     TxConfirmed,
     TxFailed,
+    /// Beyond the spec's list: a queued DELAY/APPROVAL transaction was rejected or cancelled.
+    TxCancelled,
     KillSwitchActivated,
     KillSwitchRecovered,
     AutoStopTriggered,
@@ -52,6 +54,7 @@ impl Event {
             Event::TxApprovalExpired => "TX_APPROVAL_EXPIRED",
             Event::TxConfirmed => "TX_CONFIRMED",
             Event::TxFailed => "TX_FAILED",
+            Event::TxCancelled => "TX_CANCELLED",
             Event::KillSwitchActivated => "KILL_SWITCH_ACTIVATED",
             Event::KillSwitchRecovered => "KILL_SWITCH_RECOVERED",
             Event::AutoStopTriggered => "AUTO_STOP_TRIGGERED",
@@ -222,14 +225,12 @@ impl Message {
     }
 
     /// `TX_NOTIFY`: a NOTIFY-tier transaction was submitted.
-    #[allow(dead_code)]
     pub(crate) fn tx_notify(row: &TransactionRecord, who: &TxParty, now: u64) -> Message {
         let body = format!("{} sent {} on {}.", who.agent_name, who.describe(row), who.network);
         Message::tx(Event::TxNotify, NotificationLevel::Info, "Transaction sent", body, row, who, now)
     }
 
     /// `TX_DELAY_QUEUED`: a DELAY-tier transaction waits until `execute_at`.
-    #[allow(dead_code)]
     pub(crate) fn tx_delay_queued(row: &TransactionRecord, who: &TxParty, execute_at: u64, now: u64) -> Message {
         let body = format!(
             "{} queued {}; it executes at {} unless rejected: waiaas owner reject {}",
@@ -242,7 +243,6 @@ impl Message {
     }
 
     /// `TX_DOWNGRADED_DELAY`: an APPROVAL tier became DELAY because the owner is not verified.
-    #[allow(dead_code)]
     pub(crate) fn tx_downgraded_delay(row: &TransactionRecord, who: &TxParty, execute_at: u64, now: u64) -> Message {
         let body = format!(
             "{} queued {}, which needs owner approval, as a delay because no verified owner exists; it executes at {} \
@@ -265,14 +265,12 @@ impl Message {
     }
 
     /// `TX_DELAY_EXECUTED`: a DELAY-tier transaction was submitted after its cooldown.
-    #[allow(dead_code)]
     pub(crate) fn tx_delay_executed(row: &TransactionRecord, who: &TxParty, now: u64) -> Message {
         let body = format!("The delayed {} of {} was sent.", who.describe(row), who.agent_name);
         Message::tx(Event::TxDelayExecuted, NotificationLevel::Info, "Delayed transaction sent", body, row, who, now)
     }
 
     /// `TX_APPROVAL_REQUEST`: an APPROVAL-tier transaction waits for the owner until `deadline`.
-    #[allow(dead_code)]
     pub(crate) fn tx_approval_request(row: &TransactionRecord, who: &TxParty, deadline: u64, now: u64) -> Message {
         let body = format!(
             "{} requests {}. Approve before {}: waiaas owner approve {} — or reject: waiaas owner reject {}",
@@ -286,7 +284,6 @@ impl Message {
     }
 
     /// `TX_APPROVAL_EXPIRED`: nobody approved in time.
-    #[allow(dead_code)]
     pub(crate) fn tx_approval_expired(row: &TransactionRecord, who: &TxParty, now: u64) -> Message {
         let body =
             format!("The approval request for {} of {} expired; nothing was sent.", who.describe(row), who.agent_name);
@@ -294,7 +291,6 @@ impl Message {
     }
 
     /// `TX_CONFIRMED`: a DELAY- or APPROVAL-tier transaction confirmed.
-    #[allow(dead_code)]
     pub(crate) fn tx_confirmed(row: &TransactionRecord, who: &TxParty, now: u64) -> Message {
         let body = format!("{} of {} is confirmed.", who.describe(row), who.agent_name);
         Message::tx(Event::TxConfirmed, NotificationLevel::Info, "Transaction confirmed", body, row, who, now)
@@ -305,6 +301,14 @@ impl Message {
         let error = row.error.clone().unwrap_or_else(|| "unknown error".into());
         let body = format!("{} of {} did not go through: {error}.", who.describe(row), who.agent_name);
         Message::tx(Event::TxFailed, NotificationLevel::Warning, "Transaction failed", body, row, who, now)
+    }
+
+    /// `TX_CANCELLED` (an addition to the spec's events): a queued DELAY or APPROVAL
+    /// transaction ended CANCELLED (rejected by the owner, or cancelled by the kill switch).
+    pub(crate) fn tx_cancelled(row: &TransactionRecord, who: &TxParty, now: u64) -> Message {
+        let error = row.error.clone().unwrap_or_else(|| "cancelled".into());
+        let body = format!("{} of {} was cancelled ({error}); nothing was sent.", who.describe(row), who.agent_name);
+        Message::tx(Event::TxCancelled, NotificationLevel::Info, "Transaction cancelled", body, row, who, now)
     }
 
     // --- System ------------------------------------------------------------------------------

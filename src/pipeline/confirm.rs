@@ -64,7 +64,7 @@ pub(crate) async fn finish(
     let outcome = outcome(status);
     match p.db.call(move |s| s.record_broadcast(id, broadcast, outcome, &octx)).await {
         Ok(row) => {
-            p.notify_if_failed(&row, agent);
+            p.notify_outcome(&row, agent);
             Some(row)
         }
         Err(e) => {
@@ -88,7 +88,7 @@ pub(crate) async fn apply(
     let (id, ctx) = (rec.id, OpCtx::new("system", p.clock.now()));
     match p.db.call(move |s| s.record_chain_outcome(id, outcome, &ctx)).await {
         Ok(rec) => {
-            p.notify_if_failed(&rec, agent);
+            p.notify_outcome(&rec, agent);
             Some(rec)
         }
         Err(StoreError::Conflict { .. }) => p.db.call(move |s| s.get_transaction(id)).await.ok().flatten(),

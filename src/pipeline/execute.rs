@@ -512,7 +512,7 @@ async fn record_failure(run: &Run<'_>, agent: &AgentRecord, fail: Fail) -> ExecF
     let failure_row = TxFailure::new(error).at(run.step).retried(category, run.budget.retries);
     let ctx = OpCtx::new("system", run.p.clock.now());
     match run.p.db.call(move |s| s.fail_transaction(id, TxStatus::Executing, &failure_row, &ctx)).await {
-        Ok(row) => run.p.notify_if_failed(&row, agent),
+        Ok(row) => run.p.notify_outcome(&row, agent),
         Err(e) => tracing::error!("tx {id}: cannot record the failure: {e}"),
     }
     failure

@@ -16,6 +16,7 @@
 pub(crate) mod confirm;
 pub(crate) mod decide;
 pub(crate) mod execute;
+pub(crate) mod queue;
 pub(crate) mod request;
 
 use std::collections::HashMap;
@@ -187,18 +188,20 @@ impl Pipeline {
     /// Who moved what, for the owner's messages (the native symbol from the configuration).
     pub(crate) fn party(&self, row: &TransactionRecord, agent: &AgentRecord) -> TxParty {
         let config = self.settings.get();
-        let native = match (agent.chain, agent.network) {
-            (waiaas_storage::Chain::Solana, _) => "SOL",
-            (waiaas_storage::Chain::Ethereum, waiaas_storage::Network::Mainnet) => &config.rpc.ethereum_mainnet_symbol,
-            (waiaas_storage::Chain::Ethereum, _) => &config.rpc.ethereum_testnet_symbol,
-        };
-        TxParty::of(row, agent, native)
+        TxParty::of(row, agent, config.native_symbol(agent.chain, agent.network))
     }
 
-    /// `TX_FAILED` for a decided row that ended FAILED or EXPIRED (never for a denial).
-    pub(crate) fn notify_if_failed(&self, row: &TransactionRecord, agent: &AgentRecord) {
-        if matches!(row.status, TxStatus::Failed | TxStatus::Expired) {
-            self.notifier.emit(Message::tx_failed(row, &self.party(row, agent), self.clock.now()));
+    /// How a decided row ended, told to the owner (10-notifications-clients.md §3):
+    /// `TX_FAILED` for FAILED or EXPIRED (never for a denial, which is not decided); for the
+    /// queued tiers also `TX_CONFIRMED` and `TX_CANCELLED`.
+    pub(crate) fn notify_outcome(&self, row: &TransactionRecord, agent: &AgentRecord) {
+        let queued_tier = matches!(row.tier, Some(Tier::Delay | Tier::Approval));
+        let (who, now) = (self.party(row, agent), self.clock.now());
+        match row.status {
+            TxStatus::Failed | TxStatus::Expired => self.notifier.emit(Message::tx_failed(row, &who, now)),
+            TxStatus::Confirmed if queued_tier => self.notifier.emit(Message::tx_confirmed(row, &who, now)),
+            TxStatus::Cancelled if queued_tier => self.notifier.emit(Message::tx_cancelled(row, &who, now)),
+            _ => {}
         }
     }
 
@@ -348,7 +351,7 @@ impl Pipeline {
                 let failure = TxFailure::new(cause.code().as_str()).at("claim");
                 let ctx = OpCtx::new("system", self.clock.now());
                 match self.db.call(move |s| s.fail_transaction(tx, TxStatus::Queued, &failure, &ctx)).await {
-                    Ok(failed) => self.notify_if_failed(&failed, &agent),
+                    Ok(failed) => self.notify_outcome(&failed, &agent),
                     Err(e) => tracing::warn!("tx {tx}: cannot record the failed pre-check: {e}"),
                 }
                 return Err(SendError::Precheck { tx, cause });

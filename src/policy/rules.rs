@@ -188,13 +188,19 @@ pub(crate) struct ApproveAmountLimit {
     pub(crate) unlimited_threshold: Option<Amount>,
 }
 
+/// The default amount at or above which an approval counts as unlimited: EVM 2^255 − 1,
+/// Solana 2^63 − 1 (07-policy.md §3).
+pub(crate) fn unlimited_threshold(chain: Chain) -> Amount {
+    use alloy::primitives::U256;
+    match chain {
+        Chain::Ethereum => Amount((U256::from(1u8) << 255) - U256::from(1u8)),
+        Chain::Solana => Amount::from_u64(i64::MAX as u64),
+    }
+}
+
 impl ApproveAmountLimit {
     pub(crate) fn threshold(&self, chain: Chain) -> Amount {
-        use alloy::primitives::U256;
-        self.unlimited_threshold.unwrap_or_else(|| match chain {
-            Chain::Ethereum => Amount((U256::from(1u8) << 255) - U256::from(1u8)),
-            Chain::Solana => Amount::from_u64(i64::MAX as u64),
-        })
+        self.unlimited_threshold.unwrap_or_else(|| unlimited_threshold(chain))
     }
 }
 

@@ -21,6 +21,7 @@ pub use db::{OpCtx, OpenReport, SCHEMA_VERSION, Store};
 pub use enums::*;
 pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
+pub use ops::approvals::{ApprovalResult, RejectResult};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
 pub use ops::killswitch::ActivationReport;
 pub use ops::notify::{ChannelChange, LogQuery, MinChannels};

@@ -498,6 +498,47 @@ fn a_cas_transition_raced_from_16_threads_has_exactly_one_winner() {
     assert_eq!((winners, conflicts), (1, 15));
 }
 
+// Approve, reject, the timeout and a second approval race for one APPROVAL row, 100 times:
+// exactly one of them changes it, the approval is consumed at most once, and a losing path
+// leaves the reservation released.
+#[test]
+fn approve_reject_and_expire_race_with_one_winner() {
+    let (_d, store) = temp_store();
+    let store = Arc::new(store);
+    let a = agent("a", "pk");
+    store.insert_agent(&a, &ctx()).unwrap();
+    for _ in 0..100 {
+        let t = transfer(&a, None, 1);
+        store.record_request(&t, &[], None, &ctx()).unwrap();
+        store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Approval))).unwrap();
+        let barrier = Arc::new(Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|k| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match k {
+                        0 | 1 => matches!(store.approve_transaction(t.id, "owner", None, &ctx()).unwrap(), ApprovalResult::Approved(_)),
+                        2 => matches!(store.reject_transaction(t.id, "no", &ctx()).unwrap(), RejectResult::Rejected(_)),
+                        _ => !store.expire_due_approvals(NOW + 300).unwrap().is_empty(),
+                    }
+                })
+            })
+            .collect();
+        let won: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        let row = store.get_transaction(t.id).unwrap().unwrap();
+        let approval = store.get_approval(t.id).unwrap().unwrap();
+        let settled = [approval.approved_at.is_some(), approval.rejected_at.is_some(), approval.expired_at.is_some()];
+        assert_eq!(settled.iter().filter(|s| **s).count(), 1, "settled once: {approval:?}");
+        match row.status {
+            TxStatus::Executing => assert!(approval.approved_at.is_some() && row.reserved_amount.is_some()),
+            TxStatus::Cancelled | TxStatus::Expired => assert_eq!(row.reserved_amount, None),
+            s => panic!("{s}"),
+        }
+    }
+}
+
 #[test]
 fn twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five() {
     let (_d, store) = temp_store();
@@ -870,7 +911,10 @@ fn startup_recovery_applies_the_restart_rules() {
     store.checkpoint_signed(signed, "0xdeadbeef", "0xhash", NOW).unwrap();
 
     let r = store.startup_recovery(NOW + 10).unwrap();
-    assert_eq!(r, RecoveryReport { pending_expired: 1, queued_failed: 1, resubmitted: 1, executing_failed: 1 });
+    assert_eq!(
+        r,
+        RecoveryReport { pending_expired: 1, queued_failed: 1, resubmitted: 1, executing_failed: 1, resume: vec![] }
+    );
     let get = |id| store.get_transaction(id).unwrap().unwrap();
     assert_eq!((get(pending).status, get(pending).error.as_deref()), (TxStatus::Expired, Some("RESERVATION_TIMEOUT")));
     assert_eq!((get(instant).status, get(instant).error.as_deref()), (TxStatus::Failed, Some("DAEMON_RESTARTED")));

@@ -395,6 +395,25 @@ impl TestDaemon {
         v["entries"].as_array().unwrap().clone()
     }
 
+    /// Every audit row of `event`, oldest first, page by page.
+    pub(crate) async fn audit_all(&self, event: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<u64> = None;
+        loop {
+            let mut path = format!("/v1/admin/audit-log?eventType={event}&limit=100&order=asc");
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, v) = self.master("GET", &path, None).await;
+            assert_eq!(status, 200, "{v}");
+            out.extend(v["entries"].as_array().unwrap().iter().cloned());
+            match v["nextCursor"].as_u64() {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
     pub(crate) fn stdout_text(&self) -> String {
         self.stdout.lock().unwrap().join("\n")
     }

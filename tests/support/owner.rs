@@ -44,6 +44,42 @@ pub(crate) fn evm_sign(key: &str, message: &str) -> String {
     oracle(&["evm", key, f.path().to_str().unwrap()])
 }
 
+/// EIP-191 signatures by eth-account for many messages, in one Python process.
+pub(crate) fn evm_sign_many(key: &str, messages: &[String]) -> Vec<String> {
+    use std::io::Write;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracles/owner_sign.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(["evm-many", key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for m in messages {
+            writeln!(stdin, "{}", serde_json::to_string(m).unwrap()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// The message parsed by the reference PyPI `siwe` package (EIP-4361 ABNF grammar): its fields,
+/// or the parser's error.
+pub(crate) fn siwe_parse(message: &str) -> Result<Value, String> {
+    let f = message_file(message);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oracles/siwe_parse.py");
+    let python = tool("WAIAAS_TOOL_PYTHON_SIWE", "py-siwe/bin/python");
+    let out = Command::new(python).arg(script).arg(f.path()).output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
 /// EIP-191 signature by `cast wallet sign`.
 pub(crate) fn cast_sign(key: &str, message: &str) -> String {
     let out = Command::new(cast()).args(["wallet", "sign", "--private-key", key, message]).output().unwrap();
@@ -91,6 +127,8 @@ pub(crate) struct Msg {
     pub nonce: String,
     pub issued_at: String,
     pub expires: String,
+    /// `approve_tx`: the approval summary after the target in the statement (04-auth.md §7.2).
+    pub summary: Option<String>,
 }
 
 impl Msg {
@@ -114,6 +152,7 @@ impl Msg {
             nonce: nonce(d).await,
             issued_at: iso(now),
             expires: iso(now + 300),
+            summary: None,
         }
     }
 
@@ -122,7 +161,10 @@ impl Msg {
             format!("{} wants you to sign in with your {} account:", self.domain, self.account),
             self.address.clone(),
             String::new(),
-            format!("WAIaaS Owner Action: {} {}", self.action, self.target),
+            match &self.summary {
+                Some(s) => format!("WAIaaS Owner Action: {} {} ({s})", self.action, self.target),
+                None => format!("WAIaaS Owner Action: {} {}", self.action, self.target),
+            },
             String::new(),
             format!("URI: http://{}", self.domain),
             "Version: 1".into(),

@@ -26,6 +26,96 @@ pub(super) async fn verify(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> 
     })))
 }
 
+/// `POST /v1/owner/approve/:txId` (06-pipeline.md §8.2): ownerAuth already verified the
+/// signature against this transaction (and its summary, when the message carries one).
+pub(super) async fn approve(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let Caller::Owner(owner) = req.caller.clone() else { return Err(ApiError::internal()) };
+    let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
+    let id = crate::http::query::uuid_param(req.matched.param("txId"), tx_not_found)?;
+    // The signed message and signature are kept with the consumed approval.
+    let payload = crate::auth::owner::bearer(req.header("authorization"))
+        .and_then(|b| crate::auth::owner::decode(b).ok())
+        .map(|p| json!({"message": p.message, "signature": p.signature, "nonce": p.nonce}));
+    let row = app.pipeline.approve(id, &owner, payload, req.ctx(app)).await?;
+    Ok(Reply::ok(json!({
+        "transactionId": row.id,
+        "status": "EXECUTING",
+        "approvedAt": iso(row.updated_at),
+        "approvedBy": owner.address,
+    })))
+}
+
+fn tx_not_found(id: &str) -> ApiError {
+    ApiError::new(crate::error::ErrorCode::TxNotFound, format!("Transaction {id} not found"))
+        .detail("resource", "transaction")
+        .detail("id", id.to_string())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: Option<String>,
+}
+
+/// `POST /v1/owner/reject/:txId` (06-pipeline.md §8.3).
+pub(super) async fn reject(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let id = crate::http::query::uuid_param(req.matched.param("txId"), tx_not_found)?;
+    let b: RejectBody = req.body.json().await?;
+    let reason = b.reason.unwrap_or_else(|| "OWNER_REJECTED".to_string());
+    if reason.chars().count() > 500 {
+        return Err(ApiError::validation("reason", "too_big", "reason must be at most 500 characters"));
+    }
+    let row = app.pipeline.reject(id, &reason, req.ctx(app)).await?;
+    Ok(Reply::ok(json!({
+        "transactionId": row.id,
+        "status": "CANCELLED",
+        "rejectedAt": iso(row.updated_at),
+        "rejectedBy": "admin",
+        "reason": reason,
+    })))
+}
+
+/// `GET /v1/owner/pending-approvals?agentId&cursor&limit` (06-pipeline.md §8.5), each item with
+/// the approval summary an `approve_tx` message may carry.
+pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
+    let (page, filters) = crate::http::query::parse(req.query_params(), &["agentId"])?;
+    let agent = filters
+        .get("agentId")
+        .map(|a| {
+            uuid::Uuid::parse_str(a)
+                .map_err(|_| ApiError::validation("agentId", "invalid_string", "agentId must be a UUID"))
+        })
+        .transpose()?;
+    let (rows, agents) = app.db.call(move |s| Ok((s.queued_rows(agent)?, s.list_agents()?))).await?;
+    let mut rows = rows;
+    if page.desc {
+        rows.reverse();
+    }
+    let start = match page.cursor {
+        Some(c) => rows.iter().position(|r| r.id == c).map_or(rows.len(), |i| i + 1),
+        None => 0,
+    };
+    let slice: Vec<_> = rows.iter().skip(start).take(page.limit).collect();
+    let more = start + slice.len() < rows.len();
+    let config = app.settings.get();
+    let items: Vec<serde_json::Value> = slice
+        .iter()
+        .map(|r| {
+            let a = agents.iter().find(|a| a.id == r.agent_id);
+            let symbol = a.map_or("", |a| config.native_symbol(a.chain, a.network));
+            json!({
+                "txId": r.id, "agentId": r.agent_id, "agentName": a.map(|a| a.name.clone()),
+                "type": r.tx_type.as_str(), "amount": r.amount.to_string(), "toAddress": r.to_address,
+                "chain": r.chain.as_str(), "network": r.network.as_str(), "tier": r.tier.map(|t| t.as_str()),
+                "queuedAt": r.queued_at.map(iso), "expiresAt": r.queue_expires_at.map(iso),
+                "summary": crate::summary::approval_summary(r, symbol),
+            })
+        })
+        .collect();
+    let next = if more { slice.last().map(|r| r.id) } else { None };
+    Ok(Reply::ok(json!({"transactions": items, "nextCursor": next})))
+}
+
 fn chain(v: &str) -> Result<Chain, ApiError> {
     Chain::from_str(v)
         .map_err(|_| ApiError::validation("chain", "invalid_enum_value", "chain must be solana or ethereum"))

@@ -2,6 +2,7 @@
 //! transaction (see the crate docs).
 
 pub mod agents;
+pub mod approvals;
 pub mod decide;
 pub mod killswitch;
 pub mod notify;

@@ -95,7 +95,7 @@ pub enum RecordOutcome {
 }
 
 /// Counts from [`Store::startup_recovery`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// PENDING → EXPIRED.
     pub pending_expired: u64,
@@ -105,6 +105,10 @@ pub struct RecoveryReport {
     pub resubmitted: u64,
     /// EXECUTING without a checkpoint → FAILED.
     pub executing_failed: u64,
+    /// EXECUTING DELAY/APPROVAL rows without a signed checkpoint, kept EXECUTING: claimed by
+    /// the DELAY worker or an owner's approval but never signed, so the daemon executes them
+    /// again (nothing was broadcast).
+    pub resume: Vec<Uuid>,
 }
 
 /// What the chain said about a SUBMITTED transaction (the inline wait or the confirmation
@@ -584,9 +588,17 @@ impl Store {
 
     /// Startup recovery (06-pipeline.md §10), 500 rows per write transaction: PENDING → EXPIRED;
     /// QUEUED INSTANT/NOTIFY → FAILED; EXECUTING with a signed checkpoint → SUBMITTED with
-    /// `broadcastUncertain`; EXECUTING without → FAILED. QUEUED DELAY/APPROVAL rows are kept.
+    /// `broadcastUncertain`; EXECUTING without: INSTANT/NOTIFY → FAILED (their request died with
+    /// the process), DELAY/APPROVAL kept and listed in `resume` (the owner's approval or the
+    /// cooldown still stands; issue #13). QUEUED DELAY/APPROVAL rows are kept.
     pub fn startup_recovery(&self, now: u64) -> Result<RecoveryReport, StoreError> {
-        self.sweep(now, |rec| match rec.status {
+        let resumable = |rec: &TransactionRecord| {
+            rec.status == TxStatus::Executing
+                && matches!(rec.tier, Some(Tier::Delay | Tier::Approval))
+                && !rec.metadata.contains_key("signedTx")
+        };
+        let mut report = self.sweep(now, |rec| match rec.status {
+            _ if resumable(rec) => None,
             TxStatus::Pending => Some((TxStatus::Expired, TxPatch::error("RESERVATION_TIMEOUT"), "TX_EXPIRED")),
             TxStatus::Queued if matches!(rec.tier, Some(Tier::Instant | Tier::Notify)) => {
                 Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), "TX_FAILED"))
@@ -600,7 +612,14 @@ impl Store {
                 _ => Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), "TX_FAILED")),
             },
             _ => None,
-        })
+        })?;
+        report.resume = self
+            .active_in_status(TxStatus::Executing, usize::MAX)?
+            .iter()
+            .filter(|r| resumable(r))
+            .map(|r| r.id)
+            .collect();
+        Ok(report)
     }
 
     /// Walks every active top-level row and applies `decide`, in batches of 500 rows per write

@@ -1,0 +1,205 @@
+//! The owner's side of the DELAY and APPROVAL queues (06-pipeline.md §7–8): approve, reject,
+//! the approval timeout, and the listing of what waits.
+//!
+//! Every way out of QUEUED is a compare-and-swap in one write transaction — the approval (with
+//! the consumption of its `pending_approvals` row, the owner's GRACE → LOCKED and the audit
+//! row), the reject, the timeout, the DELAY worker's claim and the kill switch — so whichever
+//! commits first wins and every other sees a status it refuses.
+
+use uuid::Uuid;
+
+use crate::audit::AuditEvent;
+use crate::codec::encode;
+use crate::db::{OpCtx, Store};
+use crate::enums::{AgentStatus, AuditSeverity, Tier, TxStatus};
+use crate::error::StoreError;
+use crate::ops::agents::mark_owner_verified_in;
+use crate::ops::transactions::{TxPatch, transition_in};
+use crate::records::{ApprovalRecord, TransactionRecord};
+use crate::rows::{self, get_tx};
+use crate::tables::*;
+
+/// What an approval did (06-pipeline.md §8.2). Only `Approved` changed the row to EXECUTING;
+/// `Expired` may have written the expiry (a row found past its deadline).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApprovalResult {
+    /// QUEUED → EXECUTING; the approval is consumed.
+    Approved(Box<TransactionRecord>),
+    /// Past the deadline (now EXPIRED, `APPROVAL_TIMEOUT`), or expired before.
+    Expired,
+    /// Not an APPROVAL-tier transaction.
+    NotPendingApproval,
+    /// Already out of QUEUED (approved, rejected, cancelled, executed…).
+    AlreadyProcessed(TxStatus),
+    /// The agent is not ACTIVE; nothing was written.
+    AgentInactive(AgentStatus),
+}
+
+/// What a reject did (06-pipeline.md §8.3).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RejectResult {
+    /// QUEUED → CANCELLED (`REJECTED: <reason>`).
+    Rejected(Box<TransactionRecord>),
+    /// Not a DELAY or APPROVAL transaction.
+    NotPendingApproval,
+    /// No longer QUEUED.
+    AlreadyProcessed(TxStatus),
+}
+
+fn tx_event(name: &str, rec: &TransactionRecord, actor: &str) -> AuditEvent {
+    AuditEvent::new(name, actor.to_string()).agent(rec.agent_id).session(rec.session_id).tx(rec.id)
+}
+
+impl Store {
+    /// Approves an APPROVAL-tier transaction for `owner` in one write transaction: the agent
+    /// must be ACTIVE (else nothing is written); at or past the deadline the row becomes
+    /// EXPIRED instead; otherwise CAS QUEUED → EXECUTING, the pending approval is consumed
+    /// (once), a GRACE owner becomes LOCKED, and `TX_APPROVED` {approvedBy} is audited.
+    /// `NotFound` for an unknown id.
+    pub fn approve_transaction(
+        &self,
+        id: Uuid,
+        owner: &str,
+        payload: Option<serde_json::Value>,
+        ctx: &OpCtx,
+    ) -> Result<ApprovalResult, StoreError> {
+        self.write(|tx| {
+            let rec = get_tx(tx, id)?;
+            let agent = rows::get_agent(tx, rec.agent_id)?;
+            if agent.status != AgentStatus::Active {
+                return Ok(ApprovalResult::AgentInactive(agent.status));
+            }
+            if rec.tier != Some(Tier::Approval) {
+                return Ok(ApprovalResult::NotPendingApproval);
+            }
+            match rec.status {
+                TxStatus::Queued => {}
+                TxStatus::Expired => return Ok(ApprovalResult::Expired),
+                other => return Ok(ApprovalResult::AlreadyProcessed(other)),
+            }
+            if rec.queue_expires_at.is_some_and(|due| ctx.now >= due) {
+                let new = transition_in(
+                    tx,
+                    id,
+                    TxStatus::Queued,
+                    TxStatus::Expired,
+                    TxPatch::error("APPROVAL_TIMEOUT"),
+                    ctx.now,
+                )?;
+                let ev = tx_event("TX_EXPIRED", &new, "system")
+                    .severity(AuditSeverity::Warning)
+                    .detail("error", "APPROVAL_TIMEOUT");
+                self.audit(tx, ev, ctx)?;
+                return Ok(ApprovalResult::Expired);
+            }
+            let new = transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?;
+            {
+                let mut table = tx.open_table(PENDING_APPROVALS)?;
+                let mut a: ApprovalRecord = rows::must_get(&table, "pending_approvals", id)?;
+                if a.is_settled() {
+                    // The status CAS above makes this unreachable; never consume twice.
+                    return Err(StoreError::Invariant("an approval settled while its row was QUEUED"));
+                }
+                a.approved_at = Some(ctx.now);
+                a.approved_by = Some(owner.to_string());
+                a.owner_payload = payload;
+                table.insert(id.as_u128(), encode("pending_approvals", &a)?.as_slice())?;
+            }
+            mark_owner_verified_in(self, tx, rec.agent_id, owner, ctx)?;
+            self.audit(tx, tx_event("TX_APPROVED", &new, &ctx.actor).detail("approvedBy", owner), ctx)?;
+            Ok(ApprovalResult::Approved(Box::new(new)))
+        })
+    }
+
+    /// Rejects a queued DELAY or APPROVAL transaction: CAS QUEUED → CANCELLED with
+    /// `REJECTED: <reason>`, reservation released, approval row marked rejected, audit
+    /// `TX_CANCELLED`. One write transaction. `NotFound` for an unknown id.
+    pub fn reject_transaction(&self, id: Uuid, reason: &str, ctx: &OpCtx) -> Result<RejectResult, StoreError> {
+        self.write(|tx| {
+            let rec = get_tx(tx, id)?;
+            if !matches!(rec.tier, Some(Tier::Delay | Tier::Approval)) {
+                return Ok(RejectResult::NotPendingApproval);
+            }
+            if rec.status != TxStatus::Queued {
+                return Ok(RejectResult::AlreadyProcessed(rec.status));
+            }
+            let error = format!("REJECTED: {reason}");
+            let new =
+                transition_in(tx, id, TxStatus::Queued, TxStatus::Cancelled, TxPatch::error(error.clone()), ctx.now)?;
+            self.audit(
+                tx,
+                tx_event("TX_CANCELLED", &new, &ctx.actor).detail("error", error).detail("reason", reason),
+                ctx,
+            )?;
+            Ok(RejectResult::Rejected(Box::new(new)))
+        })
+    }
+
+    /// The approval-timeout worker's pass: QUEUED APPROVAL rows due at or before `now` become
+    /// EXPIRED (`APPROVAL_TIMEOUT`), reservation released, approval row expired, audit
+    /// `TX_EXPIRED` each; at most 500 per write transaction. Returns the expired rows.
+    pub fn expire_due_approvals(&self, now: u64) -> Result<Vec<TransactionRecord>, StoreError> {
+        let mut out = Vec::new();
+        let ctx = OpCtx::new("system", now);
+        loop {
+            let due = self.due_rows(Tier::Approval, now, 500)?;
+            if due.is_empty() {
+                return Ok(out);
+            }
+            let n = due.len();
+            let expired = self.write(|tx| {
+                let mut done = Vec::new();
+                for id in &due {
+                    let rec = get_tx(tx, *id)?;
+                    if rec.status != TxStatus::Queued {
+                        continue;
+                    }
+                    let new = transition_in(
+                        tx,
+                        *id,
+                        TxStatus::Queued,
+                        TxStatus::Expired,
+                        TxPatch::error("APPROVAL_TIMEOUT"),
+                        now,
+                    )?;
+                    let ev = tx_event("TX_EXPIRED", &new, "system")
+                        .severity(AuditSeverity::Warning)
+                        .detail("error", "APPROVAL_TIMEOUT");
+                    self.audit(tx, ev, &ctx)?;
+                    done.push(new);
+                }
+                Ok(done)
+            })?;
+            out.extend(expired);
+            if n < 500 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The QUEUED DELAY and APPROVAL rows (of one agent, or all), oldest first.
+    pub fn queued_rows(&self, agent: Option<Uuid>) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_TX_QUEUE)?;
+            let table = tx.open_table(TRANSACTIONS)?;
+            let mut out = Vec::new();
+            for tier in [Tier::Delay, Tier::Approval] {
+                let t = tier.as_str();
+                for r in idx.range((t, 0u64, 0u128)..=(t, u64::MAX, u128::MAX))? {
+                    let (k, _) = r?;
+                    let rec: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().2))?;
+                    if agent.is_none_or(|a| a == rec.agent_id) {
+                        out.push(rec);
+                    }
+                }
+            }
+            out.sort_by_key(|r| r.id);
+            Ok(out)
+        })
+    }
+
+    /// The pending-approval row of a transaction.
+    pub fn get_approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
+        self.read(|tx| rows::get(&tx.open_table(PENDING_APPROVALS)?, "pending_approvals", id))
+    }
+}
