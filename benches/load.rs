@@ -14,7 +14,10 @@
 //! without `--hanging-channel` shows what a dead channel costs the send path.
 //!
 //! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]
-//!       [--churn 20] [--hanging-channel]`
+//!       [--churn 20] [--hanging-channel] [--no-autostop]`
+//!
+//! `--no-autostop` deletes the AutoStop rules `init` seeds before measuring; comparing rows with
+//! and without it shows that AutoStop (a consumer task fed after commits) costs a send nothing.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -269,6 +272,9 @@ struct Options {
     per_session: usize,
     churn: u32,
     hanging_channel: bool,
+    /// `--no-autostop`: delete every AutoStop rule before measuring (the default rules are on
+    /// otherwise), to show what evaluating them costs the send path.
+    no_autostop: bool,
 }
 
 struct Sample {
@@ -287,6 +293,13 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, o
     let mut tokens = Vec::new();
     for i in 0..sessions {
         tokens.push(agent(http, d, node, i + sessions * 1000).await);
+    }
+    if opts.no_autostop {
+        let rules = master(http, &d.base, reqwest::Method::GET, "/v1/admin/auto-stop/rules", None).await;
+        for r in rules["rules"].as_array().unwrap() {
+            let path = format!("/v1/admin/auto-stop/rules/{}", r["id"].as_str().unwrap());
+            master(http, &d.base, reqwest::Method::DELETE, &path, None).await;
+        }
     }
     if opts.hanging_channel {
         let url = hanging_server().await;
@@ -409,6 +422,7 @@ fn main() {
         per_session: arg("--per-session").map(|s| s.parse().unwrap()).unwrap_or(40),
         churn: arg("--churn").map(|s| s.parse().unwrap()).unwrap_or(0),
         hanging_channel: args.iter().any(|a| a == "--hanging-channel"),
+        no_autostop: args.iter().any(|a| a == "--no-autostop"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {

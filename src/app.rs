@@ -34,7 +34,7 @@ pub(crate) struct App {
     pub(crate) shutdown: Shutdown,
     pub(crate) workers: Workers,
     // Authentication state.
-    pub(crate) master: MasterAuth,
+    pub(crate) master: Arc<MasterAuth>,
     pub(crate) tokens: Tokens,
     pub(crate) nonces: Arc<Nonces>,
     pub(crate) owner_auth: Arc<OwnerAuth>,
@@ -45,6 +45,8 @@ pub(crate) struct App {
     pub(crate) agents: Agents,
     pub(crate) sessions: Sessions,
     pub(crate) policies: Policies,
+    pub(crate) autostop: Arc<crate::autostop::AutoStop>,
+    pub(crate) withdrawals: crate::withdraw::Withdrawals,
 }
 
 /// What [`App::new`] is built from: the pieces the start sequence opened.
@@ -74,6 +76,7 @@ impl App {
             p.clock.clone(),
             p.settings.clone(),
         ));
+        let master = Arc::new(p.master);
         let kill_switch = Arc::new(KillSwitch::new(
             p.db.clone(),
             p.clock.clone(),
@@ -81,7 +84,18 @@ impl App {
             workers.clone(),
             notifier.clone(),
             p.kill_switch,
+            p.settings.clone(),
+            master.clone(),
+            owner_auth.clone(),
         ));
+        let (feed, events) = crate::autostop::AutoStopFeed::channel();
+        let autostop = crate::autostop::AutoStop::start(
+            p.db.clone(),
+            p.clock.clone(),
+            notifier.clone(),
+            kill_switch.clone(),
+            events,
+        );
         let pipeline = Arc::new(Pipeline::new(
             p.db.clone(),
             p.clock.clone(),
@@ -89,7 +103,7 @@ impl App {
             p.chains.clone(),
             p.signers.clone(),
             notifier.clone(),
-            Arc::new(crate::oracle::Oracle::new(p.settings.clone(), p.clock.clone())),
+            feed,
         ));
         let agents = Agents::new(
             p.db.clone(),
@@ -103,6 +117,8 @@ impl App {
         let sessions =
             Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone(), notifier.clone());
         let policies = Policies::new(p.db.clone(), p.clock.clone());
+        let withdrawals =
+            crate::withdraw::Withdrawals::new(p.db.clone(), p.clock.clone(), p.chains.clone(), p.signers.clone());
         App {
             started_at: p.clock.now(),
             settings: p.settings,
@@ -113,7 +129,7 @@ impl App {
             chains: p.chains,
             shutdown: Shutdown::default(),
             workers,
-            master: p.master,
+            master,
             tokens: p.tokens,
             nonces,
             owner_auth,
@@ -123,6 +139,8 @@ impl App {
             agents,
             sessions,
             policies,
+            autostop,
+            withdrawals,
         }
     }
 

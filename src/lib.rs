@@ -15,6 +15,7 @@ mod address;
 mod agents;
 mod app;
 mod auth;
+mod autostop;
 mod backup;
 mod chains;
 mod cli;
@@ -34,6 +35,7 @@ mod runtime;
 mod sessions;
 mod summary;
 mod validation;
+mod withdraw;
 
 pub use cli::{CliError, run};
 

@@ -129,7 +129,8 @@ daemon_test!(
 // ACC-043.
 daemon_test!(
     the_global_rate_limit_refuses_with_headers,
-    Opts { config: vec![("security", "rate_limit_global_ip_rpm = 100".into())], ..Opts::default() },
+    // AutoStop left as seeded: the harness's rule calls would spend this test's request budget.
+    Opts { config: vec![("security", "rate_limit_global_ip_rpm = 100".into())], autostop: true, ..Opts::default() },
     |d| {
         for i in 0..100 {
             let r = d.get("/health").await;

@@ -136,7 +136,15 @@ fn fund(rpc: &str, address: &str, eth: u128) {
 async fn approval(d: &TestDaemon, tx: &str, with_summary: bool) -> Msg {
     let mut m = Msg::new(d, "ethereum", EVM_ADDR_0, "approve_tx", &format!("tx:{tx}"), "31337").await;
     if with_summary {
-        m.summary = Some(pending_item(d, tx).await["summary"].as_str().unwrap().to_string());
+        let item = pending_item(d, tx).await;
+        if item.is_null() {
+            let (_, all) = d.master("GET", "/v1/owner/pending-approvals?limit=100", None).await;
+            let listed: Vec<_> =
+                all["transactions"].as_array().map_or(vec![], |a| a.iter().map(|t| t["agentId"].clone()).collect());
+            let audit: Vec<Value> = d.audit_all("").await.into_iter().filter(|e| e["txId"] == tx).collect();
+            panic!("{tx} is not pending; {} listed ({listed:?}); its audit: {audit:?}", listed.len());
+        }
+        m.summary = Some(item["summary"].as_str().unwrap().to_string());
     }
     m
 }
@@ -704,10 +712,13 @@ async fn race_setup(d: &TestDaemon, rpc: &str, n: usize, delay: bool, tag: u8) -
 /// deadline.
 async fn race_setup_staggered(d: &TestDaemon, rpc: &str, n: usize, delay: bool, tag: u8, stagger: u64) -> Race {
     let (agent, _) = locked_evm_agent(d, rpc, 10).await;
+    // The staggering itself moves the clock `stagger × n` seconds: every window is that much
+    // longer than the spread, so no row times out while the rest are still being queued.
+    let spread = stagger * n as u64;
     if delay {
-        tiers(d, &agent, 0, 1_000_000, 300, 3600).await;
+        tiers(d, &agent, 0, 1_000_000, 300 + spread, 3600 + spread).await;
     } else {
-        tiers(d, &agent, 0, 0, 60, 300).await;
+        tiers(d, &agent, 0, 0, 60, 300 + spread).await;
     }
     let recipient = format!("0x{:040x}", 0xface0000u64 + tag as u64);
     let mut txs = Vec::new();
@@ -730,11 +741,16 @@ async fn race_setup_staggered(d: &TestDaemon, rpc: &str, n: usize, delay: bool, 
 /// Moves the dev clock to one second before `tx`'s `expiresAt` (its DELAY execute-at or its
 /// APPROVAL deadline), when that is still ahead.
 async fn to_one_second_before(d: &TestDaemon, token: &str, tx: &str) {
+    to_seconds_before(d, token, tx, 1).await
+}
+
+/// Moves the dev clock to `secs` seconds before `tx`'s `expiresAt`, when that is still ahead.
+async fn to_seconds_before(d: &TestDaemon, token: &str, tx: &str, secs: i64) {
     let r = row(d, token, tx).await;
     let due = chrono::DateTime::parse_from_rfc3339(r["expiresAt"].as_str().unwrap()).unwrap().timestamp();
     let now = crate::support::owner::daemon_now(d).await;
-    if due - 1 > now {
-        d.advance((due - 1 - now) as u64).await;
+    if due - secs > now {
+        d.advance((due - secs - now) as u64).await;
     }
 }
 
@@ -800,6 +816,7 @@ async fn approve_reject_timeout_and_claim_races_have_one_winner() {
     let anvil = Anvil::start();
     let d = Arc::new(evm_daemon(&anvil.url, &[("security", "max_pending_tx = 100".into())]).await);
     let _sink = d.sink_channel().await;
+    d.allow_hourly(100_000).await;
     let n = 100;
 
     // Approve vs reject.
@@ -842,14 +859,18 @@ async fn approve_reject_timeout_and_claim_races_have_one_winner() {
     let (c, _) = settle(&d, &anvil.url, &race).await;
     assert_eq!(c, n, "each executed once");
 
-    // Approve vs the approval timeout, one row at a time: rows queued 3 s apart (so each has
-    // its own deadline), all approvals signed once; then for each row the clock is brought to
-    // one second before its deadline and its approval races the clock passing it (which wakes
-    // the timeout worker).
-    let race = race_setup_staggered(&d, &anvil.url, n, false, 3, 3).await;
-    let bearers = sign_approvals(&d, &race.txs, 1).await;
+    // Approve vs the approval timeout, one row at a time: rows queued 10 s apart (so each has
+    // its own deadline, and the real time spent signing never carries the clock past the next
+    // one); for each row its approval is signed a minute before its deadline, the clock is
+    // brought to one second before it, and the approval races the clock passing the deadline
+    // (which wakes the timeout worker).
+    let race = race_setup_staggered(&d, &anvil.url, n, false, 3, 10).await;
     let mut approved = 0;
-    for (i, (tx, b)) in race.txs.iter().zip(bearers).enumerate() {
+    for (i, tx) in race.txs.iter().enumerate() {
+        // Signed shortly before the deadline (a message signed before the clock moved that far
+        // would have expired on its own), with margin for the signer's real time.
+        to_seconds_before(&d, &race.token, tx, 60).await;
+        let b = sign_approvals(&d, std::slice::from_ref(tx), 1).await.remove(0);
         to_one_second_before(&d, &race.token, tx).await;
         let (d1, tx1, b) = (d.clone(), tx.clone(), b[0].clone());
         // A jitter of 0–12 ms on the clock's side, so both orders happen.

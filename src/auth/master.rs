@@ -91,6 +91,23 @@ impl MasterAuth {
         self.cached.lock().expect("cache lock").as_ref().is_some_and(|c| bool::from(c.ct_eq(&mac)))
     }
 
+    /// Whether `password` is the master password, without touching masterAuth's failure
+    /// counter (kill-switch recovery keeps its own, persistent one). A cache hit costs nothing;
+    /// otherwise one Argon2id run.
+    pub(crate) async fn check(&self, password: &str) -> bool {
+        if password.is_empty() || password.len() > 128 {
+            return false;
+        }
+        if self.cache_hit(password.as_bytes()) {
+            return true;
+        }
+        let _permit = self.argon.acquire().await.expect("semaphore never closed");
+        self.slow.fetch_add(1, Ordering::Relaxed);
+        let file = self.file.clone();
+        let candidate = Zeroizing::new(password.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false)
+    }
+
     /// Checks a header value at daemon time `now`.
     pub(crate) async fn verify(&self, header: Option<&str>, now: u64) -> MasterOutcome {
         if let Some(until) = self.failures.lock().expect("failures lock").lockout_until.filter(|u| *u > now) {

@@ -149,6 +149,10 @@ pub(crate) trait ChainAdapter: Send + Sync {
     fn is_valid_address(&self, addr: &str) -> bool;
     async fn get_balance(&self, addr: &str) -> Result<BalanceInfo, ChainError>;
     async fn get_assets(&self, addr: &str, hints: &[TokenHint]) -> Result<Vec<AssetInfo>, ChainError>;
+    /// The token part of a sweep of `from` to `to`: one request per token holding a balance —
+    /// on EVM the hinted ERC-20s, on Solana every token account (each transfer paired with the
+    /// account's close, rent to `to`).
+    async fn sweep_tokens(&self, from: &str, to: &str, hints: &[TokenHint]) -> Result<Vec<SweepItem>, ChainError>;
     /// A token's decimals (SPL mint or ERC-20 `decimals()`), for USD valuation.
     async fn token_decimals(&self, token: &str) -> Result<u8, ChainError>;
     async fn estimate_fee(&self, req: &BuildRequest, prio: Priority) -> Result<FeeEstimate, ChainError>;

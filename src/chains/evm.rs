@@ -486,6 +486,31 @@ impl ChainAdapter for EvmAdapter {
         })
     }
 
+    /// §2.8: one full-balance ERC-20 transfer per hinted token that holds a balance.
+    async fn sweep_tokens(&self, from: &str, to: &str, hints: &[TokenHint]) -> Result<Vec<SweepItem>, ChainError> {
+        let assets = self.get_assets(from, hints).await?;
+        Ok(assets
+            .into_iter()
+            .filter(|a| a.kind == AssetKind::Erc20 && !a.balance.is_zero())
+            .filter_map(|a| {
+                let mint = a.token_address?;
+                Some(SweepItem {
+                    build: BuildRequest::TokenTransfer {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                        amount: a.balance,
+                        token: TokenRef { address: mint.clone(), decimals: Some(a.decimals) },
+                        memo: None,
+                    },
+                    mint,
+                    symbol: a.symbol,
+                    amount: a.balance,
+                    rent: Amount::ZERO,
+                })
+            })
+            .collect())
+    }
+
     async fn token_decimals(&self, token: &str) -> Result<u8, ChainError> {
         self.erc20(address(token)?, IERC20::decimalsCall {}).await
     }

@@ -265,6 +265,17 @@ pub(crate) struct AssetInfo {
     pub(crate) decimals: u8,
 }
 
+/// One token of a sweep (05-chains.md §2.8, §3.13): what moves and the request that moves it.
+#[derive(Debug, Clone)]
+pub(crate) struct SweepItem {
+    pub(crate) mint: String,
+    pub(crate) symbol: String,
+    pub(crate) amount: Amount,
+    /// Solana: the lamports of the token account the request closes (back to the destination).
+    pub(crate) rent: Amount,
+    pub(crate) build: BuildRequest,
+}
+
 /// A token an owner's policy names (ALLOWED_TOKENS), used to list and sweep balances.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenHint {

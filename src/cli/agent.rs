@@ -37,6 +37,8 @@ pub(crate) enum AgentCommand {
     Export(ExportArgs),
     /// Import a key file as a new agent.
     Import(ImportArgs),
+    /// Move the agent's funds to its verified owner (works while the kill switch is on).
+    Withdraw(super::emergency::WithdrawArgs),
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +282,7 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
                     action: OwnerAction::ChangeOwner,
                     target: &target,
                     summary: None,
+                    nonce: None,
                 };
                 match owner_sign::sign(&api, &a.signing, &req)? {
                     Some(b) => bearer = Some(b),
@@ -327,6 +330,7 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
                 action: OwnerAction::VerifyOwner,
                 target: &target,
                 summary: None,
+                nonce: None,
             };
             let Some(bearer) = owner_sign::sign(&api, &a.signing, &req)? else { return Ok(()) };
             let v = api.call_as(Method::POST, &format!("/v1/owner/agents/{id}/verify"), None, Some(&bearer))?;
@@ -403,6 +407,7 @@ pub(crate) fn run(dir: &Path, cmd: AgentCommand) -> Result<(), CliError> {
             println!("Key file written to {} (mode 0600)", a.output.display());
             Ok(())
         }
+        AgentCommand::Withdraw(a) => super::emergency::run_withdraw(dir, a),
         AgentCommand::Import(a) => {
             let text = std::fs::read_to_string(&a.path)
                 .map_err(|e| CliError::general(format!("Error: cannot read {}: {e}", a.path.display())))?;

@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod channel;
 pub(crate) mod client;
+pub(crate) mod emergency;
 pub(crate) mod init;
 mod keystore;
 mod owner;
@@ -110,6 +111,12 @@ pub(crate) enum Command {
     /// Policies: limits, allow-lists and tiers.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The kill switch: activate, status, recover.
+    #[command(subcommand)]
+    KillSwitch(emergency::KillSwitchCommand),
+    /// AutoStop rules.
+    #[command(subcommand)]
+    Autostop(emergency::AutoStopCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -170,6 +177,8 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Channel(c) => channel::run(&data_dir, c),
         Command::Policy(c) => policy::run(&data_dir, c),
         Command::Owner(c) => owner::run(&data_dir, c),
+        Command::KillSwitch(c) => emergency::run_kill_switch(&data_dir, c),
+        Command::Autostop(c) => emergency::run_autostop(&data_dir, c),
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) enum OwnerCommand {
     Reject(RejectArgs),
     /// List queued DELAY and APPROVAL transactions.
     Pending(PendingArgs),
+    /// Move an agent's funds to its owner (same as `agent withdraw`).
+    Withdraw(super::emergency::OwnerWithdrawArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +127,7 @@ pub(crate) fn run(dir: &Path, cmd: OwnerCommand) -> Result<(), CliError> {
                 action: OwnerAction::ApproveTx,
                 target: &target,
                 summary: summary.as_deref(),
+                nonce: None,
             };
             let Some(bearer) = owner_sign::sign(&api, &a.signing, &req)? else { return Ok(()) };
             let v = api.call_as(Method::POST, &format!("/v1/owner/approve/{}", a.tx_id), None, Some(&bearer))?;
@@ -148,6 +151,7 @@ pub(crate) fn run(dir: &Path, cmd: OwnerCommand) -> Result<(), CliError> {
                 println!("Rejected {} ({})", a.tx_id, v["reason"].as_str().unwrap_or(""));
             }
         }
+        OwnerCommand::Withdraw(a) => return super::emergency::run_withdraw(dir, a.into()),
         OwnerCommand::Pending(a) => {
             let api = Api::connect(dir, &a.password, true)?;
             let path = match &a.agent {

@@ -53,6 +53,10 @@ pub(crate) struct Request<'a> {
     /// `approve_tx`: the approval summary (04-auth.md §7.2) shown after the target, so the owner
     /// reads what executes on the wallet or Ledger screen.
     pub(crate) summary: Option<&'a str>,
+    /// A nonce issued elsewhere (kill-switch recovery: `recoveryNonce` of
+    /// `GET /v1/admin/kill-switch`, since `/v1/nonce` does not pass the guard); `None` fetches
+    /// one from `/v1/nonce`.
+    pub(crate) nonce: Option<&'a str>,
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
@@ -62,8 +66,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), CliError> {
 
 /// Builds the message with a fresh nonce and the daemon's clock.
 fn build(api: &Api, r: &Request<'_>) -> Result<(SiweMessage, String), CliError> {
-    let nonce = api.call(Method::GET, "/v1/nonce", None)?;
-    let nonce = nonce["nonce"].as_str().unwrap_or_default().to_string();
+    let nonce = match r.nonce {
+        Some(n) => n.to_string(),
+        None => api.call(Method::GET, "/v1/nonce", None)?["nonce"].as_str().unwrap_or_default().to_string(),
+    };
     // The daemon's clock, not ours: dev mode can move it forward.
     let health = api.block_on(api.client.health())?;
     let now = health["timestamp"]

@@ -85,6 +85,9 @@ pub(crate) fn start_execution_workers(app: &Arc<App>) {
     every(app, "approval-timeout", Duration::from_secs(30), true, |app| async move {
         app.pipeline.approval_timeout_pass().await.map_err(|e| e.to_string())
     });
+    every(app, "auto-stop-reload", Duration::from_secs(300), true, |app| async move {
+        app.autostop.reload().await.map_err(|e| e.to_string())
+    });
     let interval = app.settings.get().security.integrity_check_interval;
     if interval > 0 {
         every(app, "integrity-check", Duration::from_secs(interval), false, |app| async move {

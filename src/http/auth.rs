@@ -20,6 +20,12 @@ use crate::http::routes::AuthKind;
 pub(crate) async fn authenticate(app: &Arc<App>, req: &mut Req) -> Result<Option<String>, ApiError> {
     match req.matched.route.auth {
         AuthKind::None => Ok(None),
+        // Recovery checks the password itself, from the header or the body, with its own
+        // persistent counter, after checking the state (08-killswitch-autostop.md §4).
+        AuthKind::MasterPlusOwner(OwnerAction::Recover) => {
+            req.caller = Caller::Master;
+            Ok(Some("recover".into()))
+        }
         AuthKind::Master | AuthKind::MasterPlusOwner(_) => {
             master(app, req).await?;
             req.caller = Caller::Master;

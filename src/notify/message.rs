@@ -196,7 +196,9 @@ impl Message {
 
     /// The deduplication key `<event>:<referenceId>`, when the message has a reference.
     pub(crate) fn dedup_key(&self) -> Option<String> {
-        self.reference_id.as_ref().map(|r| format!("{}:{r}", self.event.as_str()))
+        // The level is part of it: an AutoStop warning and the suspension that follows share
+        // their reference (agent and rule) and are two messages.
+        self.reference_id.as_ref().map(|r| format!("{}:{r}:{}", self.event.as_str(), self.level.as_str()))
     }
 
     // --- Transactions ------------------------------------------------------------------------
@@ -324,7 +326,6 @@ impl Message {
     }
 
     /// `KILL_SWITCH_RECOVERED`.
-    #[allow(dead_code)]
     pub(crate) fn kill_switch_recovered(agents_reactivated: u64, at: u64) -> Message {
         let body = format!("The kill switch was recovered; {agents_reactivated} agents are active again.");
         Message::new(Event::KillSwitchRecovered, NotificationLevel::Warning, "Kill switch recovered", body, at)
@@ -332,7 +333,6 @@ impl Message {
     }
 
     /// `AUTO_STOP_TRIGGERED`: WARNING for a warning, CRITICAL for a suspension or kill switch.
-    #[allow(dead_code)]
     pub(crate) fn auto_stop_triggered(
         agent: &AgentRecord,
         rule: Uuid,
@@ -564,7 +564,9 @@ mod tests {
         assert_eq!(short_address("short"), "short");
         let m = Message::kill_switch_activated("test", "admin", 1_700_000_000);
         assert_eq!((m.delivery(), m.level), (Delivery::Broadcast, NotificationLevel::Critical));
-        assert_eq!(m.dedup_key().as_deref(), Some("KILL_SWITCH_ACTIVATED:2023-11-14T22:13:20Z"));
+        // The spec's `<event>:<referenceId>` plus the level: the same for every event whose
+        // level is fixed, and keeps an AutoStop warning from swallowing the suspension after it.
+        assert_eq!(m.dedup_key().as_deref(), Some("KILL_SWITCH_ACTIVATED:2023-11-14T22:13:20Z:CRITICAL"));
         let t = Message::test(Uuid::nil(), "x", 0);
         assert_eq!(t.delivery(), Delivery::Notify);
     }

@@ -360,7 +360,12 @@ async fn stage5(
                 s.checkpoint(id, &refs, now)
             })
             .await
-            .map_err(|e| Fail::Internal(format!("checkpoint: {e}")))?;
+            .map_err(|e| match e {
+                // The kill switch went on after the signature: the keys are locked, and these
+                // bytes are never sent.
+                waiaas_storage::StoreError::Restricted { .. } => Fail::Signer(SignerError::KeystoreLocked),
+                e => Fail::Internal(format!("checkpoint: {e}")),
+            })?;
         // (i) submit.
         let hash = match submit(run, &signed).await? {
             Submitted::Done { hash, uncertain } => (hash, uncertain),

@@ -168,6 +168,8 @@ pub(crate) struct Pipeline {
     pub(crate) signers: Signers,
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) oracle: Arc<crate::oracle::Oracle>,
+    /// AutoStop's input: fed after commits, never waited on.
+    pub(crate) autostop: crate::autostop::AutoStopFeed,
     /// Per-agent execution locks: EVM nonces are used in order (06-pipeline.md §6.4).
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -180,9 +182,11 @@ impl Pipeline {
         chains: Arc<Registry>,
         signers: Signers,
         notifier: Arc<Notifier>,
-        oracle: Arc<crate::oracle::Oracle>,
+        autostop: crate::autostop::AutoStopFeed,
     ) -> Pipeline {
-        Pipeline { db, clock, settings, chains, signers, notifier, oracle, locks: Mutex::default() }
+        // The price oracle is the pipeline's own: only the policy stage asks it.
+        let oracle = Arc::new(crate::oracle::Oracle::new(settings.clone(), clock.clone()));
+        Pipeline { db, clock, settings, chains, signers, notifier, oracle, autostop, locks: Mutex::default() }
     }
 
     /// Who moved what, for the owner's messages (the native symbol from the configuration).
@@ -195,6 +199,12 @@ impl Pipeline {
     /// `TX_FAILED` for FAILED or EXPIRED (never for a denial, which is not decided); for the
     /// queued tiers also `TX_CONFIRMED` and `TX_CANCELLED`.
     pub(crate) fn notify_outcome(&self, row: &TransactionRecord, agent: &AgentRecord) {
+        use crate::autostop::EventKind;
+        match row.status {
+            TxStatus::Confirmed => self.autostop.observe(EventKind::Completed, row),
+            TxStatus::Failed => self.autostop.observe(EventKind::Failed, row),
+            _ => {}
+        }
         let queued_tier = matches!(row.tier, Some(Tier::Delay | Tier::Approval));
         let (who, now) = (self.party(row, agent), self.clock.now());
         match row.status {
@@ -337,7 +347,12 @@ impl Pipeline {
             }
         };
         let allow = match decided {
-            Decided::Refused(refusal) => return Err(SendError::Refused { tx, refusal }),
+            Decided::Refused(refusal) => {
+                if matches!(refusal, Refusal::Policy(_)) {
+                    self.autostop.observe(crate::autostop::EventKind::PolicyViolation, &row);
+                }
+                return Err(SendError::Refused { tx, refusal });
+            }
             Decided::Allowed(a) => a,
         };
         let tier = allow.tier;

@@ -23,9 +23,11 @@ pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::approvals::{ApprovalResult, RejectResult};
 pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
-pub use ops::killswitch::ActivationReport;
+pub use ops::killswitch::{
+    ActivationReport, KillSwitchState, RECOVERY_LOCKOUT_SECS, RECOVERY_MAX_FAILURES, RecoveryFailure,
+};
 pub use ops::notify::{ChannelChange, LogQuery, MinChannels};
-pub use ops::policies::PolicyChange;
+pub use ops::policies::{PolicyChange, RuleChange};
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
 pub use ops::transactions::{

@@ -113,6 +113,10 @@ pub(crate) struct Opts {
     pub password: Option<String>,
     /// A fixed port (a restart that must keep its address); default: a free one.
     pub port: Option<u16>,
+    /// Keep the AutoStop rules `init` seeds enabled. Off by default: tests that are not about
+    /// AutoStop send more than 50 transactions an hour, fail on purpose or move more than the
+    /// default daily maximum, and must not be suspended for it.
+    pub autostop: bool,
 }
 
 /// A running daemon; killed (SIGKILL) when dropped unless already stopped.
@@ -203,7 +207,11 @@ impl TestDaemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
-        Ok(TestDaemon { dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev })
+        let d = TestDaemon { dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev };
+        if !opts.autostop {
+            d.set_default_autostop(false, opts.password.as_deref()).await;
+        }
+        Ok(d)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -324,6 +332,34 @@ impl TestDaemon {
         v
     }
 
+    /// Enables or disables every global AutoStop rule (a restricted daemon refuses the route
+    /// and is left as it is).
+    pub(crate) async fn set_default_autostop(&self, enabled: bool, password: Option<&str>) {
+        let pw = password.unwrap_or(self.password()).to_string();
+        let headers = [("X-Master-Password", pw)];
+        let (status, v) = self.call("GET", "/v1/admin/auto-stop/rules", &headers, None).await;
+        if status == 503 {
+            return;
+        }
+        assert_eq!(status, 200, "{v}");
+        for r in v["rules"].as_array().unwrap().iter().filter(|r| r["agentId"].is_null() && r["enabled"] != enabled) {
+            let path = format!("/v1/admin/auto-stop/rules/{}", r["id"].as_str().unwrap());
+            let (status, v) = self.call("PUT", &path, &headers, Some(serde_json::json!({"enabled": enabled}))).await;
+            assert_eq!(status, 200, "{v}");
+        }
+    }
+
+    /// Raises the global HOURLY_RATE AutoStop rule (default 50 per agent per hour, 08 §6) to
+    /// `max`, for tests that send more than that from one agent and are not about AutoStop.
+    pub(crate) async fn allow_hourly(&self, max: u64) {
+        let (_, v) = self.master("GET", "/v1/admin/auto-stop/rules", None).await;
+        let rule = v["rules"].as_array().unwrap().iter().find(|r| r["type"] == "HOURLY_RATE" && r["agentId"].is_null());
+        let id = rule.expect("the default HOURLY_RATE rule")["id"].as_str().unwrap().to_string();
+        let body = serde_json::json!({"config": {"maxTxPerHour": max}});
+        let (status, v) = self.master("PUT", &format!("/v1/admin/auto-stop/rules/{id}"), Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+    }
+
     /// A WEBHOOK channel to a fresh [`sink::Sink`]: with `sink::notifications_on()` in the
     /// config, notifications are then available and NOTIFY-tier sends (every token transfer
     /// without a USD price) are allowed.
@@ -395,12 +431,15 @@ impl TestDaemon {
         v["entries"].as_array().unwrap().clone()
     }
 
-    /// Every audit row of `event`, oldest first, page by page.
+    /// Every audit row of `event` (every row when empty), oldest first, page by page.
     pub(crate) async fn audit_all(&self, event: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut cursor: Option<u64> = None;
         loop {
-            let mut path = format!("/v1/admin/audit-log?eventType={event}&limit=100&order=asc");
+            let mut path = String::from("/v1/admin/audit-log?limit=100&order=asc");
+            if !event.is_empty() {
+                path.push_str(&format!("&eventType={event}"));
+            }
             if let Some(c) = cursor {
                 path.push_str(&format!("&cursor={c}"));
             }

@@ -226,6 +226,14 @@ pub struct KeyFileIdentity {
     pub metadata: KeyMetadata,
 }
 
+static KEY_DECRYPTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many key-file decryptions (AES-256-GCM opens) this process has attempted: the daemon
+/// reports it in `/v1/admin/status` so a restricted start can be shown to decrypt nothing.
+pub fn key_decryptions() -> u64 {
+    KEY_DECRYPTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl KeyFile {
     /// Encrypts `secret` under `kek` (whose Argon2id block is `kdf`) with a fresh salt and nonce.
     pub fn seal(
@@ -362,6 +370,7 @@ impl KeyFile {
     /// `DecryptFailed`.
     pub fn open(&self, kek: &Key32) -> Result<SecretKey, KeystoreError> {
         self.check_shape()?;
+        KEY_DECRYPTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let salt = hex_exact::<32>("hkdf.salt", &self.hkdf.salt)?;
         let nonce = hex_exact::<12>("cipher.nonce", &self.cipher.nonce)?;
         let mut sealed = hex::decode(&self.cipher.ciphertext).map_err(|_| KeystoreError::DecryptFailed)?;

@@ -432,6 +432,11 @@ impl KeystoreBackend {
         }
     }
 
+    /// The keystore directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Installs a freshly unlocked keystore (recovery).
     pub async fn install(&self, unlocked: UnlockedKeystore) {
         *self.state.write().await = Some(unlocked);

@@ -228,6 +228,53 @@ impl ChainAdapter for SolanaAdapter {
         })
     }
 
+    /// §3.13: every token account with a balance: the full balance to `to`'s ATA (created when
+    /// missing) and `CloseAccount` of the agent's account, rent to `to`, in one transaction per
+    /// token.
+    async fn sweep_tokens(&self, from: &str, to: &str, _hints: &[TokenHint]) -> Result<Vec<SweepItem>, ChainError> {
+        let owner = pubkey(from)?;
+        let mut out = Vec::new();
+        for a in self.get_assets(from, &[]).await?.into_iter().filter(|a| a.kind == AssetKind::Spl) {
+            let Some(mint) = a.token_address.clone() else { continue };
+            let (mint_key, program, decimals, _) =
+                self.mint(&TokenRef { address: mint.clone(), decimals: None }).await?;
+            let account = spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
+                &owner, &mint_key, &program,
+            );
+            let rent = self.account(&account).await?.map(|acc| acc.lamports).unwrap_or(0);
+            let close = BuildRequest::ContractCall {
+                from: from.to_string(),
+                to: program.to_string(),
+                value: Amount::ZERO,
+                // `CloseAccount` (instruction 9 of both token programs): account, destination, owner.
+                body: CallBody::Solana {
+                    instruction_data: vec![9],
+                    accounts: vec![
+                        AccountMetaSpec { pubkey: account.to_string(), is_signer: false, is_writable: true },
+                        AccountMetaSpec { pubkey: to.to_string(), is_signer: false, is_writable: true },
+                        AccountMetaSpec { pubkey: from.to_string(), is_signer: true, is_writable: false },
+                    ],
+                },
+                memo: None,
+            };
+            let transfer = BuildRequest::TokenTransfer {
+                from: from.to_string(),
+                to: to.to_string(),
+                amount: a.balance,
+                token: TokenRef { address: mint.clone(), decimals: Some(decimals) },
+                memo: None,
+            };
+            out.push(SweepItem {
+                build: BuildRequest::Batch { from: from.to_string(), instructions: vec![transfer, close], memo: None },
+                mint,
+                symbol: a.symbol,
+                amount: a.balance,
+                rent: Amount::from_u64(rent),
+            });
+        }
+        Ok(out)
+    }
+
     async fn token_decimals(&self, token: &str) -> Result<u8, ChainError> {
         let (_, _, decimals, _) = self.mint(&TokenRef { address: token.to_string(), decimals: None }).await?;
         Ok(decimals)

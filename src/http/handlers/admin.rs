@@ -26,8 +26,22 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         app.db.call(move |s| Ok((s.list_agents()?, s.status_counts(now)?, s.list_channels()?))).await?;
     let by = |st: waiaas_storage::AgentStatus| agents.iter().filter(|a| a.status == st).count();
     let ks = app.kill_switch.view();
+    // The stored state names who activated it (the in-memory view does not).
+    let actor = app.kill_switch.state().await.ok().and_then(|s| s.actor);
     let config = app.settings.get();
     let store = app.db.store();
+    let ledger_agents = agents
+        .iter()
+        .filter(|a| a.backend == waiaas_storage::Backend::Ledger && a.status != waiaas_storage::AgentStatus::Terminated)
+        .count();
+    // `not_used`: no live agent signs on a Ledger; `configured`: the device backend is up (the
+    // device itself is reached per signature); `unavailable`: Ledger agents but no device
+    // support in this build or config.
+    let ledger_status = match (ledger_agents, app.signers.ledger.is_some()) {
+        (0, _) => "not_used",
+        (_, true) => "configured",
+        (_, false) => "unavailable",
+    };
     let q = app.notifier.status();
     Ok(Reply::ok(json!({
         "daemon": {
@@ -38,7 +52,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
             "devMode": app.settings.dev_mode,
             "restricted": app.kill_switch.is_restricted(),
         },
-        "killSwitch": {"status": ks.status.as_str(), "activatedAt": ks.activated_at.map(iso), "reason": ks.reason, "actor": null},
+        "killSwitch": {"status": ks.status.as_str(), "activatedAt": ks.activated_at.map(iso), "reason": ks.reason, "actor": actor},
         "agents": {
             "active": by(waiaas_storage::AgentStatus::Active),
             "suspended": by(waiaas_storage::AgentStatus::Suspended),
@@ -51,7 +65,9 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "adapters": app.chains.infos().iter().map(views::adapter_admin).collect::<Vec<_>>(),
         "workers": views::workers(&app.workers.snapshot()),
         "database": {"path": store.path().display().to_string(), "sizeBytes": store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": store.commits()},
-        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.signers.keystore.keys_loaded().await},
+        "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.signers.keystore.keys_loaded().await,
+            "argon2Runs": waiaas_backends::keystore::kdf::argon2_runs(),
+            "keyDecryptions": waiaas_backends::keystore::keyfile::key_decryptions()},
         "masterAuth": {"argon2Verifications": app.master.argon2_verifications()},
         "notifications": {
             "enabled": config.notifications.enabled,
@@ -61,7 +77,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
             "delivered": q.delivered,
             "failed": q.failed,
         },
-        "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": "not_used"},
+        "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": ledger_status, "agents": ledger_agents},
     })))
 }
 

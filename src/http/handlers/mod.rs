@@ -2,6 +2,7 @@
 
 mod admin;
 mod agents;
+mod killswitch;
 mod notify;
 mod owner;
 mod policies;
@@ -68,5 +69,14 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::PolicyUpdate => policies::update(app, req).await,
         Op::PolicyDelete => policies::delete(app, req).await,
         Op::PolicyDryRun => policies::dry_run(app, req).await,
+        Op::KillSwitchActivate => killswitch::activate(app, req, waiaas_storage::KillSwitchActor::Admin).await,
+        Op::OwnerKillSwitch => killswitch::activate(app, req, waiaas_storage::KillSwitchActor::Owner).await,
+        Op::KillSwitchStatus => killswitch::status(app).await,
+        Op::Recover => killswitch::recover(app, req).await,
+        Op::Withdraw => killswitch::withdraw(app, req).await,
+        Op::RuleList => killswitch::rules(app).await,
+        Op::RuleCreate => killswitch::create_rule(app, req).await,
+        Op::RuleUpdate => killswitch::update_rule(app, req).await,
+        Op::RuleDelete => killswitch::delete_rule(app, req).await,
     }
 }

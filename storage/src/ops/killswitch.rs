@@ -113,3 +113,211 @@ impl Store {
         })
     }
 }
+
+/// The whole kill-switch and recovery state (08-killswitch-autostop.md §3–4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillSwitchState {
+    /// NORMAL, ACTIVATED or RECOVERING.
+    pub status: KillSwitchStatus,
+    /// When it was activated.
+    pub activated_at: Option<u64>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who (`admin`, `owner`, `auto_stop`, `system`).
+    pub actor: Option<String>,
+    /// RECOVERING: when step 2 may run.
+    pub recovery_eligible_at: Option<u64>,
+    /// RECOVERING: the wait chosen at step 1.
+    pub recovery_wait_seconds: Option<u64>,
+    /// RECOVERING: whether an owner signed step 1.
+    pub recovery_has_owner: Option<bool>,
+    /// Consecutive wrong recovery passwords.
+    pub failed_attempts: u32,
+    /// Recovery refused until then.
+    pub lockout_until: Option<u64>,
+}
+
+/// What a wrong recovery password did (§4 step 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryFailure {
+    /// Consecutive failures now (0 after a lockout started).
+    pub failed_attempts: u32,
+    /// Set when this failure was the fifth.
+    pub lockout_until: Option<u64>,
+    /// A RECOVERING state went back to ACTIVATED.
+    pub rolled_back: bool,
+}
+
+/// Consecutive wrong passwords before the recovery lockout, and its length.
+pub const RECOVERY_MAX_FAILURES: u32 = 5;
+/// Seconds the recovery is refused after the fifth wrong password.
+pub const RECOVERY_LOCKOUT_SECS: u64 = 1800;
+
+fn status_in(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<KillSwitchStatus, StoreError> {
+    match get_state(t, "kill_switch_status")? {
+        Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status")),
+        _ => Ok(KillSwitchStatus::Normal),
+    }
+}
+
+/// `Conflict` unless the kill switch is NORMAL: checked inside write transactions that must not
+/// commit once it is on (the signed checkpoint).
+pub(crate) fn require_normal(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let status = status_in(&tx.open_table(SYSTEM_STATE)?)?;
+    if status != KillSwitchStatus::Normal {
+        return Err(StoreError::Restricted { reason: "the kill switch is active" });
+    }
+    Ok(())
+}
+
+fn clear_recovery(tx: &redb::WriteTransaction, now: u64) -> Result<(), StoreError> {
+    for key in ["recovery_eligible_at", "recovery_wait_seconds", "recovery_has_owner"] {
+        set_state(tx, key, Value::Null, now)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The kill-switch state and the recovery counters.
+    pub fn kill_switch_state(&self) -> Result<KillSwitchState, StoreError> {
+        self.read(|tx| {
+            let t = tx.open_table(SYSTEM_STATE)?;
+            let get = |k: &str| get_state(&t, k);
+            Ok(KillSwitchState {
+                status: status_in(&t)?,
+                activated_at: get("kill_switch_activated_at")?.and_then(|v| v.as_u64()),
+                reason: get("kill_switch_reason")?.and_then(|v| v.as_str().map(str::to_string)),
+                actor: get("kill_switch_actor")?.and_then(|v| v.as_str().map(str::to_string)),
+                recovery_eligible_at: get("recovery_eligible_at")?.and_then(|v| v.as_u64()),
+                recovery_wait_seconds: get("recovery_wait_seconds")?.and_then(|v| v.as_u64()),
+                recovery_has_owner: get("recovery_has_owner")?.and_then(|v| v.as_bool()),
+                failed_attempts: get("recovery_failed_attempts")?.and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+                lockout_until: get("recovery_lockout_until")?.and_then(|v| v.as_u64()),
+            })
+        })
+    }
+
+    /// Recovery step 1 (§4.6) in one write transaction: CAS ACTIVATED → RECOVERING (`Conflict`
+    /// otherwise), eligibility `now + wait`, the failure counter reset, the signer's GRACE agents
+    /// LOCKED, audit `KILL_SWITCH_RECOVERY_STARTED`. Returns the eligible time.
+    pub fn recovery_start(
+        &self,
+        wait: u64,
+        signer: Option<(crate::enums::Chain, String)>,
+        ctx: &OpCtx,
+    ) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let status = status_in(&tx.open_table(SYSTEM_STATE)?)?;
+            if status != KillSwitchStatus::Activated {
+                return Err(StoreError::conflict(KillSwitchStatus::Activated, status));
+            }
+            let now = ctx.now;
+            let eligible = now + wait;
+            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Recovering.as_str().into()), now)?;
+            set_state(tx, "recovery_eligible_at", Value::from(eligible), now)?;
+            set_state(tx, "recovery_wait_seconds", Value::from(wait), now)?;
+            set_state(tx, "recovery_has_owner", Value::Bool(signer.is_some()), now)?;
+            set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
+            if let Some((chain, address)) = &signer {
+                let agents: Vec<AgentRecord> = {
+                    let t = tx.open_table(AGENTS)?;
+                    t.iter()?
+                        .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("agents", v.value())))
+                        .collect::<Result<_, _>>()?
+                };
+                for a in agents.iter().filter(|a| a.chain == *chain && a.status != AgentStatus::Terminated) {
+                    crate::ops::agents::mark_owner_verified_in(self, tx, a.id, address, ctx)?;
+                }
+            }
+            let ev = AuditEvent::new("KILL_SWITCH_RECOVERY_STARTED", ctx.actor.clone())
+                .severity(AuditSeverity::Warning)
+                .detail("waitSeconds", wait)
+                .detail("recoveryEligibleAt", eligible)
+                .detail("hasOwner", signer.is_some());
+            self.audit(tx, ev, ctx)?;
+            Ok(eligible)
+        })
+    }
+
+    /// A wrong recovery password (§4 step 3), one write transaction: the counter + 1, RECOVERING
+    /// rolled back to ACTIVATED, the fifth consecutive failure starts a 1,800 s lockout (and
+    /// resets the counter); audit `KILL_SWITCH_RECOVERY_FAILED`.
+    pub fn recovery_fail(&self, ctx: &OpCtx) -> Result<RecoveryFailure, StoreError> {
+        self.write(|tx| {
+            let now = ctx.now;
+            let (status, failed) = {
+                let t = tx.open_table(SYSTEM_STATE)?;
+                (
+                    status_in(&t)?,
+                    get_state(&t, "recovery_failed_attempts")?.and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+                )
+            };
+            let rolled_back = status == KillSwitchStatus::Recovering;
+            if rolled_back {
+                set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Activated.as_str().into()), now)?;
+                clear_recovery(tx, now)?;
+            }
+            let mut failed = failed + 1;
+            let mut lockout = None;
+            if failed >= RECOVERY_MAX_FAILURES {
+                lockout = Some(now + RECOVERY_LOCKOUT_SECS);
+                set_state(tx, "recovery_lockout_until", Value::from(now + RECOVERY_LOCKOUT_SECS), now)?;
+                failed = 0;
+            }
+            set_state(tx, "recovery_failed_attempts", Value::from(failed), now)?;
+            let ev = AuditEvent::new("KILL_SWITCH_RECOVERY_FAILED", ctx.actor.clone())
+                .severity(AuditSeverity::Critical)
+                .detail("rolledBack", rolled_back)
+                .detail("failedAttempts", failed)
+                .detail("lockoutUntil", lockout);
+            self.audit(tx, ev, ctx)?;
+            Ok(RecoveryFailure { failed_attempts: failed, lockout_until: lockout, rolled_back })
+        })
+    }
+
+    /// Recovery step 2 (§4.6) in one write transaction: CAS RECOVERING → NORMAL (`Conflict`
+    /// otherwise), the kill-switch and recovery keys cleared, every agent suspended by the kill
+    /// switch (reason starting `KILL_SWITCH`) ACTIVE again, audit `KILL_SWITCH_RECOVERED`.
+    /// Returns how many agents were reactivated.
+    pub fn recovery_complete(&self, ctx: &OpCtx) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let status = status_in(&tx.open_table(SYSTEM_STATE)?)?;
+            if status != KillSwitchStatus::Recovering {
+                return Err(StoreError::conflict(KillSwitchStatus::Recovering, status));
+            }
+            let now = ctx.now;
+            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Normal.as_str().into()), now)?;
+            for key in ["kill_switch_activated_at", "kill_switch_reason", "kill_switch_actor", "recovery_lockout_until"]
+            {
+                set_state(tx, key, Value::Null, now)?;
+            }
+            clear_recovery(tx, now)?;
+            set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
+            let agents: Vec<AgentRecord> = {
+                let t = tx.open_table(AGENTS)?;
+                t.iter()?
+                    .map(|r| r.map_err(StoreError::from).and_then(|(_, v)| decode("agents", v.value())))
+                    .collect::<Result<_, _>>()?
+            };
+            let mut reactivated = 0u64;
+            for a in agents {
+                if a.status == AgentStatus::Suspended
+                    && a.suspension_reason.as_deref().is_some_and(|r| r.starts_with("KILL_SWITCH"))
+                {
+                    let mut s = a.clone();
+                    s.status = AgentStatus::Active;
+                    s.suspended_at = None;
+                    s.suspension_reason = None;
+                    s.updated_at = now;
+                    rows::put_agent(tx, &s)?;
+                    reactivated += 1;
+                }
+            }
+            let ev = AuditEvent::new("KILL_SWITCH_RECOVERED", ctx.actor.clone())
+                .severity(AuditSeverity::Warning)
+                .detail("agentsReactivated", reactivated);
+            self.audit(tx, ev, ctx)?;
+            Ok(reactivated)
+        })
+    }
+}

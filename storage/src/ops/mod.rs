@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod autostop;
 pub mod decide;
 pub mod killswitch;
 pub mod notify;

@@ -197,3 +197,68 @@ impl Store {
         })
     }
 }
+
+/// What `update_auto_stop_rule` changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleChange {
+    /// New config (validated by the caller).
+    pub config: Option<serde_json::Value>,
+    /// New action.
+    pub action: Option<crate::enums::AutoStopAction>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+impl Store {
+    /// One AutoStop rule.
+    pub fn get_auto_stop_rule(&self, id: Uuid) -> Result<Option<AutoStopRuleRecord>, StoreError> {
+        self.read(|tx| rows::get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id))
+    }
+
+    /// Changes a rule's config, action or enabled flag in one write transaction with its audit
+    /// row (`AUTO_STOP_RULE_UPDATED`). `NotFound` for an unknown id.
+    pub fn update_auto_stop_rule(
+        &self,
+        id: Uuid,
+        change: &RuleChange,
+        ctx: &OpCtx,
+    ) -> Result<AutoStopRuleRecord, StoreError> {
+        self.write(|tx| {
+            let mut r: AutoStopRuleRecord = rows::must_get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id)?;
+            if let Some(c) = &change.config {
+                if !c.is_object() {
+                    return Err(StoreError::Invariant("AutoStop config must be a JSON object"));
+                }
+                r.config = c.clone();
+            }
+            if let Some(a) = change.action {
+                r.action = a;
+            }
+            if let Some(e) = change.enabled {
+                r.enabled = e;
+            }
+            r.updated_at = ctx.now;
+            rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, &r)?;
+            let ev = AuditEvent::new("AUTO_STOP_RULE_UPDATED", ctx.actor.clone())
+                .detail("ruleId", r.id.to_string())
+                .detail("type", r.rule_type.as_str());
+            self.audit(tx, ev, ctx)?;
+            Ok(r)
+        })
+    }
+
+    /// Deletes a rule (and its scope index entry) with its audit row (`AUTO_STOP_RULE_DELETED`).
+    pub fn delete_auto_stop_rule(&self, id: Uuid, ctx: &OpCtx) -> Result<AutoStopRuleRecord, StoreError> {
+        self.write(|tx| {
+            let r: AutoStopRuleRecord = rows::must_get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id)?;
+            tx.open_table(AUTO_STOP_RULES)?.remove(id.as_u128())?;
+            tx.open_table(IDX_AUTO_STOP_SCOPE)?.remove((scope(r.agent_id), r.rule_type.as_str()))?;
+            let ev = AuditEvent::new("AUTO_STOP_RULE_DELETED", ctx.actor.clone())
+                .severity(AuditSeverity::Warning)
+                .detail("ruleId", r.id.to_string())
+                .detail("type", r.rule_type.as_str());
+            self.audit(tx, ev, ctx)?;
+            Ok(r)
+        })
+    }
+}

@@ -532,9 +532,14 @@ impl Store {
 
     /// Merges execution facts into an EXECUTING row's metadata in one write transaction (the
     /// signed checkpoint with its nonce / blockhash, an approve reset's hash). Refused
-    /// (`Conflict`) once the row has left EXECUTING.
+    /// (`Conflict`) once the row has left EXECUTING. Signed bytes are refused (`Restricted`)
+    /// once the kill switch is on, in the same transaction: nothing signed after its activation
+    /// commits is ever broadcast (08-killswitch-autostop.md §2.2).
     pub fn checkpoint(&self, id: Uuid, entries: &[(&str, Value)], now: u64) -> Result<(), StoreError> {
         self.write(|tx| {
+            if entries.iter().any(|(k, _)| matches!(*k, "signedTx" | "resetSignedTx")) {
+                crate::ops::killswitch::require_normal(tx)?;
+            }
             let old = get_tx(tx, id)?;
             if old.status != TxStatus::Executing {
                 return Err(StoreError::conflict(TxStatus::Executing, old.status));
