@@ -9,6 +9,8 @@
 #     ledger-js/           @ledgerhq/hw-app-{eth,solana} (npm)         golden APDU vectors
 #     py-oracles/          venv with eth-account, solders, PyNaCl      independent signers
 #     py-siwe/             venv with the PyPI `siwe` package           independent EIP-4361 parser
+#     py-clients/          venv with httpx, pydantic, pytest, mcp,     SDK, MCP and API conformance tests
+#                          eth-account, schemathesis
 #     env.sh               exports the paths below for scripts/test.sh
 #
 # The local Solana node (tools/surfnet-local) is a workspace member and is built by cargo.
@@ -103,6 +105,19 @@ if [ ! -f "$SIWE/.ready-1" ]; then
   touch "$SIWE/.ready-1"
 fi
 
+# The clients' test tools: the SDK's dependencies and test runner, the official MCP client,
+# eth-account (the owner's signing callback) and schemathesis (API conformance against /doc).
+CLIENTS="$CACHE/py-clients"
+if [ ! -f "$CLIENTS/.ready-1" ]; then
+  log "installing httpx, pydantic, pytest, mcp, schemathesis (PyPI)"
+  rm -rf "$CLIENTS"
+  python3 -m venv "$CLIENTS"
+  "$CLIENTS/bin/pip" install -q --disable-pip-version-check "setuptools==80.9.0" "wheel==0.45.1" \
+    "httpx==0.29.0" "pydantic==2.14.4" "pytest==9.2.0" "pytest-asyncio==1.5.0" "mcp==2.3.0" \
+    "eth-account==0.14.0" "schemathesis==4.32.5" "hypothesis==6.170.17"
+  touch "$CLIENTS/.ready-1"
+fi
+
 cat >"$CACHE/env.sh" <<EOF
 export WAIAAS_TOOL_ANVIL="$ANVIL"
 export WAIAAS_TOOL_CAST="$CAST"
@@ -111,5 +126,6 @@ export WAIAAS_TOOL_SPECULOS_APP="$SPECULOS/apps/boil.elf"
 export WAIAAS_TOOL_LEDGER_JS="$LEDGER_JS/node_modules"
 export WAIAAS_TOOL_PYTHON="$PY/bin/python"
 export WAIAAS_TOOL_PYTHON_SIWE="$SIWE/bin/python"
+export WAIAAS_TOOL_PYTHON_CLIENTS="$CLIENTS/bin/python"
 EOF
 log "ready: $CACHE/env.sh"

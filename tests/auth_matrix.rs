@@ -71,6 +71,9 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("POST", "/v1/admin/auto-stop/rules", "master"),
     ("PUT", "/v1/admin/auto-stop/rules/{id}", "master"),
     ("DELETE", "/v1/admin/auto-stop/rules/{id}", "master"),
+    ("GET", "/v1/owner/status", "master"),
+    ("GET", "/v1/owner/dashboard", "master"),
+    ("GET", "/v1/owner/settings", "master"),
 ];
 
 /// Codes that mean "the credential was not accepted".

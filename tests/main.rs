@@ -22,6 +22,7 @@ macro_rules! daemon_test {
 
 mod agents;
 mod auth_matrix;
+mod clients;
 mod emergency;
 mod evm;
 mod http_layer;

@@ -13,6 +13,7 @@ pub(crate) mod client;
 pub(crate) mod emergency;
 pub(crate) mod init;
 mod keystore;
+mod mcp;
 mod owner;
 mod owner_sign;
 pub(crate) mod password;
@@ -117,6 +118,9 @@ pub(crate) enum Command {
     /// AutoStop rules.
     #[command(subcommand)]
     Autostop(emergency::AutoStopCommand),
+    /// The MCP server for agents, and its session token.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 /// Password options shared by commands that need the master password.
@@ -179,6 +183,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Owner(c) => owner::run(&data_dir, c),
         Command::KillSwitch(c) => emergency::run_kill_switch(&data_dir, c),
         Command::Autostop(c) => emergency::run_autostop(&data_dir, c),
+        Command::Mcp(c) => mcp::run(&data_dir, c),
     }
 }
 

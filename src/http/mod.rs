@@ -13,6 +13,7 @@ pub(crate) mod error;
 pub(crate) mod handlers;
 mod layers;
 pub(crate) mod openapi;
+mod openapi_schemas;
 pub(crate) mod query;
 pub(crate) mod ratelimit;
 pub(crate) mod routes;

@@ -239,7 +239,29 @@ pub(crate) fn document(port: u16) -> Value {
         .paths(paths)
         .components(Some(components))
         .build();
-    serde_json::to_value(&doc).expect("the document serialises")
+    let mut doc = serde_json::to_value(&doc).expect("the document serialises");
+    for r in ROUTES.iter().filter(|r| !r.dev_only) {
+        let op = &mut doc["paths"][openapi_path(r.path)][r.method.to_lowercase()];
+        if let Some(schema) = super::openapi_schemas::request(r.op) {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        }
+        let (status, _) = response_of(r.op);
+        if let Some(schema) = super::openapi_schemas::response(r.op) {
+            op["responses"][status]["content"]["application/json"]["schema"] = schema;
+        }
+        // Other success statuses, each with the success body (so none falls to `default`).
+        let more: &[(&str, &str)] = match r.op {
+            Op::TxSend => &[("202", "Queued (DELAY or APPROVAL), or accepted before confirmation")],
+            Op::Recover => &[("202", "Recovery step 1: the wait started")],
+            Op::Withdraw => &[("207", "Partial: some transfers failed (`failed`)")],
+            _ => &[],
+        };
+        for (code, what) in more {
+            let body = op["responses"][status]["content"].clone();
+            op["responses"][*code] = json!({"description": what, "content": body});
+        }
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -108,6 +108,9 @@ pub(crate) enum Op {
     RuleCreate,
     RuleUpdate,
     RuleDelete,
+    OwnerStatus,
+    OwnerDashboard,
+    OwnerSettings,
 }
 
 /// One route.
@@ -615,6 +618,33 @@ pub(crate) const ROUTES: &[Route] = &[
         "owner",
         "Move an agent's funds to its owner (allowed during the kill switch)",
     )),
+    route(
+        "GET",
+        "/v1/owner/status",
+        AuthKind::Master,
+        Op::OwnerStatus,
+        "owner_status",
+        "owner",
+        "Owner connections, system state and counts",
+    ),
+    route(
+        "GET",
+        "/v1/owner/dashboard",
+        AuthKind::Master,
+        Op::OwnerDashboard,
+        "owner_dashboard",
+        "owner",
+        "Every agent with its balance, today's transactions and volume",
+    ),
+    route(
+        "GET",
+        "/v1/owner/settings",
+        AuthKind::Master,
+        Op::OwnerSettings,
+        "owner_settings",
+        "owner",
+        "The effective settings, secrets redacted",
+    ),
     route(
         "GET",
         "/v1/admin/auto-stop/rules",

@@ -4,6 +4,7 @@ mod admin;
 mod agents;
 mod killswitch;
 mod notify;
+mod overview;
 mod owner;
 mod policies;
 mod sessions;
@@ -78,5 +79,8 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::RuleCreate => killswitch::create_rule(app, req).await,
         Op::RuleUpdate => killswitch::update_rule(app, req).await,
         Op::RuleDelete => killswitch::delete_rule(app, req).await,
+        Op::OwnerStatus => overview::status(app).await,
+        Op::OwnerDashboard => overview::dashboard(app).await,
+        Op::OwnerSettings => overview::settings(app).await,
     }
 }

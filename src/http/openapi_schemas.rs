@@ -1,0 +1,202 @@
+//! Request and response body schemas of `/doc`, per operation (09-api.md). They are JSON Schema
+//! written next to the handlers' shapes and checked against the running daemon by the
+//! schemathesis test (tests/clients.rs): a response that differs from its schema fails it.
+//!
+//! Request schemas are closed (`additionalProperties: false`) where the handler refuses unknown
+//! fields; response schemas name the fields every answer carries and allow more.
+
+use serde_json::{Value, json};
+
+use super::routes::Op;
+
+fn s() -> Value {
+    json!({"type": "string"})
+}
+fn ns() -> Value {
+    json!({"type": ["string", "null"]})
+}
+fn int() -> Value {
+    json!({"type": "integer"})
+}
+fn b() -> Value {
+    json!({"type": "boolean"})
+}
+fn obj() -> Value {
+    json!({"type": "object"})
+}
+fn arr(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+
+/// A closed request object.
+fn req(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+/// An open response object whose `required` fields are always present.
+fn res(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn send_body() -> Value {
+    let token = json!({"type": "object", "properties": {"address": s(), "decimals": int(), "symbol": s()}, "required": ["address"]});
+    json!({
+        "type": "object",
+        "description": "TRANSFER (default), TOKEN_TRANSFER, CONTRACT_CALL, APPROVE or BATCH; each type takes its own fields (06-pipeline.md §2)",
+        "properties": {
+            "type": {"type": "string", "enum": ["TRANSFER", "TOKEN_TRANSFER", "CONTRACT_CALL", "APPROVE", "BATCH"]},
+            "to": s(), "amount": s(), "token": token, "contractAddress": s(), "calldata": s(), "value": s(),
+            "instructionData": s(), "accounts": arr(obj()), "spender": s(), "instructions": arr(obj()),
+            "memo": s(), "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+        },
+    })
+}
+
+fn agent() -> Value {
+    res(
+        json!({"id": s(), "name": s(), "chain": s(), "network": s(), "address": s(), "status": s(),
+               "ownerAddress": ns(), "ownerState": s()}),
+        &["id", "name", "chain", "network", "status"],
+    )
+}
+
+fn page(key: &str, item: Value) -> Value {
+    res(json!({key: arr(item), "nextCursor": ns()}), &[key])
+}
+
+fn rule() -> Value {
+    res(
+        json!({"id": s(), "agentId": ns(), "type": s(), "config": obj(), "action": s(), "enabled": b()}),
+        &["id", "type", "config", "action", "enabled"],
+    )
+}
+
+/// The request body of `op`, when it takes one.
+pub(crate) fn request(op: Op) -> Option<Value> {
+    Some(match op {
+        Op::TxSend | Op::TxDryRun => send_body(),
+        Op::SessionCreate => json!({
+            "type": "object",
+            "properties": {"agentId": s(), "agentName": s(), "constraints": obj(), "expiresIn": int(), "maxRenewals": int(),
+                           "renewalRejectWindow": int(), "maxAmountPerTx": s(), "maxTotalAmount": s(), "maxTransactions": int(),
+                           "allowedOperations": arr(s()), "allowedDestinations": arr(s()), "allowedTokens": arr(s()),
+                           "allowedContracts": arr(s()), "allowedSpenders": arr(s())},
+        }),
+        Op::AgentCreate => req(
+            json!({"name": s(), "chain": {"type": "string", "enum": ["solana", "ethereum"]}, "network": s(),
+                   "backend": {"type": "string", "enum": ["keystore", "ledger"]}, "derivationPath": s(), "owner": s(),
+                   "ownerAddress": s()}),
+            &[],
+        ),
+        Op::AgentUpdate => req(json!({"name": s(), "owner": ns()}), &[]),
+        Op::AgentSuspend => req(json!({"reason": s()}), &[]),
+        Op::AgentExport => req(json!({"password": s()}), &["password"]),
+        Op::AgentImport => req(json!({"keystore": obj(), "password": s(), "name": s()}), &["keystore", "password"]),
+        Op::OwnerReject => req(json!({"reason": s()}), &[]),
+        Op::OwnerConnect => req(
+            json!({"address": s(), "chain": s(), "wcSessionTopic": s(), "wcPairingTopic": s()}),
+            &["address", "chain"],
+        ),
+        Op::OwnerDisconnect => req(json!({"address": s(), "chain": s()}), &["address", "chain"]),
+        Op::ChannelCreate => req(
+            json!({"type": {"type": "string", "enum": ["TELEGRAM", "DISCORD", "NTFY", "SLACK", "WEBHOOK"]}, "name": s(),
+                   "config": obj(), "priority": int(), "enabled": b()}),
+            &["type", "name", "config"],
+        ),
+        Op::ChannelUpdate => req(json!({"name": s(), "config": obj(), "priority": int(), "enabled": b()}), &[]),
+        Op::PolicyCreate => req(
+            json!({"agentId": s(), "chain": s(), "type": s(), "rules": obj(), "priority": int(), "enabled": b()}),
+            &["type", "rules"],
+        ),
+        Op::PolicyUpdate => req(json!({"rules": obj(), "priority": int(), "enabled": b()}), &[]),
+        Op::PolicyDryRun => req(
+            json!({"agentId": s(), "transaction": send_body(), "policies": arr(obj())}),
+            &["agentId", "transaction"],
+        ),
+        Op::KillSwitchActivate | Op::OwnerKillSwitch => {
+            req(json!({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}), &["reason"])
+        }
+        Op::Recover => req(json!({"masterPassword": s()}), &[]),
+        Op::Withdraw => req(json!({"scope": {"type": "string", "enum": ["all", "native"]}, "tokens": arr(s())}), &[]),
+        Op::RuleCreate => req(
+            json!({"agentId": s(), "type": s(), "config": obj(), "action": {"type": "string", "enum": ["WARN", "SUSPEND_AGENT", "KILL_SWITCH"]},
+                   "enabled": b()}),
+            &["type", "config", "action"],
+        ),
+        Op::RuleUpdate => req(json!({"config": obj(), "action": s(), "enabled": b()}), &[]),
+        _ => return None,
+    })
+}
+
+/// The success body of `op`, when more is known than "an object".
+pub(crate) fn response(op: Op) -> Option<Value> {
+    Some(match op {
+        Op::WalletAddress => {
+            res(json!({"agentId": s(), "address": s(), "chain": s(), "network": s()}), &["address", "chain", "network"])
+        }
+        Op::WalletBalance => res(
+            json!({"address": s(), "balance": s(), "decimals": int(), "symbol": s(), "formatted": s(), "chain": s(), "network": s()}),
+            &["address", "balance", "decimals", "symbol"],
+        ),
+        Op::WalletAssets => res(json!({"assets": arr(obj()), "chain": s(), "network": s()}), &["assets"]),
+        Op::TxSend => res(
+            json!({"transactionId": s(), "type": s(), "status": s(), "tier": ns(), "txHash": s(), "createdAt": s()}),
+            &["transactionId", "status"],
+        ),
+        Op::TxList | Op::TxPending | Op::PendingApprovals => page("transactions", obj()),
+        Op::TxGet => res(json!({"id": s(), "status": s(), "type": s()}), &["id", "status"]),
+        Op::SessionCreate => {
+            res(json!({"sessionId": s(), "token": s(), "expiresAt": s()}), &["sessionId", "token", "expiresAt"])
+        }
+        Op::SessionList => page("sessions", obj()),
+        Op::SessionRenew => res(json!({"sessionId": s(), "token": s(), "expiresAt": s()}), &["token", "expiresAt"]),
+        Op::AgentCreate | Op::AgentGet => agent(),
+        Op::AgentList => page("agents", agent()),
+        Op::PolicyList => page("policies", obj()),
+        Op::ChannelList => res(json!({"channels": arr(obj())}), &["channels"]),
+        Op::NotificationLog => page("entries", obj()),
+        Op::KillSwitchStatus => res(
+            json!({"status": {"type": "string", "enum": ["NORMAL", "ACTIVATED", "RECOVERING"]}, "activatedAt": ns(), "reason": ns(), "actor": ns()}),
+            &["status"],
+        ),
+        Op::KillSwitchActivate | Op::OwnerKillSwitch => res(
+            json!({"activated": b(), "timestamp": s(), "sessionsRevoked": int(), "transactionsCancelled": int(),
+                   "agentsSuspended": int(), "cascadeDurationMs": int()}),
+            &["activated", "sessionsRevoked", "transactionsCancelled", "agentsSuspended"],
+        ),
+        Op::AdminStatus => res(
+            json!({"daemon": obj(), "killSwitch": obj(), "agents": obj(), "sessions": obj(), "transactions": obj(),
+                   "adapters": arr(obj()), "workers": obj(), "database": obj(), "resources": obj(),
+                   "ledger": res(json!({"transport": s(), "status": s()}), &["transport", "status"])}),
+            &[
+                "daemon",
+                "killSwitch",
+                "agents",
+                "sessions",
+                "transactions",
+                "adapters",
+                "workers",
+                "database",
+                "resources",
+                "ledger",
+            ],
+        ),
+        Op::RuleList => res(json!({"rules": arr(rule())}), &["rules"]),
+        Op::RuleCreate | Op::RuleUpdate => rule(),
+        Op::OwnerStatus => res(
+            json!({"connections": arr(obj()), "systemState": s(), "activeSessionCount": int(), "pendingApprovalCount": int(),
+                   "walletConnectProjectId": ns()}),
+            &["connections", "systemState", "activeSessionCount", "pendingApprovalCount", "walletConnectProjectId"],
+        ),
+        Op::OwnerDashboard => res(
+            json!({"agents": arr(obj()), "todayTxCount": int(), "todayVolume": res(json!({"solana": s(), "ethereum": s()}), &["solana", "ethereum"]),
+                   "activeSessions": int(), "pendingApprovals": int(), "systemState": s()}),
+            &["agents", "todayTxCount", "todayVolume", "activeSessions", "pendingApprovals", "systemState"],
+        ),
+        Op::OwnerSettings => res(
+            json!({"daemon": obj(), "security": obj(), "notifications": obj(), "autoStop": obj(), "oracle": obj(), "ledger": obj()}),
+            &["daemon", "security", "notifications", "autoStop", "oracle", "ledger"],
+        ),
+        _ => return None,
+    })
+}
