@@ -142,17 +142,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let mut c = Command::new(st);
     c.arg("run")
         .arg(d.url("/doc"))
-        .args([
-            "--seed",
-            "20261203",
-            "--max-examples",
-            "15",
-            "--workers",
-            "2",
-            "--generation-deterministic",
-            "--generation-database",
-            "none",
-        ])
+        .args(["--seed", "20261203", "--max-examples", "15", "--workers", "2", "--generation-database", "none"])
         .args(["--checks", "not_a_server_error,response_schema_conformance,content_type_conformance"])
         .args(["--suppress-health-check", "all", "--no-color"])
         .arg("--header")
