@@ -34,7 +34,7 @@ fn pytest(target: &Path, env: &[(&str, String)], expect_at_least: usize) -> Stri
     assert!(!summary.contains("skipped"), "nothing may be skipped: {summary}");
     let passed: usize = summary.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(passed >= expect_at_least, "{passed} passed, expected at least {expect_at_least}: {report}");
-    eprintln!("{}: {summary}", target.display());
+    crate::support::report(&format!("{}: {summary}", target.display()));
     summary
 }
 
@@ -160,7 +160,15 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let text_out = format!("{}{}", text(&out.stdout), text(&out.stderr));
     eprintln!("{text_out}");
     assert!(out.status.success(), "schemathesis found problems:\n{text_out}");
-    eprintln!("excluded by name (they stop or lock the daemon): {}", DISRUPTIVE.join(", "));
+    // The counts, also in a passing run's output (test output is captured otherwise).
+    let count = |key: &str| text_out.lines().find(|l| l.trim_start().starts_with(key)).unwrap_or("").trim().to_string();
+    crate::support::report(&format!(
+        "schemathesis: {}; {}; {}; seed 20261203; excluded by name (they stop or lock the daemon): {}",
+        count("Selected:"),
+        count("Tested:"),
+        text_out.lines().find(|l| l.contains(" generated,")).unwrap_or("").trim(),
+        DISRUPTIVE.join(", ")
+    ));
     let _ = std::fs::remove_file(report);
     // The daemon survived all of it.
     let (st, v) = d.master("GET", "/v1/admin/status", None).await;

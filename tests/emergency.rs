@@ -170,10 +170,10 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
     assert!(v["transactionsCancelled"].as_u64().unwrap() >= 50, "{v}");
     assert_eq!(v["agentsSuspended"], 9, "{v}");
     assert_eq!(v["sessionsRevoked"].as_u64().unwrap(), 9, "one session per agent: {v}");
-    eprintln!(
+    crate::support::report(&format!(
         "kill switch under load: response {response_ms} ms, cascade {} ms, {} rows cancelled",
         v["cascadeDurationMs"], v["transactionsCancelled"]
-    );
+    ));
     let mut sent = 0;
     for t in tasks {
         let (ok, st, v) = t.await.unwrap();
@@ -227,7 +227,9 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
         landed_total += on_chain;
     }
     assert!(landed_total >= sent as u64 && sent > 0, "{landed_total} landed, {sent} answered 200");
-    eprintln!("kill switch under load: {sent} INSTANT sends answered before, {landed_total} landed");
+    crate::support::report(&format!(
+        "kill switch under load: {sent} INSTANT sends answered before, {landed_total} landed"
+    ));
 }
 
 // ACC-208: of 20 concurrent activations exactly one succeeds; the others get 409
@@ -258,7 +260,9 @@ async fn of_twenty_concurrent_activations_exactly_one_succeeds() {
         // The audit log is outside the guard's allow-list: read after recovery.
         assert_eq!(d.audit_all("KILL_SWITCH_ACTIVATED").await.len(), run + 1, "one cascade per run");
     }
-    eprintln!("20 concurrent activations x 100 runs: 100 won, {conflicts} got 409, {locked} got 503");
+    crate::support::report(&format!(
+        "20 concurrent activations x 100 runs: 100 won, {conflicts} got 409, {locked} got 503"
+    ));
 }
 
 // ACC-209, ACC-211, ACC-212, ACC-213, ACC-214, ACC-215, ACC-216, ACC-217: recovery end to end

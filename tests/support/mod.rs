@@ -27,6 +27,14 @@ pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_waiaas")
 }
 
+/// A line for the test command's output even when the test passes (`eprintln!` is captured;
+/// a direct write to the process's stderr is not): measured numbers the README and the issue
+/// notes quote.
+pub(crate) fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// A free loopback port (bind :0, read, release).
 pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
