@@ -24,6 +24,7 @@ fn store_with(rows: usize) -> (tempfile::TempDir, Store) {
         .map(|i| {
             let mut a = AgentRecord::new(Uuid::now_v7(), format!("a{i}"), Chain::Ethereum, Network::Testnet, None, NOW);
             a.public_key = format!("0x{:040x}", i + 1);
+            a.chain_id = Some(31337);
             store.insert_agent(&a, &ctx).unwrap();
             a
         })
