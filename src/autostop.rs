@@ -476,6 +476,13 @@ impl AutoStop {
         self.act(&agent, worst, now).await
     }
 
+    /// AUTO_STOP_TRIGGERED to the owner: a WARN is notified, the rest broadcast (`critical`).
+    fn announce(&self, agent: &AgentRecord, o: &Outcome, action: &str, critical: bool, now: u64) {
+        let m =
+            Message::auto_stop_triggered(agent, o.rule, o.rule_type.as_str(), action, &o.description, critical, now);
+        self.notifier.emit(m);
+    }
+
     async fn act(&self, agent: &AgentRecord, o: Outcome, now: u64) -> Result<(), StoreError> {
         let reason = format!("auto_stop: {} - {}", o.rule_type.as_str(), o.description);
         let ctx = OpCtx::new("auto_stop", now);
@@ -495,29 +502,13 @@ impl AutoStop {
                     .detail("type", o.rule_type.as_str())
                     .detail("reason", reason.clone());
                 self.db.call(move |s| s.append_audit(ev, &ctx)).await?;
-                self.notifier.emit(Message::auto_stop_triggered(
-                    agent,
-                    o.rule,
-                    o.rule_type.as_str(),
-                    "WARN",
-                    &o.description,
-                    false,
-                    now,
-                ));
+                self.announce(agent, &o, "WARN", false, now);
             }
             AutoStopAction::SuspendAgent => {
                 let (id, rule, r) = (agent.id, o.rule, reason.clone());
                 if self.db.call(move |s| s.auto_stop_suspend(id, &r, rule, &ctx)).await? {
                     tracing::warn!("agent {} suspended: {reason}", agent.id);
-                    self.notifier.emit(Message::auto_stop_triggered(
-                        agent,
-                        o.rule,
-                        o.rule_type.as_str(),
-                        "SUSPEND_AGENT",
-                        &o.description,
-                        true,
-                        now,
-                    ));
+                    self.announce(agent, &o, "SUSPEND_AGENT", true, now);
                 }
             }
             AutoStopAction::KillSwitch => {
@@ -533,15 +524,7 @@ impl AutoStop {
                     Ok(_) | Err(crate::killswitch::KillSwitchError::AlreadyActive) => {}
                     Err(e) => tracing::error!("AutoStop could not activate the kill switch: {e}"),
                 }
-                self.notifier.emit(Message::auto_stop_triggered(
-                    agent,
-                    o.rule,
-                    o.rule_type.as_str(),
-                    "KILL_SWITCH",
-                    &o.description,
-                    true,
-                    now,
-                ));
+                self.announce(agent, &o, "KILL_SWITCH", true, now);
             }
         }
         Ok(())

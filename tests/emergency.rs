@@ -570,12 +570,22 @@ async fn withdraw_on_anvil_moves_exact_balances_and_reports_partial_failures() {
     assert!(v["failed"][0]["mint"].as_str().unwrap().eq_ignore_ascii_case(&token), "{v}");
     assert_eq!(token_balance(&anvil.url, &token, b["address"].as_str().unwrap()), 5_000_000, "the token stayed");
     assert!(v["nativeRecovered"].as_str().unwrap().parse::<u128>().unwrap() > ETH, "{v}");
+    // The CLI (`agent withdraw`) finishes the job once the node accepts again: exit 0.
+    let b_addr = b["address"].as_str().unwrap();
+    crate::support::nodes::rpc_blocking(&anvil.url, "anvil_setBalance", json!([b_addr, format!("0x{:x}", ETH)]));
+    let mut c = d.cli();
+    c.env("WAIAAS_MASTER_PASSWORD", d.password()).args(["agent", "withdraw", &id(&b), "--token", &token, "--json"]);
+    let out = run(c, Duration::from_secs(120));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["tokensRecovered"][0]["amount"], "5000000", "{cli}");
+    assert_eq!(token_balance(&anvil.url, &token, b_addr), 0);
     // The audit log (outside the guard's allow-list) from the stopped daemon's database.
     let mut d = d;
     d.terminate();
     let store = d.store();
     let full = store.audit_by_event("FUND_WITHDRAWN").unwrap();
-    assert_eq!(full.len(), 1);
+    assert_eq!(full.len(), 2, "a, then b through the CLI");
     assert_eq!(full[0].agent_id.map(|x| x.to_string()), Some(id(&a)));
     assert_eq!(store.audit_by_event("FUND_PARTIALLY_WITHDRAWN").unwrap().len(), 1);
 }

@@ -60,10 +60,9 @@ pub(crate) struct RecoverArgs {
     password: PasswordArgs,
 }
 
+/// What both spellings of withdraw take besides the agent.
 #[derive(Debug, Args)]
-pub(crate) struct WithdrawArgs {
-    /// Agent name or id.
-    agent: String,
+pub(crate) struct WithdrawOptions {
     /// `all` (native and tokens) or `native`.
     #[arg(long, default_value = "all")]
     scope: String,
@@ -76,24 +75,27 @@ pub(crate) struct WithdrawArgs {
     password: PasswordArgs,
 }
 
-/// `owner withdraw --agent <agent>` (the spec's spelling of `agent withdraw`).
+/// `agent withdraw <agent>` (the spelling).
+#[derive(Debug, Args)]
+pub(crate) struct WithdrawArgs {
+    /// Agent name or id.
+    agent: String,
+    #[command(flatten)]
+    options: WithdrawOptions,
+}
+
+/// `owner withdraw --agent <agent>` (the spec's spelling).
 #[derive(Debug, Args)]
 pub(crate) struct OwnerWithdrawArgs {
     #[arg(long)]
     agent: String,
-    #[arg(long, default_value = "all")]
-    scope: String,
-    #[arg(long = "token", value_name = "ADDRESS")]
-    tokens: Vec<String>,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    password: PasswordArgs,
+    options: WithdrawOptions,
 }
 
 impl From<OwnerWithdrawArgs> for WithdrawArgs {
     fn from(a: OwnerWithdrawArgs) -> WithdrawArgs {
-        WithdrawArgs { agent: a.agent, scope: a.scope, tokens: a.tokens, json: a.json, password: a.password }
+        WithdrawArgs { agent: a.agent, options: a.options }
     }
 }
 
@@ -266,12 +268,13 @@ fn owner_signature(api: &Api, a: &RecoverArgs, status: &Value) -> Result<Option<
     owner_sign::sign(api, &a.signing, &req)
 }
 
-pub(crate) fn run_withdraw(dir: &Path, a: WithdrawArgs) -> Result<(), CliError> {
+pub(crate) fn run_withdraw(dir: &Path, w: WithdrawArgs) -> Result<(), CliError> {
+    let a = &w.options;
     let api = Api::connect(dir, &a.password, true)?;
-    let id = match uuid::Uuid::parse_str(&a.agent) {
+    let id = match uuid::Uuid::parse_str(&w.agent) {
         // The guard refuses agent lookups while the switch is on; an id needs none.
         Ok(id) => id.to_string(),
-        Err(_) => api.agent(&a.agent)?["id"].as_str().unwrap_or_default().to_string(),
+        Err(_) => api.agent(&w.agent)?["id"].as_str().unwrap_or_default().to_string(),
     };
     let mut body = json!({"scope": a.scope});
     if !a.tokens.is_empty() {
