@@ -183,6 +183,55 @@ pub(crate) fn response(op: Op) -> Option<Value> {
         ),
         Op::RuleList => res(json!({"rules": arr(rule())}), &["rules"]),
         Op::RuleCreate | Op::RuleUpdate => rule(),
+        Op::AgentUpdate | Op::AgentSuspend | Op::AgentResume | Op::AgentImport => agent(),
+        Op::AgentTerminate => res(
+            json!({"id": s(), "status": s(), "terminatedAt": s(), "sessionsRevoked": int(), "transactionsCancelled": int()}),
+            &["id", "status", "terminatedAt"],
+        ),
+        Op::AgentExport => res(json!({"keystore": obj()}), &["keystore"]),
+        Op::SessionGet => res(json!({"id": s(), "agentId": s(), "constraints": obj()}), &["id", "agentId"]),
+        Op::SessionRevoke => {
+            res(json!({"revoked": b(), "sessionId": s(), "revokedAt": s(), "trigger": s()}), &["revoked", "sessionId"])
+        }
+        Op::OwnerVerify => res(
+            json!({"agentId": s(), "ownerAddress": s(), "ownerState": s(), "verifiedAt": ns()}),
+            &["agentId", "ownerState"],
+        ),
+        Op::OwnerApprove => res(
+            json!({"transactionId": s(), "status": s(), "approvedAt": s(), "approvedBy": s()}),
+            &["transactionId", "status", "approvedAt", "approvedBy"],
+        ),
+        Op::OwnerReject => res(
+            json!({"transactionId": s(), "status": s(), "rejectedAt": s(), "rejectedBy": s(), "reason": ns()}),
+            &["transactionId", "status", "rejectedAt"],
+        ),
+        Op::OwnerConnect => res(
+            json!({"connectionId": s(), "address": s(), "chain": s(), "connectedAt": s()}),
+            &["connectionId", "address", "chain"],
+        ),
+        Op::OwnerDisconnect => res(json!({"disconnected": b(), "disconnectedAt": s()}), &["disconnected"]),
+        Op::ChannelCreate | Op::ChannelUpdate => res(
+            json!({"id": s(), "type": s(), "name": s(), "config": obj(), "priority": int(), "enabled": b()}),
+            &["id", "type", "name", "config", "priority", "enabled"],
+        ),
+        Op::ChannelDisable => res(json!({"id": s(), "enabled": b()}), &["id", "enabled"]),
+        Op::PolicyCreate | Op::PolicyGet | Op::PolicyUpdate => res(
+            json!({"id": s(), "agentId": ns(), "type": s(), "rules": obj(), "priority": int(), "enabled": b()}),
+            &["id", "type", "rules", "priority", "enabled"],
+        ),
+        Op::PolicyDelete | Op::RuleDelete => res(json!({"deleted": b(), "id": s()}), &["deleted", "id"]),
+        // The audit cursor is the last row's sequence number.
+        Op::AuditLog => res(json!({"entries": arr(obj()), "nextCursor": {"type": ["integer", "null"]}}), &["entries"]),
+        Op::Recover => res(
+            json!({"status": s(), "recoveryEligibleAt": s(), "waitSeconds": int(), "hasOwner": b(), "recovered": b(),
+                   "agentsReactivated": int()}),
+            &[],
+        ),
+        Op::Withdraw => res(
+            json!({"agentId": s(), "destination": s(), "scope": s(), "totalTransactions": int(), "nativeRecovered": s(),
+                   "tokensRecovered": arr(obj()), "rentRecovered": s(), "failed": arr(obj()), "txHashes": arr(s())}),
+            &["agentId", "destination", "nativeRecovered", "failed", "txHashes"],
+        ),
         Op::OwnerStatus => res(
             json!({"connections": arr(obj()), "systemState": s(), "activeSessionCount": int(), "pendingApprovalCount": int(),
                    "walletConnectProjectId": ns()}),
