@@ -407,7 +407,9 @@ async fn the_freshness_guard_reads_block_height() {
     let (_, t) = funded_agent(&d, &node.url, 2, json!({})).await;
     let to = existing_address(&node.url);
 
-    // Stale: ~125 blocks pass between the build and signing (~26 left ≈ 10 s < 20 s).
+    // Stale: ~125 blocks pass between the build and signing (~26 left ≈ 10 s < 20 s). First
+    // let the adapter's 5 s blockhash cache lapse, so the build fetches its own.
+    tokio::time::sleep(std::time::Duration::from_millis(5200)).await;
     let n = node.clone();
     proxy.before("simulateTransaction", move || n.advance(125));
     let hashes = proxy.count("getLatestBlockhash");
