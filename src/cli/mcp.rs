@@ -323,8 +323,11 @@ fn tools() -> Vec<Tool> {
     ]
 }
 
-/// A tool call as an API call: method, path and body. `Err` is an input error.
-fn api_call_for(name: &str, args: &Map<String, Value>, sid: &str) -> Result<(Method, String, Option<Value>), String> {
+/// An API call: method, path and body; `Err` is an input error.
+type Route = Result<(Method, String, Option<Value>), String>;
+
+/// A tool call as an API call.
+fn api_call_for(name: &str, args: &Map<String, Value>, sid: &str) -> Route {
     let get = |k: &str| args.get(k).cloned();
     let text = |k: &str| -> Result<String, String> {
         args.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("`{k}` (a string) is required"))
@@ -433,8 +436,9 @@ pub(crate) struct WalletServer {
 }
 
 impl WalletServer {
-    /// Calls the daemon with the session token, applying the 401 rule.
-    async fn api(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, String> {
+    /// Calls the daemon with the session token, applying the 401 rule. `route` builds the call
+    /// from the token's session id, so a retry with a re-read token addresses its own session.
+    async fn api(&self, route: impl Fn(&str) -> Route) -> Result<Answer, String> {
         let state = *self.session.state.lock().await;
         let token = self.session.token().await;
         let expired = claims(&token).and_then(|c| c["exp"].as_u64()).is_some_and(|exp| exp <= unix_now());
@@ -445,7 +449,8 @@ impl WalletServer {
                              "hint": "Run: waiaas mcp refresh-token", "retryable": false}),
             });
         }
-        let a = self.daemon.call(method.clone(), path, Some(&token), body).await?;
+        let (method, path, body) = route(&WalletServer::sid(&token))?;
+        let a = self.daemon.call(method, &path, Some(&token), body.as_ref()).await?;
         let unauthorized = a.status == 401
             && matches!(a.body["code"].as_str(), Some("AUTH_TOKEN_EXPIRED" | "AUTH_TOKEN_INVALID" | "SESSION_REVOKED"));
         if !unauthorized {
@@ -453,7 +458,8 @@ impl WalletServer {
         }
         if self.session.reread().await {
             let token = self.session.token().await;
-            let again = self.daemon.call(method, path, Some(&token), body).await?;
+            let (method, path, body) = route(&WalletServer::sid(&token))?;
+            let again = self.daemon.call(method, &path, Some(&token), body.as_ref()).await?;
             if again.status != 401 {
                 return Ok(again);
             }
@@ -494,13 +500,13 @@ impl ServerHandler for WalletServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.unwrap_or_default();
-        let sid = WalletServer::sid(&self.session.token().await);
-        let (method, path, body) = match api_call_for(&request.name, &args, &sid) {
-            Ok(r) => r,
+        // The input is checked once; it does not depend on the session.
+        match api_call_for(&request.name, &args, "") {
+            Ok(_) => {}
             Err(e) if e.starts_with("unknown tool") => return Err(McpError::invalid_params(e, None)),
             Err(e) => return Ok(error_result("VALIDATION_ERROR", &e, None, false, Value::Null).into()),
-        };
-        let result = match self.api(method, &path, body.as_ref()).await {
+        }
+        let result = match self.api(|sid| api_call_for(&request.name, &args, sid)).await {
             Ok(a) if (200..300).contains(&a.status) => {
                 CallToolResult::success(vec![ContentBlock::text(a.body.to_string())])
             }
@@ -546,7 +552,10 @@ impl ServerHandler for WalletServer {
             "waiaas://system/status" => "/health",
             other => return Err(McpError::invalid_params(format!("unknown resource {other}"), None)),
         };
-        let a = self.api(Method::GET, path, None).await.map_err(|e| McpError::internal_error(e, None))?;
+        let a = self
+            .api(|_| Ok((Method::GET, path.to_string(), None)))
+            .await
+            .map_err(|e| McpError::internal_error(e, None))?;
         if !(200..300).contains(&a.status) {
             return Err(McpError::internal_error(
                 a.body["message"].as_str().unwrap_or("request failed").to_string(),

@@ -139,3 +139,22 @@ def test_refresh_token_replaces_the_session():
     assert httpx.get(BASE + "/v1/wallet/address", headers={"Authorization": f"Bearer {new}"}).status_code == 200
     revoked = httpx.get(BASE + "/v1/wallet/address", headers={"Authorization": f"Bearer {old}"})
     assert revoked.status_code == 401
+
+
+async def test_a_401_rereads_the_token_file_once():
+    """The 401 rule: the session was replaced on disk (e.g. by `mcp refresh-token` from another
+    shell) and the old one revoked; the next call re-reads the file and succeeds."""
+    async with stdio_client(server()) as (r, w), ClientSession(r, w) as s:
+        await s.initialize()
+        first = payload(await s.call_tool("get_session_info", {}))
+        out = cli("mcp", "refresh-token", "--output", "json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["oldSessionRevoked"] is True
+        again = await s.call_tool("get_session_info", {})
+        assert not again.is_error, payload(again)
+        assert payload(again)["id"] != first["id"], "the server now uses the file's new session"
+        # A revoked session with nothing new on disk: the error, with the way out.
+        assert master("DELETE", f"/v1/sessions/{payload(again)['id']}").status_code == 200
+        dead = await s.call_tool("get_balance", {})
+        assert dead.is_error and payload(dead)["code"] == "SESSION_REVOKED"
+        assert payload(dead)["hint"] == "Run: waiaas mcp refresh-token"
