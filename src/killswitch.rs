@@ -37,6 +37,15 @@ pub(crate) struct KillSwitchView {
     pub(crate) reason: Option<String>,
 }
 
+/// An owner who can sign recovery step 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecoverySigner {
+    pub(crate) address: String,
+    pub(crate) chain: waiaas_storage::Chain,
+    /// Decimal chain ids (Ethereum) or network names (Solana) of that owner's agents.
+    pub(crate) chain_ids: Vec<String>,
+}
+
 /// Why an activation or a recovery step did not happen (nothing changed, except where noted).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KillSwitchError {
@@ -61,7 +70,7 @@ pub(crate) enum KillSwitchError {
     #[error("The kill switch is not recovering")]
     InvalidState,
     #[error("Cannot unlock the keystore: {0}")]
-    Unlock(String),
+    Unlock(#[source] waiaas_backends::keystore::KeystoreError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -78,7 +87,8 @@ impl Coded for KillSwitchError {
             KillSwitchError::AlreadyStarted => ErrorCode::RecoveryAlreadyStarted,
             KillSwitchError::WaitRequired { .. } => ErrorCode::RecoveryWaitRequired,
             KillSwitchError::InvalidState => ErrorCode::InvalidRecoveryState,
-            KillSwitchError::Unlock(_) | KillSwitchError::Store(_) => ErrorCode::InternalError,
+            KillSwitchError::Unlock(e) => e.code(),
+            KillSwitchError::Store(_) => ErrorCode::InternalError,
         }
     }
 
@@ -163,8 +173,31 @@ impl KillSwitch {
     /// Whether some non-terminated agent has an owner (recovery then needs the owner's
     /// signature and waits the shorter time).
     pub(crate) async fn has_owner(&self) -> Result<bool, StoreError> {
+        Ok(!self.signers_for_recovery().await?.is_empty())
+    }
+
+    /// The owners who can sign recovery step 1: one entry per (address, chain) over the live
+    /// agents, with the chain ids (Ethereum) or networks (Solana) their messages may name.
+    pub(crate) async fn signers_for_recovery(&self) -> Result<Vec<RecoverySigner>, StoreError> {
         let agents = self.db.call(|s| s.list_agents()).await?;
-        Ok(agents.iter().any(|a| a.status != AgentStatus::Terminated && a.owner_address.is_some()))
+        let mut out: Vec<RecoverySigner> = Vec::new();
+        for a in agents.iter().filter(|a| a.status != AgentStatus::Terminated) {
+            let Some(address) = a.owner_address.clone() else { continue };
+            let id = crate::auth::owner::chain_id_of(a);
+            match out.iter_mut().find(|o| o.address == address && o.chain == a.chain) {
+                Some(o) if !o.chain_ids.contains(&id) => o.chain_ids.push(id),
+                Some(_) => {}
+                None => out.push(RecoverySigner { address, chain: a.chain, chain_ids: vec![id] }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The wait step 1 starts: `kill_switch_recovery_wait_owner` when an owner exists, else
+    /// `…_no_owner` (§4 step 5).
+    pub(crate) fn recovery_wait(&self, has_owner: bool) -> u64 {
+        let s = &self.settings.get().security;
+        if has_owner { s.kill_switch_recovery_wait_owner } else { s.kill_switch_recovery_wait_no_owner }
     }
 
     /// `POST /v1/admin/recover` (§4): `password` from the header or the body, `owner` the
@@ -203,7 +236,6 @@ impl KillSwitch {
 
     async fn recovery_step_one(&self, owner: Option<&str>, now: u64) -> Result<Recovery, KillSwitchError> {
         let has_owner = self.has_owner().await.map_err(KillSwitchError::Store)?;
-        let config = self.settings.get();
         let signer: Option<Owner> = if has_owner {
             let raw = owner.ok_or(KillSwitchError::Owner(OwnerAuthError::Required))?;
             let target = Target { action: OwnerAction::Recover, target: "system".into(), agent: None, summary: None };
@@ -211,11 +243,7 @@ impl KillSwitch {
         } else {
             None
         };
-        let wait = if has_owner {
-            config.security.kill_switch_recovery_wait_owner
-        } else {
-            config.security.kill_switch_recovery_wait_no_owner
-        };
+        let wait = self.recovery_wait(has_owner);
         let actor = match &signer {
             Some(o) => format!("owner:{}+admin", o.address),
             None => "admin".into(),
@@ -249,14 +277,9 @@ impl KillSwitch {
             .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
             .map(crate::agents::key_info)
             .collect();
-        let dir = self.signers.keystore.dir().to_path_buf();
         let candidate = zeroize::Zeroizing::new(password.as_bytes().to_vec());
-        let unlocked = tokio::task::spawn_blocking(move || {
-            waiaas_backends::keystore::LockedKeystore::open(&dir).and_then(|ks| ks.unlock(&candidate, &infos))
-        })
-        .await
-        .map_err(|e| KillSwitchError::Unlock(e.to_string()))?
-        .map_err(|e| KillSwitchError::Unlock(e.to_string()))?;
+        let unlocked =
+            self.signers.keystore.decrypt_from_disk(candidate, infos).await.map_err(KillSwitchError::Unlock)?;
         let ctx = OpCtx::new("admin", now);
         let reactivated = match self.db.call(move |s| s.recovery_complete(&ctx)).await {
             Ok(n) => n,

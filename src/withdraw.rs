@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use waiaas_backends::keystore::{KeystoreBackend, LockedKeystore};
 use waiaas_backends::seam::{KeyRef, Purpose, SignContext, SignerBackend, SignerError, sign_verified};
 use waiaas_storage::{
     AgentRecord, AgentStatus, Amount, AuditEvent, AuditSeverity, Backend, OpCtx, OwnerState, StoreError,
@@ -163,7 +162,7 @@ impl Withdrawals {
                 match send(adapter.as_ref(), &item.build, &signing, &agent).await {
                     Ok(hash) => {
                         w.tx_hashes.push(hash);
-                        w.rent_recovered = w.rent_recovered.checked_add(item.rent).unwrap_or(w.rent_recovered);
+                        w.rent_recovered = w.rent_recovered.saturating_add(item.rent);
                         w.tokens_recovered.push((item.mint, item.symbol, item.amount));
                     }
                     Err(e) => w.failed.push((item.mint, e)),
@@ -224,18 +223,16 @@ impl Withdrawals {
             },
             Backend::Keystore if self.signers.keystore.is_unlocked().await => self.signers.keystore.clone(),
             Backend::Keystore => {
-                let dir = self.signers.keystore.dir().to_path_buf();
-                let info = crate::agents::key_info(agent);
                 let candidate = zeroize::Zeroizing::new(password.as_bytes().to_vec());
-                let one = tokio::task::spawn_blocking(move || {
-                    LockedKeystore::open(&dir).and_then(|ks| ks.unlock(&candidate, std::slice::from_ref(&info)))
-                })
-                .await
-                .map_err(|e| WithdrawError::Signer(SignerError::Internal(e.to_string())))?
-                .map_err(|e| {
-                    WithdrawError::Signer(SignerError::Internal(format!("cannot decrypt the agent's key: {e}")))
-                })?;
-                Arc::new(KeystoreBackend::new(self.signers.keystore.dir().to_path_buf(), Some(one)))
+                let one = self
+                    .signers
+                    .keystore
+                    .decrypt_from_disk(candidate, vec![crate::agents::key_info(agent)])
+                    .await
+                    .map_err(|e| {
+                        WithdrawError::Signer(SignerError::Internal(format!("cannot decrypt the agent's key: {e}")))
+                    })?;
+                Arc::new(self.signers.keystore.sibling(one))
             }
         };
         Ok(Signing { backend, key })

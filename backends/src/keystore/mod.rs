@@ -26,6 +26,7 @@ use std::time::Duration;
 use alloy::signers::SignerSync;
 use async_trait::async_trait;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::seam::{
     self, BackendKind, ChainKind, KeyRef, SignContext, SignIntent, SignOutput, SignerBackend, SignerError,
@@ -243,9 +244,23 @@ impl UnlockedKeystore {
         self.len() == 0
     }
 
-    /// The keystore directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Decrypts the keys of `agents` from their files with `password` (one Argon2id run, on a
+    /// blocking thread) without touching this backend: recovery installs the result; a withdraw
+    /// during the kill switch signs with it through [`KeystoreBackend::sibling`] and drops it.
+    pub async fn decrypt_from_disk(
+        &self,
+        password: Zeroizing<Vec<u8>>,
+        agents: Vec<AgentKeyInfo>,
+    ) -> Result<UnlockedKeystore, KeystoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || LockedKeystore::open(&dir)?.unlock(&password, &agents))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Another backend over the same directory holding `unlocked`, leaving this one as it is.
+    pub fn sibling(&self, unlocked: UnlockedKeystore) -> KeystoreBackend {
+        KeystoreBackend::new(self.dir.clone(), Some(unlocked))
     }
 
     /// Whether a key is loaded for `agent_id`.
@@ -432,9 +447,23 @@ impl KeystoreBackend {
         }
     }
 
-    /// The keystore directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Decrypts the keys of `agents` from their files with `password` (one Argon2id run, on a
+    /// blocking thread) without touching this backend: recovery installs the result; a withdraw
+    /// during the kill switch signs with it through [`KeystoreBackend::sibling`] and drops it.
+    pub async fn decrypt_from_disk(
+        &self,
+        password: Zeroizing<Vec<u8>>,
+        agents: Vec<AgentKeyInfo>,
+    ) -> Result<UnlockedKeystore, KeystoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || LockedKeystore::open(&dir)?.unlock(&password, &agents))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Another backend over the same directory holding `unlocked`, leaving this one as it is.
+    pub fn sibling(&self, unlocked: UnlockedKeystore) -> KeystoreBackend {
+        KeystoreBackend::new(self.dir.clone(), Some(unlocked))
     }
 
     /// Installs a freshly unlocked keystore (recovery).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use waiaas_storage::{
-    AgentStatus, AutoStopAction, AutoStopRuleRecord, AutoStopRuleType, KillSwitchActor, KillSwitchStatus, RuleChange,
+    AutoStopAction, AutoStopRuleRecord, AutoStopRuleType, KillSwitchActor, KillSwitchStatus, RuleChange,
 };
 
 use crate::app::App;
@@ -55,41 +55,23 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
     });
     if s.status != KillSwitchStatus::Normal {
         let now = app.clock.now();
-        let config = app.settings.get();
-        let agents = app.db.call(|st| st.list_agents()).await?;
-        let live: Vec<_> = agents.iter().filter(|a| a.status != AgentStatus::Terminated).collect();
-        let has_owner = live.iter().any(|a| a.owner_address.is_some());
-        let wait = s.recovery_wait_seconds.unwrap_or(if has_owner {
-            config.security.kill_switch_recovery_wait_owner
-        } else {
-            config.security.kill_switch_recovery_wait_no_owner
-        });
+        let signers = app.kill_switch.signers_for_recovery().await?;
+        let has_owner = s.recovery_has_owner.unwrap_or(!signers.is_empty());
         v["recovery"] = json!({
-            "hasOwner": s.recovery_has_owner.unwrap_or(has_owner),
-            "waitSeconds": wait,
+            "hasOwner": has_owner,
+            "waitSeconds": s.recovery_wait_seconds.unwrap_or(app.kill_switch.recovery_wait(has_owner)),
             "eligibleAt": s.recovery_eligible_at.map(iso),
             "remainingSeconds": s.recovery_eligible_at.map(|e| e.saturating_sub(now)),
             "failedAttempts": s.failed_attempts,
             "lockoutUntil": s.lockout_until.filter(|u| *u > now).map(iso),
         });
-        // One entry per (owner, chain) with the chain ids / networks of their agents.
-        let mut owners: Vec<Value> = Vec::new();
-        for a in live.iter().filter(|a| a.owner_address.is_some()) {
-            let address = a.owner_address.clone().unwrap_or_default();
-            let chain_id = crate::auth::owner::chain_id_of(a);
-            let key = (address.clone(), a.chain.as_str());
-            let entry = owners.iter_mut().find(|o| o["address"] == key.0.as_str() && o["chain"] == key.1);
-            let field = if a.chain == waiaas_storage::Chain::Ethereum { "chainIds" } else { "networks" };
-            match entry {
-                Some(o) => {
-                    let list = o[field].as_array_mut().expect("a list");
-                    if !list.iter().any(|x| x == &json!(chain_id)) {
-                        list.push(json!(chain_id));
-                    }
-                }
-                None => owners.push(json!({"address": address, "chain": key.1, field: [chain_id]})),
-            }
-        }
+        let owners: Vec<Value> = signers
+            .iter()
+            .map(|o| {
+                let field = if o.chain == waiaas_storage::Chain::Ethereum { "chainIds" } else { "networks" };
+                json!({"address": o.address, "chain": o.chain.as_str(), field: o.chain_ids})
+            })
+            .collect();
         v["owners"] = Value::Array(owners);
         let (nonce, expires) = app.nonces.issue().await?;
         v["recoveryNonce"] = json!({"nonce": nonce, "expiresAt": iso(expires)});
