@@ -281,7 +281,8 @@ pub(crate) struct AutoStop {
     clock: Clock,
     notifier: Arc<Notifier>,
     kill_switch: Arc<KillSwitch>,
-    rules: RwLock<Vec<AutoStopRuleRecord>>,
+    /// Enabled rules with their configs parsed once, at load.
+    rules: RwLock<Vec<(AutoStopRuleRecord, Config)>>,
     /// (agent, rule) → when a WARN was last sent (at most once an hour).
     warned: Mutex<HashMap<(Uuid, Uuid), u64>>,
 }
@@ -309,10 +310,22 @@ impl AutoStop {
         a
     }
 
-    /// Reloads the rule cache from storage.
+    /// Reloads the rule cache from storage: the enabled rules, each config parsed here once
+    /// (one that does not parse — written before a validation change — is skipped, logged).
     pub(crate) async fn reload(&self) -> Result<(), StoreError> {
         let rules = self.db.call(|s| s.list_auto_stop_rules()).await?;
-        *self.rules.write().expect("rules lock") = rules;
+        let parsed = rules
+            .into_iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| match parse_config(r.rule_type, &r.config) {
+                Ok(c) => Some((r, c)),
+                Err(e) => {
+                    tracing::warn!("AutoStop rule {} does not parse ({e}); skipped", r.id);
+                    None
+                }
+            })
+            .collect();
+        *self.rules.write().expect("rules lock") = parsed;
         Ok(())
     }
 
@@ -376,14 +389,13 @@ impl AutoStop {
     }
 
     /// §6.1: for each type, the agent's own enabled rule, else the global enabled one.
-    fn effective(&self, agent: Uuid) -> Vec<AutoStopRuleRecord> {
+    fn effective(&self, agent: Uuid) -> Vec<(AutoStopRuleRecord, Config)> {
         let rules = self.rules.read().expect("rules lock");
         AutoStopRuleType::ALL
             .iter()
             .filter_map(|t| {
-                let of_type = |scope: Option<Uuid>| {
-                    rules.iter().find(|r| r.enabled && r.rule_type == *t && r.agent_id == scope).cloned()
-                };
+                let of_type =
+                    |scope: Option<Uuid>| rules.iter().find(|(r, _)| r.rule_type == *t && r.agent_id == scope).cloned();
                 // Only an enabled agent rule replaces the global one (§6.1).
                 of_type(Some(agent)).or_else(|| of_type(None))
             })
@@ -399,11 +411,7 @@ impl AutoStop {
         }
         let now = self.clock.now();
         let mut outcomes = Vec::new();
-        for rule in self.effective(agent.id) {
-            let Ok(config) = parse_config(rule.rule_type, &rule.config) else {
-                tracing::warn!("AutoStop rule {} does not parse; skipped", rule.id);
-                continue;
-            };
+        for (rule, config) in self.effective(agent.id) {
             let hit = |action: AutoStopAction, description: String| Outcome {
                 action,
                 rule: rule.id,
@@ -425,12 +433,8 @@ impl AutoStop {
                     let Some(max) = c.daily_max.get(agent.chain.as_str()).and_then(|m| Amount::parse(m).ok()) else {
                         continue;
                     };
-                    let midnight = now - now % 86_400;
-                    let rows = self.db.call(move |s| s.confirmed_since(agent_id, midnight)).await?;
-                    let mut sum = Amount::ZERO;
-                    for r in &rows {
-                        sum = sum.checked_add(r.native_amount).unwrap_or(Amount(alloy::primitives::U256::MAX));
-                    }
+                    let midnight = crate::clock::day_start(now);
+                    let sum = self.db.call(move |s| s.confirmed_volume_since(agent_id, midnight)).await?;
                     let pct = percent(sum, max);
                     if pct >= c.stop_percent as u128 {
                         outcomes.push(hit(rule.action, format!("{pct}% of the daily maximum confirmed today")));

@@ -73,6 +73,11 @@ impl Clock {
     }
 }
 
+/// 00:00 UTC of the day `secs` falls in ("today" for daily volumes).
+pub(crate) fn day_start(secs: u64) -> u64 {
+    secs - secs % 86_400
+}
+
 /// ISO-8601 UTC with second precision (`2025-01-31T12:00:00Z`).
 pub(crate) fn iso(secs: u64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp(secs as i64, 0)

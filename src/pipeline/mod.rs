@@ -197,7 +197,8 @@ impl Pipeline {
 
     /// How a decided row ended, told to the owner (10-notifications-clients.md §3):
     /// `TX_FAILED` for FAILED or EXPIRED (never for a denial, which is not decided); for the
-    /// queued tiers also `TX_CONFIRMED` and `TX_CANCELLED`.
+    /// queued tiers also `TX_CONFIRMED` and `TX_CANCELLED`. CONFIRMED and FAILED also go to
+    /// AutoStop, which hears every final outcome here.
     pub(crate) fn notify_outcome(&self, row: &TransactionRecord, agent: &AgentRecord) {
         use crate::autostop::EventKind;
         match row.status {

@@ -66,6 +66,11 @@ impl Amount {
         self.0.checked_add(other.0).map(Amount).ok_or(AmountError::Overflow)
     }
 
+    /// Addition clamped at the largest amount (sums that only measure, never move funds).
+    pub fn saturating_add(self, other: Amount) -> Amount {
+        Amount(self.0.saturating_add(other.0))
+    }
+
     /// Subtraction clamped at zero.
     pub fn saturating_sub(self, other: Amount) -> Amount {
         Amount(self.0.saturating_sub(other.0))

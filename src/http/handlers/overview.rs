@@ -6,16 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use waiaas_storage::{AgentStatus, Chain, Tier, TxStatus};
+use waiaas_storage::{AgentStatus, Chain, Tier};
 
 use crate::app::App;
 use crate::clock::iso;
 use crate::http::{ApiError, Reply};
-
-/// Midnight UTC of the day `now` is in.
-fn today_start(now: u64) -> u64 {
-    now - now % 86_400
-}
 
 /// `GET /v1/owner/status`.
 pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
@@ -42,7 +37,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
 /// `GET /v1/owner/dashboard`.
 pub(super) async fn dashboard(app: &Arc<App>) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    let since = today_start(now);
+    let since = crate::clock::day_start(now);
     let (agents, sessions, queued, ks) = app
         .db
         .call(move |s| Ok((s.list_agents()?, s.list_sessions(None)?, s.queued_rows(None)?, s.kill_switch_state()?)))
@@ -53,13 +48,13 @@ pub(super) async fn dashboard(app: &Arc<App>) -> Result<Reply, ApiError> {
     let mut volume = [waiaas_storage::Amount::ZERO, waiaas_storage::Amount::ZERO];
     for a in agents.iter().filter(|a| a.status != AgentStatus::Terminated) {
         let id = a.id;
-        let (created, confirmed) =
-            app.db.call(move |s| Ok((s.created_since(id, since, u64::MAX)?, s.confirmed_since(id, since)?))).await?;
+        let (created, confirmed) = app
+            .db
+            .call(move |s| Ok((s.created_since(id, since, u64::MAX)?, s.confirmed_volume_since(id, since)?)))
+            .await?;
         tx_count += created;
         let slot = usize::from(a.chain == Chain::Ethereum);
-        for r in confirmed.iter().filter(|r| r.status == TxStatus::Confirmed) {
-            volume[slot] = volume[slot].checked_add(r.native_amount).unwrap_or(volume[slot]);
-        }
+        volume[slot] = volume[slot].saturating_add(confirmed);
         let balance = match app.chains.for_agent(a).await {
             Ok(adapter) => tokio::time::timeout(Duration::from_secs(5), adapter.get_balance(&a.public_key))
                 .await

@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, TxStatus};
@@ -74,6 +75,12 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// The sum of `native_amount` over the agent's CONFIRMED top-level transactions created at
+    /// or after `since` (saturating): DAILY_LIMIT_THRESHOLD's measure and the dashboard's volume.
+    pub fn confirmed_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
+        Ok(self.confirmed_since(agent, since)?.iter().fold(Amount::ZERO, |sum, r| sum.saturating_add(r.native_amount)))
     }
 
     /// AutoStop's SUSPEND_AGENT (§6.3) in one write transaction: ACTIVE → SUSPENDED with
