@@ -93,7 +93,7 @@ impl MasterAuth {
 
     /// Whether `password` is the master password, without touching masterAuth's failure
     /// counter (kill-switch recovery keeps its own, persistent one). A cache hit costs nothing;
-    /// otherwise one Argon2id run.
+    /// otherwise one Argon2id run, and a match primes the cache.
     pub(crate) async fn check(&self, password: &str) -> bool {
         if password.is_empty() || password.len() > 128 {
             return false;
@@ -105,7 +105,12 @@ impl MasterAuth {
         self.slow.fetch_add(1, Ordering::Relaxed);
         let file = self.file.clone();
         let candidate = Zeroizing::new(password.as_bytes().to_vec());
-        tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false)
+        let valid =
+            tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false);
+        if valid {
+            self.prime(password.as_bytes());
+        }
+        valid
     }
 
     /// Checks a header value at daemon time `now`.
@@ -114,25 +119,11 @@ impl MasterAuth {
             return MasterOutcome::Locked { retry_after: until - now };
         }
         let Some(pw) = header.filter(|h| !h.is_empty()) else { return MasterOutcome::Required };
-        if self.cache_hit(pw.as_bytes()) {
-            self.failures.lock().expect("failures lock").count = 0;
-            return MasterOutcome::Ok;
-        }
-        let valid = if pw.len() > 128 {
-            false
-        } else {
-            let _permit = self.argon.acquire().await.expect("semaphore never closed");
-            self.slow.fetch_add(1, Ordering::Relaxed);
-            let file = self.file.clone();
-            let candidate = Zeroizing::new(pw.as_bytes().to_vec());
-            tokio::task::spawn_blocking(move || matches!(file.verify(&candidate), Ok(Some(_)))).await.unwrap_or(false)
-        };
+        let valid = self.check(pw).await;
         let mut f = self.failures.lock().expect("failures lock");
         if valid {
             f.count = 0;
             f.lockout_until = None;
-            drop(f);
-            self.prime(pw.as_bytes());
             return MasterOutcome::Ok;
         }
         f.count += 1;
