@@ -89,3 +89,18 @@ pub(crate) enum Output {
 pub(crate) fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
+
+/// A list answer: the whole body as JSON with `--json`, else one `line` per item of `key`
+/// (`empty` when there is none).
+pub(crate) fn print_list(v: &Value, json: bool, key: &str, empty: &str, line: impl Fn(&Value) -> String) {
+    if json {
+        return print_json(v);
+    }
+    let list = v[key].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("{empty}");
+    }
+    for item in &list {
+        println!("{}", line(item));
+    }
+}

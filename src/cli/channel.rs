@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, print_json};
+use super::api::{Api, print_json, print_list};
 use super::{CliError, PasswordArgs};
 
 #[derive(Debug, Subcommand)]
@@ -88,17 +88,7 @@ pub(crate) fn run(dir: &Path, cmd: ChannelCommand) -> Result<(), CliError> {
         ChannelCommand::List(a) => {
             let api = Api::connect(dir, &a.password, true)?;
             let v = api.call(Method::GET, "/v1/owner/notification-channels", None)?;
-            if a.json {
-                print_json(&v);
-            } else {
-                let list = v["channels"].as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
-                    println!("No notification channels.");
-                }
-                for c in &list {
-                    println!("{}", line(c));
-                }
-            }
+            print_list(&v, a.json, "channels", "No notification channels.", line);
         }
         ChannelCommand::Add(a) => {
             let body = read_body(&a.file)?;

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, print_json};
+use super::api::{Api, print_json, print_list};
 use super::owner_sign::{self, SigningArgs};
 use super::{CliError, PasswordArgs};
 use crate::auth::owner::OwnerAction;
@@ -155,6 +155,18 @@ pub(crate) struct RuleDeleteArgs {
     id: String,
     #[command(flatten)]
     password: PasswordArgs,
+}
+
+fn rule_line(r: &Value) -> String {
+    format!(
+        "{}  {:<22} {:<13} {:<8} {} {}",
+        r["id"].as_str().unwrap_or_default(),
+        r["type"].as_str().unwrap_or_default(),
+        r["action"].as_str().unwrap_or_default(),
+        if r["enabled"] == true { "enabled" } else { "disabled" },
+        r["agentId"].as_str().map_or("global".to_string(), |a| format!("agent {a}")),
+        r["config"],
+    )
 }
 
 fn json_arg(name: &str, text: &str) -> Result<Value, CliError> {
@@ -308,21 +320,7 @@ pub(crate) fn run_autostop(dir: &Path, cmd: AutoStopCommand) -> Result<(), CliEr
         AutoStopCommand::List(a) => {
             let api = Api::connect(dir, &a.password, true)?;
             let v = api.call(Method::GET, "/v1/admin/auto-stop/rules", None)?;
-            if a.json {
-                print_json(&v);
-            } else {
-                for r in v["rules"].as_array().into_iter().flatten() {
-                    println!(
-                        "{}  {:<22} {:<13} {:<8} {} {}",
-                        r["id"].as_str().unwrap_or_default(),
-                        r["type"].as_str().unwrap_or_default(),
-                        r["action"].as_str().unwrap_or_default(),
-                        if r["enabled"] == true { "enabled" } else { "disabled" },
-                        r["agentId"].as_str().map_or("global".to_string(), |a| format!("agent {a}")),
-                        r["config"],
-                    );
-                }
-            }
+            print_list(&v, a.json, "rules", "No AutoStop rules.", rule_line);
         }
         AutoStopCommand::Add(a) => {
             let api = Api::connect(dir, &a.password, true)?;

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, print_json};
+use super::api::{Api, print_json, print_list};
 use super::owner_sign::{self, SigningArgs};
 use super::{CliError, PasswordArgs};
 use crate::auth::owner::OwnerAction;
@@ -162,17 +162,7 @@ pub(crate) fn run(dir: &Path, cmd: OwnerCommand) -> Result<(), CliError> {
                 None => "/v1/owner/pending-approvals?limit=100".to_string(),
             };
             let v = api.call(Method::GET, &path, None)?;
-            if a.json {
-                print_json(&v);
-            } else {
-                let list = v["transactions"].as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
-                    println!("Nothing is waiting for the owner.");
-                }
-                for t in &list {
-                    println!("{}", line(t));
-                }
-            }
+            print_list(&v, a.json, "transactions", "Nothing is waiting for the owner.", line);
         }
     }
     Ok(())

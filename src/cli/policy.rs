@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, print_json};
+use super::api::{Api, print_json, print_list};
 use super::channel::read_body;
 use super::{CliError, PasswordArgs};
 
@@ -193,17 +193,7 @@ pub(crate) fn run(dir: &Path, cmd: PolicyCommand) -> Result<(), CliError> {
                 format!("/v1/owner/policies?{}", query.join("&"))
             };
             let v = api.call(Method::GET, &path, None)?;
-            if a.json {
-                print_json(&v);
-            } else {
-                let list = v["policies"].as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
-                    println!("No policies.");
-                }
-                for p in &list {
-                    println!("{}", line(p));
-                }
-            }
+            print_list(&v, a.json, "policies", "No policies.", line);
         }
         PolicyCommand::Add(a) => {
             let body = match &a.file {
