@@ -80,6 +80,14 @@ async fn counters(d: &TestDaemon) -> (u64, u64) {
     (s["resources"]["argon2Runs"].as_u64().unwrap(), s["resources"]["keyDecryptions"].as_u64().unwrap())
 }
 
+/// Whether the delay-queue and approval-timeout workers exist (`/v1/admin/status` lists the
+/// workers that were started).
+async fn queue_workers(d: &TestDaemon) -> (bool, bool) {
+    let (_, s) = d.master("GET", "/v1/admin/status", None).await;
+    let w = s["workers"].as_object().expect("a worker map");
+    (w.contains_key("delay-queue"), w.contains_key("approval-timeout"))
+}
+
 /// An EVM agent whose owner (anvil's account 0) is verified (LOCKED) with eth-account.
 async fn locked_evm_agent(d: &TestDaemon, rpc: &str, eth: u128) -> Value {
     let a = d.create_agent(json!({"chain": "ethereum", "owner": EVM_ADDR_0})).await;
@@ -275,11 +283,7 @@ async fn of_twenty_concurrent_activations_exactly_one_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_end_to_end_with_an_eth_account_owner() {
     let anvil = Anvil::start();
-    let o = Opts {
-        dev: true,
-        config: vec![("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url))],
-        ..Opts::default()
-    };
+    let o = crate::owner::opts(&anvil, &[]);
     let mut d = TestDaemon::start(o.clone()).await;
     let (st, v) = recover(&d, Some(d.password()), None).await;
     assert_eq!((st, code(&v)), (409, Some("KILL_SWITCH_NOT_ACTIVE")), "{v}");
@@ -395,17 +399,13 @@ async fn recovery_end_to_end_with_an_eth_account_owner() {
     assert_eq!(recover(&d, Some(d.password()), Some(&m.evm(EVM_KEY_0))).await.0, 202, "after the lockout");
 }
 
-// ACC-210: restarts during ACTIVATED and during RECOVERING start restricted: no Argon2id run and
-// no key file decrypted (the counters of /v1/admin/status), no DELAY or approval worker; then
-// recovery still works and unlocks the keys.
+// ACC-210: restarts during ACTIVATED and during RECOVERING start restricted: the password is
+// verified (one Argon2id run), no key file is decrypted (the counters of /v1/admin/status) and
+// no DELAY or approval worker runs; then recovery still works and unlocks the keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_while_not_normal_is_restricted_and_recovery_still_works() {
     let anvil = Anvil::start();
-    let o = Opts {
-        dev: true,
-        config: vec![("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url))],
-        ..Opts::default()
-    };
+    let o = crate::owner::opts(&anvil, &[]);
     let mut d = TestDaemon::start(o.clone()).await;
     for i in 0..3 {
         d.create_agent(json!({"name": format!("k{i}"), "chain": "ethereum"})).await;
@@ -413,12 +413,14 @@ async fn a_restart_while_not_normal_is_restricted_and_recovery_still_works() {
     let dir = restart_dir(&mut d);
     let mut d = TestDaemon::start_in(dir, o.clone()).await;
     assert_eq!(counters(&d).await, (1, 3), "a normal start: one Argon2id run, three keys decrypted");
+    assert_eq!(queue_workers(&d).await, (true, true), "a normal start runs the DELAY and approval workers");
     assert_eq!(activate(&d, "restart test").await.0, 200);
     let dir = restart_dir(&mut d);
     let mut d = TestDaemon::start_in(dir, o.clone()).await;
     // 01-daemon.md §6: a restricted start verifies the password (one Argon2id run) and
     // decrypts no key file.
     assert_eq!(counters(&d).await, (1, 0), "restricted start: password verified, nothing decrypted");
+    assert_eq!(queue_workers(&d).await, (false, false), "no DELAY or approval worker in restricted mode");
     assert!(d.stdout_text().contains("restricted") || d.stderr_text().contains("restricted"));
     assert_eq!(ks(&d).await["status"], "ACTIVATED");
     let (st, v) = recover(&d, Some(d.password()), None).await;
@@ -426,12 +428,14 @@ async fn a_restart_while_not_normal_is_restricted_and_recovery_still_works() {
     let dir = restart_dir(&mut d);
     let d = TestDaemon::start_in(dir, o).await;
     assert_eq!(counters(&d).await, (1, 0), "restricted in RECOVERING too");
+    assert_eq!(queue_workers(&d).await, (false, false));
     assert_eq!(ks(&d).await["status"], "RECOVERING");
     d.advance(86_401).await;
     let (st, v) = recover(&d, Some(d.password()), None).await;
     assert_eq!((st, v["agentsReactivated"].as_u64()), (200, Some(3)), "{v}");
     let (_, decrypted) = counters(&d).await;
     assert_eq!(decrypted, 3, "step 2 decrypted the three keys");
+    assert_eq!(queue_workers(&d).await, (true, true), "recovery started the execution workers");
     let (st, v) = d.master("POST", "/v1/agents", Some(json!({"name": "after", "chain": "ethereum"}))).await;
     assert_eq!(st, 201, "{v}");
 }
@@ -443,15 +447,8 @@ async fn cli_recovery_with_the_owner_on_a_ledger() {
     let anvil = Anvil::start();
     let fake = waiaas_backends::ledger::fake::FakeDevice::default();
     let server = fake.serve_tcp().unwrap();
-    let d = TestDaemon::start(Opts {
-        dev: true,
-        config: vec![
-            ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
-            ("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"", server.address())),
-        ],
-        ..Opts::default()
-    })
-    .await;
+    let ledger = ("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"", server.address()));
+    let d = TestDaemon::start(crate::owner::opts(&anvil, &[ledger])).await;
     assert_eq!(fake.eth_address("44'/60'/0'/0/0"), EVM_ADDR_0);
     locked_evm_agent(&d, &anvil.url, 0).await;
     let cli = |args: &[&str]| {

@@ -12,7 +12,8 @@ use crate::support::nodes::Anvil;
 use crate::support::owner::*;
 use crate::support::{Opts, TestDaemon, run, text};
 
-fn opts(anvil: &Anvil, extra: &[(&'static str, String)]) -> Opts {
+/// A dev daemon's options on `anvil` (chain id 31337) plus `extra` config sections.
+pub(crate) fn opts(anvil: &Anvil, extra: &[(&'static str, String)]) -> Opts {
     let mut config = vec![("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url))];
     config.extend(extra.iter().cloned());
     Opts { dev: true, config, ..Opts::default() }
