@@ -117,8 +117,13 @@ impl App {
         let sessions =
             Sessions::new(p.db.clone(), p.clock.clone(), p.settings.clone(), p.tokens.clone(), notifier.clone());
         let policies = Policies::new(p.db.clone(), p.clock.clone());
-        let withdrawals =
-            crate::withdraw::Withdrawals::new(p.db.clone(), p.clock.clone(), p.chains.clone(), p.signers.clone());
+        let withdrawals = crate::withdraw::Withdrawals::new(
+            p.db.clone(),
+            p.clock.clone(),
+            p.chains.clone(),
+            p.signers.clone(),
+            pipeline.clone(),
+        );
         App {
             started_at: p.clock.now(),
             settings: p.settings,

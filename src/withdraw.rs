@@ -122,11 +122,20 @@ pub(crate) struct Withdrawals {
     clock: Clock,
     chains: Arc<Registry>,
     signers: Signers,
+    /// For its per-agent execution lock: a sweep and a send of the same EVM agent must not
+    /// take the same nonce.
+    pipeline: Arc<crate::pipeline::Pipeline>,
 }
 
 impl Withdrawals {
-    pub(crate) fn new(db: Db, clock: Clock, chains: Arc<Registry>, signers: Signers) -> Withdrawals {
-        Withdrawals { db, clock, chains, signers }
+    pub(crate) fn new(
+        db: Db,
+        clock: Clock,
+        chains: Arc<Registry>,
+        signers: Signers,
+        pipeline: Arc<crate::pipeline::Pipeline>,
+    ) -> Withdrawals {
+        Withdrawals { db, clock, chains, signers, pipeline }
     }
 
     /// Moves `agent`'s funds to its owner. `tokens` adds ERC-20 addresses to the agent's
@@ -155,6 +164,8 @@ impl Withdrawals {
                 hints.push(TokenHint { address, symbol: String::new(), decimals: None });
             }
         }
+        // Held for the whole sweep, as a send holds it from build to broadcast.
+        let _nonce_order = self.pipeline.nonce_order(&agent).await;
         let mut w = Withdrawal { agent_id: agent.id, destination: owner.clone(), ..Withdrawal::default() };
         if scope == Scope::All {
             let items = adapter.sweep_tokens(&agent.public_key, &owner, &hints).await.map_err(WithdrawError::Chain)?;

@@ -218,11 +218,7 @@ pub(crate) async fn execute(
         step: "build",
         timing: Timing::default(),
     };
-    // EVM nonces must be used in order: build-through-submit is serialised per agent.
-    let _guard = match agent.chain {
-        Chain::Ethereum => Some(p.agent_lock(agent.id).lock_owned().await),
-        Chain::Solana => None,
-    };
+    let _guard = p.nonce_order(agent).await;
     let result = match super::request::rebuild(&row.request, agent) {
         Ok((build, priority)) => stage5(&mut run, agent, &build, priority).await,
         Err(e) => Err(Fail::Internal(format!("the stored request does not rebuild: {e}"))),

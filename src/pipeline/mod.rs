@@ -216,9 +216,17 @@ impl Pipeline {
         }
     }
 
-    /// The execution lock of one agent.
-    pub(crate) fn agent_lock(&self, agent: Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().expect("agent locks").entry(agent).or_default().clone()
+    /// Waits for the agent's execution lock when its chain needs one: EVM nonces must be
+    /// used in order, so build-through-submit (a send's, a withdraw's) is serialised per agent;
+    /// Solana needs no order. Held until the guard drops.
+    pub(crate) async fn nonce_order(&self, agent: &AgentRecord) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match agent.chain {
+            waiaas_storage::Chain::Ethereum => {
+                let lock = self.locks.lock().expect("agent locks").entry(agent.id).or_default().clone();
+                Some(lock.lock_owned().await)
+            }
+            waiaas_storage::Chain::Solana => None,
+        }
     }
 
     /// The row a validated request becomes at stage 1 (and what a dry run decides on).
