@@ -48,12 +48,7 @@ impl Store {
     ) -> Result<ActivationReport, StoreError> {
         let started = Instant::now();
         self.write(|tx| {
-            let status = match get_state(&tx.open_table(SYSTEM_STATE)?, "kill_switch_status")? {
-                Some(Value::String(s)) => {
-                    s.parse::<KillSwitchStatus>().map_err(|_| StoreError::Invariant("invalid kill_switch_status"))?
-                }
-                _ => KillSwitchStatus::Normal,
-            };
+            let status = status_in(&tx.open_table(SYSTEM_STATE)?)?;
             if status != KillSwitchStatus::Normal {
                 return Err(StoreError::conflict(KillSwitchStatus::Normal, status));
             }
@@ -153,7 +148,8 @@ pub const RECOVERY_MAX_FAILURES: u32 = 5;
 /// Seconds the recovery is refused after the fifth wrong password.
 pub const RECOVERY_LOCKOUT_SECS: u64 = 1800;
 
-fn status_in(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<KillSwitchStatus, StoreError> {
+/// The stored kill-switch status (NORMAL when absent), read in the caller's transaction.
+pub(crate) fn status_in(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<KillSwitchStatus, StoreError> {
     match get_state(t, "kill_switch_status")? {
         Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status")),
         _ => Ok(KillSwitchStatus::Normal),

@@ -110,10 +110,7 @@ impl Store {
 
     /// The stored kill-switch status (NORMAL when absent).
     pub fn kill_switch_status(&self) -> Result<KillSwitchStatus, StoreError> {
-        match self.system_value("kill_switch_status")? {
-            Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status")),
-            _ => Ok(KillSwitchStatus::Normal),
-        }
+        self.read(|tx| crate::ops::killswitch::status_in(&tx.open_table(SYSTEM_STATE)?))
     }
 
     /// The JWT secrets, if initialised.
