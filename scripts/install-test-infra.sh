@@ -84,39 +84,33 @@ if [ ! -f "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION-$LEDGER_HID_FRA
   touch "$LEDGER_JS/.v-$LEDGER_ETH_VERSION-$LEDGER_SOL_VERSION-$LEDGER_HID_FRAMING_VERSION"
 fi
 
-# --- Python signing oracles (owner signatures made by code nobody here wrote) ------------------
+# --- Python venvs: each pinned set in its own venv, built once (`.ready-1` marks a complete one) --
+pip_venv() { # dir, what (for the log), pinned packages...
+  local dir="$1" what="$2"; shift 2
+  if [ ! -f "$dir/.ready-1" ]; then
+    log "installing $what (PyPI)"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+    touch "$dir/.ready-1"
+  fi
+}
+
+# Signing oracles: owner signatures made by code nobody here wrote.
 PY="$CACHE/py-oracles"
-if [ ! -f "$PY/.ready-1" ]; then
-  log "installing eth-account, solders, PyNaCl (PyPI)"
-  rm -rf "$PY"
-  python3 -m venv "$PY"
-  "$PY/bin/pip" install -q --disable-pip-version-check "eth-account==0.14.0" "solders==0.29.0" "pynacl==1.6.2"
-  touch "$PY/.ready-1"
-fi
+pip_venv "$PY" "eth-account, solders, PyNaCl" "eth-account==0.14.0" "solders==0.29.0" "pynacl==1.6.2"
 
 # The reference EIP-4361 parser (its own venv: it pins an older eth-account, and its grammar
 # needs abnf 2.2; abnf 2.4 refuses it).
 SIWE="$CACHE/py-siwe"
-if [ ! -f "$SIWE/.ready-1" ]; then
-  log "installing siwe 4.4.0 (PyPI)"
-  rm -rf "$SIWE"
-  python3 -m venv "$SIWE"
-  "$SIWE/bin/pip" install -q --disable-pip-version-check "siwe==4.4.0" "abnf==2.2.0"
-  touch "$SIWE/.ready-1"
-fi
+pip_venv "$SIWE" "siwe 4.4.0" "siwe==4.4.0" "abnf==2.2.0"
 
 # The clients' test tools: the SDK's dependencies and test runner, the official MCP client,
 # eth-account (the owner's signing callback) and schemathesis (API conformance against /doc).
 CLIENTS="$CACHE/py-clients"
-if [ ! -f "$CLIENTS/.ready-1" ]; then
-  log "installing httpx, pydantic, pytest, mcp, schemathesis (PyPI)"
-  rm -rf "$CLIENTS"
-  python3 -m venv "$CLIENTS"
-  "$CLIENTS/bin/pip" install -q --disable-pip-version-check "setuptools==80.9.0" "wheel==0.45.1" \
-    "httpx==0.29.0" "pydantic==2.14.4" "pytest==9.2.0" "pytest-asyncio==1.5.0" "mcp==2.3.0" \
-    "eth-account==0.14.0" "schemathesis==4.32.5" "hypothesis==6.170.17"
-  touch "$CLIENTS/.ready-1"
-fi
+pip_venv "$CLIENTS" "httpx, pydantic, pytest, mcp, schemathesis" "setuptools==80.9.0" "wheel==0.45.1" \
+  "httpx==0.29.0" "pydantic==2.14.4" "pytest==9.2.0" "pytest-asyncio==1.5.0" "mcp==2.3.0" \
+  "eth-account==0.14.0" "schemathesis==4.32.5" "hypothesis==6.170.17"
 
 cat >"$CACHE/env.sh" <<EOF
 export WAIAAS_TOOL_ANVIL="$ANVIL"
