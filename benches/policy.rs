@@ -66,17 +66,7 @@ fn mixed(i: usize) -> (PolicyType, Value) {
 }
 
 fn policy(kind: PolicyType, rules: Value, priority: i32) -> PolicyRecord {
-    PolicyRecord {
-        id: Uuid::now_v7(),
-        agent_id: None,
-        chain: Some(Chain::Ethereum),
-        policy_type: kind,
-        rules,
-        priority,
-        enabled: true,
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    PolicyRecord { chain: Some(Chain::Ethereum), priority, ..PolicyRecord::new(Uuid::now_v7(), kind, rules, NOW) }
 }
 
 fn policy_eval(c: &mut Criterion) {

@@ -123,15 +123,11 @@ impl Policies {
     fn record(&self, new: NewPolicy, rules: Value) -> PolicyRecord {
         let now = self.clock.now();
         PolicyRecord {
-            id: self.clock.new_id(),
             agent_id: new.agent_id,
             chain: new.chain,
-            policy_type: new.kind,
-            rules,
             priority: new.priority,
             enabled: new.enabled,
-            created_at: now,
-            updated_at: now,
+            ..PolicyRecord::new(self.clock.new_id(), new.kind, rules, now)
         }
     }
 

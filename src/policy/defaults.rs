@@ -8,22 +8,15 @@ use crate::clock::Clock;
 
 pub(crate) fn default_policies(clock: &Clock) -> Vec<PolicyRecord> {
     let now = clock.now();
-    let spending = |chain: Chain, instant: &str, notify: &str, delay: &str| PolicyRecord {
-        id: clock.new_id(),
-        agent_id: None,
-        chain: Some(chain),
-        policy_type: PolicyType::SpendingLimit,
-        rules: json!({
+    let spending = |chain: Chain, instant: &str, notify: &str, delay: &str| {
+        let rules = json!({
             "instant_max": instant,
             "notify_max": notify,
             "delay_max": delay,
             "delay_seconds": 300,
             "approval_timeout": 3600,
-        }),
-        priority: 0,
-        enabled: true,
-        created_at: now,
-        updated_at: now,
+        });
+        PolicyRecord { chain: Some(chain), ..PolicyRecord::new(clock.new_id(), PolicyType::SpendingLimit, rules, now) }
     };
     vec![
         spending(Chain::Solana, "1000000000", "10000000000", "50000000000"),

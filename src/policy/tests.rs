@@ -81,17 +81,7 @@ fn record(
     priority: i32,
 ) -> PolicyRecord {
     let (_, rules) = parse(kind, &rules, Some(Chain::Ethereum)).unwrap_or_else(|e| panic!("{kind}: {e:?}"));
-    PolicyRecord {
-        id: Uuid::from_u128(n),
-        agent_id: agent,
-        chain,
-        policy_type: kind,
-        rules,
-        priority,
-        enabled: true,
-        created_at: n as u64,
-        updated_at: n as u64,
-    }
+    PolicyRecord { agent_id: agent, chain, priority, ..PolicyRecord::new(Uuid::from_u128(n), kind, rules, n as u64) }
 }
 
 /// The engine's view of `records` for the test agent: scope-resolved, typed.

@@ -531,6 +531,22 @@ pub struct PolicyRecord {
 }
 
 impl PolicyRecord {
+    /// A new global, enabled policy of priority 0 for every chain, created at `now`; set
+    /// `agent_id`, `chain` or `priority` on the result for a narrower or stronger one.
+    pub fn new(id: Uuid, policy_type: PolicyType, rules: Value, now: u64) -> PolicyRecord {
+        PolicyRecord {
+            id,
+            agent_id: None,
+            chain: None,
+            policy_type,
+            rules,
+            priority: 0,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Checks cross-field invariants.
     pub fn check(&self) -> Result<(), StoreError> {
         if !(-1000..=1000).contains(&self.priority) {

@@ -346,15 +346,9 @@ fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
     let s = session(b.id, 3);
     store.create_session(&s, 5, &ctx()).unwrap();
     let policy = PolicyRecord {
-        id: id_at(NOW),
         agent_id: Some(b.id),
-        chain: None,
-        policy_type: PolicyType::Whitelist,
-        rules: json!({"allowed_addresses": []}),
         priority: 10,
-        enabled: true,
-        created_at: NOW,
-        updated_at: NOW,
+        ..PolicyRecord::new(id_at(NOW), PolicyType::Whitelist, json!({"allowed_addresses": []}), NOW)
     };
     store.insert_policy(&policy, &ctx()).unwrap();
     store
@@ -616,15 +610,8 @@ fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_poli
     assert_eq!((snap.rate_1h, snap.rate_24h), (Window::default(), Window::default()), "no RATE_LIMIT policy: not read");
 
     let rate = PolicyRecord {
-        id: id_at(NOW),
-        agent_id: None,
-        chain: None,
-        policy_type: PolicyType::RateLimit,
-        rules: json!({"max_per_hour": 10}),
         priority: 10,
-        enabled: true,
-        created_at: NOW,
-        updated_at: NOW,
+        ..PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_per_hour": 10}), NOW)
     };
     store.insert_policy(&rate, &ctx()).unwrap();
     let snap = store.dry_run_snapshot(probe.clone(), NOW + 10).unwrap();
@@ -679,17 +666,7 @@ mod rate_counters {
             let (_d, store) = temp_store();
             let a = agent("a", "pk");
             store.insert_agent(&a, &ctx()).unwrap();
-            let rate = PolicyRecord {
-                id: id_at(NOW),
-                agent_id: None,
-                chain: None,
-                policy_type: PolicyType::RateLimit,
-                rules: json!({"max_tx_per_hour": 1}),
-                priority: 0,
-                enabled: true,
-                created_at: NOW,
-                updated_at: NOW,
-            };
+            let rate = PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_tx_per_hour": 1}), NOW);
             store.insert_policy(&rate, &ctx()).unwrap();
             let mut now = NOW + offset;
             let mut ids = Vec::new();
@@ -729,17 +706,7 @@ mod rate_counters {
         let (_d, store) = temp_store();
         let a = agent("a", "pk");
         store.insert_agent(&a, &ctx()).unwrap();
-        let rate = PolicyRecord {
-            id: id_at(NOW),
-            agent_id: None,
-            chain: None,
-            policy_type: PolicyType::RateLimit,
-            rules: json!({"max_tx_per_hour": 1}),
-            priority: 0,
-            enabled: true,
-            created_at: NOW,
-            updated_at: NOW,
-        };
+        let rate = PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_tx_per_hour": 1}), NOW);
         store.insert_policy(&rate, &ctx()).unwrap();
         let mut seen = Vec::new();
         for _ in 0..3 {
@@ -1014,17 +981,7 @@ fn every_released_schema_fixture_opens_and_reads() {
         assert!(!store.list_sessions(None).unwrap().is_empty());
         assert!(!store.list_policies().unwrap().is_empty());
         assert!(store.verify_audit().unwrap().valid);
-        let rate = PolicyRecord {
-            id: id_at(NOW),
-            agent_id: None,
-            chain: None,
-            policy_type: PolicyType::RateLimit,
-            rules: json!({"max_tx_per_hour": 1}),
-            priority: 0,
-            enabled: true,
-            created_at: NOW,
-            updated_at: NOW,
-        };
+        let rate = PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_tx_per_hour": 1}), NOW);
         store.insert_policy(&rate, &ctx()).unwrap();
         for a in store.list_agents().unwrap() {
             let (rows, _) = store.list_transactions(a.id, None, None, 100, true).unwrap();
