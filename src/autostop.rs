@@ -345,14 +345,9 @@ impl AutoStop {
         }
         let now = self.clock.now();
         let r = AutoStopRuleRecord {
-            id: self.clock.new_id(),
             agent_id: new.agent_id,
-            rule_type: new.kind,
-            config: new.config,
-            action: new.action,
             enabled: new.enabled,
-            created_at: now,
-            updated_at: now,
+            ..AutoStopRuleRecord::new(self.clock.new_id(), new.kind, new.config, new.action, now)
         };
         let (stored, ctx) = (r.clone(), OpCtx::new(actor, now));
         self.db.call(move |s| s.insert_auto_stop_rule(&stored, &ctx)).await?;

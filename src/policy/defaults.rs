@@ -26,15 +26,8 @@ pub(crate) fn default_policies(clock: &Clock) -> Vec<PolicyRecord> {
 
 pub(crate) fn default_auto_stop_rules(clock: &Clock) -> Vec<AutoStopRuleRecord> {
     let now = clock.now();
-    let rule = |rule_type, config| AutoStopRuleRecord {
-        id: clock.new_id(),
-        agent_id: None,
-        rule_type,
-        config,
-        action: AutoStopAction::SuspendAgent,
-        enabled: true,
-        created_at: now,
-        updated_at: now,
+    let rule = |rule_type, config| {
+        AutoStopRuleRecord::new(clock.new_id(), rule_type, config, AutoStopAction::SuspendAgent, now)
     };
     vec![
         rule(AutoStopRuleType::ConsecutiveFailures, json!({"threshold": 3})),

@@ -581,6 +581,23 @@ pub struct AutoStopRuleRecord {
     pub updated_at: u64,
 }
 
+impl AutoStopRuleRecord {
+    /// A new global, enabled rule created at `now`; set `agent_id` or `enabled` on the result
+    /// for an agent's rule or a disabled one.
+    pub fn new(id: Uuid, rule_type: AutoStopRuleType, config: Value, action: AutoStopAction, now: u64) -> Self {
+        AutoStopRuleRecord {
+            id,
+            agent_id: None,
+            rule_type,
+            config,
+            action,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A notification channel (§3.10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -203,14 +203,14 @@ fn idempotency_key_returns_the_existing_record_and_writes_nothing() {
 fn auto_stop_rule_scope_and_type_are_unique_and_nonces_single_use() {
     let (_d, store) = temp_store();
     let rule = |agent: Option<Uuid>| AutoStopRuleRecord {
-        id: id_at(NOW),
         agent_id: agent,
-        rule_type: AutoStopRuleType::HourlyRate,
-        config: json!({"maxTxPerHour": 50}),
-        action: AutoStopAction::SuspendAgent,
-        enabled: true,
-        created_at: NOW,
-        updated_at: NOW,
+        ..AutoStopRuleRecord::new(
+            id_at(NOW),
+            AutoStopRuleType::HourlyRate,
+            json!({"maxTxPerHour": 50}),
+            AutoStopAction::SuspendAgent,
+            NOW,
+        )
     };
     store.insert_auto_stop_rule(&rule(None), &ctx()).unwrap();
     assert!(matches!(
@@ -354,14 +354,14 @@ fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
     store
         .insert_auto_stop_rule(
             &AutoStopRuleRecord {
-                id: id_at(NOW),
                 agent_id: Some(b.id),
-                rule_type: AutoStopRuleType::HourlyRate,
-                config: json!({}),
-                action: AutoStopAction::Warn,
-                enabled: true,
-                created_at: NOW,
-                updated_at: NOW,
+                ..AutoStopRuleRecord::new(
+                    id_at(NOW),
+                    AutoStopRuleType::HourlyRate,
+                    json!({}),
+                    AutoStopAction::Warn,
+                    NOW,
+                )
             },
             &ctx(),
         )
