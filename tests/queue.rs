@@ -173,7 +173,7 @@ async fn tiers(d: &TestDaemon, agent: &Value, instant: u128, delay_max: u128, de
 }
 
 // ACC-158, ACC-159, ACC-248 (DELAY clause): a DELAY transfer is 202 QUEUED with expiresAt and no
-// hash, is not signed before its cooldown ends (the dev clock moves the worker's time too), and
+// hash, is not signed shortly before its cooldown ends (the dev clock moves the worker's time too), and
 // lands within about 10 s after it with a fresh build: an INSTANT send in between took nonce 0,
 // so the DELAY transfer is built with nonce 1 at execution. TX_DELAY_QUEUED, TX_DELAY_EXECUTED
 // and TX_CONFIRMED reach the owner.
@@ -199,15 +199,17 @@ async fn a_delay_transfer_waits_its_cooldown_then_lands_with_a_fresh_build() {
     assert!(events_for(&r, "owner", &tx, "TX_DELAY_QUEUED").await.contains(&"TX_DELAY_QUEUED".to_string()));
     // An INSTANT send takes nonce 0 meanwhile.
     assert_eq!(send(&d, &t, json!({"to": TO, "amount": "1000"})).await.0, 200);
-    // 299 s in: the worker runs (woken by the clock) and leaves it alone.
-    d.advance(299).await;
+    // Five seconds before its deadline on the daemon's clock (the real time spent above counts
+    // too, so a fixed 299 s jump could already be past it on a slow machine): the worker runs
+    // (woken by the clock) and leaves it alone.
+    to_seconds_before(&d, &t, &tx, 5).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let rr = row(&d, &t, &tx).await;
     assert_eq!((rr["status"].as_str(), rr["txHash"].clone()), (Some("QUEUED"), Value::Null));
     assert_eq!(submissions(&d, &tx).await, 0, "nothing signed or sent before the deadline");
     assert_eq!(crate::evm::nonce(&anvil.url, &me), 1);
     // Past it: executed within about 10 s.
-    d.advance(2).await;
+    d.advance(6).await;
     let started = Instant::now();
     let rr = wait_status(&d, &t, &tx, "CONFIRMED").await;
     assert!(started.elapsed() < Duration::from_secs(11), "{:?}", started.elapsed());
@@ -482,11 +484,12 @@ async fn approval_errors_and_the_timeout() {
     theirs.address = EVM_ADDR_1.into();
     let (st, v) = approve(&d, &done, &theirs.evm(EVM_KEY_1)).await;
     assert_eq!((st, code(&v)), (403, Some("OWNER_MISMATCH")), "{v}");
-    // Past the deadline: sign just before it passes, approve just after.
+    // Past the deadline: sign shortly before it passes (on the daemon's clock, so real time
+    // spent here cannot carry it past first), approve just after.
     let late = queue(6000).await;
-    d.advance(299).await;
+    to_seconds_before(&d, &t, &late, 10).await;
     let bearer = sign(&late).await;
-    d.advance(2).await;
+    d.advance(11).await;
     let (st, v) = approve(&d, &late, &bearer).await;
     assert_eq!((st, code(&v)), (410, Some("TX_EXPIRED")), "{v}");
     let rr = row(&d, &t, &late).await;
