@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import httpx
+from pydantic.alias_generators import to_camel
 
 from ._http import DEFAULT_BASE_URL, Transport
 from .models import Agent, Policy, Session
@@ -77,8 +78,6 @@ class WAIaaSAdminClient:
         return Agent.model_validate(await self._http.request("GET", f"/v1/agents/{agent_id}"))
 
     async def update_agent(self, agent_id: str, **fields: Any) -> Agent:
-        from pydantic.alias_generators import to_camel
-
         body = {to_camel(k): v for k, v in fields.items()}
         return Agent.model_validate(await self._http.request("PATCH", f"/v1/agents/{agent_id}", json=body))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 import uuid
 from typing import Any, Optional
@@ -164,9 +166,6 @@ class WAIaaSClient:
 
     # --- session -------------------------------------------------------------------------------
     def _session_id(self) -> str:
-        import base64
-        import json
-
         if not self._token or not self._token.startswith("wai_sess_"):
             raise WAIaaSError("AUTH_TOKEN_MISSING", "no session token set")
         payload = self._token[len("wai_sess_") :].split(".")[1]
