@@ -429,13 +429,18 @@ impl AutoStop {
                         continue;
                     };
                     let midnight = crate::clock::day_start(now);
-                    let sum = self.db.call(move |s| s.confirmed_volume_since(agent_id, midnight)).await?;
+                    let sum = self.db.call(move |s| s.autonomous_volume_since(agent_id, midnight)).await?;
                     let pct = percent(sum, max);
                     if pct >= c.stop_percent as u128 {
-                        outcomes.push(hit(rule.action, format!("{pct}% of the daily maximum confirmed today")));
+                        outcomes.push(hit(
+                            rule.action,
+                            format!("{pct}% of the daily maximum confirmed today without an owner's approval"),
+                        ));
                     } else if pct >= c.warn_percent as u128 {
-                        outcomes
-                            .push(hit(AutoStopAction::Warn, format!("{pct}% of the daily maximum confirmed today")));
+                        outcomes.push(hit(
+                            AutoStopAction::Warn,
+                            format!("{pct}% of the daily maximum confirmed today without an owner's approval"),
+                        ));
                     }
                 }
                 (Config::Hourly(c), _) => {
@@ -448,7 +453,7 @@ impl AutoStop {
                 }
                 (Config::Anomaly(c), EventKind::Completed) => {
                     let since = now.saturating_sub(3600);
-                    let rows = self.db.call(move |s| s.confirmed_since(agent_id, since)).await?;
+                    let rows = self.db.call(move |s| s.autonomous_confirmed_since(agent_id, since)).await?;
                     let mut per: HashMap<&str, u64> = HashMap::new();
                     for r in &rows {
                         if let Some(to) = &r.to_address {

@@ -499,3 +499,32 @@ async fn quickstart_leaves_a_running_daemon_with_a_session() {
     assert_eq!(r.json::<Value>().await.unwrap()["chain"], "solana");
     assert!(stop().status.success());
 }
+
+// Issue #24: what quickstart prints as its next steps runs as printed, one after the other, in
+// a non-interactive shell (no TTY, no password in the environment): each exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_next_steps_run_as_printed_in_a_non_tty_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("qs");
+    let port = crate::support::free_port();
+    let mut c = cli(&data);
+    c.env("WAIAAS_DAEMON_PORT", port.to_string()).args(["init", "--quickstart", "--chain", "solana"]);
+    let out = run(c, Duration::from_secs(120));
+    let stdout = ok(&out);
+    let steps: Vec<&str> =
+        stdout.lines().skip_while(|l| !l.starts_with("Next steps")).skip(1).filter(|l| !l.is_empty()).collect();
+    assert_eq!(steps.len(), 5, "{stdout}");
+    // One shell for all of them (the export feeds the curl); each step's status is printed.
+    let script: String = steps.iter().map(|s| format!("{s}\nrc=$?; echo; echo \"step-exit=$rc\"\n")).collect();
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("WAIAAS_DAEMON_PORT", port.to_string())
+        .env_remove("WAIAAS_MASTER_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let exits: Vec<&str> = shown.lines().filter(|l| l.starts_with("step-exit=")).collect();
+    assert_eq!(exits, vec!["step-exit=0"; 5], "{script}\n{shown}");
+    assert!(shown.contains("\"chain\":\"solana\""), "the curl read the agent's address: {shown}");
+}

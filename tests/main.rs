@@ -36,6 +36,7 @@ mod owner;
 mod policy;
 mod queue;
 mod rebuild;
+mod run_local;
 mod sessions;
 mod solana;
 mod storage_api;

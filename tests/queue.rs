@@ -918,3 +918,77 @@ async fn approve_reject_timeout_and_claim_races_have_one_winner() {
     assert_eq!((o, c + o), (rejected, n), "every reject that won left an unsigned row");
     eprintln!("reject vs claim: {o} rejected, {c} executed");
 }
+
+// ACC-222b: with the default policies and the seeded AutoStop rules, the owner approves 6 ETH
+// and then 8 ETH — 14 ETH, far above DAILY_LIMIT_THRESHOLD's 5 ETH — and both land while the
+// agent stays ACTIVE with its session. Volume the agent moves on its own still counts: four
+// 1 ETH NOTIFY sends warn at 80 % (AUTO_STOP_WARN), the fifth suspends at 100 %. AutoStop reads
+// its events in order on one task, so by the time the 80 % warning exists it has already seen
+// both approved transfers: had they counted, the agent would have been suspended before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_approved_transfers_never_trip_the_daily_limit_rule() {
+    let anvil = Anvil::start();
+    let r = Receiver::start();
+    let mut cfg = vec![
+        ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
+        notifications_on(),
+    ];
+    cfg.push(("security", "rate_limit_tx_rpm = 100".to_string()));
+    let d = TestDaemon::start(Opts { dev: true, config: cfg, autostop: true, ..Opts::default() }).await;
+    webhook(&d, &r, "owner").await;
+    let (st, seeded) = d.master("GET", "/v1/admin/auto-stop/rules", None).await;
+    assert_eq!(st, 200, "{seeded}");
+    assert!(
+        seeded["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "DAILY_LIMIT_THRESHOLD" && r["enabled"] == true),
+        "the seeded DAILY_LIMIT_THRESHOLD rule is on: {seeded}"
+    );
+    let (a, t) = locked_evm_agent(&d, &anvil.url, 25).await;
+    let before = crate::evm::balance(&anvil.url, TO);
+    for eth in [6, 8] {
+        let (st, v) = send(&d, &t, json!({"to": TO, "amount": (eth * ETH).to_string()})).await;
+        assert_eq!((st, v["tier"].as_str()), (202, Some("APPROVAL")), "{eth} ETH: {v}");
+        let tx = v["transactionId"].as_str().unwrap().to_string();
+        let (st, v) = approve(&d, &tx, &approval(&d, &tx, true).await.evm(EVM_KEY_0)).await;
+        assert_eq!(st, 200, "{v}");
+        wait_status(&d, &t, &tx, "CONFIRMED").await;
+    }
+    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 14 * ETH, "both approved transfers landed");
+
+    let agent = async |d: &TestDaemon| d.master("GET", &format!("/v1/agents/{}", id(&a)), None).await.1;
+    let warned = async |d: &TestDaemon| {
+        d.audit_all("AUTO_STOP_WARN").await.iter().filter(|e| e["agentId"] == id(&a).as_str()).count()
+    };
+    for i in 0..4 {
+        let (st, v) = send(&d, &t, json!({"to": TO, "amount": ETH.to_string()})).await;
+        assert_eq!(
+            (st, v["tier"].as_str(), v["status"].as_str()),
+            (200, Some("NOTIFY"), Some("CONFIRMED")),
+            "{i}: {v}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while warned(&d).await == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(warned(&d).await, 1, "4 ETH of its own is 80 % of 5 ETH: one warning");
+    let now = agent(&d).await;
+    assert_eq!(now["status"], "ACTIVE", "the 14 approved ETH did not count: {now}");
+    let (st, v) = d.bearer("GET", "/v1/wallet/balance", &t, None).await;
+    assert_eq!(st, 200, "the session is alive: {v}");
+
+    let (st, v) = send(&d, &t, json!({"to": TO, "amount": ETH.to_string()})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut now = agent(&d).await;
+    while now["status"] != "SUSPENDED" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = agent(&d).await;
+    }
+    let reason = now["suspensionReason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("auto_stop: DAILY_LIMIT_THRESHOLD - 100%"), "5 ETH of its own is 100 %: {now}");
+    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 19 * ETH);
+}

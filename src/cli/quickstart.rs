@@ -134,6 +134,34 @@ pub(crate) fn run(dir: &Path, mut args: InitArgs) -> Result<(), CliError> {
     println!("Session token (expires {}):", session["expiresAt"].as_str().unwrap_or(""));
     println!("{token}");
     println!();
-    println!("export WAIAAS_SESSION_TOKEN=\"{token}\"");
+    print!("{}", next_steps(dir, port, token, generated.then(|| dir.join(".master-password")).as_deref()));
     Ok(())
+}
+
+/// The commands to try next, each runnable as printed in a non-interactive shell: the program
+/// as it was invoked, the data directory spelled out, and the operator's password named by its
+/// file when quickstart generated one (a dev-mode or scripted password needs no flag or comes
+/// from the caller's `WAIAAS_MASTER_PASSWORD`).
+fn next_steps(dir: &Path, port: u16, token: &str, password_file: Option<&Path>) -> String {
+    let exe = std::env::args().next().unwrap_or_else(|| "waiaas".into());
+    let waiaas = format!("{} --data-dir {}", shell_word(&exe), shell_word(&dir.display().to_string()));
+    let pw =
+        password_file.map(|p| format!(" --password-file {}", shell_word(&p.display().to_string()))).unwrap_or_default();
+    format!(
+        "Next steps, each runnable as printed (the daemon runs in the background on port {port}):\n\
+         export WAIAAS_SESSION_TOKEN=\"{token}\"\n\
+         curl -s -H \"Authorization: Bearer $WAIAAS_SESSION_TOKEN\" http://127.0.0.1:{port}/v1/wallet/address\n\
+         {waiaas} agent list{pw}\n\
+         {waiaas} status\n\
+         {waiaas} stop\n"
+    )
+}
+
+/// `s` as one POSIX shell word: as is when it has no special characters, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./-=:@%+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -425,6 +425,13 @@ impl TransactionRecord {
         self.parent_id.is_none()
     }
 
+    /// Whether the owner signed for this row: an APPROVAL-tier transaction can only run after
+    /// the owner's approval. AutoStop's volume and pattern rules watch what an agent does on its
+    /// own, so they skip sanctioned rows (08-killswitch-autostop.md §6.2, ACC-222b).
+    pub fn owner_sanctioned(&self) -> bool {
+        self.tier == Some(Tier::Approval)
+    }
+
     /// Checks cross-field invariants.
     pub fn check(&self) -> Result<(), StoreError> {
         if self.parent_id.is_some() != self.batch_index.is_some() {

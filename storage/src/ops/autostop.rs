@@ -61,6 +61,21 @@ impl Store {
 
     /// The agent's CONFIRMED top-level transactions created at or after `since`.
     pub fn confirmed_since(&self, agent: Uuid, since: u64) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.confirmed_since_where(agent, since, |_| true)
+    }
+
+    /// The agent's CONFIRMED top-level transactions created at or after `since` that ran without
+    /// an owner's approval (tier INSTANT, NOTIFY or DELAY): what ANOMALY_PATTERN counts (§6.2).
+    pub fn autonomous_confirmed_since(&self, agent: Uuid, since: u64) -> Result<Vec<TransactionRecord>, StoreError> {
+        self.confirmed_since_where(agent, since, |r| !r.owner_sanctioned())
+    }
+
+    fn confirmed_since_where(
+        &self,
+        agent: Uuid,
+        since: u64,
+        keep: impl Fn(&TransactionRecord) -> bool,
+    ) -> Result<Vec<TransactionRecord>, StoreError> {
         self.read(|tx| {
             let idx = tx.open_table(IDX_TX_AGENT)?;
             let table = tx.open_table(TRANSACTIONS)?;
@@ -69,7 +84,7 @@ impl Store {
             for r in idx.range((a, min_uuid_v7_at(since))..=(a, u128::MAX))? {
                 let (k, _) = r?;
                 let rec: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().1))?;
-                if rec.status == TxStatus::Confirmed && rec.created_at >= since {
+                if rec.status == TxStatus::Confirmed && rec.created_at >= since && keep(&rec) {
                     out.push(rec);
                 }
             }
@@ -78,9 +93,15 @@ impl Store {
     }
 
     /// The sum of `native_amount` over the agent's CONFIRMED top-level transactions created at
-    /// or after `since` (saturating): DAILY_LIMIT_THRESHOLD's measure and the dashboard's volume.
+    /// or after `since` (saturating): the dashboard's volume.
     pub fn confirmed_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
-        Ok(self.confirmed_since(agent, since)?.iter().fold(Amount::ZERO, |sum, r| sum.saturating_add(r.native_amount)))
+        Ok(volume(&self.confirmed_since(agent, since)?))
+    }
+
+    /// The same sum over the rows that ran without an owner's approval: DAILY_LIMIT_THRESHOLD's
+    /// measure (§6.2). A transfer the owner signed for never counts toward it.
+    pub fn autonomous_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
+        Ok(volume(&self.autonomous_confirmed_since(agent, since)?))
     }
 
     /// AutoStop's SUSPEND_AGENT (§6.3) in one write transaction: ACTIVE → SUSPENDED with
@@ -109,4 +130,8 @@ impl Store {
             Ok(true)
         })
     }
+}
+
+fn volume(rows: &[TransactionRecord]) -> Amount {
+    rows.iter().fold(Amount::ZERO, |sum, r| sum.saturating_add(r.native_amount))
 }

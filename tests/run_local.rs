@@ -1,0 +1,77 @@
+//! The README's run command, end to end (issue #24): `scripts/run-local.sh --exit-after-demo`
+//! on its own ports, in a non-TTY shell, with the binaries this test run already built
+//! (`WAIAAS_BIN`) and an anvil this test started (`WAIAAS_EVM_RPC`), so that the chain and the
+//! database can be checked after the script has stopped everything it started.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use waiaas_storage::{AgentStatus, Tier, TxStatus};
+
+use crate::support::nodes::Anvil;
+use crate::support::{free_port, wait_timeout};
+
+const RECIPIENT: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+const WEI_PER_CENTI_ETH: u128 = 10_000_000_000_000_000;
+
+// The demo ends with exit code 0, prints no traceback and no `Error` line; its INSTANT 0.01 ETH
+// and its owner-approved 6 ETH are CONFIRMED in the database it leaves behind, the recipient holds
+// exactly 6.01 ETH more on anvil, and the agent is still ACTIVE (ACC-222b in the demo itself).
+#[test]
+fn the_readme_run_command_completes_its_demo() {
+    let anvil = Anvil::start();
+    let run = tempfile::tempdir().unwrap();
+    let before = crate::evm::balance(&anvil.url, RECIPIENT);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("bash")
+        .arg(root.join("scripts/run-local.sh"))
+        .arg("--exit-after-demo")
+        .env("WAIAAS_BIN", env!("CARGO_BIN_EXE_waiaas"))
+        .env("WAIAAS_EVM_RPC", &anvil.url)
+        .env("WAIAAS_RUN_DIR", run.path())
+        .env("WAIAAS_PORT", free_port().to_string())
+        .env_remove("WAIAAS_MASTER_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read = |mut s: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        })
+    };
+    let (out, err) = (read(Box::new(stdout)), read(Box::new(stderr)));
+    let status = wait_timeout(&mut child, Duration::from_secs(300)).unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("run-local.sh did not finish within 300 s");
+    });
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    let all = format!("{out}\n{err}");
+    let daemon_log = std::fs::read_to_string(run.path().join(".daemon.log")).unwrap_or_default();
+    assert!(status.success(), "exit {status}\n--- output\n{all}\n--- daemon log\n{daemon_log}");
+    assert!(!all.contains("Traceback"), "{all}");
+    let errors: Vec<&str> = all.lines().filter(|l| l.contains("Error")).collect();
+    assert!(errors.is_empty(), "Error lines: {errors:?}\n{all}");
+    assert!(out.contains("Demo complete"), "{out}");
+
+    assert_eq!(crate::evm::balance(&anvil.url, RECIPIENT) - before, 601 * WEI_PER_CENTI_ETH, "exactly 6.01 ETH");
+    let (store, _) =
+        waiaas_storage::Store::open(&run.path().join(".local-run/data/waiaas.redb"), 8 << 20).expect("the demo's db");
+    let agent = store.find_agent_by_name("demo-evm").unwrap().expect("the demo agent");
+    assert_eq!(agent.status, AgentStatus::Active, "{:?}", agent.suspension_reason);
+    let (rows, _) = store.list_transactions(agent.id, None, None, 10, false).unwrap();
+    let seen: Vec<(Option<Tier>, TxStatus, String)> =
+        rows.iter().map(|r| (r.tier, r.status, r.native_amount.to_string())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Some(Tier::Instant), TxStatus::Confirmed, (WEI_PER_CENTI_ETH).to_string()),
+            (Some(Tier::Approval), TxStatus::Confirmed, (600 * WEI_PER_CENTI_ETH).to_string()),
+        ],
+        "{out}"
+    );
+}
