@@ -2,8 +2,9 @@
 """Writes docs/acceptance.md: every ACC line of the spec and the tests that name it.
 
 A test names the behaviours it proves in the comment block right above it (`// ACC-024.`,
-`// ACC-102 … ACC-106: …`). This script reads those blocks from every test in the workspace
-and the numbered list in the spec's acceptance.md, so the map cannot drift from the code.
+`// ACC-102 … ACC-106: …`, `// ACC-222b`). This script reads those blocks from every test in the
+workspace and every `- **ACC-…**` line of the spec (acceptance.md, and the files from 11 on that
+keep their own lines), so the map cannot drift from the code.
 
 Usage: scripts/acceptance-map.py [path/to/spec/acceptance.md] > docs/acceptance.md
 """
@@ -16,6 +17,7 @@ from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "spec", "acceptance.md")
+SPEC_DIR = os.path.dirname(os.path.abspath(SPEC))
 
 # The issues and the ACC ranges they own (issue text); together they cover every line of the
 # spec. ACC-248 appears twice: the dev clock is the foundation's, its DELAY clause is #13's.
@@ -29,6 +31,9 @@ OWNERS = [
     ("#13 DELAY and APPROVAL", [(158, 161), (173, 173), (177, 184), (248, 248)]),
     ("#14 kill switch, AutoStop, withdraw", [(206, 225)]),
     ("#15 MCP, SDK, OpenAPI", [(34, 36), (243, 247)]),
+    ("#20 owner console", [(260, 275)]),
+    ("#23 PostgreSQL and failover", [(300, 313)]),
+    ("#24 the first run", ["222b"]),
 ]
 
 TEST_START = re.compile(
@@ -36,24 +41,39 @@ TEST_START = re.compile(
 )
 FN = re.compile(r"^\s*(?:pub(?:\(crate\))?\s+)?(?:async\s+)?fn\s+(\w+)")
 ACC_RANGE = re.compile(r"ACC-(\d{3})\s*(?:…|\.\.\.?|–|-)\s*ACC-(\d{3})")
-ACC_ONE = re.compile(r"ACC-(\d{3})")
+ACC_ONE = re.compile(r"ACC-(\d{3}[a-z]?)")
+
+
+def key(acc):
+    """Sort key of an id such as "222" or "222b"."""
+    return (int(acc[:3]), acc[3:])
+
+
+def owned_ids(ranges):
+    """The ids an issue owns: numeric ranges (a, b) and single ids such as "222b"."""
+    out = []
+    for r in ranges:
+        out += [f"{n:03d}" for n in range(r[0], r[1] + 1)] if isinstance(r, tuple) else [r]
+    return out
 
 
 def spec_lines():
     out = {}
-    for line in open(SPEC, encoding="utf-8"):
-        m = re.match(r"^- \*\*ACC-(\d{3})\*\* (.*)", line.strip())
-        if m:
-            out[int(m.group(1))] = m.group(2)
+    files = [SPEC] + sorted(glob.glob(os.path.join(SPEC_DIR, "[0-9][0-9]-*.md")))
+    for path in files:
+        for line in open(path, encoding="utf-8"):
+            m = re.match(r"^- \*\*ACC-(\d{3}[a-z]?)\*\* (.*)", line.strip())
+            if m:
+                out[m.group(1)] = m.group(2)
     return out
 
 
 def ids_in(text):
     found = set()
     for a, b in ACC_RANGE.findall(text):
-        found.update(range(int(a), int(b) + 1))
+        found.update(f"{n:03d}" for n in range(int(a), int(b) + 1))
     text = ACC_RANGE.sub("", text)
-    found.update(int(x) for x in ACC_ONE.findall(text))
+    found.update(ACC_ONE.findall(text))
     return found
 
 
@@ -119,8 +139,8 @@ def main():
             for n in ids:
                 by_acc[n].append(test)
 
-    owned_all = {n for _, ranges in OWNERS for a, b in ranges for n in range(a, b + 1)}
-    missing = sorted(set(spec) - owned_all)
+    owned_all = {n for _, ranges in OWNERS for n in owned_ids(ranges)}
+    missing = sorted(set(spec) - owned_all, key=key)
     if missing:
         sys.exit(f"spec lines owned by no issue: {missing}")
     print("# Acceptance map\n")
@@ -131,7 +151,7 @@ def main():
     print("| issue | ACC lines | named by a test |")
     print("|---|---|---|")
     for issue, ranges in OWNERS:
-        owned = [n for a, b in ranges for n in range(a, b + 1) if n in spec]
+        owned = [n for n in owned_ids(ranges) if n in spec]
         named = [n for n in owned if by_acc.get(n)]
         print(f"| {issue} | {len(owned)} | {len(named)} |")
     print()
@@ -139,15 +159,14 @@ def main():
         print(f"## {issue}\n")
         print("| ACC | behaviour | tests |")
         print("|---|---|---|")
-        for a, b in ranges:
-            for n in range(a, b + 1):
-                if n not in spec:
-                    continue
-                text = spec[n].replace("|", "\\|")
-                if len(text) > 110:
-                    text = text[:107].rstrip() + "…"
-                tests = "<br>".join(sorted(set(by_acc.get(n, [])))) or "—"
-                print(f"| ACC-{n:03d} | {text} | {tests} |")
+        for n in owned_ids(ranges):
+            if n not in spec:
+                continue
+            text = spec[n].replace("|", "\\|")
+            if len(text) > 110:
+                text = text[:107].rstrip() + "…"
+            tests = "<br>".join(sorted(set(by_acc.get(n, [])))) or "—"
+            print(f"| ACC-{n} | {text} | {tests} |")
         print()
 
 
