@@ -98,7 +98,8 @@ impl std::fmt::Display for Refusal {
             Refusal::Session(d) => f.write_str(&d.message),
             Refusal::Policy(d) if d.kind == DenialKind::NotificationsUnavailable => write!(
                 f,
-                "Only INSTANT transactions are allowed until notifications are available (this one is {})",
+                "Only INSTANT transactions are allowed until notifications are available (this one is {}): \
+                 set [notifications] enabled = true and add min_channels channels (waiaas channel add)",
                 match d.detail {
                     Detail::Tier(t) => t.as_str(),
                     _ => "above INSTANT",
