@@ -14,7 +14,8 @@
 //! without `--hanging-channel` shows what a dead channel costs the send path.
 //!
 //! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]
-//!       [--churn 20] [--hanging-channel] [--no-autostop]`
+//!       [--churn 20] [--hanging-channel] [--no-autostop]`; `WAIAAS_BIN=<path>` runs another build
+//!       of the daemon under the same tool.
 //!
 //! `--no-autostop` deletes the AutoStop rules `init` seeds before measuring; comparing rows with
 //! and without it shows that AutoStop (a consumer task fed after commits) costs a send nothing.
@@ -110,8 +111,10 @@ struct Daemon {
 
 fn start_daemon(node: &Node, notifications: bool) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_waiaas");
-    let st = Command::new(bin)
+    // WAIAAS_BIN measures another build (e.g. a copy of the previous commit's binary) with the
+    // same tool, so before/after rows can be run alternately in one sitting.
+    let bin = std::env::var("WAIAAS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_waiaas").to_string());
+    let st = Command::new(&bin)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["init", "--non-interactive", "--master-password", PASSWORD])
@@ -136,7 +139,7 @@ fn start_daemon(node: &Node, notifications: bool) -> Daemon {
     }
     std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
     let port = free_port();
-    let mut c = Command::new(bin)
+    let mut c = Command::new(&bin)
         .arg("--data-dir")
         .arg(dir.path())
         .args(["start", "--dev", "--port", &port.to_string(), "--log-level", "warn"])
