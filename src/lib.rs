@@ -11,31 +11,15 @@
 // services; `app` composes them; the domain (`pipeline`, `policy`, `agents`, `sessions`,
 // `killswitch`, `backup`, `chains`, `auth`) is built on `runtime`, `storage` and `backends`.
 // `scripts/check-layers.sh` checks the rule.
-mod address;
-mod agents;
+mod adapters;
 mod app;
-mod auth;
-mod autostop;
-mod backup;
-mod chains;
+mod base;
 mod cli;
-mod clock;
-mod config;
 mod daemon;
-mod datadir;
-mod error;
+mod domain;
 mod http;
-mod killswitch;
-mod notify;
-mod oracle;
-mod pipeline;
-mod policies;
-mod policy;
+mod rules;
 mod runtime;
-mod sessions;
-mod summary;
-mod validation;
-mod withdraw;
 
 pub use cli::{CliError, run};
 
@@ -46,12 +30,12 @@ pub mod bench_support {
     use waiaas_backends::keystore::master::MasterFile;
 
     /// masterAuth as the daemon runs it (cache, semaphore, lockout).
-    pub struct MasterAuthProbe(crate::auth::master::MasterAuth);
+    pub struct MasterAuthProbe(crate::domain::auth::master::MasterAuth);
 
     impl MasterAuthProbe {
         /// A verifier for `file` with an empty cache.
         pub fn new(file: MasterFile) -> Self {
-            MasterAuthProbe(crate::auth::master::MasterAuth::new(file))
+            MasterAuthProbe(crate::domain::auth::master::MasterAuth::new(file))
         }
 
         /// Fills the cache as a successful start does.
@@ -61,7 +45,7 @@ pub mod bench_support {
 
         /// One `X-Master-Password` check; true when accepted.
         pub async fn verify(&self, header: &str) -> bool {
-            matches!(self.0.verify(Some(header), 0).await, crate::auth::master::MasterOutcome::Ok)
+            matches!(self.0.verify(Some(header), 0).await, crate::domain::auth::master::MasterOutcome::Ok)
         }
     }
 
@@ -70,9 +54,9 @@ pub mod bench_support {
         agent: waiaas_storage::AgentRecord,
         /// The effective records, as the decision snapshot hands them over.
         records: Vec<waiaas_storage::PolicyRecord>,
-        typed: Vec<crate::policy::Policy>,
+        typed: Vec<crate::rules::policy::Policy>,
         tx: waiaas_storage::TransactionRecord,
-        prices: crate::policy::usd::Prices,
+        prices: crate::rules::policy::usd::Prices,
     }
 
     impl PolicyProbe {
@@ -83,7 +67,7 @@ pub mod bench_support {
             tx: waiaas_storage::TransactionRecord,
         ) -> Self {
             let records = waiaas_storage::scope::effective(&agent, &records);
-            let typed = crate::pipeline::decide::typed(&records).expect("the bench's policies parse");
+            let typed = crate::domain::pipeline::decide::typed(&records).expect("the bench's policies parse");
             PolicyProbe { agent, records, typed, tx, prices: Default::default() }
         }
 
@@ -94,34 +78,38 @@ pub mod bench_support {
 
         /// The engine alone, on already-typed policies; returns the tier (or the denial) name.
         pub fn evaluate(&self) -> &'static str {
-            Self::name(crate::policy::evaluate(&self.ctx(&self.typed), &crate::policy::Op::of(&self.tx), &[]))
+            Self::name(crate::rules::policy::evaluate(
+                &self.ctx(&self.typed),
+                &crate::rules::policy::Op::of(&self.tx),
+                &[],
+            ))
         }
 
         /// What the decision closure does with the snapshot's effective policies: parse each
         /// stored rules document, then evaluate.
         pub fn parse_evaluate(&self) -> &'static str {
-            let typed = crate::pipeline::decide::typed(&self.records).expect("parse");
-            Self::name(crate::policy::evaluate(&self.ctx(&typed), &crate::policy::Op::of(&self.tx), &[]))
+            let typed = crate::domain::pipeline::decide::typed(&self.records).expect("parse");
+            Self::name(crate::rules::policy::evaluate(&self.ctx(&typed), &crate::rules::policy::Op::of(&self.tx), &[]))
         }
 
-        fn ctx<'a>(&'a self, policies: &'a [crate::policy::Policy]) -> crate::policy::Context<'a> {
-            crate::policy::Context {
+        fn ctx<'a>(&'a self, policies: &'a [crate::rules::policy::Policy]) -> crate::rules::policy::Context<'a> {
+            crate::rules::policy::Context {
                 chain: self.agent.chain,
                 owner: self.agent.owner_state(),
                 policies,
                 rate_1h: Default::default(),
                 rate_24h: Default::default(),
                 now: 1_750_000_000,
-                defaults: crate::policy::Defaults { delay_seconds: 300, approval_timeout: 3600 },
+                defaults: crate::rules::policy::Defaults { delay_seconds: 300, approval_timeout: 3600 },
                 notifications_available: true,
                 prices: &self.prices,
             }
         }
 
-        fn name(d: crate::policy::Decision) -> &'static str {
+        fn name(d: crate::rules::policy::Decision) -> &'static str {
             match d {
-                crate::policy::Decision::Allow(a) => a.tier.as_str(),
-                crate::policy::Decision::Deny(_) => "denied",
+                crate::rules::policy::Decision::Allow(a) => a.tier.as_str(),
+                crate::rules::policy::Decision::Deny(_) => "denied",
             }
         }
     }
@@ -134,20 +122,30 @@ pub mod testkit {
     use serde_json::{Value, json};
     use waiaas_storage::{AgentRecord, Chain, TransactionRecord};
 
-    use crate::chains::ChainAdapter;
-    use crate::chains::types::{BuildOptions, BuildRequest, Priority, UnsignedInner, UnsignedTx};
+    use crate::adapters::chains::ChainAdapter;
+    use crate::adapters::chains::types::{BuildOptions, BuildRequest, Priority, UnsignedInner, UnsignedTx};
 
     async fn adapter(agent: &AgentRecord, rpc_url: &str) -> Result<Box<dyn ChainAdapter>, String> {
-        let clock = crate::clock::Clock::default();
+        let clock = crate::base::clock::Clock::default();
         let timeout = std::time::Duration::from_secs(10);
         let a: Box<dyn ChainAdapter> = match agent.chain {
             Chain::Ethereum => Box::new(
-                crate::chains::evm::EvmAdapter::new(agent.network, rpc_url, timeout, None, "ETH".into(), clock.clone())
-                    .map_err(|e| e.to_string())?,
+                crate::adapters::chains::evm::EvmAdapter::new(
+                    agent.network,
+                    rpc_url,
+                    timeout,
+                    None,
+                    "ETH".into(),
+                    clock.clone(),
+                )
+                .map_err(|e| e.to_string())?,
             ),
-            Chain::Solana => {
-                Box::new(crate::chains::solana::SolanaAdapter::new(agent.network, rpc_url, timeout, clock.clone()))
-            }
+            Chain::Solana => Box::new(crate::adapters::chains::solana::SolanaAdapter::new(
+                agent.network,
+                rpc_url,
+                timeout,
+                clock.clone(),
+            )),
         };
         a.connect(clock.now()).await.map_err(|e| e.to_string())?;
         Ok(a)
@@ -168,14 +166,15 @@ pub mod testkit {
     /// What the live request `body` builds into for `agent` against the node at `rpc_url`
     /// (see [`unsigned`]).
     pub async fn build_live(agent: &AgentRecord, body: &[u8], rpc_url: &str) -> Result<Value, String> {
-        let v = crate::pipeline::request::validate(body, agent).map_err(|e| e.to_string())?;
+        let v = crate::domain::pipeline::request::validate(body, agent).map_err(|e| e.to_string())?;
         describe(agent, rpc_url, v.build, v.priority).await
     }
 
     /// What stage 5 builds from a stored row (its canonical request, through the function the
     /// pipeline itself uses).
     pub async fn build_stored(agent: &AgentRecord, row: &TransactionRecord, rpc_url: &str) -> Result<Value, String> {
-        let (build, priority) = crate::pipeline::request::rebuild(&row.request, agent).map_err(|e| e.to_string())?;
+        let (build, priority) =
+            crate::domain::pipeline::request::rebuild(&row.request, agent).map_err(|e| e.to_string())?;
         describe(agent, rpc_url, build, priority).await
     }
 

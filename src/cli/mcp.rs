@@ -27,8 +27,8 @@ use rmcp::{ErrorData as McpError, ServiceExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, RwLock};
 
-use super::api::{Api, print_json};
 use super::{CliError, PasswordArgs};
+use crate::cli::remote::api::{Api, print_json};
 
 /// The token file's name in the data directory.
 const TOKEN_FILE: &str = "mcp-token";
@@ -58,7 +58,7 @@ pub(crate) struct SetupArgs {
     #[arg(long, value_delimiter = ',')]
     allowed_ops: Vec<String>,
     #[arg(long, value_enum, default_value_t)]
-    output: super::api::Output,
+    output: crate::cli::remote::api::Output,
     #[command(flatten)]
     password: PasswordArgs,
 }
@@ -66,7 +66,7 @@ pub(crate) struct SetupArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RefreshArgs {
     #[arg(long, value_enum, default_value_t)]
-    output: super::api::Output,
+    output: crate::cli::remote::api::Output,
     #[command(flatten)]
     password: PasswordArgs,
 }
@@ -175,7 +175,7 @@ impl Daemon {
     /// The daemon's time (`/health`), in Unix seconds.
     async fn now(&self) -> Option<u64> {
         let a = self.call(Method::GET, "/health", None, None).await.ok()?;
-        a.body["timestamp"].as_str().and_then(crate::auth::siwe::parse_time).map(|t| t.max(0) as u64)
+        a.body["timestamp"].as_str().and_then(crate::domain::auth::siwe::parse_time).map(|t| t.max(0) as u64)
     }
 
     async fn call(
@@ -232,7 +232,8 @@ async fn renewal_loop(daemon: Daemon, session: Arc<Session>) {
             }
             Ok(a) => match a.body["code"].as_str() {
                 Some("RENEWAL_TOO_EARLY") => {
-                    let when = a.body["details"]["renewableAt"].as_str().and_then(crate::auth::siwe::parse_time);
+                    let when =
+                        a.body["details"]["renewableAt"].as_str().and_then(crate::domain::auth::siwe::parse_time);
                     let now = daemon.now().await.unwrap_or_else(unix_now);
                     let wait = when.map_or(60, |w| (w.max(0) as u64).saturating_sub(now)).min(60);
                     tokio::time::sleep(Duration::from_secs(wait.max(1))).await;
@@ -572,7 +573,7 @@ fn base_url(dir: &Path) -> String {
         return u.trim_end_matches('/').to_string();
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let port = crate::config::load(dir, &Default::default(), &env).map(|c| c.daemon.port).unwrap_or(3100);
+    let port = crate::runtime::config::load(dir, &Default::default(), &env).map(|c| c.daemon.port).unwrap_or(3100);
     format!("http://127.0.0.1:{port}")
 }
 
@@ -665,7 +666,7 @@ fn setup(dir: &Path, a: SetupArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::general(format!("Error: {e}")))?;
     let snippet = json!({"mcpServers": {"waiaas": {"command": "waiaas", "args": ["mcp", "serve"],
         "env": {"WAIAAS_DATA_DIR": dir.display().to_string(), "WAIAAS_BASE_URL": format!("http://127.0.0.1:{}", api.port)}}}});
-    if a.output == super::api::Output::Json {
+    if a.output == crate::cli::remote::api::Output::Json {
         print_json(&json!({"agentId": agent["id"], "agentName": agent["name"], "sessionId": s["sessionId"],
             "expiresAt": s["expiresAt"], "tokenPath": path.display().to_string(), "configPath": claude_config_path()}));
     } else {
@@ -707,7 +708,7 @@ fn refresh(dir: &Path, a: RefreshArgs) -> Result<(), CliError> {
             false
         }
     };
-    if a.output == super::api::Output::Json {
+    if a.output == crate::cli::remote::api::Output::Json {
         print_json(&json!({"oldSessionId": sid, "newSessionId": s["sessionId"], "agentId": current["agentId"],
             "agentName": current["agentName"], "expiresAt": s["expiresAt"], "tokenPath": path.display().to_string(),
             "oldSessionRevoked": revoked}));

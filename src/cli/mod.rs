@@ -3,26 +3,21 @@
 //! Parsing is strict: an unknown command, unknown flag or bad value exits 1 (clap's own default
 //! would be 2, which here means "daemon already running"). Each subcommand lives in its own
 //! module and returns `Result<(), CliError>`; `main` prints the error and exits with its code.
+//!
+//! - `local/`: commands that work on the data directory itself (init, start, stop, keystore,
+//!   backup, audit, status) — they may run the daemon through `daemon`.
+//! - `remote/`: commands that are calls to the running daemon's API, and its client.
+//! - `mcp`: the MCP server for agents, itself a client of the API.
+//!
+//! This folder may call every layer below it; nothing below calls it.
 
-mod agent;
-pub(crate) mod api;
-mod audit;
-mod backup;
-mod channel;
-pub(crate) mod client;
-pub(crate) mod emergency;
-pub(crate) mod init;
-mod keystore;
+pub(crate) mod local;
 mod mcp;
-mod owner;
-mod owner_sign;
 pub(crate) mod password;
-mod policy;
-mod quickstart;
-mod session;
-mod start;
-mod status;
-mod stop;
+pub(crate) mod remote;
+
+use local::{audit, backup, init, keystore, start, status, stop};
+use remote::{agent, channel, emergency, owner, policy, session};
 
 use std::fmt;
 use std::path::PathBuf;
@@ -166,7 +161,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
             };
         }
     };
-    let data_dir = crate::datadir::resolve(cli.data_dir.as_deref());
+    let data_dir = crate::base::datadir::resolve(cli.data_dir.as_deref());
     match cli.command {
         Command::Init(a) => init::run(&data_dir, a),
         Command::Start(a) => start::run(&data_dir, a),

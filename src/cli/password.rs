@@ -12,8 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{CliError, PasswordArgs};
 
-/// The fixed dev-mode password (01-daemon.md §3.4).
-pub(crate) const DEV_PASSWORD: &str = "waiaas-dev";
+pub(crate) use crate::runtime::config::DEV_PASSWORD;
+use crate::runtime::config::MAX_PASSWORD_BYTES;
 
 /// Reads and removes the environment variable `var`.
 ///
@@ -93,7 +93,7 @@ pub(crate) fn obtain(
 /// Checks the rules of 01-daemon.md §3.1 for a new password (`init`).
 pub(crate) fn check_new(pw: &SecretString) -> Result<(), CliError> {
     let s = pw.expose_secret();
-    if s.len() > 128 {
+    if s.len() > MAX_PASSWORD_BYTES {
         return Err(CliError::general("Error: Master password too long (maximum 128 bytes)."));
     }
     let chars = s.chars().count();
@@ -101,14 +101,6 @@ pub(crate) fn check_new(pw: &SecretString) -> Result<(), CliError> {
         return Err(CliError::general(format!(
             "Error: Master password too short (minimum 12 characters, got {chars})."
         )));
-    }
-    Ok(())
-}
-
-/// Checks the length bound for a password presented to an existing keystore.
-pub(crate) fn check_existing(pw: &SecretString) -> Result<(), CliError> {
-    if pw.expose_secret().len() > 128 {
-        return Err(CliError::new(super::exit::AUTH, "Invalid master password. KeyStore unlock failed."));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-use crate::config::Config;
+use crate::runtime::config::Config;
 
 /// The rotating file behind a lock that SIGHUP can swap; a `MakeWriter` for the fmt layer.
 #[derive(Clone)]

@@ -5,6 +5,5 @@
 pub(crate) mod lock;
 pub(crate) mod logging;
 mod start;
-pub(crate) mod workers;
 
-pub(crate) use start::{StartOptions, run};
+pub(crate) use start::{StartError, StartOptions, serve, start};

@@ -1,9 +1,9 @@
-//! `waiaas start` in the foreground: the start sequence (01-daemon.md §6), serving, signals and
-//! the graceful shutdown (§9).
+//! The running daemon: the start sequence (01-daemon.md §6), serving, signals and the graceful
+//! shutdown (§9). `waiaas start` (the CLI) calls [`start`] and then [`serve`].
 //!
-//! Each step has its own timeout inside a 90 s budget. Any failure returns a [`CliError`] with
-//! the step's exit code; resources opened so far are released in reverse order by their `Drop`
-//! implementations (database closed, lock released) before the process exits.
+//! Each step has its own timeout inside a 90 s budget. Any failure returns a typed
+//! [`StartError`] (the CLI maps it to an exit code); resources opened so far are released in
+//! reverse order by their `Drop` implementations (database closed, lock released).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore};
 use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
@@ -20,32 +19,53 @@ use waiaas_storage::{
 };
 
 use super::lock::{self, InstanceLock};
-use super::{logging, workers};
+use super::logging;
 use crate::app::{App, Parts};
-use crate::auth::jwt::{JwtKeys, Tokens};
-use crate::auth::master::MasterAuth;
-use crate::auth::nonce::NonceStore;
-use crate::cli::{CliError, PasswordArgs, exit, password};
-use crate::clock::Clock;
-use crate::config::{self, Config, Overrides};
-use crate::datadir::{self, Layout};
+use crate::base::clock::Clock;
+use crate::base::datadir::{self, Layout};
+use crate::domain::auth::jwt::{JwtKeys, Tokens};
+use crate::domain::auth::master::MasterAuth;
+use crate::domain::auth::nonce::NonceStore;
+use crate::domain::emergency::killswitch::KillSwitchView;
 use crate::http;
-use crate::killswitch::KillSwitchView;
+use crate::runtime::config::{self, Config, Overrides};
 use crate::runtime::{Db, Settings, Signers};
 
-/// How `start` was invoked.
+/// Where the master password comes from: asked for only when the data directory is not in dev
+/// mode (dev mode's password is fixed). An error is the source's own message.
+pub(crate) type PasswordSource = Box<dyn FnOnce() -> Result<SecretString, String> + Send>;
+
+/// How the daemon is started.
 pub(crate) struct StartOptions {
     pub(crate) data_dir: PathBuf,
     pub(crate) overrides: Overrides,
-    pub(crate) password: PasswordArgs,
-    /// The password environment variable, already read and removed by the caller.
-    pub(crate) env_password: Option<SecretString>,
-    /// Background mode: the pipe for the one-line ready/error handshake.
-    pub(crate) handshake: Option<std::fs::File>,
+    pub(crate) password: PasswordSource,
+    /// Logs also go to the terminal (a foreground start); a background child logs to files only.
+    pub(crate) foreground: bool,
 }
 
-fn step_timeout(name: &'static str) -> impl Fn(tokio::time::error::Elapsed) -> CliError {
-    move |_| CliError::general(format!("{name}: start step timed out"))
+/// Why the daemon did not start. Nothing it opened is left behind.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("Data directory not found. Run 'waiaas init' first.")]
+    NotInitialised,
+    #[error("Daemon already running (PID: {}). Use 'waiaas stop' first.", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
+    AlreadyRunning { pid: Option<u32> },
+    #[error("Invalid master password. KeyStore unlock failed.")]
+    WrongPassword,
+    /// The password source failed (no TTY and no variable or file, unreadable file, …).
+    #[error("{0}")]
+    Password(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn failed(message: impl Into<String>) -> StartError {
+    StartError::Failed(message.into())
+}
+
+fn step_timeout(name: &'static str) -> impl Fn(tokio::time::error::Elapsed) -> StartError {
+    move |_| failed(format!("{name}: start step timed out"))
 }
 
 /// Disables core dumps (`RLIMIT_CORE` 0 and, on Linux, not dumpable): key material must never
@@ -69,34 +89,16 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-fn send_handshake(file: &mut Option<std::fs::File>, msg: serde_json::Value) {
-    if let Some(mut f) = file.take() {
-        let _ = writeln!(f, "{msg}");
-    }
-}
-
-/// Runs the daemon until it is shut down. Returns when the process should exit 0.
-pub(crate) async fn run(mut opts: StartOptions) -> Result<(), CliError> {
-    let mut handshake = opts.handshake.take();
-    let result = tokio::time::timeout(Duration::from_secs(90), start(opts)).await;
-    let running = match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            send_handshake(&mut handshake, json!({"type": "error", "error": e.message, "exitCode": e.code}));
-            return Err(e);
-        }
-        Err(_) => {
-            let e = CliError::general("DAEMON_STARTUP_TIMEOUT: the start sequence took more than 90 s");
-            send_handshake(&mut handshake, json!({"type": "error", "error": e.message, "exitCode": e.code}));
-            return Err(e);
-        }
-    };
-    send_handshake(&mut handshake, json!({"type": "ready", "pid": std::process::id()}));
-    serve_until_shutdown(running).await
+/// Runs the start sequence within its 90 s budget: a started daemon, serving requests, or why
+/// it could not start.
+pub(crate) async fn start(opts: StartOptions) -> Result<Running, StartError> {
+    tokio::time::timeout(Duration::from_secs(90), start_steps(opts))
+        .await
+        .map_err(|_| failed("DAEMON_STARTUP_TIMEOUT: the start sequence took more than 90 s"))?
 }
 
 /// Everything a started daemon holds.
-struct Running {
+pub(crate) struct Running {
     app: Arc<App>,
     server: http::server::Server,
     logging: logging::Handle,
@@ -104,35 +106,26 @@ struct Running {
     pid_file: PathBuf,
 }
 
-async fn start(opts: StartOptions) -> Result<Running, CliError> {
+async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     let layout = Layout::new(opts.data_dir.clone());
 
     // Step 1: environment, config, lock.
     if !layout.looks_initialised() {
-        return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
+        return Err(StartError::NotInitialised);
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let config = config::load(&layout.root, &opts.overrides, &env).map_err(|e| CliError::general(e.to_string()))?;
+    let config = config::load(&layout.root, &opts.overrides, &env).map_err(|e| failed(e.to_string()))?;
     let mut instance = match InstanceLock::try_acquire(&layout.lock()) {
         Ok(Ok(l)) => l,
-        Ok(Err(busy)) => {
-            let pid = busy.pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into());
-            return Err(CliError::new(
-                exit::RUNNING,
-                format!("Daemon already running (PID: {pid}). Use 'waiaas stop' first."),
-            ));
-        }
-        Err(e) => {
-            return Err(CliError::general(format!("cannot take the instance lock {}: {e}", layout.lock().display())));
-        }
+        Ok(Err(busy)) => return Err(StartError::AlreadyRunning { pid: busy.pid }),
+        Err(e) => return Err(failed(format!("cannot take the instance lock {}: {e}", layout.lock().display()))),
     };
-    instance.write_pid().map_err(|e| CliError::general(format!("cannot write {}: {e}", instance.path().display())))?;
+    instance.write_pid().map_err(|e| failed(format!("cannot write {}: {e}", instance.path().display())))?;
     if lock::remove_stale_pid_file(&config.daemon.pid_file) {
         eprintln!("Warning: removed stale PID file {}", config.daemon.pid_file.display());
     }
     disable_core_dumps();
-    let foreground = opts.handshake.is_none();
-    let log = logging::init(&config, foreground);
+    let log = logging::init(&config, opts.foreground);
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -157,7 +150,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let (store, ks, jwt) =
         tokio::time::timeout(Duration::from_secs(30), open_database(&config, dev_mode, clock.clone()))
             .await
-            .map_err(|_| CliError::general("DB_MIGRATION_TIMEOUT: opening the database took more than 30 s"))??;
+            .map_err(|_| failed("DB_MIGRATION_TIMEOUT: opening the database took more than 30 s"))??;
     let nonces = if config.security.nonce_storage_redb {
         NonceStore::redb(config.security.nonce_cache_ttl)
     } else {
@@ -172,17 +165,19 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         tracing::warn!("Daemon starting in restricted mode (kill switch {})", ks.status);
     }
     let pw = if dev_mode {
-        SecretString::from(password::DEV_PASSWORD)
+        SecretString::from(config::DEV_PASSWORD)
     } else {
-        password::obtain(&opts.password, opts.env_password, false)?
+        (opts.password)().map_err(StartError::Password)?
     };
-    password::check_existing(&pw)?;
+    if pw.expose_secret().len() > config::MAX_PASSWORD_BYTES {
+        return Err(StartError::WrongPassword);
+    }
     println!("Unlocking keystore... (Argon2id)");
     let locked = LockedKeystore::open(&layout.keystore())
-        .map_err(|e| CliError::general(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
+        .map_err(|e| failed(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
     let master_file = locked.master().clone();
     let (agents, unreadable) =
-        db.call(|s| s.scan_agents()).await.map_err(|e| CliError::general(format!("cannot read agents: {e}")))?;
+        db.call(|s| s.scan_agents()).await.map_err(|e| failed(format!("cannot read agents: {e}")))?;
     for (id, e) in &unreadable {
         // The row was altered outside the daemon; requests touching it answer 500.
         tracing::error!("agent row {id} is unreadable ({e}); its key is not loaded");
@@ -190,7 +185,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let key_infos: Vec<AgentKeyInfo> = agents
         .iter()
         .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
-        .map(crate::agents::key_info)
+        .map(crate::domain::agents::key_info)
         .collect();
     let candidate = zeroize::Zeroizing::new(pw.expose_secret().as_bytes().to_vec());
     let unlocked = tokio::time::timeout(
@@ -202,14 +197,12 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         }),
     )
     .await
-    .map_err(|_| CliError::general("KEYSTORE_UNLOCK_TIMEOUT: unlocking the keystore took more than 30 s"))?
-    .map_err(|e| CliError::general(format!("keystore task failed: {e}")))?;
+    .map_err(|_| failed("KEYSTORE_UNLOCK_TIMEOUT: unlocking the keystore took more than 30 s"))?
+    .map_err(|e| failed(format!("keystore task failed: {e}")))?;
     let unlocked = match unlocked {
         Ok(u) => u,
-        Err(KeystoreError::WrongPassword) => {
-            return Err(CliError::new(exit::AUTH, "Invalid master password. KeyStore unlock failed."));
-        }
-        Err(e) => return Err(CliError::general(format!("KeyStore unlock failed: {e}"))),
+        Err(KeystoreError::WrongPassword) => return Err(StartError::WrongPassword),
+        Err(e) => return Err(failed(format!("KeyStore unlock failed: {e}"))),
     };
     scan_key_files(&layout, &agents);
     let master = MasterAuth::new(master_file);
@@ -228,7 +221,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     let settings = Settings::new(config.clone());
 
     // Step 4: chain adapters (fail-soft).
-    let chains = Arc::new(crate::chains::Registry::new(clock.clone(), settings.clone()));
+    let chains = Arc::new(crate::adapters::chains::Registry::new(clock.clone(), settings.clone()));
     connect_adapters(&chains, &agents, clock.now()).await?;
 
     // Step 5: bind.
@@ -237,14 +230,12 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
             .await
             .map_err(step_timeout("bind"))?
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AddrInUse => {
-                    CliError::general(format!("Port {} already in use", config.daemon.port))
-                }
-                _ => CliError::general(format!("cannot bind {}:{}: {e}", config.daemon.hostname, config.daemon.port)),
+                std::io::ErrorKind::AddrInUse => failed(format!("Port {} already in use", config.daemon.port)),
+                _ => failed(format!("cannot bind {}:{}: {e}", config.daemon.hostname, config.daemon.port)),
             })?;
     println!("HTTP server listening on {}:{}", config.daemon.hostname, config.daemon.port);
 
-    let app = Arc::new(App::new(Parts {
+    let app = App::build(Parts {
         settings,
         db,
         clock,
@@ -255,11 +246,11 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
         tokens: Tokens::new(jwt),
         nonces,
         kill_switch: ks,
-    }));
+    });
     let server = http::server::spawn(app.clone(), listener);
 
     // Step 6: workers.
-    workers::start_all(&app);
+    crate::app::workers::start_all(&app);
     println!("Background workers started ({})", app.workers.count());
     // Approved or due rows claimed before a crash but never signed execute now (not while the
     // kill switch holds: execution waits for recovery).
@@ -286,7 +277,7 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
     app.db
         .call(move |s| s.append_audit(ev, &ctx))
         .await
-        .map_err(|e| CliError::general(format!("cannot write the audit log: {e}")))?;
+        .map_err(|e| failed(format!("cannot write the audit log: {e}")))?;
     let dev_suffix = if dev_mode { " [DEV MODE]" } else { "" };
     println!(
         "WAIaaS daemon v{} ready on {}:{} (PID: {pid}){dev_suffix}",
@@ -302,10 +293,10 @@ async fn start(opts: StartOptions) -> Result<Running, CliError> {
 /// parallel with 10 s each. An unreachable node only marks its adapter unavailable; the start
 /// fails only when agents exist and none of their adapters connected.
 async fn connect_adapters(
-    adapters: &crate::chains::Registry,
+    adapters: &crate::adapters::chains::Registry,
     agents: &[AgentRecord],
     now: u64,
-) -> Result<(), CliError> {
+) -> Result<(), StartError> {
     let mut pairs: Vec<_> =
         agents.iter().filter(|a| a.status != AgentStatus::Terminated).map(|a| (a.chain, a.network)).collect();
     pairs.sort_by_key(|(c, n)| (c.as_str(), n.as_str()));
@@ -345,7 +336,7 @@ async fn connect_adapters(
         }
     }
     if connected == 0 {
-        return Err(CliError::general("no chain adapter could connect; check the [rpc] URLs"));
+        return Err(failed("no chain adapter could connect; check the [rpc] URLs"));
     }
     Ok(())
 }
@@ -373,27 +364,27 @@ async fn open_database(
     config: &Config,
     dev_mode: bool,
     clock: Clock,
-) -> Result<(Store, KillSwitchView, JwtKeys), CliError> {
+) -> Result<(Store, KillSwitchView, JwtKeys), StartError> {
     let path = config.database.path.clone();
     if !path.exists() {
-        return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
+        return Err(StartError::NotInitialised);
     }
     let cache = config.cache_bytes();
     let config_secret = config.security.jwt_secret.clone();
     let now = clock.now();
 
-    tokio::task::spawn_blocking(move || -> Result<_, CliError> {
-        let fail = |e: StoreError| CliError::general(format!("{}: {e}", path.display()));
+    tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let fail = |e: StoreError| failed(format!("{}: {e}", path.display()));
         let (store, _report) = Store::open(&path, cache).map_err(fail)?;
         store.set_dev_mode(dev_mode);
         store.expire_previous_secret(&OpCtx::new("system", now)).map_err(fail)?;
         let secrets = match store.jwt_secrets().map_err(fail)? {
             Some(s) => s,
             None if !config_secret.is_empty() => store.ensure_jwt_secret(&config_secret, now).map_err(fail)?,
-            None => return Err(CliError::general("JWT_SECRET_MISSING: run 'waiaas init' first")),
+            None => return Err(failed("JWT_SECRET_MISSING: run 'waiaas init' first")),
         };
         let jwt = JwtKeys::from_secrets(&secrets)
-            .ok_or_else(|| CliError::general("JWT_SECRET_MISSING: the stored secret is not 64 hex characters"))?;
+            .ok_or_else(|| failed("JWT_SECRET_MISSING: the stored secret is not 64 hex characters"))?;
         let status = store.kill_switch_status().map_err(fail)?;
         let activated_at = store.system_value("kill_switch_activated_at").map_err(fail)?.and_then(|v| v.as_u64());
         let reason =
@@ -405,11 +396,11 @@ async fn open_database(
         Ok((store, KillSwitchView { status, activated_at, reason }, jwt))
     })
     .await
-    .map_err(|e| CliError::general(format!("database task failed: {e}")))?
+    .map_err(|e| failed(format!("database task failed: {e}")))?
 }
 
 /// Serves until a signal or `POST /v1/admin/shutdown`, then shuts down (§9.1).
-async fn serve_until_shutdown(running: Running) -> Result<(), CliError> {
+pub(crate) async fn serve(running: Running) {
     let app = running.app.clone();
     spawn_signal_handlers(&app, running.logging.clone());
     let by = app.shutdown.triggered().await;
@@ -518,7 +509,7 @@ fn merge_reloadable(old: &Config, new: Config) -> Config {
 }
 
 /// The graceful shutdown sequence (01-daemon.md §9.1).
-async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
+async fn shut_down(running: Running, by: &str) {
     let Running { app, server, logging: _logging, lock, pid_file } = running;
     let pid = std::process::id();
     tracing::info!("shutdown initiated by {by}");
@@ -588,5 +579,4 @@ async fn shut_down(running: Running, by: &str) -> Result<(), CliError> {
     drop(lock);
     done.store(true, Ordering::SeqCst);
     tracing::info!("WAIaaS daemon stopped gracefully");
-    Ok(())
 }

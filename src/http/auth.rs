@@ -8,11 +8,11 @@ use waiaas_storage::{AgentStatus, AuditEvent, AuditSeverity};
 
 use super::{ApiError, Caller, Req};
 use crate::app::App;
-use crate::auth::SessionContext;
-use crate::auth::jwt::{self, TokenError};
-use crate::auth::master::MasterOutcome;
-use crate::auth::owner::{self, OwnerAction, OwnerAuthError};
-use crate::error::ErrorCode;
+use crate::base::error::ErrorCode;
+use crate::domain::auth::SessionContext;
+use crate::domain::auth::jwt::{self, TokenError};
+use crate::domain::auth::master::MasterOutcome;
+use crate::domain::auth::owner::{self, OwnerAction, OwnerAuthError};
 use crate::http::routes::AuthKind;
 
 /// Authenticates `req` per its route; on success sets `req.caller` and returns the stage-2
@@ -143,7 +143,7 @@ pub(crate) async fn master(app: &Arc<App>, req: &Req) -> Result<(), ApiError> {
             let locked = locked_now.then(|| {
                 AuditEvent::new("MASTER_AUTH_LOCKED", "system")
                     .severity(AuditSeverity::Critical)
-                    .detail("lockoutSeconds", crate::auth::master::LOCKOUT_SECS)
+                    .detail("lockoutSeconds", crate::domain::auth::master::LOCKOUT_SECS)
             });
             app.db
                 .call(move |s| {

@@ -12,8 +12,8 @@ use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::error::ErrorCode;
-use crate::validation::{body_issue, parse_json};
+use crate::base::error::ErrorCode;
+use crate::base::validation::{body_issue, parse_json};
 
 /// Largest accepted body.
 pub(crate) const MAX_BODY: u64 = 262_144;

@@ -4,8 +4,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Coded, ErrorCode};
-use crate::validation::Invalid;
+use crate::base::error::{Coded, ErrorCode};
+use crate::base::validation::Invalid;
 
 /// An API error.
 #[derive(Debug, Clone, PartialEq)]

@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 use warp::http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::app::App;
-use crate::auth::SessionContext;
-use crate::error::ErrorCode;
+use crate::base::error::ErrorCode;
+use crate::domain::auth::SessionContext;
 use body::Body;
 pub(crate) use error::ApiError;
 use ratelimit::{RateLimiter, Stage, Verdict};
@@ -48,9 +48,9 @@ pub(crate) enum Caller {
     Anonymous,
     Master,
     Session(Box<SessionContext>),
-    Owner(crate::auth::owner::Owner),
+    Owner(crate::domain::auth::owner::Owner),
     /// Master password and an owner signature (a LOCKED owner change).
-    MasterAndOwner(crate::auth::owner::Owner),
+    MasterAndOwner(crate::domain::auth::owner::Owner),
 }
 
 impl Caller {
@@ -362,7 +362,7 @@ async fn routed(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out 
     let allowed = matches!(&routing, Routing::Found(m) if m.route.kill_switch_allowed);
     if ks.status != waiaas_storage::KillSwitchStatus::Normal && !allowed {
         let e = ApiError::new(ErrorCode::SystemLocked, "System is in kill switch mode.")
-            .detail("activatedAt", ks.activated_at.map(crate::clock::iso))
+            .detail("activatedAt", ks.activated_at.map(crate::base::clock::iso))
             .detail("reason", ks.reason.clone());
         return Out::error(&e, id);
     }

@@ -3,7 +3,7 @@
 //! guard and the OpenAPI document all read this table, and a test asserts they agree. A path
 //! not in the table is 404; there is no default auth.
 
-use crate::auth::owner::OwnerAction;
+use crate::domain::auth::owner::OwnerAction;
 
 /// Who may call a route (04-auth.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

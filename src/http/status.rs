@@ -2,7 +2,7 @@
 //! (09-api.md §7), plus the default `Retry-After`. This is the only place that maps codes to
 //! statuses.
 
-use crate::error::ErrorCode;
+use crate::base::error::ErrorCode;
 
 macro_rules! table {
     ($($variant:ident => ($status:literal, $retry:literal, $hint:expr),)+) => {

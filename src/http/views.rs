@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 use waiaas_storage::{AgentRecord, Chain, SessionRecord, TransactionRecord};
 
-use crate::chains::AdapterInfo;
-use crate::clock::iso;
-use crate::killswitch::KillSwitchView;
+use crate::adapters::chains::AdapterInfo;
+use crate::base::clock::iso;
+use crate::domain::emergency::killswitch::KillSwitchView;
 use crate::runtime::workers::WorkerState;
 
 /// **AgentView**.
@@ -37,7 +37,7 @@ pub(crate) fn policy(p: &waiaas_storage::PolicyRecord) -> Value {
     serde_json::json!({
         "id": p.id, "agentId": p.agent_id, "chain": p.chain.map(|c| c.as_str()), "type": p.policy_type.as_str(),
         "rules": p.rules, "priority": p.priority, "enabled": p.enabled,
-        "createdAt": crate::clock::iso(p.created_at), "updatedAt": crate::clock::iso(p.updated_at),
+        "createdAt": crate::base::clock::iso(p.created_at), "updatedAt": crate::base::clock::iso(p.updated_at),
     })
 }
 

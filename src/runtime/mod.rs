@@ -7,6 +7,7 @@
 //! pieces they use, never the whole application; `crate::app::App` only composes them. Nothing
 //! here knows about HTTP.
 
+pub(crate) mod config;
 mod db;
 mod settings;
 pub(crate) mod shutdown;

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::Config;
+use crate::runtime::config::Config;
 
 /// The current [`Config`] plus the values that never change while the daemon runs.
 #[derive(Clone)]

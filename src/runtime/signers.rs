@@ -40,17 +40,17 @@ impl Signers {
 /// The Ledger device `[ledger]` describes: TCP (Speculos, the fake device) or USB HID. `None`
 /// when this build has no HID support and HID is configured. The daemon and the CLI's owner
 /// signing both open devices through here.
-pub(crate) fn ledger_device(config: &crate::config::LedgerConfig) -> Option<LedgerDevice> {
+pub(crate) fn ledger_device(config: &crate::runtime::config::LedgerConfig) -> Option<LedgerDevice> {
     use std::time::Duration;
     let timeouts = waiaas_backends::ledger::device::LedgerTimeouts {
         confirm: Duration::from_secs(config.confirm_timeout),
         command: Duration::from_secs(config.command_timeout),
     };
     match config.transport {
-        crate::config::LedgerTransport::Tcp => Some(LedgerDevice::tcp(config.tcp_address.clone(), timeouts)),
+        crate::runtime::config::LedgerTransport::Tcp => Some(LedgerDevice::tcp(config.tcp_address.clone(), timeouts)),
         #[cfg(feature = "hid")]
-        crate::config::LedgerTransport::Hid => Some(LedgerDevice::hid(timeouts)),
+        crate::runtime::config::LedgerTransport::Hid => Some(LedgerDevice::hid(timeouts)),
         #[cfg(not(feature = "hid"))]
-        crate::config::LedgerTransport::Hid => None,
+        crate::runtime::config::LedgerTransport::Hid => None,
     }
 }

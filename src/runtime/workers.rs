@@ -3,7 +3,7 @@
 //! clock is advanced, so due work is picked up at once.
 //!
 //! The registry only schedules; what each worker does lives in the domain module it belongs to
-//! (the daemon wires them in `daemon::workers`). Workers can be stopped one by one — the kill
+//! (the app wires them in `app::workers`). Workers can be stopped one by one — the kill
 //! switch stops the execution workers and recovery starts them again.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
+use crate::base::clock::Clock;
 
 /// What the status views show about one worker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde_json::json;
 use waiaas_storage::{AuditEvent, AuditQuery, AuditRecord, AuditSeverity};
 
 use crate::app::App;
-use crate::clock::iso;
+use crate::base::clock::iso;
 use crate::http::{ApiError, Reply, Req, views};
 
 /// Resident set size of this process (Linux `/proc/self/statm`).
@@ -77,7 +77,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
             "delivered": q.delivered,
             "failed": q.failed,
         },
-        "ledger": {"transport": match config.ledger.transport { crate::config::LedgerTransport::Hid => "hid", crate::config::LedgerTransport::Tcp => "tcp" }, "status": ledger_status, "agents": ledger_agents},
+        "ledger": {"transport": match config.ledger.transport { crate::runtime::config::LedgerTransport::Hid => "hid", crate::runtime::config::LedgerTransport::Tcp => "tcp" }, "status": ledger_status, "agents": ledger_agents},
     })))
 }
 
@@ -85,7 +85,8 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
 pub(super) async fn backup(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
     let created =
-        crate::backup::create_running(&app.db, &app.layout, app.clock.now(), false, 10, &req.caller.actor()).await?;
+        crate::domain::backup::create_running(&app.db, &app.layout, app.clock.now(), false, 10, &req.caller.actor())
+            .await?;
     Ok(Reply::ok(json!({
         "path": created.path.display().to_string(),
         "sizeBytes": created.size_bytes,

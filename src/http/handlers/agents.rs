@@ -1,17 +1,17 @@
 //! `/v1/agents` (09-api.md §6.3): request bodies in, agent views out. The rules — defaults,
-//! uniqueness, the owner state machine, key handling — live in `crate::agents`.
+//! uniqueness, the owner state machine, key handling — live in `crate::domain::agents`.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use crate::agents::{AgentUpdate, NewAgent, parse_backend, parse_chain, parse_network};
 use crate::app::App;
-use crate::auth::owner;
-use crate::clock::iso;
+use crate::base::clock::iso;
+use crate::base::validation::Invalid;
+use crate::domain::agents::{AgentUpdate, NewAgent, parse_backend, parse_chain, parse_network};
+use crate::domain::auth::owner;
 use crate::http::{ApiError, Caller, Reply, Req, views};
-use crate::validation::Invalid;
 
 /// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -78,7 +78,7 @@ pub(super) async fn get(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let mut v = views::agent(&agent);
     v["recentTransactions"] = txs.iter().map(views::tx_summary).collect();
     v["activeSessions"] = sessions.iter().filter(|s| s.is_live(now)).map(|s| views::session(s, &agent.name)).collect();
-    v["policies"] = crate::policy::scope::for_agent(&agent, &policies)
+    v["policies"] = crate::rules::policy::scope::for_agent(&agent, &policies)
         .into_iter()
         .map(|(p, level, effective)| {
             let mut v = views::policy(p);

@@ -11,11 +11,11 @@ use waiaas_storage::{
 };
 
 use crate::app::App;
-use crate::clock::iso;
-use crate::error::ErrorCode;
+use crate::base::clock::iso;
+use crate::base::error::ErrorCode;
+use crate::domain::emergency::killswitch::Recovery;
 use crate::http::query::uuid_param;
 use crate::http::{ApiError, Reply, Req};
-use crate::killswitch::Recovery;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +89,7 @@ struct RecoverBody {
 pub(super) async fn recover(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let b: RecoverBody = req.body.json().await?;
     let password = req.header("x-master-password").map(str::to_string).or(b.master_password);
-    let owner = crate::auth::owner::bearer(req.header("authorization")).map(str::to_string);
+    let owner = crate::domain::auth::owner::bearer(req.header("authorization")).map(str::to_string);
     match app.kill_switch.recover(password.as_deref(), owner.as_deref()).await? {
         Recovery::Started { eligible_at, wait, has_owner } => Ok(Reply {
             status: 202,
@@ -97,7 +97,6 @@ pub(super) async fn recover(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
             headers: Vec::new(),
         }),
         Recovery::Completed { agents_reactivated, at } => {
-            crate::daemon::workers::start_execution_workers(app);
             Ok(Reply::ok(json!({"recovered": true, "timestamp": iso(at), "agentsReactivated": agents_reactivated})))
         }
     }
@@ -115,8 +114,8 @@ struct WithdrawBody {
 pub(super) async fn withdraw(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
     let b: WithdrawBody = req.body.json().await?;
     let scope = match b.scope.as_deref() {
-        None | Some("all") => crate::withdraw::Scope::All,
-        Some("native") => crate::withdraw::Scope::Native,
+        None | Some("all") => crate::domain::emergency::withdraw::Scope::All,
+        Some("native") => crate::domain::emergency::withdraw::Scope::Native,
         Some(_) => return Err(ApiError::validation("scope", "invalid_enum_value", "scope must be all or native")),
     };
     let password = req.header("x-master-password").unwrap_or_default().to_string();
@@ -189,7 +188,7 @@ pub(super) async fn create_rule(app: &Arc<App>, mut req: Req) -> Result<Reply, A
                 .map_err(|_| ApiError::validation("agentId", "invalid_string", "agentId must be a UUID"))
         })
         .transpose()?;
-    let new = crate::autostop::NewRule {
+    let new = crate::domain::emergency::autostop::NewRule {
         agent_id,
         kind,
         config: b.config,

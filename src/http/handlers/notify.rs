@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use waiaas_storage::{ChannelChange, ChannelRecord, ChannelType, LogQuery, NotificationStatus};
 
+use crate::adapters::notify::NewChannel;
+use crate::adapters::notify::channel::mask;
 use crate::app::App;
-use crate::clock::iso;
+use crate::base::clock::iso;
 use crate::http::query;
 use crate::http::{ApiError, Reply, Req};
-use crate::notify::NewChannel;
-use crate::notify::channel::mask;
 
 /// **ChannelView**, secrets masked.
 fn view(c: &ChannelRecord) -> Value {

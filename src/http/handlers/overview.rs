@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use waiaas_storage::{AgentStatus, Chain, Tier};
 
 use crate::app::App;
-use crate::clock::iso;
+use crate::base::clock::iso;
 use crate::http::{ApiError, Reply};
 
 /// `GET /v1/owner/status`.
@@ -37,7 +37,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
 /// `GET /v1/owner/dashboard`.
 pub(super) async fn dashboard(app: &Arc<App>) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    let since = crate::clock::day_start(now);
+    let since = crate::base::clock::day_start(now);
     let (agents, sessions, queued, ks) = app
         .db
         .call(move |s| Ok((s.list_agents()?, s.list_sessions(None)?, s.queued_rows(None)?, s.kill_switch_state()?)))
@@ -104,13 +104,13 @@ pub(super) async fn settings(app: &Arc<App>) -> Result<Reply, ApiError> {
         },
         "autoStop": {"rulesCount": rules.len(), "enabledRulesCount": rules.iter().filter(|r| r.enabled).count()},
         "oracle": {"provider": match c.oracle.provider {
-            crate::config::OracleProvider::None => "none",
-            crate::config::OracleProvider::Static => "static",
-            crate::config::OracleProvider::CoinGecko => "coingecko",
+            crate::runtime::config::OracleProvider::None => "none",
+            crate::runtime::config::OracleProvider::Static => "static",
+            crate::runtime::config::OracleProvider::CoinGecko => "coingecko",
         }},
         "ledger": {"transport": match c.ledger.transport {
-            crate::config::LedgerTransport::Hid => "hid",
-            crate::config::LedgerTransport::Tcp => "tcp",
+            crate::runtime::config::LedgerTransport::Hid => "hid",
+            crate::runtime::config::LedgerTransport::Tcp => "tcp",
         }},
     })))
 }

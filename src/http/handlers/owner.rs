@@ -9,7 +9,7 @@ use serde_json::json;
 use waiaas_storage::Chain;
 
 use crate::app::App;
-use crate::clock::iso;
+use crate::base::clock::iso;
 use crate::http::{ApiError, Caller, Reply, Req};
 
 /// `POST /v1/owner/agents/:id/verify` (owner `verify_owner`): step 9 of ownerAuth is this
@@ -33,8 +33,8 @@ pub(super) async fn approve(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
     let _: serde_json::Map<String, serde_json::Value> = req.body.json().await?;
     let id = crate::http::query::uuid_param(req.matched.param("txId"), tx_not_found)?;
     // The signed message and signature are kept with the consumed approval.
-    let payload = crate::auth::owner::bearer(req.header("authorization"))
-        .and_then(|b| crate::auth::owner::decode(b).ok())
+    let payload = crate::domain::auth::owner::bearer(req.header("authorization"))
+        .and_then(|b| crate::domain::auth::owner::decode(b).ok())
         .map(|p| json!({"message": p.message, "signature": p.signature, "nonce": p.nonce}));
     let row = app.pipeline.approve(id, &owner, payload, req.ctx(app)).await?;
     Ok(Reply::ok(json!({
@@ -46,7 +46,7 @@ pub(super) async fn approve(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
 }
 
 fn tx_not_found(id: &str) -> ApiError {
-    ApiError::new(crate::error::ErrorCode::TxNotFound, format!("Transaction {id} not found"))
+    ApiError::new(crate::base::error::ErrorCode::TxNotFound, format!("Transaction {id} not found"))
         .detail("resource", "transaction")
         .detail("id", id.to_string())
 }
@@ -108,7 +108,7 @@ pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError>
                 "type": r.tx_type.as_str(), "amount": r.amount.to_string(), "toAddress": r.to_address,
                 "chain": r.chain.as_str(), "network": r.network.as_str(), "tier": r.tier.map(|t| t.as_str()),
                 "queuedAt": r.queued_at.map(iso), "expiresAt": r.queue_expires_at.map(iso),
-                "summary": crate::summary::approval_summary(r, symbol),
+                "summary": crate::rules::summary::approval_summary(r, symbol),
             })
         })
         .collect();

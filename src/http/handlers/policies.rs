@@ -10,10 +10,10 @@ use uuid::Uuid;
 use waiaas_storage::{Chain, PolicyType};
 
 use crate::app::App;
-use crate::error::ErrorCode;
+use crate::base::error::ErrorCode;
+use crate::domain::policy_admin::{NewPolicy, PolicyFilter, PolicyUpdate};
 use crate::http::query::uuid_param;
 use crate::http::{ApiError, Reply, Req, views};
-use crate::policies::{NewPolicy, PolicyFilter, PolicyUpdate};
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(ErrorCode::PolicyNotFound, format!("Policy {id} not found"))
@@ -158,12 +158,14 @@ pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
             let mut out = Vec::new();
             for (i, v) in list.into_iter().enumerate() {
                 let path = format!("policies[{i}]");
-                let body: CreateBody = crate::validation::from_value(&v).map_err(|e| e.under(&path))?;
+                let body: CreateBody = crate::base::validation::from_value(&v).map_err(|e| e.under(&path))?;
                 let new = body.into_new(&path)?;
                 // Candidates are scoped like stored policies: another agent's or another chain's
                 // do not apply.
                 let p = app.policies.validate(new).await.map_err(|e| match e {
-                    crate::policies::PolicyError::Invalid(i) => crate::policies::PolicyError::Invalid(i.under(&path)),
+                    crate::domain::policy_admin::PolicyError::Invalid(i) => {
+                        crate::domain::policy_admin::PolicyError::Invalid(i.under(&path))
+                    }
                     e => e,
                 })?;
                 out.push(p);
@@ -173,7 +175,9 @@ pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
     };
     let tx = serde_json::to_vec(&b.transaction).unwrap_or_default();
     let d = app.pipeline.owner_dry_run(&agent, &tx, candidates).await.map_err(|e| match e {
-        crate::pipeline::SendError::Invalid(i) => crate::pipeline::SendError::Invalid(i.under("transaction")),
+        crate::domain::pipeline::SendError::Invalid(i) => {
+            crate::domain::pipeline::SendError::Invalid(i.under("transaction"))
+        }
         e => e,
     })?;
     Ok(Reply::ok(super::transactions::dry_run_body(d, false)))

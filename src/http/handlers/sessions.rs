@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::clock::iso;
-use crate::error::ErrorCode;
+use crate::base::clock::iso;
+use crate::base::error::ErrorCode;
+use crate::domain::sessions::ConstraintRequest;
 use crate::http::query::{self, paginate, uuid_param};
 use crate::http::{ApiError, Caller, Reply, Req, views};
-use crate::sessions::ConstraintRequest;
 
 /// The flat constraint fields repeat `ConstraintRequest` on purpose: `#[serde(flatten)]` does
 /// not work together with `deny_unknown_fields`, and unknown keys must stay a validation error.

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use waiaas_storage::KillSwitchStatus;
 
 use crate::app::App;
-use crate::clock::iso;
+use crate::base::clock::iso;
 use crate::http::{ApiError, Reply, views};
 
 /// `GET /health`, `GET /v1/health` (01-daemon.md §8.7). Always 200.

@@ -1,5 +1,5 @@
 //! `/v1/transactions/*` (09-api.md §5.4–5.8): the agent's send, dry run and reads. The
-//! pipeline itself lives in `crate::pipeline`; these handlers turn its typed outcomes into
+//! pipeline itself lives in `crate::domain::pipeline`; these handlers turn its typed outcomes into
 //! statuses and bodies (06-pipeline.md §11, §13) and store idempotent responses.
 
 use std::sync::Arc;
@@ -8,14 +8,14 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use waiaas_storage::{Tier, TransactionRecord, TxStatus};
 
+use crate::adapters::chains::types::FeeEstimate;
 use crate::app::App;
-use crate::chains::types::FeeEstimate;
-use crate::clock::iso;
-use crate::error::{Coded, ErrorCode};
+use crate::base::clock::iso;
+use crate::base::error::{Coded, ErrorCode};
+use crate::domain::pipeline::SendOutcome;
+use crate::domain::pipeline::decide::Decided;
 use crate::http::query::{self, uuid_param};
 use crate::http::{ApiError, Reply, Req, status, views};
-use crate::pipeline::SendOutcome;
-use crate::pipeline::decide::Decided;
 
 /// The success body of 06-pipeline.md §11.
 fn success_body(rec: &TransactionRecord, estimated: Option<FeeEstimate>) -> Value {
@@ -132,11 +132,11 @@ pub(super) async fn dry_run(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiEr
 }
 
 /// The dry-run body (06-pipeline.md §13); the owner's dry run has `sessionCheck: null`.
-pub(super) fn dry_run_body(d: crate::pipeline::DryRun, session: bool) -> serde_json::Value {
+pub(super) fn dry_run_body(d: crate::domain::pipeline::DryRun, session: bool) -> serde_json::Value {
     let estimated = d.estimated_fee.map(|f| f.total_fee.to_string());
     let mut body = match d.decided {
         Decided::Allowed(a) => {
-            let mut v = crate::pipeline::decide::decision_json(&a);
+            let mut v = crate::domain::pipeline::decide::decision_json(&a);
             v["allowed"] = json!(true);
             v["sessionCheck"] = json!({"passed": true});
             v

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::adapters::chains::types::TokenHint;
 use crate::app::App;
-use crate::chains::types::{TokenHint, format_units};
+use crate::base::units::format_units;
+use crate::domain::pipeline::decide::{Refusal, balance_check};
 use crate::http::{ApiError, Reply, Req, views};
-use crate::pipeline::decide::{Refusal, balance_check};
 
 /// `GET /v1/wallet/address`.
 pub(super) fn address(req: &Req) -> Result<Reply, ApiError> {
@@ -46,7 +47,7 @@ pub(super) async fn assets(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> 
     balance_check(&s.session.constraints).map_err(Refusal::Session)?;
     let a = &s.agent;
     let policies = app.db.call(|st| st.list_policies()).await?;
-    let hints: Vec<TokenHint> = crate::policy::scope::allowed_tokens(a, &policies)
+    let hints: Vec<TokenHint> = crate::rules::policy::scope::allowed_tokens(a, &policies)
         .into_iter()
         .map(|t| TokenHint { address: t.mint, symbol: t.symbol, decimals: t.decimals })
         .collect();
