@@ -1,87 +1,133 @@
 #!/usr/bin/env bash
-# The layer rule of package `waiaas`, checked on the source text (run by scripts/test.sh, so CI
-# runs it). Layers point one way:
+# The architecture of package `waiaas`, checked on the source text (scripts/test.sh runs it, so
+# CI does). Each folder of src/ is a layer and may name only the layers listed on its line
+# (`crate::<folder>`); docs/architecture.md explains the picture.
 #
-#   cli, daemon  ──▶  http  ──▶  app (composition)  ──▶  domain  ──▶  runtime, storage, backends
+#   folder     may use
+LAYERS='
+base       -
+rules      base
+runtime    base
+adapters   base rules runtime
+domain     base rules runtime adapters
+app        base rules runtime adapters domain
+http       base rules runtime adapters domain app
+daemon     base rules runtime adapters domain app http::server
+cli        base rules runtime adapters domain app daemon
+'
+# (`http::server` on the daemon's line: the daemon starts the server through that one entry and
+# names nothing else of `http`.) Three more rules:
+#   purity    src/rules is pure: no async, no I/O, no clock reads.
+#   http      only src/http names warp or hyper (the server's HTTP stack).
+#   ops       storage/src/ops/*.rs never name each other; what they share lives in the private
+#             ops/shared.rs (in-transaction helpers).
+#   audit     audit event names are written only in storage/src/audit_events.rs: no
+#             `AuditEvent::new("…")` string literal anywhere else.
 #
-# 1. Only src/http/ and src/cli/ know HTTP: no other file names `crate::http`, warp or hyper.
-#    The one allowed exception is the daemon starting the server: src/daemon/start.rs may use
-#    `http::server::` (bind / spawn / Server) and nothing else of `crate::http`.
-# 2. Workers call domain code, never handlers: src/daemon/workers.rs names no `handlers`.
-# 3. The domain never reaches back up: outside src/http, src/cli, src/daemon, src/app.rs and
-#    src/lib.rs nothing names `crate::app`, `crate::daemon` or `crate::cli`.
-# 4. src/policy/ is pure: no async, no I/O, no clock reads, no runtime or chain access.
-#
-# Usage: scripts/check-layers.sh [SRC_DIR]    (default: src of this checkout)
-#        scripts/check-layers.sh --self-test  (plants each kind of violation in a copy of src
-#                                              and asserts the check fails on it)
+# Usage: scripts/check-layers.sh              check this checkout
+#        scripts/check-layers.sh --self-test  plant one violation per rule in a scratch copy and
+#                                             assert that the check refuses each of them
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # grep -rnE over the code of .rs files, ignoring comments (`//` to the end of the line).
 code_grep() { # pattern, path...
   local pattern="$1"; shift
-  grep -rnE "$pattern" "$@" --include='*.rs' 2>/dev/null \
+  grep -rnHE "$pattern" "$@" --include='*.rs' 2>/dev/null \
     | perl -ne 'my ($loc, $code) = /^([^:]+:\d+:)(.*)$/ or next; $code =~ s{//.*$}{}; print if $code =~ /'"$pattern"'/'
 }
 
-check() {
-  local src="$1" bad=0 hits
-  # 1. HTTP below the HTTP layer.
-  hits=$(code_grep 'crate::http|\bwarp::|\bhyper(_util)?::|use (warp|hyper)' "$src" \
-    | grep -vE "^$src/(http|cli)/" \
-    | grep -vE "^$src/daemon/start\.rs:[0-9]+:(use crate::http;|.*\bhttp::server::)")
-  if [ -n "$hits" ]; then
-    echo "layer rule 1: HTTP types outside src/http and src/cli:"; echo "$hits"; bad=1
-  fi
-  # 2. Workers calling handlers.
-  hits=$(code_grep 'handlers' "$src/daemon/workers.rs")
-  if [ -n "$hits" ]; then
-    echo "layer rule 2: src/daemon/workers.rs calls into HTTP handlers:"; echo "$hits"; bad=1
-  fi
-  # 3. Domain code reaching the composition root.
-  hits=$(code_grep 'crate::(app|daemon|cli)\b' "$src" \
-    | grep -vE "^$src/(http|cli|daemon)/|^$src/(app|lib|main)\.rs:")
-  if [ -n "$hits" ]; then
-    echo "layer rule 3: domain modules reach app/daemon/cli:"; echo "$hits"; bad=1
-  fi
-  # 4. The policy engine is pure.
-  if [ -d "$src/policy" ]; then
-    hits=$(code_grep '\basync\b|\.await|\btokio\b|std::(fs|net|thread|process)|reqwest|SystemTime::now|Instant::now|Utc::now|crate::(runtime|chains|app|pipeline|http|notify|oracle)\b' \
-      "$src/policy")
+check() { # root of a copy of the workspace
+  local root="$1" src="$1/src" bad=0 hits folder allowed
+  # The layer table: every `crate::<top>` a folder names must be on its line (or itself).
+  while read -r folder allowed; do
+    [ -n "$folder" ] || continue
+    hits=$(code_grep 'crate::[a-z_]+(::[a-z_]+)?' "$src/$folder" | perl -ne '
+      BEGIN { %ok = map { $_ => 1 } (split(/ /, $ARGV[0]), $ARGV[1]); shift @ARGV; shift @ARGV; }
+      my ($loc, $code) = /^([^:]+:\d+:)(.*)$/ or next; $code =~ s{//.*$}{};
+      while ($code =~ /crate::([a-z_]+)(?:::([a-z_]+))?/g) {
+        next if $ok{$1} || (defined $2 && $ok{"$1::$2"});
+        print; last;
+      }' "$allowed" "$folder")
     if [ -n "$hits" ]; then
-      echo "layer rule 4: src/policy is not pure:"; echo "$hits"; bad=1
+      echo "layers: src/$folder may use only: $allowed"; echo "$hits"; bad=1
     fi
+  done <<<"$LAYERS"
+  # Top-level entries other than the layer folders: only the crate root files.
+  hits=$(find "$src" -mindepth 1 -maxdepth 1 | sed "s|^$src/||" | sort | while read -r e; do
+    case " $(echo "$LAYERS" | awk '{print $1}' | tr '\n' ' ') lib.rs main.rs " in *" $e "*) ;; *) echo "src/$e";; esac
+  done)
+  if [ -n "$hits" ]; then
+    echo "layers: src/ holds only the layer folders, lib.rs and main.rs:"; echo "$hits"; bad=1
+  fi
+  # purity
+  hits=$(code_grep '\basync\b|\.await|\btokio\b|std::(fs|net|thread|process)|reqwest|SystemTime::now|Instant::now|Utc::now|Clock\b' \
+    "$src/rules")
+  if [ -n "$hits" ]; then
+    echo "purity: src/rules is not pure:"; echo "$hits"; bad=1
+  fi
+  # http
+  hits=$(code_grep '\bwarp::|\bhyper(_util)?::|use (warp|hyper)' "$src" | grep -vE "^$src/http/")
+  if [ -n "$hits" ]; then
+    echo "http: warp/hyper outside src/http:"; echo "$hits"; bad=1
+  fi
+  # ops
+  local ops="$root/storage/src/ops" f me others
+  others=$(find "$ops" -name '*.rs' ! -name mod.rs ! -name shared.rs -exec basename {} .rs \; | sort)
+  for f in "$ops"/*.rs; do
+    me=$(basename "$f" .rs)
+    [ "$me" = mod ] && continue
+    for o in $others; do
+      [ "$o" = "$me" ] && continue
+      hits=$(code_grep "(ops|super)::$o\b" "$f")
+      if [ -n "$hits" ]; then
+        echo "ops: storage/src/ops/$me.rs names ops::$o (share through ops/shared.rs):"; echo "$hits"; bad=1
+      fi
+    done
+  done
+  # audit
+  hits=$(code_grep 'AuditEvent::new\(\s*"' "$src" "$root/storage/src" "$root/backends/src")
+  if [ -n "$hits" ]; then
+    echo "audit: an audit event name written as a string literal (use waiaas_storage::AuditEventType):"; echo "$hits"; bad=1
   fi
   return $bad
 }
 
 if [ "${1:-}" = "--self-test" ]; then
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  plant() { # name, file, line
-    rm -rf "$tmp/src"; cp -r src "$tmp/src"
-    printf '%s\n' "$3" >> "$tmp/src/$2"
-    if check "$tmp/src" >/dev/null; then
+  fresh() { rm -rf "$tmp/w"; mkdir -p "$tmp/w/storage"; cp -r src "$tmp/w/src"; cp -r storage/src "$tmp/w/storage/src"; cp -r backends "$tmp/w/backends"; }
+  plant() { # what, file (under the copy), line to append
+    fresh
+    printf '%s\n' "$3" >> "$tmp/w/$2"
+    if check "$tmp/w" >/dev/null; then
       echo "check-layers self-test FAILED: a planted $1 was not caught"; exit 1
     fi
-    echo "check-layers self-test: planted $1 in src/$2 -> refused"
+    echo "check-layers self-test: planted $1 in $2 -> refused"
   }
-  plant "HTTP import in the pipeline" pipeline/mod.rs 'use crate::http::ApiError;'
-  plant "warp import in the agents service" agents.rs 'use warp::Filter;'
-  plant "handler call in the workers" daemon/workers.rs 'use crate::http::handlers::dispatch;'
-  plant "second http entry in the daemon" daemon/start.rs 'use crate::http::handlers;'
-  plant "composition-root import in the domain" sessions.rs 'use crate::app::App;'
-  plant "async code in the policy engine" policy/mod.rs 'async fn fetch() {}'
-  plant "clock read in the policy engine" policy/scope.rs 'fn t() -> std::time::SystemTime { std::time::SystemTime::now() }'
-  rm -rf "$tmp/src"; cp -r src "$tmp/src"
-  check "$tmp/src" >/dev/null || { echo "check-layers self-test FAILED: the clean copy was refused"; exit 1; }
+  # One violation per line of the layer table: each folder reaching one layer it may not.
+  plant "base using rules"           src/base/clock.rs              'use crate::rules::policy::Policy;'
+  plant "rules using runtime"        src/rules/summary.rs           'use crate::runtime::Db;'
+  plant "runtime using adapters"     src/runtime/db.rs              'use crate::adapters::chains::Registry;'
+  plant "adapters using domain"      src/adapters/oracle.rs         'use crate::domain::pipeline::Pipeline;'
+  plant "domain using app"           src/domain/sessions.rs         'use crate::app::App;'
+  plant "app using http"             src/app/workers.rs             'use crate::http::handlers::dispatch;'
+  plant "http using daemon"          src/http/routes.rs             'use crate::daemon::StartOptions;'
+  plant "daemon using http handlers" src/daemon/start.rs            'use crate::http::handlers;'
+  plant "cli using http"             src/cli/remote/client.rs       'use crate::http::ApiError;'
+  plant "new top-level entry"        src/stray.rs                   '//! a module outside the layers'
+  plant "async code in rules"        src/rules/policy/mod.rs        'async fn fetch() {}'
+  plant "clock read in rules"        src/rules/policy/scope.rs      'fn t() -> std::time::SystemTime { std::time::SystemTime::now() }'
+  plant "warp in the domain"         src/domain/agents.rs           'use warp::Filter;'
+  plant "ops file naming another"    storage/src/ops/sessions.rs    'use crate::ops::agents::revoke_agent_sessions;'
+  plant "audit literal"              src/domain/sessions.rs         'fn e() -> waiaas_storage::AuditEvent { waiaas_storage::AuditEvent::new("X", "y") }'
+  fresh
+  check "$tmp/w" >/dev/null || { echo "check-layers self-test FAILED: the clean copy was refused"; check "$tmp/w"; exit 1; }
   echo "check-layers self-test: passed"
   exit 0
 fi
 
-src="${1:-src}"
-if check "$src"; then
-  echo "check-layers: $src passes the layer rule"
+if check "."; then
+  echo "check-layers: src/ and storage/src/ops follow the layer rules"
 else
   exit 1
 fi

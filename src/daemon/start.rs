@@ -15,7 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore};
 use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
-    AgentRecord, AgentStatus, AuditEvent, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store, StoreError,
+    AgentRecord, AgentStatus, AuditEvent, AuditEventType, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store,
+    StoreError,
 };
 
 use super::lock::{self, InstanceLock};
@@ -27,7 +28,7 @@ use crate::domain::auth::jwt::{JwtKeys, Tokens};
 use crate::domain::auth::master::MasterAuth;
 use crate::domain::auth::nonce::NonceStore;
 use crate::domain::emergency::killswitch::KillSwitchView;
-use crate::http;
+use crate::http::server;
 use crate::runtime::config::{self, Config, Overrides};
 use crate::runtime::{Db, Settings, Signers};
 
@@ -100,7 +101,7 @@ pub(crate) async fn start(opts: StartOptions) -> Result<Running, StartError> {
 /// Everything a started daemon holds.
 pub(crate) struct Running {
     app: Arc<App>,
-    server: http::server::Server,
+    server: server::Server,
     logging: logging::Handle,
     lock: InstanceLock,
     pid_file: PathBuf,
@@ -226,7 +227,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
 
     // Step 5: bind.
     let listener =
-        tokio::time::timeout(Duration::from_secs(5), http::server::bind(&config.daemon.hostname, config.daemon.port))
+        tokio::time::timeout(Duration::from_secs(5), server::bind(&config.daemon.hostname, config.daemon.port))
             .await
             .map_err(step_timeout("bind"))?
             .map_err(|e| match e.kind() {
@@ -247,7 +248,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         nonces,
         kill_switch: ks,
     });
-    let server = http::server::spawn(app.clone(), listener);
+    let server = server::spawn(app.clone(), listener);
 
     // Step 6: workers.
     crate::app::workers::start_all(&app);
@@ -267,7 +268,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     if let Err(e) = lock::write_pid_file(&config.daemon.pid_file) {
         tracing::warn!("cannot write the PID file {}: {e}", config.daemon.pid_file.display());
     }
-    let ev = AuditEvent::new("DAEMON_STARTED", "system")
+    let ev = AuditEvent::new(AuditEventType::DaemonStarted, "system")
         .detail("version", env!("CARGO_PKG_VERSION"))
         .detail("port", config.daemon.port)
         .detail("pid", pid)
@@ -465,11 +466,14 @@ pub(crate) async fn reload_config(app: &Arc<App>, logging: &logging::Handle) {
             app.settings.replace(merged);
             app.chains.reload();
             tracing::info!("configuration reloaded");
-            let _ = app.db.call(move |s| s.append_audit(AuditEvent::new("CONFIG_RELOADED", "system"), &ctx)).await;
+            let _ = app
+                .db
+                .call(move |s| s.append_audit(AuditEvent::new(AuditEventType::ConfigReloaded, "system"), &ctx))
+                .await;
         }
         Err(e) => {
             tracing::warn!("configuration reload failed, keeping the running configuration: {e}");
-            let ev = AuditEvent::new("CONFIG_RELOAD_FAILED", "system")
+            let ev = AuditEvent::new(AuditEventType::ConfigReloadFailed, "system")
                 .severity(AuditSeverity::Warning)
                 .detail("error", e.to_string());
             let _ = app.db.call(move |s| s.append_audit(ev, &ctx)).await;
@@ -514,7 +518,7 @@ async fn shut_down(running: Running, by: &str) {
     let pid = std::process::id();
     tracing::info!("shutdown initiated by {by}");
     let ctx = OpCtx::new("system", app.clock.now());
-    let ev = AuditEvent::new("DAEMON_SHUTDOWN_INITIATED", "system").detail("signal", by).detail("pid", pid);
+    let ev = AuditEvent::new(AuditEventType::DaemonShutdownInitiated, "system").detail("signal", by).detail("pid", pid);
     if let Err(e) = app.db.call(move |s| s.append_audit(ev, &ctx)).await {
         tracing::warn!("cannot audit the shutdown: {e}");
     }
@@ -532,7 +536,7 @@ async fn shut_down(running: Running, by: &str) {
                 return;
             }
             tracing::error!("Graceful shutdown timed out, forcing exit");
-            let ev = AuditEvent::new("DAEMON_FORCED_SHUTDOWN", "system")
+            let ev = AuditEvent::new(AuditEventType::DaemonForcedShutdown, "system")
                 .severity(AuditSeverity::Critical)
                 .detail("timeoutSeconds", timeout.as_secs());
             let _ = store.append_audit(ev, &OpCtx::new("system", clock.now()));
@@ -562,10 +566,13 @@ async fn shut_down(running: Running, by: &str) {
         .db
         .call(move |s| {
             if was_unlocked {
-                s.append_audit(AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "shutdown"), &ctx)?;
+                s.append_audit(
+                    AuditEvent::new(AuditEventType::KeystoreLocked, "system").detail("reason", "shutdown"),
+                    &ctx,
+                )?;
             }
             s.append_audit(
-                AuditEvent::new("DAEMON_STOPPED", "system").detail("pid", pid).detail("uptime", uptime),
+                AuditEvent::new(AuditEventType::DaemonStopped, "system").detail("pid", pid).detail("uptime", uptime),
                 &ctx,
             )
         })

@@ -23,8 +23,8 @@ use waiaas_backends::keystore::{AgentKeyInfo, KeystoreError, UnlockedKeystore};
 use waiaas_backends::ledger::apps::DerivationPath;
 use waiaas_backends::seam::{BackendKind, ChainKind, KeyRef, SignerError};
 use waiaas_storage::{
-    AgentRecord, AgentStatus, AuditEvent, AuditSeverity, Backend, Chain, Network, OpCtx, OwnerState, Store, StoreError,
-    TerminationReport, WalletConnectionRecord,
+    AgentRecord, AgentStatus, AuditEvent, AuditEventType, AuditSeverity, Backend, Chain, Network, OpCtx, OwnerState,
+    Store, StoreError, TerminationReport, WalletConnectionRecord,
 };
 
 use crate::adapters::chains::Registry;
@@ -576,7 +576,9 @@ impl Agents {
         let id = agent.id;
         let file =
             self.signers.keystore.with(|ks| tokio::task::block_in_place(|| ks.export(id, password, params))).await??;
-        let ev = AuditEvent::new("AGENT_KEY_EXPORTED", ctx.actor.clone()).agent(id).severity(AuditSeverity::Warning);
+        let ev = AuditEvent::new(AuditEventType::AgentKeyExported, ctx.actor.clone())
+            .agent(id)
+            .severity(AuditSeverity::Warning);
         let ctx = ctx.clone();
         self.db.call(move |s| s.append_audit(ev, &ctx)).await?;
         Ok(file)
@@ -603,7 +605,7 @@ impl Agents {
         let name = self.name_or_default(name.or(decrypted.name.clone())).await?;
         let chain_id = self.bind_chain(chain, network).await?;
         let rec = AgentRecord::new(self.clock.new_id(), name, chain, network, chain_id, self.clock.now());
-        let ev = AuditEvent::new("AGENT_KEY_IMPORTED", ctx.actor.clone()).severity(AuditSeverity::Warning);
+        let ev = AuditEvent::new(AuditEventType::AgentKeyImported, ctx.actor.clone()).severity(AuditSeverity::Warning);
         self.insert_keystore_agent(rec, KeySource::Import(decrypted.secret), Some(ev), ctx).await
     }
 

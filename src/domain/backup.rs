@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use waiaas_backends::fsutil;
-use waiaas_storage::{AgentStatus, Backend, Store, StoreError};
+use waiaas_storage::{AgentStatus, AuditEventType, Backend, Store, StoreError};
 
 use crate::base::datadir::Layout;
 
@@ -98,7 +98,7 @@ pub(crate) async fn create_running(
     let created = tokio::task::spawn_blocking(move || create(&l, now, automatic, |p| store.snapshot_to(p)))
         .await
         .map_err(|e| BackupError::Invalid(format!("backup task failed: {e}")))??;
-    let ev = waiaas_storage::AuditEvent::new("BACKUP_CREATED", actor)
+    let ev = waiaas_storage::AuditEvent::new(AuditEventType::BackupCreated, actor)
         .detail("path", created.path.display().to_string())
         .detail("agentCount", created.agent_count)
         .detail("automatic", automatic);

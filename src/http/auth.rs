@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use waiaas_storage::{AgentStatus, AuditEvent, AuditSeverity};
+use waiaas_storage::{AgentStatus, AuditEvent, AuditEventType, AuditSeverity};
 
 use super::{ApiError, Caller, Req};
 use crate::app::App;
@@ -136,12 +136,12 @@ pub(crate) async fn master(app: &Arc<App>, req: &Req) -> Result<(), ApiError> {
         MasterOutcome::Invalid { locked_now } => {
             let ip = req.ip.clone();
             let ctx = waiaas_storage::OpCtx { actor: "system".into(), ip: Some(ip.clone()), now };
-            let failed = AuditEvent::new("AUTH_FAILED", "system")
+            let failed = AuditEvent::new(AuditEventType::AuthFailed, "system")
                 .severity(AuditSeverity::Warning)
                 .detail("method", "master")
                 .detail("ip", ip);
             let locked = locked_now.then(|| {
-                AuditEvent::new("MASTER_AUTH_LOCKED", "system")
+                AuditEvent::new(AuditEventType::MasterAuthLocked, "system")
                     .severity(AuditSeverity::Critical)
                     .detail("lockoutSeconds", crate::domain::auth::master::LOCKOUT_SECS)
             });

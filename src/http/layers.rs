@@ -2,6 +2,7 @@
 //! rate-limit audit row (01-daemon.md §8).
 
 use rand::RngCore;
+use waiaas_storage::AuditEventType;
 use warp::http::HeaderMap;
 
 use super::{Incoming, Out};
@@ -95,7 +96,7 @@ pub(crate) fn cors_response_headers(out: &mut Out, origin: &str) {
 /// Appends `RATE_LIMIT_EXCEEDED` (warning) without delaying the response.
 pub(crate) fn audit_rate_limit(app: &std::sync::Arc<App>, key: &str, stage: Stage, ip: &str) {
     let app = app.clone();
-    let ev = waiaas_storage::AuditEvent::new("RATE_LIMIT_EXCEEDED", "system")
+    let ev = waiaas_storage::AuditEvent::new(AuditEventType::RateLimitExceeded, "system")
         .severity(waiaas_storage::AuditSeverity::Warning)
         .detail("key", key)
         .detail("stage", stage.as_str())

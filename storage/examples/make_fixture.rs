@@ -150,7 +150,7 @@ fn main() -> Result<(), StoreError> {
             queue_expires_at: Some(now + 300),
             decision: json!({"tier": "DELAY", "delaySeconds": 300}),
             approval_owner: None,
-            audits: vec![AuditEvent::new("TX_QUEUED", "system").tx(parent.id)],
+            audits: vec![AuditEvent::new(waiaas_storage::AuditEventType::TxQueued, "system").tx(parent.id)],
         })
     })?;
     store.insert_nonce("00112233445566778899aabbccddeeff", now + 300)?;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
 use crate::enums::AuditSeverity;
 use crate::error::StoreError;
@@ -51,8 +52,8 @@ pub struct AuditRecord {
 /// An audit row to append; `seq`, hashes and timestamp are assigned by [`append`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
-    /// UPPER_SNAKE event name.
-    pub event_type: String,
+    /// The event.
+    pub event_type: AuditEventType,
     /// Actor string.
     pub actor: String,
     /// Agent concerned.
@@ -71,9 +72,9 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An `info` event with no subject and empty details.
-    pub fn new(event_type: impl Into<String>, actor: impl Into<String>) -> AuditEvent {
+    pub fn new(event_type: AuditEventType, actor: impl Into<String>) -> AuditEvent {
         AuditEvent {
-            event_type: event_type.into(),
+            event_type,
             actor: actor.into(),
             agent_id: None,
             session_id: None,
@@ -154,7 +155,7 @@ pub(crate) fn append(tx: &WriteTransaction, event: &AuditEvent, now: u64, dev_mo
     let mut record = AuditRecord {
         seq,
         timestamp: now,
-        event_type: event.event_type.clone(),
+        event_type: event.event_type.as_str().to_string(),
         actor: event.actor.clone(),
         agent_id: event.agent_id,
         session_id: event.session_id,

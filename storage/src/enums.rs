@@ -46,6 +46,8 @@ macro_rules! closed_enum {
     };
 }
 
+pub(crate) use closed_enum;
+
 /// A string that is not one of an enum's spellings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("'{value}' is not a valid {kind}")]

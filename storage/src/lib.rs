@@ -2,6 +2,7 @@
 
 pub mod amount;
 pub mod audit;
+mod audit_events;
 mod codec;
 pub mod db;
 pub mod enums;
@@ -17,22 +18,24 @@ mod test_util;
 
 pub use amount::{Amount, AmountError};
 pub use audit::{AuditEvent, AuditRecord, AuditVerification};
+pub use audit_events::AuditEventType;
 pub use db::{OpCtx, OpenReport, SCHEMA_VERSION, Store};
 pub use enums::*;
 pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::approvals::{ApprovalResult, RejectResult};
-pub use ops::decide::{DecisionOutcome, DecisionSnapshot, min_uuid_v7_at};
+pub use ops::decide::{DecisionOutcome, DecisionSnapshot};
 pub use ops::killswitch::{
     ActivationReport, KillSwitchState, RECOVERY_LOCKOUT_SECS, RECOVERY_MAX_FAILURES, RecoveryFailure,
 };
 pub use ops::notify::{ChannelChange, LogQuery, MinChannels};
 pub use ops::policies::{PolicyChange, RuleChange};
 pub use ops::sessions::{RenewOutcome, RenewalRefusal, SessionCleanup, renewal_guard};
+pub use ops::shared::{IdempotencyClaim, TxFailure, min_uuid_v7_at};
 pub use ops::system::{AuditQuery, InitSeed, JWT_ROTATION_OVERLAP, JwtSecrets, RotateOutcome};
-pub use ops::transactions::{
-    Broadcast, ChainOutcome, ClaimOutcome, IdempotencyClaim, RecordOutcome, RecoveryReport, StatusCounts, TxFailure,
-};
+pub use ops::tx_lifecycle::{Broadcast, ChainOutcome, Checkpoint, ClaimOutcome, RecordOutcome, Signed};
+pub use ops::tx_queries::StatusCounts;
+pub use ops::tx_recovery::RecoveryReport;
 pub use rate::Window;
 pub use records::*;
 

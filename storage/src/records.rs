@@ -425,6 +425,17 @@ impl TransactionRecord {
         self.parent_id.is_none()
     }
 
+    /// The signed transaction of the stage-5 checkpoint (`metadata.signedTx`), once there is one:
+    /// what start-up recovery and the confirmation worker rebroadcast.
+    pub fn signed_tx(&self) -> Option<&str> {
+        self.metadata.get(meta::SIGNED_TX).and_then(Value::as_str)
+    }
+
+    /// The hash the checkpointed transaction will have on chain (`metadata.expectedHash`).
+    pub fn expected_hash(&self) -> Option<&str> {
+        self.metadata.get(meta::EXPECTED_HASH).and_then(Value::as_str)
+    }
+
     /// Whether the owner signed for this row: an APPROVAL-tier transaction can only run after
     /// the owner's approval. AutoStop's volume and pattern rules watch what an agent does on its
     /// own, so they skip sanctioned rows (08-killswitch-autostop.md §6.2, ACC-222b).
@@ -451,6 +462,16 @@ impl TransactionRecord {
         }
         Ok(())
     }
+}
+
+/// Keys of `TransactionRecord::metadata` that storage itself gives meaning to.
+pub mod meta {
+    /// The signed transaction, hex or base64 as the chain encodes it.
+    pub const SIGNED_TX: &str = "signedTx";
+    /// The hash the signed transaction will have on chain.
+    pub const EXPECTED_HASH: &str = "expectedHash";
+    /// An EVM approve's signed allowance reset.
+    pub const RESET_SIGNED_TX: &str = "resetSignedTx";
 }
 
 /// An idempotency record, keyed by (agent, key) (§3.5).

@@ -6,8 +6,9 @@ use std::sync::{Arc, Barrier};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::audit_events::AuditEventType;
 use crate::ops::decide::DecisionOutcome;
-use crate::ops::transactions::TxPatch;
+use crate::ops::shared::TxPatch;
 use crate::tables::*;
 use crate::*;
 
@@ -88,7 +89,7 @@ fn queue(tier: Tier) -> DecisionOutcome {
         queue_expires_at: matches!(tier, Tier::Delay | Tier::Approval).then_some(NOW + 300),
         decision: json!({"tier": tier}),
         approval_owner: (tier == Tier::Approval).then(|| "owner".to_string()),
-        audits: vec![AuditEvent::new("TX_QUEUED", "system")],
+        audits: vec![AuditEvent::new(AuditEventType::TxQueued, "system")],
     }
 }
 
@@ -802,7 +803,10 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     let (_d, store) = temp_store();
     for i in 0..20u64 {
         store
-            .append_audit(AuditEvent::new("TEST_EVENT", "system").detail("i", i), &OpCtx::new("system", NOW + i))
+            .append_audit(
+                AuditEvent::new(AuditEventType::ConfigReloaded, "system").detail("i", i),
+                &OpCtx::new("system", NOW + i),
+            )
             .unwrap();
     }
     let v = store.verify_audit().unwrap();
@@ -835,7 +839,7 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
 fn a_truncated_audit_tail_is_detected() {
     let (_d, store) = temp_store();
     for _ in 0..3 {
-        store.append_audit(AuditEvent::new("E", "system"), &ctx()).unwrap();
+        store.append_audit(AuditEvent::new(AuditEventType::ConfigReloaded, "system"), &ctx()).unwrap();
     }
     store
         .write(|tx| {
@@ -850,7 +854,7 @@ fn a_truncated_audit_tail_is_detected() {
 fn dev_mode_marks_every_audit_row() {
     let (_d, store) = temp_store();
     store.set_dev_mode(true);
-    store.append_audit(AuditEvent::new("E", "system"), &ctx()).unwrap();
+    store.append_audit(AuditEvent::new(AuditEventType::ConfigReloaded, "system"), &ctx()).unwrap();
     assert_eq!(store.audit_rows(0, 1).unwrap()[0].details["dev_mode"], json!(true));
 }
 
@@ -878,7 +882,7 @@ fn startup_recovery_applies_the_restart_rules() {
     for id in [signed, unsigned] {
         store.transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
     }
-    store.checkpoint_signed(signed, "0xdeadbeef", "0xhash", NOW).unwrap();
+    store.checkpoint(signed, crate::Checkpoint::signed("0xdeadbeef", "0xhash"), NOW).unwrap();
 
     let r = store.startup_recovery(NOW + 10).unwrap();
     assert_eq!(

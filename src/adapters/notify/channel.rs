@@ -15,7 +15,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 use waiaas_storage::{ChannelType, NotificationLevel};
 
-use super::message::{Message, webhook_body};
+use super::message::{Message, Topic, webhook_body};
 use crate::base::clock::iso;
 use crate::base::error::ErrorCode;
 use crate::base::validation::{Invalid, Issue, from_value};
@@ -310,14 +310,12 @@ pub(crate) fn ntfy_headers(m: &Message) -> (u8, String) {
         NotificationLevel::Warning => (4, "warning"),
         NotificationLevel::Info => (3, "information_source"),
     };
-    let event = m.event.as_str();
     let mut tags = vec![tag];
-    if event.starts_with("TX_") {
-        tags.push("money_with_wings");
-    } else if event.starts_with("KILL_SWITCH_") || event.starts_with("AUTO_STOP_") {
-        tags.push("octagonal_sign");
-    } else if event.starts_with("SESSION_") {
-        tags.push("key");
+    match m.event.topic() {
+        Topic::Transaction => tags.push("money_with_wings"),
+        Topic::Emergency => tags.push("octagonal_sign"),
+        Topic::Session => tags.push("key"),
+        Topic::System => {}
     }
     (priority, tags.join(","))
 }

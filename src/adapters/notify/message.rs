@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use waiaas_storage::{AgentRecord, Chain, NotificationLevel, SessionRecord, TransactionRecord, TxType};
+use waiaas_storage::{AgentRecord, AuditEventType, Chain, NotificationLevel, SessionRecord, TransactionRecord, TxType};
 
 use crate::base::clock::iso;
 use crate::base::units::format_units;
@@ -42,31 +42,79 @@ pub(crate) enum Event {
     HealthCheck,
 }
 
+/// What an event is about: chat formats pick an icon by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topic {
+    Transaction,
+    Emergency,
+    Session,
+    System,
+}
+
 impl Event {
+    /// The audit event this notification reports, where there is one: the notification then
+    /// carries the audit event's own name, so the two never drift apart.
+    pub(crate) fn audit(self) -> Option<AuditEventType> {
+        Some(match self {
+            Event::TxConfirmed => AuditEventType::TxConfirmed,
+            Event::TxFailed => AuditEventType::TxFailed,
+            Event::TxCancelled => AuditEventType::TxCancelled,
+            Event::KillSwitchActivated => AuditEventType::KillSwitchActivated,
+            Event::KillSwitchRecovered => AuditEventType::KillSwitchRecovered,
+            Event::OwnerRemoved => AuditEventType::OwnerRemoved,
+            Event::SessionRevoked => AuditEventType::SessionRevoked,
+            Event::SessionRenewed => AuditEventType::SessionRenewed,
+            _ => return None,
+        })
+    }
+
     /// The wire spelling.
     pub(crate) fn as_str(self) -> &'static str {
-        match self {
+        let own = match self {
             Event::TxNotify => "TX_NOTIFY",
             Event::TxDelayQueued => "TX_DELAY_QUEUED",
             Event::TxDowngradedDelay => "TX_DOWNGRADED_DELAY",
             Event::TxDelayExecuted => "TX_DELAY_EXECUTED",
             Event::TxApprovalRequest => "TX_APPROVAL_REQUEST",
             Event::TxApprovalExpired => "TX_APPROVAL_EXPIRED",
-            Event::TxConfirmed => "TX_CONFIRMED",
-            Event::TxFailed => "TX_FAILED",
-            Event::TxCancelled => "TX_CANCELLED",
-            Event::KillSwitchActivated => "KILL_SWITCH_ACTIVATED",
-            Event::KillSwitchRecovered => "KILL_SWITCH_RECOVERED",
             Event::AutoStopTriggered => "AUTO_STOP_TRIGGERED",
-            Event::OwnerRemoved => "OWNER_REMOVED",
             Event::SessionCreated => "SESSION_CREATED",
-            Event::SessionRevoked => "SESSION_REVOKED",
-            Event::SessionRenewed => "SESSION_RENEWED",
             Event::SessionRenewalRejected => "SESSION_RENEWAL_REJECTED",
             Event::SessionExpiringSoon => "SESSION_EXPIRING_SOON",
             Event::ChannelUnhealthy => "CHANNEL_UNHEALTHY",
             Event::Test => "TEST",
             Event::HealthCheck => "HEALTH_CHECK",
+            Event::TxConfirmed
+            | Event::TxFailed
+            | Event::TxCancelled
+            | Event::KillSwitchActivated
+            | Event::KillSwitchRecovered
+            | Event::OwnerRemoved
+            | Event::SessionRevoked
+            | Event::SessionRenewed => "",
+        };
+        self.audit().map_or(own, AuditEventType::as_str)
+    }
+
+    /// What the event is about.
+    pub(crate) fn topic(self) -> Topic {
+        match self {
+            Event::TxNotify
+            | Event::TxDelayQueued
+            | Event::TxDowngradedDelay
+            | Event::TxDelayExecuted
+            | Event::TxApprovalRequest
+            | Event::TxApprovalExpired
+            | Event::TxConfirmed
+            | Event::TxFailed
+            | Event::TxCancelled => Topic::Transaction,
+            Event::KillSwitchActivated | Event::KillSwitchRecovered | Event::AutoStopTriggered => Topic::Emergency,
+            Event::SessionCreated
+            | Event::SessionRevoked
+            | Event::SessionRenewed
+            | Event::SessionRenewalRejected
+            | Event::SessionExpiringSoon => Topic::Session,
+            Event::OwnerRemoved | Event::ChannelUnhealthy | Event::Test | Event::HealthCheck => Topic::System,
         }
     }
 }

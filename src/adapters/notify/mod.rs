@@ -24,8 +24,8 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 use waiaas_storage::{
-    AuditEvent, AuditSeverity, ChannelChange, ChannelRecord, ChannelType, LogQuery, MinChannels, NotificationLogRecord,
-    NotificationStatus, OpCtx, StoreError,
+    AuditEvent, AuditEventType, AuditSeverity, ChannelChange, ChannelRecord, ChannelType, LogQuery, MinChannels,
+    NotificationLogRecord, NotificationStatus, OpCtx, StoreError,
 };
 
 use crate::base::clock::Clock;
@@ -337,7 +337,7 @@ impl Notifier {
             }
         }
         rows.push(self.log_row(m, None, NotificationStatus::AllFailed, Some("no channel delivered".into()), 0));
-        let ev = AuditEvent::new("NOTIFICATION_ALL_FAILED", "system")
+        let ev = AuditEvent::new(AuditEventType::NotificationAllFailed, "system")
             .severity(AuditSeverity::Critical)
             .detail("event", m.event.as_str())
             .detail("referenceId", m.reference_id.clone())
@@ -357,7 +357,7 @@ impl Notifier {
         let rows = futures_util::future::join_all(attempts).await;
         let any = rows.iter().any(|r| r.status == NotificationStatus::Delivered);
         let audit = (!any).then(|| {
-            AuditEvent::new("NOTIFICATION_BROADCAST_FAILED", "system")
+            AuditEvent::new(AuditEventType::NotificationBroadcastFailed, "system")
                 .severity(AuditSeverity::Critical)
                 .detail("event", m.event.as_str())
                 .detail("referenceId", m.reference_id.clone())

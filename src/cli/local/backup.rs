@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
 use waiaas_backends::keystore::LockedKeystore;
-use waiaas_storage::{AuditEvent, AuditSeverity, OpCtx, Store};
+use waiaas_storage::{AuditEvent, AuditEventType, AuditSeverity, OpCtx, Store};
 
 use crate::base::clock::Clock;
 use crate::base::datadir::Layout;
@@ -72,7 +72,7 @@ pub(crate) fn run(dir: &Path, cmd: BackupCommand) -> Result<(), CliError> {
                     let (store, _) = Store::open(&config.database.path, config.cache_bytes()).map_err(err)?;
                     let now = Clock::default().now();
                     let created = backup::create(&layout, now, false, |p| store.snapshot_to(p)).map_err(err)?;
-                    let ev = AuditEvent::new("BACKUP_CREATED", "cli")
+                    let ev = AuditEvent::new(AuditEventType::BackupCreated, "cli")
                         .detail("path", created.path.display().to_string())
                         .detail("agentCount", created.agent_count)
                         .detail("automatic", false);
@@ -205,7 +205,7 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
     let _ = std::fs::remove_dir_all(&pre);
     let _ = std::fs::remove_dir_all(&staging);
     let (store, _) = Store::open(&layout.data().join("waiaas.redb"), 8 << 20).map_err(err)?;
-    let ev = AuditEvent::new("KEYSTORE_RESTORED", "cli")
+    let ev = AuditEvent::new(AuditEventType::KeystoreRestored, "cli")
         .severity(AuditSeverity::Warning)
         .detail("archive", args.path.display().to_string())
         .detail("agentCount", manifest.agent_count);

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use waiaas_backends::keystore::kdf::KdfParams;
 use waiaas_backends::keystore::{KeystoreError, LockedKeystore, rotate};
-use waiaas_storage::{AuditEvent, AuditSeverity, OpCtx, Store};
+use waiaas_storage::{AuditEvent, AuditEventType, AuditSeverity, OpCtx, Store};
 
 use crate::base::clock::Clock;
 use crate::base::datadir::Layout;
@@ -96,7 +96,7 @@ pub(crate) fn run(dir: &Path, cmd: KeystoreCommand) -> Result<(), CliError> {
     staged.commit().and_then(|c| c.apply()).map_err(|e| CliError::general(format!("Error: {e}")))?;
     let (store, _) =
         Store::open(&store_path, config.cache_bytes()).map_err(|e| CliError::general(format!("Error: {e}")))?;
-    let ev = AuditEvent::new("MASTER_PASSWORD_CHANGED", "cli")
+    let ev = AuditEvent::new(AuditEventType::MasterPasswordChanged, "cli")
         .severity(AuditSeverity::Warning)
         .detail("keyFiles", files as u64);
     store.append_audit(ev, &OpCtx::new("cli", clock.now())).map_err(|e| CliError::general(format!("Error: {e}")))?;

@@ -19,8 +19,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use waiaas_storage::{
-    AgentRecord, AgentStatus, Amount, AuditEvent, AuditSeverity, AutoStopAction, AutoStopRuleRecord, AutoStopRuleType,
-    Chain, KillSwitchActor, OpCtx, RuleChange, StoreError, TransactionRecord,
+    AgentRecord, AgentStatus, Amount, AuditEvent, AuditEventType, AuditSeverity, AutoStopAction, AutoStopRuleRecord,
+    AutoStopRuleType, Chain, KillSwitchActor, OpCtx, RuleChange, StoreError, TransactionRecord,
 };
 
 use crate::adapters::notify::{Message, Notifier};
@@ -499,7 +499,7 @@ impl AutoStop {
                     }
                     w.insert((agent.id, o.rule), now);
                 }
-                let ev = AuditEvent::new("AUTO_STOP_WARN", "auto_stop")
+                let ev = AuditEvent::new(AuditEventType::AutoStopWarn, "auto_stop")
                     .severity(AuditSeverity::Warning)
                     .agent(agent.id)
                     .detail("ruleId", o.rule.to_string())
@@ -516,7 +516,7 @@ impl AutoStop {
                 }
             }
             AutoStopAction::KillSwitch => {
-                let ev = AuditEvent::new("AUTO_STOP_KILL_SWITCH", "auto_stop")
+                let ev = AuditEvent::new(AuditEventType::AutoStopKillSwitch, "auto_stop")
                     .severity(AuditSeverity::Critical)
                     .agent(agent.id)
                     .detail("ruleId", o.rule.to_string())

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
 use waiaas_storage::{
-    ActivationReport, AgentStatus, AuditEvent, Backend, KillSwitchActor, KillSwitchState, KillSwitchStatus, OpCtx,
-    StoreError,
+    ActivationReport, AgentStatus, AuditEvent, AuditEventType, Backend, KillSwitchActor, KillSwitchState,
+    KillSwitchStatus, OpCtx, StoreError,
 };
 
 use crate::adapters::notify::{Message, Notifier};
@@ -292,7 +292,7 @@ impl KillSwitch {
             Err(e) => return Err(KillSwitchError::Store(e)),
         };
         self.signers.keystore.install(unlocked).await;
-        let ev = AuditEvent::new("KEYSTORE_UNLOCKED", "system").detail("reason", "kill_switch_recovery");
+        let ev = AuditEvent::new(AuditEventType::KeystoreUnlocked, "system").detail("reason", "kill_switch_recovery");
         if let Err(e) = self.db.call(move |s| s.append_audit(ev, &OpCtx::new("system", now))).await {
             tracing::warn!("cannot audit the keystore unlock: {e}");
         }
@@ -343,7 +343,7 @@ impl KillSwitch {
         if !self.signers.keystore.lock().await {
             tracing::warn!("keystore lock waited 10 s for in-flight signatures");
         }
-        let ev = AuditEvent::new("KEYSTORE_LOCKED", "system").detail("reason", "kill_switch");
+        let ev = AuditEvent::new(AuditEventType::KeystoreLocked, "system").detail("reason", "kill_switch");
         let now = self.clock.now();
         if let Err(e) = self.db.call(move |s| s.append_audit(ev, &OpCtx::new("system", now))).await {
             tracing::warn!("cannot audit the keystore lock: {e}");

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 use waiaas_backends::seam::{KeyRef, Purpose, SignContext, SignerBackend, SignerError, sign_verified};
 use waiaas_storage::{
-    AgentRecord, AgentStatus, Amount, AuditEvent, AuditSeverity, Backend, OpCtx, OwnerState, StoreError,
+    AgentRecord, AgentStatus, Amount, AuditEvent, AuditEventType, AuditSeverity, Backend, OpCtx, OwnerState, StoreError,
 };
 
 use crate::adapters::chains::error::ChainError;
@@ -283,9 +283,9 @@ impl Withdrawals {
 
     async fn audit(&self, agent: &AgentRecord, scope: Scope, w: &Withdrawal, actor: &str) -> Result<(), StoreError> {
         let (event, severity) = match (w.tx_hashes.is_empty(), w.partial()) {
-            (true, _) => ("FUND_WITHDRAWAL_FAILED", AuditSeverity::Critical),
-            (false, true) => ("FUND_PARTIALLY_WITHDRAWN", AuditSeverity::Warning),
-            (false, false) => ("FUND_WITHDRAWN", AuditSeverity::Warning),
+            (true, _) => (AuditEventType::FundWithdrawalFailed, AuditSeverity::Critical),
+            (false, true) => (AuditEventType::FundPartiallyWithdrawn, AuditSeverity::Warning),
+            (false, false) => (AuditEventType::FundWithdrawn, AuditSeverity::Warning),
         };
         let ev = AuditEvent::new(event, actor.to_string())
             .severity(severity)

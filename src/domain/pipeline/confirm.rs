@@ -124,7 +124,7 @@ impl Pipeline {
 }
 
 async fn rebroadcast(adapter: &Arc<dyn ChainAdapter>, rec: &TransactionRecord) {
-    let (Some(Value::String(signed)), Some(hash)) = (rec.metadata.get("signedTx"), rec.tx_hash.as_deref()) else {
+    let (Some(signed), Some(hash)) = (rec.signed_tx(), rec.tx_hash.as_deref()) else {
         return;
     };
     if let Some(tx) = decode_signed(rec.chain, signed, hash) {

@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value, json};
 use waiaas_storage::{
-    AgentStatus, AllowedOperation, Amount, AuditEvent, AuditSeverity, Chain, DecisionOutcome, DecisionSnapshot,
-    SessionConstraints, SessionRecord, Tier, TransactionRecord, TxType,
+    AgentStatus, AllowedOperation, Amount, AuditEvent, AuditEventType, AuditSeverity, Chain, DecisionOutcome,
+    DecisionSnapshot, SessionConstraints, SessionRecord, Tier, TransactionRecord, TxType,
 };
 
 use crate::base::error::{Coded, ErrorCode, details};
@@ -240,11 +240,12 @@ impl Decided {
     /// What the decision transaction writes for this decision about the snapshot's row.
     pub(crate) fn outcome(&self, snap: &DecisionSnapshot, actor: &str) -> DecisionOutcome {
         let tx = &snap.tx;
-        let base =
-            |name: &str| AuditEvent::new(name, actor.to_string()).agent(tx.agent_id).session(tx.session_id).tx(tx.id);
+        let base = |name: AuditEventType| {
+            AuditEvent::new(name, actor.to_string()).agent(tx.agent_id).session(tx.session_id).tx(tx.id)
+        };
         match self {
             Decided::Allowed(a) => {
-                let mut queued = base("TX_QUEUED").detail("tier", a.tier.as_str());
+                let mut queued = base(AuditEventType::TxQueued).detail("tier", a.tier.as_str());
                 if let Some(id) = a.policy_id {
                     queued = queued.detail("policyId", id.to_string());
                 }
@@ -254,7 +255,7 @@ impl Decided {
                 let mut audits = vec![queued];
                 if a.downgraded {
                     audits.push(
-                        base("TX_DOWNGRADED")
+                        base(AuditEventType::TxDowngraded)
                             .detail("originalTier", Tier::Approval.as_str())
                             .detail("tier", a.tier.as_str())
                             .detail("ownerState", snap.agent.owner_state().as_str()),
@@ -273,14 +274,14 @@ impl Decided {
                 DecisionOutcome::Cancel {
                     error: r.error().into(),
                     denial: None,
-                    audits: vec![base("TX_CANCELLED").detail("error", r.error())],
+                    audits: vec![base(AuditEventType::TxCancelled).detail("error", r.error())],
                 }
             }
             Decided::Refused(r @ Refusal::Session(d)) => DecisionOutcome::Cancel {
                 error: r.error().into(),
                 denial: Some(json!({"code": d.limit.as_str(), "message": d.message})),
                 audits: vec![
-                    base("TX_SESSION_CHECK")
+                    base(AuditEventType::TxSessionCheck)
                         .severity(AuditSeverity::Warning)
                         .detail("code", d.limit.as_str())
                         .detail("passed", false),
@@ -289,7 +290,7 @@ impl Decided {
             Decided::Refused(Refusal::Policy(d)) => {
                 let mut denial = denial_details(d);
                 denial.insert("code".into(), json!(denial_code(d.kind).as_str()));
-                let mut audit = base("POLICY_VIOLATION").severity(AuditSeverity::Warning);
+                let mut audit = base(AuditEventType::PolicyViolation).severity(AuditSeverity::Warning);
                 for (k, v) in &denial {
                     audit = audit.detail(k, v.clone());
                 }

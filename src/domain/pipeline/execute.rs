@@ -20,7 +20,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use waiaas_backends::seam::{Purpose, SignContext, SignerError, sign_verified};
 use waiaas_storage::{
-    AgentRecord, AuditEvent, Backend, Broadcast, Chain, OpCtx, TransactionRecord, TxFailure, TxStatus,
+    AgentRecord, AuditEvent, AuditEventType, Backend, Broadcast, Chain, Checkpoint, OpCtx, Signed, TransactionRecord,
+    TxFailure, TxStatus,
 };
 
 use super::Pipeline;
@@ -328,11 +329,14 @@ async fn stage5(
             Signing::Signed(s, u) => (s, u),
             Signing::Rebuild => continue 'build,
         };
-        let key = if is_reset { "resetSignedTx" } else { "signedTx" };
-        let mut entries = vec![(key.to_string(), Value::String(encode_signed(agent.chain, &signed.bytes)))];
+        let bytes = encode_signed(agent.chain, &signed.bytes);
+        let mut checkpoint = if is_reset {
+            Checkpoint { signed: Some(Signed::ApproveReset { bytes }), facts: Default::default() }
+        } else {
+            Checkpoint::signed(bytes, signed.hash.clone())
+        };
         if !is_reset {
-            entries.push(("expectedHash".into(), Value::String(signed.hash.clone())));
-            entries.push(("estimatedFee".into(), json!(unsigned.estimated_fee.total_fee.to_string())));
+            checkpoint.facts.insert("estimatedFee".into(), json!(unsigned.estimated_fee.total_fee.to_string()));
             for k in [
                 "nonce",
                 "lastValidBlockHeight",
@@ -344,24 +348,17 @@ async fn stage5(
                 "warnings",
             ] {
                 if let Some(v) = unsigned.metadata.get(k) {
-                    entries.push((k.into(), v.clone()));
+                    checkpoint.facts.insert(k.into(), v.clone());
                 }
             }
         }
         let (id, now) = (run.id, run.p.clock.now());
-        run.p
-            .db
-            .call(move |s| {
-                let refs: Vec<(&str, Value)> = entries.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                s.checkpoint(id, &refs, now)
-            })
-            .await
-            .map_err(|e| match e {
-                // The kill switch went on after the signature: the keys are locked, and these
-                // bytes are never sent.
-                waiaas_storage::StoreError::Restricted { .. } => Fail::Signer(SignerError::KeystoreLocked),
-                e => Fail::Internal(format!("checkpoint: {e}")),
-            })?;
+        run.p.db.call(move |s| s.checkpoint(id, checkpoint, now)).await.map_err(|e| match e {
+            // The kill switch went on after the signature: the keys are locked, and these
+            // bytes are never sent.
+            waiaas_storage::StoreError::Restricted { .. } => Fail::Signer(SignerError::KeystoreLocked),
+            e => Fail::Internal(format!("checkpoint: {e}")),
+        })?;
         // (i) submit.
         let hash = match submit(run, &signed).await? {
             Submitted::Done { hash, uncertain } => (hash, uncertain),
@@ -375,7 +372,7 @@ async fn stage5(
                         let bumped = ((old as u128 * 3).div_ceil(2) as u64).max(1000);
                         opts.cu_price_override = Some(bumped);
                         fee_bumped = true;
-                        let ev = AuditEvent::new("FEE_BUMP_ATTEMPTED", "system")
+                        let ev = AuditEvent::new(AuditEventType::FeeBumpAttempted, "system")
                             .agent(agent.id)
                             .tx(id)
                             .detail("originalCuPrice", old)
@@ -412,7 +409,10 @@ async fn stage5(
             let h = hash.0.clone();
             run.p
                 .db
-                .call(move |s| s.checkpoint(id, &[("resetTxHash", Value::String(h))], now))
+                .call(move |s| {
+                    let facts = serde_json::Map::from_iter([("resetTxHash".to_string(), Value::String(h))]);
+                    s.checkpoint(id, Checkpoint::facts(facts), now)
+                })
                 .await
                 .map_err(|e| Fail::Internal(format!("checkpoint: {e}")))?;
             reset_done = true;

@@ -243,7 +243,7 @@ impl Pipeline {
         let rows = self.db.call(|s| s.active_in_status(TxStatus::Executing, usize::MAX)).await?;
         let mut n = 0;
         for row in rows.into_iter().filter(|r| matches!(r.tier, Some(Tier::Delay | Tier::Approval))) {
-            if row.metadata.contains_key("signedTx") {
+            if row.signed_tx().is_some() {
                 continue;
             }
             let agent_id = row.agent_id;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::json;
-use waiaas_storage::{AuditEvent, AuditQuery, AuditRecord, AuditSeverity};
+use waiaas_storage::{AuditEvent, AuditEventType, AuditQuery, AuditRecord, AuditSeverity};
 
 use crate::app::App;
 use crate::base::clock::iso;
@@ -213,7 +213,7 @@ pub(super) async fn dev_clock(app: &Arc<App>, mut req: Req) -> Result<Reply, Api
     }
     let offset = app.clock.advance(body.advance_seconds);
     let now = app.clock.now();
-    let ev = AuditEvent::new("DEV_CLOCK_ADVANCED", "admin")
+    let ev = AuditEvent::new(AuditEventType::DevClockAdvanced, "admin")
         .detail("advanceSeconds", body.advance_seconds)
         .detail("offsetSeconds", offset);
     let ctx = req.ctx(app);

@@ -8,11 +8,12 @@
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
+use super::shared::{delete_session_in, end_many, mark_owner_verified_in, revoke_agent_sessions};
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, Chain, OwnerState, Tier, TxStatus};
 use crate::error::StoreError;
-use crate::ops::transactions::end_many;
 use crate::records::*;
 use crate::rows::{self, get_agent, put_agent};
 use crate::tables::*;
@@ -71,52 +72,6 @@ fn set_owner_index(tx: &WriteTransaction, old: &AgentRecord, new: &AgentRecord) 
     Ok(())
 }
 
-/// GRACE → LOCKED inside `tx` when `address` is still the owner; returns whether it changed.
-pub(crate) fn mark_owner_verified_in(
-    store: &Store,
-    tx: &WriteTransaction,
-    agent_id: Uuid,
-    address: &str,
-    ctx: &OpCtx,
-) -> Result<bool, StoreError> {
-    let old = get_agent(tx, agent_id)?;
-    let matches = old.owner_key().as_deref() == Some(owner_key(old.chain, address).as_str());
-    if old.owner_verified || !matches {
-        return Ok(false);
-    }
-    let mut new = old.clone();
-    new.owner_verified = true;
-    new.owner_verified_at = Some(ctx.now);
-    new.updated_at = ctx.now;
-    put_agent(tx, &new)?;
-    let ev = AuditEvent::new("OWNER_VERIFIED", ctx.actor.clone())
-        .agent(agent_id)
-        .detail("address", old.owner_address.clone());
-    store.audit(tx, ev, ctx)?;
-    Ok(true)
-}
-
-/// Revokes every live session of `agent` with `trigger`; returns the count.
-pub(crate) fn revoke_agent_sessions(
-    tx: &WriteTransaction,
-    agent: Uuid,
-    trigger: &str,
-    now: u64,
-) -> Result<u64, StoreError> {
-    let mut n = 0;
-    for sid in rows::session_ids_of(tx, agent)? {
-        let old = rows::get_session(tx, sid)?;
-        if old.is_live(now) {
-            let mut new = old.clone();
-            new.revoked_at = Some(now);
-            new.revoke_trigger = Some(trigger.to_string());
-            rows::update_session(tx, &old, &new)?;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 impl Store {
     /// Inserts a new ACTIVE agent: checks name and public-key uniqueness, writes the row and its
     /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
@@ -148,7 +103,7 @@ impl Store {
             if let Some(k) = rec.owner_key() {
                 tx.open_table(IDX_AGENT_OWNER)?.insert((k.as_str(), rec.id.as_u128()), ())?;
             }
-            let ev = AuditEvent::new("AGENT_CREATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AgentCreated, ctx.actor.clone())
                 .agent(rec.id)
                 .detail("name", rec.name.clone())
                 .detail("chain", rec.chain.as_str())
@@ -157,7 +112,7 @@ impl Store {
                 .detail("publicKey", rec.public_key.clone());
             self.audit(tx, ev, ctx)?;
             if let Some(owner) = &rec.owner_address {
-                let ev = AuditEvent::new("OWNER_REGISTERED", ctx.actor.clone())
+                let ev = AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone())
                     .agent(rec.id)
                     .detail("address", owner.clone());
                 self.audit(tx, ev, ctx)?;
@@ -265,7 +220,7 @@ impl Store {
             idx.remove(name_key(&old.name).as_str())?;
             idx.insert(name_key(&new.name).as_str(), id.as_u128())?;
             drop(idx);
-            let ev = AuditEvent::new("AGENT_UPDATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AgentUpdated, ctx.actor.clone())
                 .agent(id)
                 .detail("previousName", old.name.clone())
                 .detail("name", new.name.clone());
@@ -298,14 +253,14 @@ impl Store {
                     let reason = reason.clone().unwrap_or_else(|| "manual".into());
                     new.suspended_at = Some(ctx.now);
                     new.suspension_reason = Some(reason.clone());
-                    AuditEvent::new("AGENT_SUSPENDED", ctx.actor.clone())
+                    AuditEvent::new(AuditEventType::AgentSuspended, ctx.actor.clone())
                         .severity(AuditSeverity::Warning)
                         .detail("reason", reason)
                 }
                 (AgentStatus::Suspended, AgentStatus::Active) => {
                     new.suspended_at = None;
                     new.suspension_reason = None;
-                    AuditEvent::new("AGENT_RESUMED", ctx.actor.clone())
+                    AuditEvent::new(AuditEventType::AgentResumed, ctx.actor.clone())
                 }
                 _ => return Err(StoreError::conflict("ACTIVE<->SUSPENDED", format!("{expected}->{new_status}"))),
             };
@@ -350,7 +305,7 @@ impl Store {
             new.updated_at = ctx.now;
             put_agent(tx, &new)?;
             remove_unique_entries(tx, &old)?;
-            let ev = AuditEvent::new("AGENT_TERMINATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AgentTerminated, ctx.actor.clone())
                 .agent(id)
                 .severity(AuditSeverity::Warning)
                 .detail("sessionsRevoked", revoked)
@@ -375,7 +330,7 @@ impl Store {
                 return Err(StoreError::Restricted { reason: "the agent has transactions" });
             }
             for sid in rows::session_ids_of(tx, id)? {
-                crate::ops::sessions::delete_session_in(tx, sid)?;
+                delete_session_in(tx, sid)?;
             }
             let policy_ids: Vec<u128> = tx
                 .open_table(IDX_POLICY_SCOPE)?
@@ -461,13 +416,15 @@ impl Store {
                 0
             };
             let ev = match (&old.owner_address, new_address) {
-                (None, Some(a)) => AuditEvent::new("OWNER_REGISTERED", ctx.actor.clone()).detail("address", a),
-                (Some(prev), Some(a)) => AuditEvent::new("OWNER_ADDRESS_CHANGED", ctx.actor.clone())
+                (None, Some(a)) => {
+                    AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone()).detail("address", a)
+                }
+                (Some(prev), Some(a)) => AuditEvent::new(AuditEventType::OwnerAddressChanged, ctx.actor.clone())
                     .severity(AuditSeverity::Warning)
                     .detail("previousAddress", prev.clone())
                     .detail("newAddress", a)
                     .detail("approvalsCancelled", cancelled),
-                (Some(prev), None) => AuditEvent::new("OWNER_REMOVED", ctx.actor.clone())
+                (Some(prev), None) => AuditEvent::new(AuditEventType::OwnerRemoved, ctx.actor.clone())
                     .severity(AuditSeverity::Warning)
                     .detail("previousAddress", prev.clone())
                     .detail("approvalsCancelled", cancelled),
@@ -519,7 +476,7 @@ impl Store {
                 tx.open_table(WALLET_CONNECTIONS)?.remove(conn)?;
             }
             drop(idx);
-            let ev = AuditEvent::new("OWNER_DISCONNECTED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::OwnerDisconnected, ctx.actor.clone())
                 .detail("address", address)
                 .detail("chain", chain.as_str())
                 .detail("affectedAgents", agents.len() as u64)

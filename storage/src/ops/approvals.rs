@@ -8,13 +8,12 @@
 
 use uuid::Uuid;
 
-use crate::audit::AuditEvent;
+use super::shared::{TxPatch, mark_owner_verified_in, transition_in, tx_event};
+use crate::audit_events::AuditEventType;
 use crate::codec::encode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, Tier, TxStatus};
 use crate::error::StoreError;
-use crate::ops::agents::mark_owner_verified_in;
-use crate::ops::transactions::{TxPatch, transition_in};
 use crate::records::{ApprovalRecord, TransactionRecord};
 use crate::rows::{self, get_tx};
 use crate::tables::*;
@@ -44,10 +43,6 @@ pub enum RejectResult {
     NotPendingApproval,
     /// No longer QUEUED.
     AlreadyProcessed(TxStatus),
-}
-
-fn tx_event(name: &str, rec: &TransactionRecord, actor: &str) -> AuditEvent {
-    AuditEvent::new(name, actor.to_string()).agent(rec.agent_id).session(rec.session_id).tx(rec.id)
 }
 
 impl Store {
@@ -86,7 +81,7 @@ impl Store {
                     TxPatch::error("APPROVAL_TIMEOUT"),
                     ctx.now,
                 )?;
-                let ev = tx_event("TX_EXPIRED", &new, "system")
+                let ev = tx_event(AuditEventType::TxExpired, &new, "system")
                     .severity(AuditSeverity::Warning)
                     .detail("error", "APPROVAL_TIMEOUT");
                 self.audit(tx, ev, ctx)?;
@@ -106,7 +101,7 @@ impl Store {
                 table.insert(id.as_u128(), encode("pending_approvals", &a)?.as_slice())?;
             }
             mark_owner_verified_in(self, tx, rec.agent_id, owner, ctx)?;
-            self.audit(tx, tx_event("TX_APPROVED", &new, &ctx.actor).detail("approvedBy", owner), ctx)?;
+            self.audit(tx, tx_event(AuditEventType::TxApproved, &new, &ctx.actor).detail("approvedBy", owner), ctx)?;
             Ok(ApprovalResult::Approved(Box::new(new)))
         })
     }
@@ -128,7 +123,7 @@ impl Store {
                 transition_in(tx, id, TxStatus::Queued, TxStatus::Cancelled, TxPatch::error(error.clone()), ctx.now)?;
             self.audit(
                 tx,
-                tx_event("TX_CANCELLED", &new, &ctx.actor).detail("error", error).detail("reason", reason),
+                tx_event(AuditEventType::TxCancelled, &new, &ctx.actor).detail("error", error).detail("reason", reason),
                 ctx,
             )?;
             Ok(RejectResult::Rejected(Box::new(new)))
@@ -162,7 +157,7 @@ impl Store {
                         TxPatch::error("APPROVAL_TIMEOUT"),
                         now,
                     )?;
-                    let ev = tx_event("TX_EXPIRED", &new, "system")
+                    let ev = tx_event(AuditEventType::TxExpired, &new, "system")
                         .severity(AuditSeverity::Warning)
                         .detail("error", "APPROVAL_TIMEOUT");
                     self.audit(tx, ev, &ctx)?;

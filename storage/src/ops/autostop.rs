@@ -3,13 +3,13 @@
 
 use uuid::Uuid;
 
+use super::shared::{min_uuid_v7_at, revoke_agent_sessions};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, TxStatus};
 use crate::error::StoreError;
-use crate::ops::agents::revoke_agent_sessions;
-use crate::ops::decide::min_uuid_v7_at;
 use crate::records::TransactionRecord;
 use crate::rows;
 use crate::tables::*;
@@ -120,7 +120,7 @@ impl Store {
             s.updated_at = ctx.now;
             rows::put_agent(tx, &s)?;
             let revoked = revoke_agent_sessions(tx, agent, "auto_stop", ctx.now)?;
-            let ev = AuditEvent::new("AUTO_STOP_SUSPEND", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AutoStopSuspend, ctx.actor.clone())
                 .severity(AuditSeverity::Warning)
                 .agent(agent)
                 .detail("ruleId", rule.to_string())

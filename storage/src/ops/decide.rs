@@ -11,12 +11,12 @@ use redb::{ReadableTable, WriteTransaction};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::shared::{TxPatch, transition_in};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::db::{OpCtx, Store};
 use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
-use crate::ops::transactions::{TxPatch, transition_in};
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;
@@ -79,11 +79,6 @@ pub enum DecisionOutcome {
         /// Audit rows (`TX_SESSION_CHECK`, `POLICY_VIOLATION`, `TX_CANCELLED`).
         audits: Vec<AuditEvent>,
     },
-}
-
-/// UUID v7 ids sort by creation time: the smallest id created at unix second `t`.
-pub fn min_uuid_v7_at(t: u64) -> u128 {
-    ((t as u128) * 1000) << 80
 }
 
 impl Store {

@@ -12,14 +12,13 @@ use redb::ReadableTable;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::shared::{end_many, get_state, mark_owner_verified_in, revoke_agent_sessions, set_state, status_in};
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::codec::decode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, KillSwitchActor, KillSwitchStatus, TxStatus};
 use crate::error::StoreError;
-use crate::ops::agents::revoke_agent_sessions;
-use crate::ops::system::{get_state, set_state};
-use crate::ops::transactions::end_many;
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;
@@ -95,7 +94,7 @@ impl Store {
                 agents_suspended: suspended,
                 cascade_duration_ms: started.elapsed().as_millis() as u64,
             };
-            let ev = AuditEvent::new("KILL_SWITCH_ACTIVATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::KillSwitchActivated, ctx.actor.clone())
                 .severity(AuditSeverity::Critical)
                 .detail("reason", reason)
                 .detail("actor", actor.as_str())
@@ -147,24 +146,6 @@ pub struct RecoveryFailure {
 pub const RECOVERY_MAX_FAILURES: u32 = 5;
 /// Seconds the recovery is refused after the fifth wrong password.
 pub const RECOVERY_LOCKOUT_SECS: u64 = 1800;
-
-/// The stored kill-switch status (NORMAL when absent), read in the caller's transaction.
-pub(crate) fn status_in(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<KillSwitchStatus, StoreError> {
-    match get_state(t, "kill_switch_status")? {
-        Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status")),
-        _ => Ok(KillSwitchStatus::Normal),
-    }
-}
-
-/// `Conflict` unless the kill switch is NORMAL: checked inside write transactions that must not
-/// commit once it is on (the signed checkpoint).
-pub(crate) fn require_normal(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
-    let status = status_in(&tx.open_table(SYSTEM_STATE)?)?;
-    if status != KillSwitchStatus::Normal {
-        return Err(StoreError::Restricted { reason: "the kill switch is active" });
-    }
-    Ok(())
-}
 
 fn clear_recovery(tx: &redb::WriteTransaction, now: u64) -> Result<(), StoreError> {
     for key in ["recovery_eligible_at", "recovery_wait_seconds", "recovery_has_owner"] {
@@ -222,10 +203,10 @@ impl Store {
                         .collect::<Result<_, _>>()?
                 };
                 for a in agents.iter().filter(|a| a.chain == *chain && a.status != AgentStatus::Terminated) {
-                    crate::ops::agents::mark_owner_verified_in(self, tx, a.id, address, ctx)?;
+                    mark_owner_verified_in(self, tx, a.id, address, ctx)?;
                 }
             }
-            let ev = AuditEvent::new("KILL_SWITCH_RECOVERY_STARTED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::KillSwitchRecoveryStarted, ctx.actor.clone())
                 .severity(AuditSeverity::Warning)
                 .detail("waitSeconds", wait)
                 .detail("recoveryEligibleAt", eligible)
@@ -261,7 +242,7 @@ impl Store {
                 failed = 0;
             }
             set_state(tx, "recovery_failed_attempts", Value::from(failed), now)?;
-            let ev = AuditEvent::new("KILL_SWITCH_RECOVERY_FAILED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::KillSwitchRecoveryFailed, ctx.actor.clone())
                 .severity(AuditSeverity::Critical)
                 .detail("rolledBack", rolled_back)
                 .detail("failedAttempts", failed)
@@ -309,7 +290,7 @@ impl Store {
                     reactivated += 1;
                 }
             }
-            let ev = AuditEvent::new("KILL_SWITCH_RECOVERED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::KillSwitchRecovered, ctx.actor.clone())
                 .severity(AuditSeverity::Warning)
                 .detail("agentsReactivated", reactivated);
             self.audit(tx, ev, ctx)?;

@@ -10,6 +10,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use uuid::Uuid;
 
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::codec::decode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, NotificationStatus};
@@ -79,7 +80,7 @@ fn enabled_count(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-fn channel_event(name: &str, c: &ChannelRecord, ctx: &OpCtx) -> AuditEvent {
+fn channel_event(name: AuditEventType, c: &ChannelRecord, ctx: &OpCtx) -> AuditEvent {
     AuditEvent::new(name, ctx.actor.clone())
         .detail("channelId", c.id.to_string())
         .detail("type", c.channel_type.as_str())
@@ -96,7 +97,7 @@ impl Store {
                 return Err(StoreError::Unique { index: "notification_channels" });
             }
             rows::put(tx, NOTIFICATION_CHANNELS, "notification_channels", c.id, c)?;
-            self.audit(tx, channel_event("NOTIFICATION_CHANNEL_CREATED", c, ctx), ctx)?;
+            self.audit(tx, channel_event(AuditEventType::NotificationChannelCreated, c, ctx), ctx)?;
             Ok(())
         })
     }
@@ -142,9 +143,9 @@ impl Store {
             check_channel(&new)?;
             rows::put(tx, NOTIFICATION_CHANNELS, "notification_channels", id, &new)?;
             let ev = if disabling {
-                channel_event("NOTIFICATION_CHANNEL_DISABLED", &new, ctx).severity(AuditSeverity::Warning)
+                channel_event(AuditEventType::NotificationChannelDisabled, &new, ctx).severity(AuditSeverity::Warning)
             } else {
-                channel_event("NOTIFICATION_CHANNEL_UPDATED", &new, ctx)
+                channel_event(AuditEventType::NotificationChannelUpdated, &new, ctx)
             };
             self.audit(tx, ev, ctx)?;
             Ok(new)

@@ -1,10 +1,12 @@
 //! Policies, AutoStop rules and owner wallet connections: plain create/update/delete, each one
 //! write transaction writing the row, its index entries and its audit row together.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::shared::{insert_policy_in, insert_rule_in, scope};
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, Chain};
@@ -12,43 +14,6 @@ use crate::error::StoreError;
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;
-
-fn scope(agent: Option<Uuid>) -> u128 {
-    agent.map(|a| a.as_u128()).unwrap_or(0)
-}
-
-pub(crate) fn insert_policy_in(tx: &WriteTransaction, p: &PolicyRecord) -> Result<(), StoreError> {
-    p.check()?;
-    if let Some(agent) = p.agent_id {
-        let a = rows::get_agent(tx, agent)?;
-        if p.chain.is_some_and(|c| c != a.chain) {
-            return Err(StoreError::Invariant("an agent policy's chain must be the agent's chain"));
-        }
-    }
-    if tx.open_table(POLICIES)?.get(p.id.as_u128())?.is_some() {
-        return Err(StoreError::Unique { index: "policies" });
-    }
-    rows::put(tx, POLICIES, "policies", p.id, p)?;
-    tx.open_table(IDX_POLICY_SCOPE)?.insert((scope(p.agent_id), p.id.as_u128()), ())?;
-    Ok(())
-}
-
-pub(crate) fn insert_rule_in(tx: &WriteTransaction, r: &AutoStopRuleRecord) -> Result<(), StoreError> {
-    if !r.config.is_object() {
-        return Err(StoreError::Invariant("AutoStop config must be a JSON object"));
-    }
-    if let Some(agent) = r.agent_id {
-        rows::get_agent(tx, agent)?;
-    }
-    let mut idx = tx.open_table(IDX_AUTO_STOP_SCOPE)?;
-    let key = (scope(r.agent_id), r.rule_type.as_str());
-    if idx.get(key)?.is_some() {
-        return Err(StoreError::Unique { index: "idx_auto_stop_scope" });
-    }
-    idx.insert(key, r.id.as_u128())?;
-    drop(idx);
-    rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, r)
-}
 
 /// What `update_policy` changes; `None` keeps the current value.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -61,7 +26,7 @@ pub struct PolicyChange {
     pub enabled: Option<bool>,
 }
 
-fn policy_event(name: &str, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
+fn policy_event(name: AuditEventType, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
     let mut ev = AuditEvent::new(name, ctx.actor.clone())
         .detail("policyId", p.id.to_string())
         .detail("type", p.policy_type.as_str())
@@ -78,7 +43,7 @@ impl Store {
     pub fn insert_policy(&self, p: &PolicyRecord, ctx: &OpCtx) -> Result<(), StoreError> {
         self.write(|tx| {
             insert_policy_in(tx, p)?;
-            self.audit(tx, policy_event("POLICY_CREATED", p, ctx), ctx)?;
+            self.audit(tx, policy_event(AuditEventType::PolicyCreated, p, ctx), ctx)?;
             Ok(())
         })
     }
@@ -101,7 +66,7 @@ impl Store {
             p.updated_at = ctx.now;
             p.check()?;
             rows::put(tx, POLICIES, "policies", p.id, &p)?;
-            self.audit(tx, policy_event("POLICY_UPDATED", &p, ctx), ctx)?;
+            self.audit(tx, policy_event(AuditEventType::PolicyUpdated, &p, ctx), ctx)?;
             Ok(p)
         })
     }
@@ -117,7 +82,7 @@ impl Store {
             let p: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", id)?;
             tx.open_table(POLICIES)?.remove(id.as_u128())?;
             tx.open_table(IDX_POLICY_SCOPE)?.remove((scope(p.agent_id), id.as_u128()))?;
-            self.audit(tx, policy_event("POLICY_DELETED", &p, ctx).severity(AuditSeverity::Warning), ctx)?;
+            self.audit(tx, policy_event(AuditEventType::PolicyDeleted, &p, ctx).severity(AuditSeverity::Warning), ctx)?;
             Ok(p)
         })
     }
@@ -137,7 +102,7 @@ impl Store {
     pub fn insert_auto_stop_rule(&self, r: &AutoStopRuleRecord, ctx: &OpCtx) -> Result<(), StoreError> {
         self.write(|tx| {
             insert_rule_in(tx, r)?;
-            let ev = AuditEvent::new("AUTO_STOP_RULE_CREATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AutoStopRuleCreated, ctx.actor.clone())
                 .detail("ruleId", r.id.to_string())
                 .detail("type", r.rule_type.as_str());
             self.audit(tx, ev, ctx)?;
@@ -168,7 +133,7 @@ impl Store {
             drop(idx);
             tx.open_table(WALLET_CONNECTIONS)?
                 .insert(rec.id.as_u128(), encode("wallet_connections", rec)?.as_slice())?;
-            let ev = AuditEvent::new("OWNER_CONNECTED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::OwnerConnected, ctx.actor.clone())
                 .detail("address", rec.owner_address.clone())
                 .detail("chain", rec.chain.as_str());
             self.audit(tx, ev, ctx)?;
@@ -239,7 +204,7 @@ impl Store {
             }
             r.updated_at = ctx.now;
             rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, &r)?;
-            let ev = AuditEvent::new("AUTO_STOP_RULE_UPDATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AutoStopRuleUpdated, ctx.actor.clone())
                 .detail("ruleId", r.id.to_string())
                 .detail("type", r.rule_type.as_str());
             self.audit(tx, ev, ctx)?;
@@ -253,7 +218,7 @@ impl Store {
             let r: AutoStopRuleRecord = rows::must_get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id)?;
             tx.open_table(AUTO_STOP_RULES)?.remove(id.as_u128())?;
             tx.open_table(IDX_AUTO_STOP_SCOPE)?.remove((scope(r.agent_id), r.rule_type.as_str()))?;
-            let ev = AuditEvent::new("AUTO_STOP_RULE_DELETED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::AutoStopRuleDeleted, ctx.actor.clone())
                 .severity(AuditSeverity::Warning)
                 .detail("ruleId", r.id.to_string())
                 .detail("type", r.rule_type.as_str());

@@ -7,7 +7,9 @@
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
+use super::shared::delete_session_in;
 use crate::audit::AuditEvent;
+use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::AgentStatus;
 use crate::error::StoreError;
@@ -63,32 +65,6 @@ pub fn renewal_guard(s: &SessionRecord, now: u64) -> Option<RenewalRefusal> {
     None
 }
 
-/// Deletes a session row and its index entries, nulling `session_id` on its transactions.
-pub(crate) fn delete_session_in(tx: &WriteTransaction, id: Uuid) -> Result<(), StoreError> {
-    let s = rows::get_session(tx, id)?;
-    let key = id.as_u128();
-    tx.open_table(IDX_SESSION_TOKEN)?.remove(s.token_hash.0.as_slice())?;
-    tx.open_table(IDX_SESSION_AGENT)?.remove((s.agent_id.as_u128(), key))?;
-    tx.open_table(IDX_SESSION_EXPIRY)?.remove((s.expires_at, key))?;
-    if let Some(t) = s.revoked_at {
-        tx.open_table(IDX_SESSION_REVOKED)?.remove((t, key))?;
-    }
-    // sessions → transactions: set null (02-storage.md §4).
-    let tx_ids: Vec<u128> = tx
-        .open_table(IDX_TX_SESSION)?
-        .range((key, 0u128)..=(key, u128::MAX))?
-        .map(|r| r.map(|(k, _)| k.value().1))
-        .collect::<Result<_, _>>()?;
-    for t in tx_ids {
-        tx.open_table(IDX_TX_SESSION)?.remove((key, t))?;
-        let mut rec = rows::get_tx(tx, Uuid::from_u128(t))?;
-        rec.session_id = None;
-        rows::put(tx, TRANSACTIONS, "transactions", rec.id, &rec)?;
-    }
-    tx.open_table(SESSIONS)?.remove(key)?;
-    Ok(())
-}
-
 fn count_live(tx: &WriteTransaction, agent: Uuid, now: u64) -> Result<u64, StoreError> {
     let mut n = 0;
     for sid in rows::session_ids_of(tx, agent)? {
@@ -130,7 +106,7 @@ impl Store {
             tx.open_table(IDX_SESSION_AGENT)?.insert((rec.agent_id.as_u128(), key), ())?;
             tx.open_table(IDX_SESSION_EXPIRY)?.insert((rec.expires_at, key), ())?;
             rows::put(tx, SESSIONS, "sessions", rec.id, rec)?;
-            let ev = AuditEvent::new("SESSION_ISSUED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::SessionIssued, ctx.actor.clone())
                 .agent(rec.agent_id)
                 .session(Some(rec.id))
                 .detail("expiresAt", rec.expires_at)
@@ -207,7 +183,7 @@ impl Store {
             new.renewal_count += 1;
             new.last_renewed_at = Some(ctx.now);
             rows::update_session(tx, &old, &new)?;
-            let ev = AuditEvent::new("SESSION_RENEWED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::SessionRenewed, ctx.actor.clone())
                 .agent(new.agent_id)
                 .session(Some(id))
                 .detail("renewalCount", new.renewal_count)
@@ -236,7 +212,7 @@ impl Store {
             new.revoked_at = Some(ctx.now);
             new.revoke_trigger = Some(trigger.to_string());
             rows::update_session(tx, &old, &new)?;
-            let ev = AuditEvent::new("SESSION_REVOKED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::SessionRevoked, ctx.actor.clone())
                 .agent(new.agent_id)
                 .session(Some(id))
                 .detail("trigger", trigger);
@@ -273,7 +249,8 @@ impl Store {
                     let id = Uuid::from_u128(*key);
                     let s = rows::get_session(tx, id)?;
                     delete_session_in(tx, id)?;
-                    let ev = AuditEvent::new("SESSION_EXPIRED", "system").agent(s.agent_id).session(Some(id));
+                    let ev =
+                        AuditEvent::new(AuditEventType::SessionExpired, "system").agent(s.agent_id).session(Some(id));
                     self.audit(tx, ev, &ctx)?;
                     done.expired += 1;
                 }
@@ -286,7 +263,7 @@ impl Store {
                     }
                 }
                 if done.revoked > 0 {
-                    let ev = AuditEvent::new("SESSION_CLEANUP", "system").detail("count", done.revoked);
+                    let ev = AuditEvent::new(AuditEventType::SessionCleanup, "system").detail("count", done.revoked);
                     self.audit(tx, ev, &ctx)?;
                 }
                 Ok((done, expired.len() + old_revoked.len() == BATCH))

@@ -1,10 +1,12 @@
 //! `system_state`, JWT secret rotation, nonces and the init seed (02-storage.md §3.13, §3.14).
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde_json::Value;
 
+use super::shared::{get_state, insert_policy_in, insert_rule_in, set_state, status_in};
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::codec::{decode, encode};
+use crate::audit_events::AuditEventType;
+use crate::codec::decode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, KillSwitchStatus};
 use crate::error::StoreError;
@@ -57,22 +59,6 @@ pub struct InitSeed {
     pub auto_stop_rules: Vec<AutoStopRuleRecord>,
 }
 
-pub(crate) fn get_state(
-    tx: &impl ReadableTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<Value>, StoreError> {
-    match tx.get(key)? {
-        Some(v) => Ok(Some(decode::<SystemStateEntry>("system_state", v.value())?.value)),
-        None => Ok(None),
-    }
-}
-
-pub(crate) fn set_state(tx: &WriteTransaction, key: &str, value: Value, now: u64) -> Result<(), StoreError> {
-    let entry = SystemStateEntry { value, updated_at: now };
-    tx.open_table(SYSTEM_STATE)?.insert(key, encode("system_state", &entry)?.as_slice())?;
-    Ok(())
-}
-
 fn read_secrets(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<JwtSecrets>, StoreError> {
     let Some(Value::String(current)) = get_state(t, "jwt_secret_current")? else {
         return Ok(None);
@@ -94,10 +80,10 @@ impl Store {
             set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Normal.as_str().into()), now)?;
             set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
             for p in &seed.policies {
-                crate::ops::policies::insert_policy_in(tx, p)?;
+                insert_policy_in(tx, p)?;
             }
             for r in &seed.auto_stop_rules {
-                crate::ops::policies::insert_rule_in(tx, r)?;
+                insert_rule_in(tx, r)?;
             }
             Ok(())
         })
@@ -110,7 +96,7 @@ impl Store {
 
     /// The stored kill-switch status (NORMAL when absent).
     pub fn kill_switch_status(&self) -> Result<KillSwitchStatus, StoreError> {
-        self.read(|tx| crate::ops::killswitch::status_in(&tx.open_table(SYSTEM_STATE)?))
+        self.read(|tx| status_in(&tx.open_table(SYSTEM_STATE)?))
     }
 
     /// The JWT secrets, if initialised.
@@ -144,7 +130,7 @@ impl Store {
             set_state(tx, "jwt_secret_previous", Value::String(secrets.current), ctx.now)?;
             set_state(tx, "jwt_secret_current", Value::String(new.to_string()), ctx.now)?;
             set_state(tx, "jwt_secret_rotated_at", Value::from(ctx.now), ctx.now)?;
-            let ev = AuditEvent::new("SECRET_ROTATED", ctx.actor.clone())
+            let ev = AuditEvent::new(AuditEventType::SecretRotated, ctx.actor.clone())
                 .severity(AuditSeverity::Warning)
                 .detail("previousExpiresAt", ctx.now + JWT_ROTATION_OVERLAP);
             self.audit(tx, ev, ctx)?;
@@ -161,7 +147,7 @@ impl Store {
                 (Some(_), Some(at)) if ctx.now >= at + JWT_ROTATION_OVERLAP => {
                     set_state(tx, "jwt_secret_previous", Value::Null, ctx.now)?;
                     set_state(tx, "jwt_secret_rotated_at", Value::Null, ctx.now)?;
-                    self.audit(tx, AuditEvent::new("PREVIOUS_SECRET_EXPIRED", ctx.actor.clone()), ctx)?;
+                    self.audit(tx, AuditEvent::new(AuditEventType::PreviousSecretExpired, ctx.actor.clone()), ctx)?;
                     Ok(true)
                 }
                 _ => Ok(false),
