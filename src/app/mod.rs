@@ -24,7 +24,7 @@ use crate::domain::emergency::killswitch::KillSwitch;
 use crate::domain::pipeline::Pipeline;
 use crate::domain::policy_admin::Policies;
 use crate::domain::sessions::Sessions;
-use crate::runtime::workers::Registry as Workers;
+use crate::runtime::scheduler::Registry as Workers;
 use crate::runtime::{Db, Settings, Shutdown, Signers};
 
 /// Everything a running daemon shares.

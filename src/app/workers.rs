@@ -1,5 +1,5 @@
 //! The background workers (01-daemon.md §7): which exist and what each does. The schedule and
-//! the bookkeeping live in `runtime::workers`; every job here calls a domain service or storage
+//! the bookkeeping live in `runtime::scheduler`; every job here calls a domain service or storage
 //! operation — never an HTTP handler.
 //!
 //! The execution set ([`EXECUTION_WORKERS`]) does not run while the kill switch holds. This is

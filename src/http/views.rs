@@ -6,7 +6,7 @@ use waiaas_storage::{AgentRecord, Chain, SessionRecord, TransactionRecord};
 use crate::adapters::chains::AdapterInfo;
 use crate::base::clock::iso;
 use crate::domain::emergency::killswitch::KillSwitchView;
-use crate::runtime::workers::WorkerState;
+use crate::runtime::scheduler::WorkerState;
 
 /// **AgentView**.
 pub(crate) fn agent(a: &AgentRecord) -> Value {

@@ -1,18 +1,17 @@
-//! The shared runtime pieces every domain service is built from, grouped by concern: the
-//! database handle ([`Db`]), the live configuration ([`Settings`]), the signer backends
-//! ([`Signers`]), the shutdown state ([`Shutdown`]) and the background worker registry
-//! ([`workers::Registry`]).
+//! The shared runtime pieces every service is built from: the configuration (`config`), the
+//! database handle ([`Db`]), the live settings ([`Settings`]), the signer backends
+//! ([`Signers`]), the shutdown state ([`Shutdown`]) and the worker scheduler
+//! ([`scheduler::Registry`]). This folder may call only `base`.
 //!
-//! Domain modules (pipeline, agents, sessions, owners, kill switch, notify, …) take exactly the
-//! pieces they use, never the whole application; `crate::app::App` only composes them. Nothing
-//! here knows about HTTP.
+//! Services take exactly the pieces they use, never the whole application; `crate::app::App`
+//! only composes them.
 
 pub(crate) mod config;
 mod db;
+pub(crate) mod scheduler;
 mod settings;
 pub(crate) mod shutdown;
 pub(crate) mod signers;
-pub(crate) mod workers;
 
 pub(crate) use db::Db;
 pub(crate) use settings::Settings;

@@ -24,7 +24,7 @@ pub use enums::*;
 pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::approvals::{ApprovalResult, RejectResult};
-pub use ops::decide::{DecisionOutcome, DecisionSnapshot};
+pub use ops::decision::{DecisionOutcome, DecisionSnapshot};
 pub use ops::killswitch::{
     ActivationReport, KillSwitchState, RECOVERY_LOCKOUT_SECS, RECOVERY_MAX_FAILURES, RecoveryFailure,
 };

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit_events::AuditEventType;
-use crate::ops::decide::DecisionOutcome;
+use crate::ops::decision::DecisionOutcome;
 use crate::ops::shared::TxPatch;
 use crate::tables::*;
 use crate::*;

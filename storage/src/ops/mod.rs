@@ -4,7 +4,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod autostop;
-pub mod decide;
+pub mod decision;
 pub mod idempotency;
 pub mod killswitch;
 pub mod notify;
