@@ -11,7 +11,6 @@ use std::time::Instant;
 use alloy::consensus::{SignableTransaction, TxEip1559};
 use alloy::dyn_abi::TypedData;
 use alloy::primitives::{Address, B256, Signature, U256, eip191_hash_message};
-use async_trait::async_trait;
 use uuid::Uuid;
 
 /// Chain family of a key.
@@ -187,17 +186,31 @@ pub enum SignerError {
     Internal(String),
 }
 
-/// A key backend: one small async trait over a closed set of implementations.
-#[async_trait]
-pub trait SignerBackend: Send + Sync {
+/// The raw, unverified signing call of a backend. It lives in a module private to this crate, so
+/// code outside it cannot name the trait and so cannot call `sign` directly: every signature
+/// leaves the crate through [`sign_verified`].
+pub(crate) mod raw {
+    use async_trait::async_trait;
+
+    use super::{KeyRef, SignContext, SignIntent, SignOutput, SignerError};
+
+    /// Signs without verification.
+    #[async_trait]
+    pub trait RawSigner: Send + Sync {
+        /// Signs `intent` with `key`; [`super::sign_verified`] checks the result.
+        async fn sign(&self, key: &KeyRef, intent: &SignIntent, ctx: &SignContext) -> Result<SignOutput, SignerError>;
+    }
+}
+
+/// A key backend: one small trait over a closed set of implementations (the keystore and the
+/// Ledger, both in this crate). Sign with [`sign_verified`].
+#[allow(private_bounds)]
+pub trait SignerBackend: raw::RawSigner {
     /// Which backend this is.
     fn kind(&self) -> BackendKind;
 
     /// Whether `key` can sign `intent` here.
     fn supports(&self, key: &KeyRef, intent: &SignIntent) -> bool;
-
-    /// Signs without verification; callers use [`sign_verified`].
-    async fn sign(&self, key: &KeyRef, intent: &SignIntent, ctx: &SignContext) -> Result<SignOutput, SignerError>;
 }
 
 /// Parses an EVM address (any case; mixed case must carry a valid EIP-55 checksum).
@@ -217,23 +230,45 @@ pub fn parse_solana_address(s: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// The off-chain message envelope of 03-keys.md §3.3, or `None` for text over 1212 bytes.
-pub fn offchain_envelope(signer: &[u8; 32], text: &str) -> Option<Vec<u8>> {
+/// The header layouts of a Solana off-chain message envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeLayout {
+    /// The Ledger app's (03-keys.md §3.3): version 0, a 32-byte application domain (zeros), the
+    /// format, one signer and its key, the length.
+    Ledger,
+    /// The compact header some wallets sign (04-auth.md §7.4): version 0, the format, the length.
+    Compact,
+}
+
+/// `text` in an off-chain envelope of `layout` and `format` (0: printable ASCII, 1: UTF-8), or
+/// `None` when it is too long for the 16-bit length.
+pub fn offchain_envelope_as(layout: EnvelopeLayout, format: u8, signer: &[u8; 32], text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() > 1212 {
-        return None;
-    }
-    let format = if bytes.iter().all(|b| *b == 0x0A || (0x20..=0x7E).contains(b)) { 0u8 } else { 1u8 };
-    let mut out = Vec::with_capacity(16 + 1 + 32 + 1 + 1 + 32 + 2 + bytes.len());
+    let len = u16::try_from(bytes.len()).ok()?;
+    let mut out = Vec::with_capacity(85 + bytes.len());
     out.extend_from_slice(b"\xffsolana offchain");
     out.push(0);
-    out.extend_from_slice(&[0u8; 32]);
+    if layout == EnvelopeLayout::Ledger {
+        out.extend_from_slice(&[0u8; 32]);
+    }
     out.push(format);
-    out.push(1);
-    out.extend_from_slice(signer);
-    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    if layout == EnvelopeLayout::Ledger {
+        out.push(1);
+        out.extend_from_slice(signer);
+    }
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(bytes);
     Some(out)
+}
+
+/// The envelope the seam signs for [`SignIntent::SolanaOffchainMessage`]: the Ledger layout with
+/// the format the text calls for, or `None` for text over 1212 bytes (the app's limit).
+pub fn offchain_envelope(signer: &[u8; 32], text: &str) -> Option<Vec<u8>> {
+    if text.len() > 1212 {
+        return None;
+    }
+    let printable = text.bytes().all(|b| b == 0x0A || (0x20..=0x7E).contains(&b));
+    offchain_envelope_as(EnvelopeLayout::Ledger, if printable { 0 } else { 1 }, signer, text)
 }
 
 /// The 32-byte hash an EVM intent signs.
@@ -299,7 +334,7 @@ pub async fn sign_verified(
     if key.backend != backend.kind() {
         return Err(SignerError::Internal("key belongs to another backend".into()));
     }
-    let out = backend.sign(key, intent, ctx).await?;
+    let out = raw::RawSigner::sign(backend, key, intent, ctx).await?;
     verify(key, intent, &out)?;
     Ok(out)
 }

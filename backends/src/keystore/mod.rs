@@ -244,25 +244,6 @@ impl UnlockedKeystore {
         self.len() == 0
     }
 
-    /// Decrypts the keys of `agents` from their files with `password` (one Argon2id run, on a
-    /// blocking thread) without touching this backend: recovery installs the result; a withdraw
-    /// during the kill switch signs with it through [`KeystoreBackend::sibling`] and drops it.
-    pub async fn decrypt_from_disk(
-        &self,
-        password: Zeroizing<Vec<u8>>,
-        agents: Vec<AgentKeyInfo>,
-    ) -> Result<UnlockedKeystore, KeystoreError> {
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || LockedKeystore::open(&dir)?.unlock(&password, &agents))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    }
-
-    /// Another backend over the same directory holding `unlocked`, leaving this one as it is.
-    pub fn sibling(&self, unlocked: UnlockedKeystore) -> KeystoreBackend {
-        KeystoreBackend::new(self.dir.clone(), Some(unlocked))
-    }
-
     /// Whether a key is loaded for `agent_id`.
     pub fn contains(&self, agent_id: Uuid) -> bool {
         self.keys.read().expect("keys lock").contains_key(&agent_id)
@@ -329,8 +310,9 @@ impl UnlockedKeystore {
         self.write_new(agent_id, network, name, secret)
     }
 
-    /// Signs `intent` with the agent's key. Read in place from guarded memory.
-    pub fn sign(&self, agent_id: Uuid, intent: &SignIntent) -> Result<SignOutput, SignerError> {
+    /// Signs `intent` with the agent's key. Read in place from guarded memory. Crate-private:
+    /// signatures leave the crate only through `seam::sign_verified`.
+    pub(crate) fn sign(&self, agent_id: Uuid, intent: &SignIntent) -> Result<SignOutput, SignerError> {
         let keys = self.keys.read().expect("keys lock");
         let key = keys.get(&agent_id).ok_or(SignerError::KeyNotFound)?;
         sign_with(&key.secret, intent)
@@ -472,7 +454,6 @@ impl KeystoreBackend {
     }
 }
 
-#[async_trait]
 impl SignerBackend for KeystoreBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Keystore
@@ -481,7 +462,10 @@ impl SignerBackend for KeystoreBackend {
     fn supports(&self, key: &KeyRef, intent: &SignIntent) -> bool {
         key.backend == BackendKind::Keystore && key.chain == intent.chain()
     }
+}
 
+#[async_trait]
+impl crate::seam::raw::RawSigner for KeystoreBackend {
     async fn sign(&self, key: &KeyRef, intent: &SignIntent, _ctx: &SignContext) -> Result<SignOutput, SignerError> {
         let agent = key.agent_id.ok_or(SignerError::KeyNotFound)?;
         self.with(|ks| ks.sign(agent, intent)).await?

@@ -203,8 +203,9 @@ impl LedgerDevice {
 
     /// Signs `intent` with the key at `path` (`public_key` is used to pick the parity and build
     /// the off-chain envelope). Needs a button press: bounded by `confirm_timeout` and the
-    /// context's deadline.
-    pub async fn sign(
+    /// context's deadline. Crate-private: signatures leave the crate through
+    /// `seam::sign_verified` over a [`LedgerBackend`].
+    pub(crate) async fn sign(
         &self,
         key: &KeyRef,
         path: &DerivationPath,
@@ -299,7 +300,6 @@ impl LedgerBackend {
     }
 }
 
-#[async_trait]
 impl SignerBackend for LedgerBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Ledger
@@ -308,7 +308,10 @@ impl SignerBackend for LedgerBackend {
     fn supports(&self, key: &KeyRef, intent: &SignIntent) -> bool {
         key.backend == BackendKind::Ledger && key.chain == intent.chain() && key.derivation_path.is_some()
     }
+}
 
+#[async_trait]
+impl crate::seam::raw::RawSigner for LedgerBackend {
     async fn sign(&self, key: &KeyRef, intent: &SignIntent, ctx: &SignContext) -> Result<SignOutput, SignerError> {
         let path = key
             .derivation_path

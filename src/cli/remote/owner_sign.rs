@@ -181,7 +181,8 @@ fn ledger_sign(api: &Api, args: &SigningArgs, r: &Request<'_>, text: &str) -> Re
     };
     let ctx = SignContext { purpose: Purpose::OwnerMessage, tx_id: None, deadline: Instant::now() + confirm };
     println!("Confirm the message on the Ledger...");
-    let out = api.block_on(device.sign(&key, &path, &intent, &ctx)).map_err(fail)?;
+    let backend = waiaas_backends::ledger::device::LedgerBackend::new(std::sync::Arc::new(device));
+    let out = api.block_on(waiaas_backends::seam::sign_verified(&backend, &key, &intent, &ctx)).map_err(fail)?;
     Ok(match out {
         SignOutput::Secp256k1 { .. } => format!("0x{}", hex::encode(out.to_rsv().expect("secp256k1"))),
         SignOutput::Ed25519(sig) => bs58::encode(sig).into_string(),

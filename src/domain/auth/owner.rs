@@ -440,29 +440,11 @@ pub(crate) fn recover_eoa(sig: &[u8], message: &str) -> Option<Address> {
 /// The byte strings a SIWS signature may cover (§7.4): the raw text, the Ledger-layout
 /// off-chain envelope with format 0 and 1, and the compact envelope with format 0 and 1.
 pub(crate) fn siws_candidates(signer: &[u8; 32], text: &str) -> Vec<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = vec![bytes.to_vec()];
-    if let Ok(len) = u16::try_from(bytes.len()) {
+    use waiaas_backends::seam::{EnvelopeLayout, offchain_envelope_as};
+    let mut out = vec![text.as_bytes().to_vec()];
+    for layout in [EnvelopeLayout::Ledger, EnvelopeLayout::Compact] {
         for format in [0u8, 1] {
-            let mut v = Vec::with_capacity(85 + bytes.len());
-            v.extend_from_slice(b"\xffsolana offchain");
-            v.push(0);
-            v.extend_from_slice(&[0u8; 32]);
-            v.push(format);
-            v.push(1);
-            v.extend_from_slice(signer);
-            v.extend_from_slice(&len.to_le_bytes());
-            v.extend_from_slice(bytes);
-            out.push(v);
-        }
-        for format in [0u8, 1] {
-            let mut v = Vec::with_capacity(20 + bytes.len());
-            v.extend_from_slice(b"\xffsolana offchain");
-            v.push(0);
-            v.push(format);
-            v.extend_from_slice(&len.to_le_bytes());
-            v.extend_from_slice(bytes);
-            out.push(v);
+            out.extend(offchain_envelope_as(layout, format, signer, text));
         }
     }
     out
