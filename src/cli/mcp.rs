@@ -29,6 +29,8 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::{CliError, PasswordArgs};
 use crate::cli::remote::api::{Api, print_json};
+use crate::domain::pipeline::kinds;
+use waiaas_storage::TxType;
 
 /// The token file's name in the data directory.
 const TOKEN_FILE: &str = "mcp-token";
@@ -268,42 +270,10 @@ fn schema(properties: Value, required: &[&str]) -> Arc<Map<String, Value>> {
 
 fn tools() -> Vec<Tool> {
     let s = |t: &str| json!({"type": t});
-    let priority = json!({"type": "string", "enum": ["low", "medium", "high"]});
-    vec![
+    let mut out = vec![
         Tool::new("get_address", "The agent wallet's address, chain and network.", schema(json!({}), &[])),
         Tool::new("get_balance", "The native balance of the agent wallet.", schema(json!({}), &[])),
         Tool::new("get_assets", "Every asset (native and tokens) the agent wallet holds.", schema(json!({}), &[])),
-        Tool::new(
-            "send_token",
-            "Send the native coin, or a token when token_mint is given. Amounts are strings in the smallest unit.",
-            schema(
-                json!({"to": s("string"), "amount": s("string"), "token_mint": s("string"), "token_decimals": s("integer"),
-                       "memo": s("string"), "priority": priority}),
-                &["to", "amount"],
-            ),
-        ),
-        Tool::new(
-            "call_contract",
-            "Call a contract (EVM calldata) or program (Solana instruction data and accounts).",
-            schema(
-                json!({"contract_address": s("string"), "calldata": s("string"), "value": s("string"),
-                       "instruction_data": s("string"), "accounts": s("array"), "memo": s("string"), "priority": priority}),
-                &["contract_address"],
-            ),
-        ),
-        Tool::new(
-            "approve_token",
-            "Approve a spender for a token amount.",
-            schema(
-                json!({"token_mint": s("string"), "spender": s("string"), "amount": s("string"), "token_decimals": s("integer")}),
-                &["token_mint", "spender", "amount"],
-            ),
-        ),
-        Tool::new(
-            "send_batch",
-            "Send several instructions in one transaction (Solana).",
-            schema(json!({"instructions": s("array"), "memo": s("string")}), &["instructions"]),
-        ),
         Tool::new(
             "dry_run",
             "Evaluate a transaction (the API send body) without sending it: policy tier, fee, simulation.",
@@ -321,7 +291,141 @@ fn tools() -> Vec<Tool> {
         ),
         Tool::new("list_pending_transactions", "Transactions waiting (DELAY or APPROVAL).", schema(json!({}), &[])),
         Tool::new("get_session_info", "This session's limits, usage and expiry.", schema(json!({}), &[])),
+    ];
+    // The sending tools, whose inputs come from the transaction-type table, after the reads.
+    out.splice(3..3, send_tools().iter().map(SendTool::tool));
+    out
+}
+
+/// A tool that sends a transaction: the types it can send (tried in order: the first whose
+/// required inputs are all given wins, the last is the default) and whether it takes `memo` and
+/// `priority`. Its inputs are the types' fields from `domain::pipeline::kinds`, in snake_case; a
+/// `token` field is given flat, as `token_mint` and `token_decimals`.
+struct SendTool {
+    name: &'static str,
+    doc: &'static str,
+    kinds: &'static [TxType],
+    memo: bool,
+    priority: bool,
+}
+
+fn send_tools() -> &'static [SendTool] {
+    &[
+        SendTool {
+            name: "send_token",
+            doc: "Send the native coin, or a token when token_mint is given. Amounts are strings in the smallest unit.",
+            kinds: &[TxType::TokenTransfer, TxType::Transfer],
+            memo: true,
+            priority: true,
+        },
+        SendTool {
+            name: "call_contract",
+            doc: "Call a contract (EVM calldata) or program (Solana instruction data and accounts).",
+            kinds: &[TxType::ContractCall],
+            memo: true,
+            priority: true,
+        },
+        SendTool {
+            name: "approve_token",
+            doc: "Approve a spender for a token amount.",
+            kinds: &[TxType::Approve],
+            memo: false,
+            priority: false,
+        },
+        SendTool {
+            name: "send_batch",
+            doc: "Send several instructions in one transaction (Solana).",
+            kinds: &[TxType::Batch],
+            memo: true,
+            priority: false,
+        },
     ]
+}
+
+/// The tool inputs of one API field: `(input name, JSON schema)`.
+fn inputs_of(field: &kinds::Field) -> Vec<(String, Value)> {
+    match field.shape {
+        kinds::Shape::Token => vec![
+            ("token_mint".into(), json!({"type": "string"})),
+            ("token_decimals".into(), json!({"type": "integer", "minimum": 0, "maximum": 18})),
+        ],
+        shape => vec![(kinds::snake(field.name), shape.schema())],
+    }
+}
+
+/// The input that must be given for a required field.
+fn required_input(field: &kinds::Field) -> String {
+    if field.shape == kinds::Shape::Token { "token_mint".into() } else { kinds::snake(field.name) }
+}
+
+/// The inputs a type requires whatever the chain.
+fn required_inputs(t: TxType) -> Vec<(String, kinds::Shape)> {
+    kinds::kind(t)
+        .fields
+        .iter()
+        .filter(|f| f.need == kinds::Need::Required)
+        .map(|f| (required_input(f), f.shape))
+        .collect()
+}
+
+impl SendTool {
+    fn takes(&self, common: &str) -> bool {
+        (common == "memo" && self.memo) || (common == "priority" && self.priority)
+    }
+
+    fn tool(&self) -> Tool {
+        let mut props = Map::new();
+        for k in self.kinds {
+            for field in kinds::kind(*k).fields {
+                for (name, schema) in inputs_of(field) {
+                    props.entry(name).or_insert(schema);
+                }
+            }
+        }
+        for (name, schema) in kinds::COMMON {
+            if self.takes(name) {
+                props.insert((*name).into(), schema());
+            }
+        }
+        // Required: what every type the tool sends requires.
+        let per_kind: Vec<Vec<String>> =
+            self.kinds.iter().map(|k| required_inputs(*k).into_iter().map(|(n, _)| n).collect()).collect();
+        let required: Vec<&str> =
+            per_kind[0].iter().filter(|r| per_kind.iter().all(|p| p.contains(r))).map(String::as_str).collect();
+        Tool::new(self.name, self.doc, schema(Value::Object(props), &required))
+    }
+
+    /// The API send body for `args`, or which input is missing.
+    fn body(&self, args: &Map<String, Value>) -> Result<Value, String> {
+        let given = |name: &str| args.get(name).is_some_and(|v| !v.is_null());
+        let missing = |t: TxType| required_inputs(t).into_iter().find(|(name, _)| !given(name));
+        let Some(t) = self.kinds.iter().copied().find(|t| missing(*t).is_none()) else {
+            let default = *self.kinds.last().expect("a tool sends at least one type");
+            let (input, shape) = missing(default).expect("not every input is given");
+            let what = if shape == kinds::Shape::Instructions { "an array" } else { "a string" };
+            return Err(format!("`{input}` ({what}) is required"));
+        };
+        let mut b = json!({"type": t.as_str()});
+        for field in kinds::kind(t).fields {
+            if field.shape == kinds::Shape::Token {
+                if given("token_mint") {
+                    let mut token = json!({"mint": args["token_mint"]});
+                    if given("token_decimals") {
+                        token["decimals"] = args["token_decimals"].clone();
+                    }
+                    b["token"] = token;
+                }
+            } else if given(&kinds::snake(field.name)) {
+                b[field.name] = args[&kinds::snake(field.name)].clone();
+            }
+        }
+        for (name, _) in kinds::COMMON {
+            if self.takes(name) && given(name) {
+                b[*name] = args[*name].clone();
+            }
+        }
+        Ok(b)
+    }
 }
 
 /// An API call: method, path and body; `Err` is an input error.
@@ -333,57 +437,14 @@ fn api_call_for(name: &str, args: &Map<String, Value>, sid: &str) -> Route {
     let text = |k: &str| -> Result<String, String> {
         args.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("`{k}` (a string) is required"))
     };
-    // snake_case tool input → the API's camelCase fields, absent ones left out.
-    let body = |pairs: &[(&str, &str)], base: Value| -> Value {
-        let mut b = base;
-        for (from, to) in pairs {
-            if let Some(v) = get(from).filter(|v| !v.is_null()) {
-                b[*to] = v;
-            }
-        }
-        b
-    };
     let send = "/v1/transactions/send".to_string();
     Ok(match name {
         "get_address" => (Method::GET, "/v1/wallet/address".into(), None),
         "get_balance" => (Method::GET, "/v1/wallet/balance".into(), None),
         "get_assets" => (Method::GET, "/v1/wallet/assets".into(), None),
-        "send_token" => {
-            let (to, amount) = (text("to")?, text("amount")?);
-            let mut b = json!({"to": to, "amount": amount});
-            if let Some(mint) = get("token_mint").filter(|v| !v.is_null()) {
-                b["type"] = json!("TOKEN_TRANSFER");
-                let mut token = json!({"address": mint});
-                if let Some(d) = get("token_decimals") {
-                    token["decimals"] = d;
-                }
-                b["token"] = token;
-            }
-            (Method::POST, send, Some(body(&[("memo", "memo"), ("priority", "priority")], b)))
-        }
-        "call_contract" => {
-            let b = json!({"type": "CONTRACT_CALL", "contractAddress": text("contract_address")?});
-            let pairs = [
-                ("calldata", "calldata"),
-                ("value", "value"),
-                ("instruction_data", "instructionData"),
-                ("accounts", "accounts"),
-                ("memo", "memo"),
-                ("priority", "priority"),
-            ];
-            (Method::POST, send, Some(body(&pairs, b)))
-        }
-        "approve_token" => {
-            let mut token = json!({"address": text("token_mint")?});
-            if let Some(d) = get("token_decimals") {
-                token["decimals"] = d;
-            }
-            let b = json!({"type": "APPROVE", "spender": text("spender")?, "amount": text("amount")?, "token": token});
-            (Method::POST, send, Some(b))
-        }
-        "send_batch" => {
-            let list = get("instructions").filter(Value::is_array).ok_or("`instructions` (an array) is required")?;
-            (Method::POST, send, Some(body(&[("memo", "memo")], json!({"type": "BATCH", "instructions": list}))))
+        name if send_tools().iter().any(|t| t.name == name) => {
+            let tool = send_tools().iter().find(|t| t.name == name).expect("just found");
+            (Method::POST, send, Some(tool.body(args)?))
         }
         "dry_run" => {
             let t = get("transaction").filter(Value::is_object).ok_or("`transaction` (an object) is required")?;
@@ -742,7 +803,7 @@ mod tests {
         assert_eq!((m, p.as_str()), (Method::POST, "/v1/transactions/send"));
         assert_eq!(
             b.unwrap(),
-            json!({"type": "TOKEN_TRANSFER", "to": "x", "amount": "5", "token": {"address": "m", "decimals": 6}})
+            json!({"type": "TOKEN_TRANSFER", "to": "x", "amount": "5", "token": {"mint": "m", "decimals": 6}})
         );
         let (_, _, b) =
             api_call_for("call_contract", &args(json!({"contract_address": "c", "instruction_data": "AQ=="})), "s")
@@ -755,6 +816,52 @@ mod tests {
         assert!(api_call_for("send_token", &args(json!({"to": "x"})), "s").unwrap_err().contains("amount"));
         assert!(api_call_for("get_transaction", &args(json!({"transaction_id": "nope"})), "s").is_err());
         assert_eq!(tools().len(), 12);
+    }
+
+    /// Every sending tool, given its inputs, builds a body the daemon's own send-body parser
+    /// accepts (both come from the transaction-type table; this checks the renaming between them).
+    #[test]
+    fn every_send_tool_builds_a_body_the_parser_accepts() {
+        use waiaas_storage::{AgentRecord, Chain, Network};
+        let agent = |chain: Chain, key: &str| {
+            let network = if chain == Chain::Solana { Network::Devnet } else { Network::Testnet };
+            let mut a = AgentRecord::new(uuid::Uuid::now_v7(), "a".into(), chain, network, Some(31337), 0);
+            a.public_key = key.into();
+            a
+        };
+        let (evm, sol) = ("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM");
+        let cases = [
+            ("send_token", Chain::Ethereum, json!({"to": evm, "amount": "5"})),
+            (
+                "send_token",
+                Chain::Ethereum,
+                json!({"to": evm, "amount": "5", "token_mint": evm, "token_decimals": 6, "memo": "m"}),
+            ),
+            (
+                "call_contract",
+                Chain::Ethereum,
+                json!({"contract_address": evm, "calldata": "0xa9059cbb", "value": "1"}),
+            ),
+            (
+                "call_contract",
+                Chain::Solana,
+                json!({"contract_address": sol, "instruction_data": "AQ==",
+                "accounts": [{"pubkey": sol, "isSigner": false, "isWritable": true}]}),
+            ),
+            ("approve_token", Chain::Solana, json!({"token_mint": sol, "spender": sol, "amount": "0"})),
+            (
+                "send_batch",
+                Chain::Solana,
+                json!({"instructions": [{"to": sol, "amount": "1"}, {"to": sol, "amount": "2"}]}),
+            ),
+        ];
+        for (tool, chain, args) in cases {
+            let key = if chain == Chain::Solana { sol } else { evm };
+            let (_, _, body) = api_call_for(tool, args.as_object().unwrap(), "s").unwrap();
+            let body = body.unwrap();
+            let v = crate::domain::pipeline::request::validate(body.to_string().as_bytes(), &agent(chain, key));
+            assert!(v.is_ok(), "{tool} {args} -> {body} -> {:?}", v.err());
+        }
     }
 
     // ACC-034: 0600 via temp file and rename; a symlink at the path fails the write and reads

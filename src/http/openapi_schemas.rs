@@ -38,20 +38,6 @@ fn res(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-fn send_body() -> Value {
-    let token = json!({"type": "object", "properties": {"address": s(), "decimals": int(), "symbol": s()}, "required": ["address"]});
-    json!({
-        "type": "object",
-        "description": "TRANSFER (default), TOKEN_TRANSFER, CONTRACT_CALL, APPROVE or BATCH; each type takes its own fields (06-pipeline.md §2)",
-        "properties": {
-            "type": {"type": "string", "enum": ["TRANSFER", "TOKEN_TRANSFER", "CONTRACT_CALL", "APPROVE", "BATCH"]},
-            "to": s(), "amount": s(), "token": token, "contractAddress": s(), "calldata": s(), "value": s(),
-            "instructionData": s(), "accounts": arr(obj()), "spender": s(), "instructions": arr(obj()),
-            "memo": s(), "priority": {"type": "string", "enum": ["low", "medium", "high"]},
-        },
-    })
-}
-
 fn agent() -> Value {
     res(
         json!({"id": s(), "name": s(), "chain": s(), "network": s(), "address": s(), "status": s(),
@@ -74,7 +60,7 @@ fn rule() -> Value {
 /// The request body of `op`, when it takes one.
 pub(crate) fn request(op: Op) -> Option<Value> {
     Some(match op {
-        Op::TxSend | Op::TxDryRun => send_body(),
+        Op::TxSend | Op::TxDryRun => crate::domain::pipeline::kinds::send_body_schema(),
         Op::SessionCreate => json!({
             "type": "object",
             "properties": {"agentId": s(), "agentName": s(), "constraints": obj(), "expiresIn": int(), "maxRenewals": int(),
@@ -110,7 +96,7 @@ pub(crate) fn request(op: Op) -> Option<Value> {
         ),
         Op::PolicyUpdate => req(json!({"rules": obj(), "priority": int(), "enabled": b()}), &[]),
         Op::PolicyDryRun => req(
-            json!({"agentId": s(), "transaction": send_body(), "policies": arr(obj())}),
+            json!({"agentId": s(), "transaction": crate::domain::pipeline::kinds::send_body_schema(), "policies": arr(obj())}),
             &["agentId", "transaction"],
         ),
         Op::KillSwitchActivate | Op::OwnerKillSwitch => {

@@ -6,6 +6,7 @@ The chain is the witness: balances are read from the nodes' own RPC, not from th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import httpx
@@ -116,3 +117,39 @@ async def test_an_agent_sends_sol_on_surfnet_and_waits_for_confirmed():
         done = await w.wait_for_transaction(tx.tx_id, timeout=60, interval=0.5)
         assert done.status is TxStatus.CONFIRMED
     assert rpc(node, "getBalance", [recipient])["value"] - before == 1_000_000
+
+
+async def test_every_sdk_send_body_conforms_to_the_daemons_document():
+    """The SDK's request models are checked against the daemon's own `/doc` (the send-body schema
+    the daemon builds from its transaction-type table): every body the SDK's send methods put on
+    the wire validates, so a field the API does not have (e.g. `token.address` for `token.mint`)
+    fails here rather than on an agent's first token transfer."""
+    import jsonschema
+
+    doc = httpx.get(f"{BASE}/doc", timeout=30).json()
+    schema = doc["paths"]["/v1/transactions/send"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    sent: list[dict] = []
+
+    def capture(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(400, json={"code": "VALIDATION_ERROR", "message": "captured", "retryable": False})
+
+    client = WAIaaSClient("http://127.0.0.1:9", "wai_sess_x.y.z", max_retries=0, transport=httpx.MockTransport(capture))
+    evm, sol = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM"
+    calls = [
+        client.send_token(evm, "1"),
+        client.send_token(evm, "5", token_mint=evm, token_decimals=6, memo="m", priority="high"),
+        client.contract_call(evm, calldata="0xa9059cbb", value="0"),
+        client.contract_call(sol, instruction_data="AQ==", accounts=[{"pubkey": sol, "isSigner": False, "isWritable": True}]),
+        client.approve_token(evm, evm, "0", token_decimals=18),
+        client.batch_transaction([{"to": sol, "amount": "1"}, {"to": sol, "amount": "2"}], memo="b"),
+    ]
+    for call in calls:
+        with pytest.raises(WAIaaSError):
+            await call
+    assert len(sent) == len(calls)
+    for body in sent:
+        jsonschema.validate(body, schema)
+    print(f"sdk-vs-doc: {len(sent)} send bodies validate against /doc")

@@ -135,7 +135,7 @@ async def test_token_transfers_and_sessions_use_the_api_field_names():
         await c.renew_session()
         await c.renew_session()
     assert json.loads(reqs[0].content) == {"to": "to", "amount": "5", "memo": "m", "type": "TOKEN_TRANSFER",
-                                           "token": {"address": "mint", "decimals": 6}}
+                                           "token": {"mint": "mint", "decimals": 6}}
     assert reqs[1].url.path == "/v1/sessions/11111111-1111-4111-8111-111111111111/renew"
     assert reqs[2].url.path == "/v1/sessions/22222222-2222-4222-8222-222222222222/renew", "the new token is used"
     assert reqs[1].headers.get("Idempotency-Key") is None

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use waiaas_storage::{AgentRecord, Amount, Chain, TxType};
 
+use super::kinds::{self, Kind};
 use crate::adapters::chains::types::{AccountMetaSpec, BuildRequest, CallBody, Priority, TokenRef};
 use crate::base::error::ErrorCode;
 use crate::base::validation::{Invalid, parse_json};
@@ -130,16 +131,18 @@ impl BodyIn {
     }
 }
 
-/// Refuses every type-specific field a type does not have.
-fn allow_only(b: &BodyIn, allowed: &[&str], kind: &str) -> Result<(), Invalid> {
-    let extra: Vec<_> = b.type_fields().into_iter().filter(|(name, _)| !allowed.contains(name)).collect();
-    forbid(&extra, kind)
-}
-
-/// Fields that must be absent for a type.
-fn forbid(present: &[(&str, bool)], kind: &str) -> Result<(), Invalid> {
-    match present.iter().find(|(_, p)| *p) {
-        Some((name, _)) => Err(Invalid::field(name, "unrecognized_keys", format!("{name} is not a field of {kind}"))),
+/// Refuses every type-specific field that is not a field of `kind` on `chain` (the table in
+/// `kinds`).
+fn allow_only(b: &BodyIn, kind: &Kind, chain: Chain) -> Result<(), Invalid> {
+    let extra = b
+        .type_fields()
+        .into_iter()
+        .find(|(name, present)| *present && !kind.field(name).is_some_and(|f| f.need.applies_to(chain)));
+    match extra {
+        Some((name, _)) => {
+            let on = if kind.field(name).is_some() { format!(" on {chain}") } else { String::new() };
+            Err(Invalid::field(name, "unrecognized_keys", format!("{name} is not a field of {}{on}", kind.tx_type)))
+        }
         None => Ok(()),
     }
 }
@@ -172,7 +175,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
     let mut fields = RowFields { kind: Some(kind), ..RowFields::default() };
     let build = match kind {
         TxType::Transfer => {
-            allow_only(b, &["to", "amount"], "TRANSFER")?;
+            allow_only(b, kinds::kind(kind), chain)?;
             let to = address(&p("to"), require(&b.to, &p("to"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, true)?;
             c.insert("to".into(), json!(to));
@@ -183,7 +186,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::Transfer { from, to, amount, memo: memo.map(str::to_string) }
         }
         TxType::TokenTransfer => {
-            allow_only(b, &["to", "amount", "token"], "TOKEN_TRANSFER")?;
+            allow_only(b, kinds::kind(kind), chain)?;
             let to = address(&p("to"), require(&b.to, &p("to"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, true)?;
             let (tref, tv) = token(require(&b.token, &p("token"))?, chain, &p("token"))?;
@@ -196,23 +199,11 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::TokenTransfer { from, to, amount, token: tref, memo: memo.map(str::to_string) }
         }
         TxType::ContractCall => {
-            allow_only(
-                b,
-                &["contractAddress", "calldata", "value", "programId", "instructionData", "accounts"],
-                "CONTRACT_CALL",
-            )?;
+            allow_only(b, kinds::kind(kind), chain)?;
             let contract = address(&p("contractAddress"), require(&b.contract_address, &p("contractAddress"))?, chain)?;
             c.insert("contractAddress".into(), json!(contract));
             let (value, body) = match chain {
                 Chain::Ethereum => {
-                    forbid(
-                        &[
-                            ("programId", b.program_id.is_some()),
-                            ("instructionData", b.instruction_data.is_some()),
-                            ("accounts", b.accounts.is_some()),
-                        ],
-                        "an EVM CONTRACT_CALL",
-                    )?;
                     let data = require(&b.calldata, &p("calldata"))?;
                     let bytes = data
                         .strip_prefix("0x")
@@ -228,7 +219,6 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
                     (value, CallBody::Evm { calldata: bytes })
                 }
                 Chain::Solana => {
-                    forbid(&[("calldata", b.calldata.is_some())], "a Solana CONTRACT_CALL")?;
                     if let Some(pid) = &b.program_id
                         && address(&p("programId"), pid, chain)? != contract
                     {
@@ -272,7 +262,7 @@ fn one(b: &BodyIn, kind: TxType, agent: &AgentRecord, memo: Option<&str>, prefix
             BuildRequest::ContractCall { from, to: contract, value, body, memo: memo.map(str::to_string) }
         }
         TxType::Approve => {
-            allow_only(b, &["token", "spender", "amount"], "APPROVE")?;
+            allow_only(b, kinds::kind(kind), chain)?;
             let (tref, tv) = token(require(&b.token, &p("token"))?, chain, &p("token"))?;
             let spender = address(&p("spender"), require(&b.spender, &p("spender"))?, chain)?;
             let amount = amount(&p("amount"), require(&b.amount, &p("amount"))?, chain, false)?;
@@ -331,10 +321,11 @@ pub(crate) fn validate(bytes: &[u8], agent: &AgentRecord) -> Result<Validated, I
             .ok_or_else(|| Invalid::field("priority", "invalid_enum_value", "priority must be low, medium or high"))?,
     };
     let memo = b.memo.as_deref();
+    if !kinds::kind(kind).chains.contains(&agent.chain) {
+        return Err(Invalid::with_code(ErrorCode::BatchNotSupported, "Batches are Solana only"));
+    }
     let (mut canonical, fields, children, build) = if kind == TxType::Batch {
-        if agent.chain != Chain::Solana {
-            return Err(Invalid::with_code(ErrorCode::BatchNotSupported, "Batches are Solana only"));
-        }
+        allow_only(&b, kinds::kind(TxType::Batch), agent.chain)?;
         let items = require(&b.instructions, "instructions")?;
         if items.len() > 20 {
             return Err(Invalid::with_code(
@@ -512,5 +503,59 @@ mod tests {
         assert!(idempotency_key(Some("ok-key_1.2:3")).is_ok());
         assert!(idempotency_key(Some("bad key")).is_err());
         assert!(idempotency_key(Some(&"x".repeat(129))).is_err());
+    }
+
+    /// The parser agrees with the table in `kinds`: on each chain a type exists on, a body of
+    /// exactly its required fields validates; without any one of them it is refused naming that
+    /// field; with a field the type does not have there (another type's, or the other chain's)
+    /// it is refused as an unknown key naming that field.
+    #[test]
+    fn the_parser_follows_the_kinds_table() {
+        use super::kinds::{KINDS, Shape};
+        for chain in [Chain::Solana, Chain::Ethereum] {
+            let a = agent(chain);
+            let addr = a.public_key.clone();
+            let sample = |shape: Shape| match shape {
+                Shape::Address => json!(addr),
+                Shape::Amount => json!("1"),
+                Shape::Token => json!({"mint": addr}),
+                Shape::Hex => json!("0xa9059cbb"),
+                Shape::Base64 => json!("AQ=="),
+                Shape::Accounts => json!([{"pubkey": addr, "isSigner": false, "isWritable": true}]),
+                Shape::Instructions => json!([{"to": addr, "amount": "1"}, {"to": addr, "amount": "2"}]),
+            };
+            let all_fields: Vec<_> = KINDS.iter().flat_map(|k| k.fields.iter()).collect();
+            for k in KINDS.iter().filter(|k| k.chains.contains(&chain)) {
+                let required: Vec<_> = k.fields.iter().filter(|f| f.need.required_on(chain)).collect();
+                let mut body = json!({"type": k.tx_type.as_str()});
+                for f in &required {
+                    body[f.name] = sample(f.shape);
+                }
+                let v = validate(body.to_string().as_bytes(), &a);
+                assert!(v.is_ok(), "{chain} {}: {body} -> {:?}", k.tx_type, v.err());
+                for f in &required {
+                    let mut without = body.clone();
+                    without.as_object_mut().unwrap().remove(f.name);
+                    let e = validate(without.to_string().as_bytes(), &a).expect_err(f.name);
+                    assert!(
+                        e.issues.iter().any(|i| i.path == f.name),
+                        "{chain} {} without {}: {e:?}",
+                        k.tx_type,
+                        f.name
+                    );
+                }
+                for other in all_fields.iter().filter(|o| !k.field(o.name).is_some_and(|f| f.need.applies_to(chain))) {
+                    let mut with = body.clone();
+                    with[other.name] = sample(other.shape);
+                    let e = validate(with.to_string().as_bytes(), &a).expect_err(other.name);
+                    assert!(
+                        e.issues.iter().any(|i| i.path == other.name && i.code == "unrecognized_keys"),
+                        "{chain} {} with {}: {e:?}",
+                        k.tx_type,
+                        other.name
+                    );
+                }
+            }
+        }
     }
 }

@@ -81,7 +81,7 @@ class WAIaaSClient:
     ) -> Transaction:
         body: dict[str, Any] = {"to": to, "amount": str(amount), "memo": memo, "priority": priority}
         if token_mint is not None:
-            token: dict[str, Any] = {"address": token_mint}
+            token: dict[str, Any] = {"mint": token_mint}
             if token_decimals is not None:
                 token["decimals"] = token_decimals
             body.update(type="TOKEN_TRANSFER", token=token)
@@ -120,7 +120,7 @@ class WAIaaSClient:
         token_decimals: Optional[int] = None,
         idempotency_key: Optional[str] = None,
     ) -> Transaction:
-        token: dict[str, Any] = {"address": token_mint}
+        token: dict[str, Any] = {"mint": token_mint}
         if token_decimals is not None:
             token["decimals"] = token_decimals
         body = {"type": "APPROVE", "spender": spender, "amount": str(amount), "token": token}
