@@ -9,16 +9,13 @@ use serde_json::{Value, json};
 use waiaas_backends::keystore::import::ImportSource;
 use waiaas_backends::ledger::fake::{Behavior, FakeDevice, OpenApp};
 
+use crate::support::api::id;
 use crate::support::nodes::Anvil;
 use crate::support::owner::cast;
 use crate::support::{Opts, TestDaemon, cli, run, text};
 
 fn dev() -> Opts {
     Opts { dev: true, ..Opts::default() }
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
 }
 
 fn hex_len(v: &Value, n: usize) -> bool {

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::support::nodes::{Anvil, Surfnet};
 use crate::support::{Opts, TestDaemon, text, tool};
 
-pub(crate) fn clients_python() -> PathBuf {
+fn clients_python() -> PathBuf {
     tool("WAIAAS_TOOL_PYTHON_CLIENTS", "py-clients/bin/python")
 }
 

@@ -9,21 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use waiaas_storage::{AgentStatus, TxStatus};
 
-use crate::evm::{balance, cast_out, deploy_token, nonce};
+use crate::support::api::{ETH, code, id, wait_agent};
+use crate::support::evm::{balance, cast_out, deploy_token, nonce};
 use crate::support::nodes::{Anvil, Surfnet};
 use crate::support::owner::{EVM_ADDR_0, EVM_KEY_0, EVM_KEY_1, Msg, daemon_now, sol_owner};
 use crate::support::rpc_proxy::RpcProxy;
 use crate::support::{Opts, TestDaemon, run, text};
-
-const ETH: u128 = 1_000_000_000_000_000_000;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn code(v: &Value) -> Option<&str> {
-    v["code"].as_str()
-}
 
 async fn activate(d: &TestDaemon, reason: &str) -> (u16, Value) {
     d.master("POST", "/v1/admin/kill-switch", Some(json!({"reason": reason}))).await
@@ -124,7 +115,7 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
     let anvil = Anvil::start();
     let proxy = RpcProxy::start(&anvil.url);
     let d = Arc::new(
-        crate::evm::daemon(
+        crate::support::evm::daemon(
             &proxy.url,
             &[("security", "max_pending_tx = 100".into()), crate::support::sink::notifications_on()],
         )
@@ -139,9 +130,12 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
     let qt = session(&d, &queued_agent).await;
     for i in 0..50 {
         let amount = if i % 2 == 0 { "1000" } else { "2000000" };
-        let (st, v) =
-            crate::evm::send(&d, &qt, json!({"to": "0x000000000000000000000000000000000000dEaD", "amount": amount}))
-                .await;
+        let (st, v) = crate::support::api::send(
+            &d,
+            &qt,
+            json!({"to": "0x000000000000000000000000000000000000dEaD", "amount": amount}),
+        )
+        .await;
         assert_eq!((st, v["status"].as_str()), (202, Some("QUEUED")), "{v}");
     }
     let mut clients = Vec::new();
@@ -157,7 +151,7 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
         tasks.push(tokio::spawn(async move {
             let mut ok = 0;
             loop {
-                let (st, v) = crate::evm::send(
+                let (st, v) = crate::support::api::send(
                     &d,
                     &t,
                     json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}),
@@ -283,7 +277,7 @@ async fn of_twenty_concurrent_activations_exactly_one_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_end_to_end_with_an_eth_account_owner() {
     let anvil = Anvil::start();
-    let o = crate::owner::opts(&anvil, &[]);
+    let o = crate::support::evm::opts(&anvil, &[]);
     let mut d = TestDaemon::start(o.clone()).await;
     let (st, v) = recover(&d, Some(d.password()), None).await;
     assert_eq!((st, code(&v)), (409, Some("KILL_SWITCH_NOT_ACTIVE")), "{v}");
@@ -369,7 +363,8 @@ async fn recovery_end_to_end_with_an_eth_account_owner() {
     assert_eq!((st, code(&v)), (401, Some("SESSION_REVOKED")));
     let t = session(&d, &owned).await;
     let (st, v) =
-        crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "7"})).await;
+        crate::support::api::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "7"}))
+            .await;
     assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "signing works again: {v}");
     assert_eq!(balance(&anvil.url, "0x000000000000000000000000000000000000bEEF") % 1000, 7);
 
@@ -405,7 +400,7 @@ async fn recovery_end_to_end_with_an_eth_account_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_while_not_normal_is_restricted_and_recovery_still_works() {
     let anvil = Anvil::start();
-    let o = crate::owner::opts(&anvil, &[]);
+    let o = crate::support::evm::opts(&anvil, &[]);
     let mut d = TestDaemon::start(o.clone()).await;
     for i in 0..3 {
         d.create_agent(json!({"name": format!("k{i}"), "chain": "ethereum"})).await;
@@ -448,7 +443,7 @@ async fn cli_recovery_with_the_owner_on_a_ledger() {
     let fake = waiaas_backends::ledger::fake::FakeDevice::default();
     let server = fake.serve_tcp().unwrap();
     let ledger = ("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"", server.address()));
-    let d = TestDaemon::start(crate::owner::opts(&anvil, &[ledger])).await;
+    let d = TestDaemon::start(crate::support::evm::opts(&anvil, &[ledger])).await;
     assert_eq!(fake.eth_address("44'/60'/0'/0/0"), EVM_ADDR_0);
     locked_evm_agent(&d, &anvil.url, 0).await;
     let cli = |args: &[&str]| {
@@ -504,7 +499,7 @@ async fn withdraw_on_anvil_moves_exact_balances_and_reports_partial_failures() {
     let anvil = Anvil::start();
     let proxy = RpcProxy::start(&anvil.url);
     let token = deploy_token(&anvil.url);
-    let d = crate::evm::daemon(&proxy.url, &[]).await;
+    let d = crate::support::evm::daemon(&proxy.url, &[]).await;
     let owner_before = balance(&anvil.url, EVM_ADDR_0);
     let a = locked_evm_agent(&d, &anvil.url, 3).await;
     let b = locked_evm_agent(&d, &anvil.url, 2).await;
@@ -591,11 +586,11 @@ async fn withdraw_on_anvil_moves_exact_balances_and_reports_partial_failures() {
 // rent back) reach a PyNaCl-verified owner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdraw_on_surfnet_moves_sol_and_every_token() {
-    use crate::solana::{balance as sol_balance, create_mint, fund_tokens, rpc};
+    use crate::support::solana::{balance as sol_balance, create_mint, fund_tokens, rpc};
     let node = Surfnet::start();
-    let d = crate::solana::daemon(&node.url, &[]).await;
+    let d = crate::support::solana::daemon(&node.url, &[]).await;
     let (seed, owner) = sol_owner(0x42);
-    let (a, _) = crate::solana::funded_agent(&d, &node.url, 2, json!({"owner": owner})).await;
+    let (a, _) = crate::support::solana::funded_agent(&d, &node.url, 2, json!({"owner": owner})).await;
     let m = Msg::new(&d, "solana", &owner, "verify_owner", &format!("agent:{}", id(&a)), "devnet").await;
     let (st, v) = d.bearer("POST", &format!("/v1/owner/agents/{}/verify", id(&a)), &m.sol(&seed, "raw"), None).await;
     assert_eq!(st, 200, "{v}");
@@ -643,18 +638,6 @@ async fn withdraw_on_surfnet_moves_sol_and_every_token() {
     assert_eq!(sol_balance(&node.url, &me), 0, "the agent was emptied");
 }
 
-/// Polls the agent until `done` holds (15 s at most).
-async fn wait_agent(d: &TestDaemon, agent: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, a) = d.master("GET", &format!("/v1/agents/{agent}"), None).await;
-        if done(&a) || Instant::now() > deadline {
-            return a;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn rules(d: &TestDaemon) -> Vec<Value> {
     let (st, v) = d.master("GET", "/v1/admin/auto-stop/rules", None).await;
     assert_eq!(st, 200, "{v}");
@@ -684,14 +667,21 @@ async fn three_consecutive_failures_suspend_the_agent_and_a_success_resets_the_c
     let anvil = Anvil::start();
     let token = deploy_token(&anvil.url);
     let r = crate::support::receiver::Receiver::start();
-    let d = crate::evm::daemon(&anvil.url, &[crate::support::sink::notifications_on()]).await;
+    let d = crate::support::evm::daemon(&anvil.url, &[crate::support::sink::notifications_on()]).await;
     d.set_default_autostop(true, None).await;
     hook(&d, &r).await;
-    let (a, t) = crate::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
+    let (a, t) = crate::support::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
     d.permit(&id(&a), &[&token], &[&token], &[]).await;
-    let fail =
-        || crate::evm::send(&d, &t, json!({"type": "CONTRACT_CALL", "contractAddress": token, "calldata": REVERT}));
-    let ok = || crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}));
+    let fail = || {
+        crate::support::api::send(
+            &d,
+            &t,
+            json!({"type": "CONTRACT_CALL", "contractAddress": token, "calldata": REVERT}),
+        )
+    };
+    let ok = || {
+        crate::support::api::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}))
+    };
     for _ in 0..2 {
         assert_eq!(fail().await.0, 422);
     }
@@ -712,7 +702,8 @@ async fn three_consecutive_failures_suspend_the_agent_and_a_success_resets_the_c
     let reason = after["suspensionReason"].as_str().unwrap();
     assert!(reason.starts_with("auto_stop: CONSECUTIVE_FAILURES"), "{reason}");
     let (st, v) =
-        crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"})).await;
+        crate::support::api::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}))
+            .await;
     assert_eq!((st, code(&v)), (401, Some("SESSION_REVOKED")), "{v}");
     assert_eq!(ks(&d).await["status"], "NORMAL", "no kill switch");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -734,7 +725,7 @@ async fn three_consecutive_failures_suspend_the_agent_and_a_success_resets_the_c
 async fn hourly_rate_and_daily_limit_rules_act_on_real_transfers() {
     let anvil = Anvil::start();
     let r = crate::support::receiver::Receiver::start();
-    let d = crate::evm::daemon(&anvil.url, &[crate::support::sink::notifications_on()]).await;
+    let d = crate::support::evm::daemon(&anvil.url, &[crate::support::sink::notifications_on()]).await;
     d.set_default_autostop(true, None).await;
     hook(&d, &r).await;
     let defaults = rules(&d).await;
@@ -744,22 +735,27 @@ async fn hourly_rate_and_daily_limit_rules_act_on_real_transfers() {
     assert!(kinds.iter().all(|(_, a)| *a == "SUSPEND_AGENT"), "no default rule uses KILL_SWITCH (ACC-223)");
 
     // HOURLY_RATE: 50 pass, the 51st trips it.
-    let (busy, t) = crate::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
+    let (busy, t) = crate::support::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
     for i in 0..50 {
-        let (st, v) =
-            crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"})).await;
+        let (st, v) = crate::support::api::send(
+            &d,
+            &t,
+            json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}),
+        )
+        .await;
         assert_eq!(st, 200, "send {i}: {v}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(wait_agent(&d, &id(&busy), |_| true).await["status"], "ACTIVE", "50 in an hour is allowed");
     let (st, v) =
-        crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"})).await;
+        crate::support::api::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}))
+            .await;
     assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "the 51st is answered, not held: {v}");
     let a = wait_agent(&d, &id(&busy), |a| a["status"] == "SUSPENDED").await;
     assert!(a["suspensionReason"].as_str().unwrap().starts_with("auto_stop: HOURLY_RATE"), "{a}");
 
     // An agent rule replaces the global one: this agent may send 2 an hour.
-    let (quick, qt) = crate::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
+    let (quick, qt) = crate::support::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
     let body =
         json!({"agentId": id(&quick), "type": "HOURLY_RATE", "config": {"maxTxPerHour": 2}, "action": "SUSPEND_AGENT"});
     let (st, v) = d.master("POST", "/v1/admin/auto-stop/rules", Some(body.clone())).await;
@@ -767,18 +763,19 @@ async fn hourly_rate_and_daily_limit_rules_act_on_real_transfers() {
     let (st, v) = d.master("POST", "/v1/admin/auto-stop/rules", Some(body)).await;
     assert_eq!((st, code(&v)), (409, Some("DUPLICATE_RESOURCE")), "{v}");
     for _ in 0..3 {
-        crate::evm::send(&d, &qt, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"})).await;
+        crate::support::api::send(&d, &qt, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}))
+            .await;
     }
     let a = wait_agent(&d, &id(&quick), |a| a["status"] == "SUSPENDED").await;
     assert!(a["suspensionReason"].as_str().unwrap().starts_with("auto_stop: HOURLY_RATE"), "{a}");
 
     // DAILY_LIMIT_THRESHOLD: 4 ETH of 5 warns, 4.5 does not warn again, 5 suspends.
-    let (big, bt) = crate::evm::funded_agent(&d, &anvil.url, 10, json!({})).await;
+    let (big, bt) = crate::support::evm::funded_agent(&d, &anvil.url, 10, json!({})).await;
     d.policy(json!({"agentId": id(&big), "type": "SPENDING_LIMIT", "priority": 10, "rules": {
         "instant_max": (10 * ETH).to_string(), "notify_max": (10 * ETH).to_string(), "delay_max": (10 * ETH).to_string()}}))
         .await;
     let send_eth = |wei: u128| {
-        crate::evm::send(
+        crate::support::api::send(
             &d,
             &bt,
             json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": wei.to_string()}),
@@ -804,13 +801,14 @@ async fn hourly_rate_and_daily_limit_rules_act_on_real_transfers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_switch_rule_trips_the_switch_as_auto_stop() {
     let anvil = Anvil::start();
-    let d = crate::evm::daemon(&anvil.url, &[]).await;
-    let (a, t) = crate::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
+    let d = crate::support::evm::daemon(&anvil.url, &[]).await;
+    let (a, t) = crate::support::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
     let body =
         json!({"agentId": id(&a), "type": "HOURLY_RATE", "config": {"maxTxPerHour": 1}, "action": "KILL_SWITCH"});
     assert_eq!(d.master("POST", "/v1/admin/auto-stop/rules", Some(body)).await.0, 201);
     for _ in 0..2 {
-        crate::evm::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"})).await;
+        crate::support::api::send(&d, &t, json!({"to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}))
+            .await;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while ks(&d).await["status"] == "NORMAL" && Instant::now() < deadline {

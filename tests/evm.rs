@@ -2,101 +2,22 @@
 //! lines of ACC-130 … ACC-150 and the INSTANT lines of ACC-151 … ACC-176). Balances and
 //! allowances are read back from the node with `cast`, never from the daemon.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::api::{ETH, send};
+use crate::support::evm::{
+    allowance, balance, cast_out, daemon, deploy_token, funded_agent, nonce, num, send_eth, token_balance,
+};
 use crate::support::nodes::Anvil;
-use crate::support::owner::{EVM_ADDR_1, EVM_KEY_0, cast};
+use crate::support::owner::{EVM_ADDR_1, EVM_KEY_0};
 use crate::support::rpc_proxy::RpcProxy;
 use crate::support::{Opts, TestDaemon, text};
 
-const ETH: u128 = 1_000_000_000_000_000_000;
 /// A recipient with no history on anvil.
 const TO: &str = "0x000000000000000000000000000000000000bEEF";
-
-pub(crate) fn cast_out(args: &[&str]) -> String {
-    let out = Command::new(cast()).args(args).output().unwrap();
-    assert!(out.status.success(), "cast {args:?}: {}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
-
-/// A number printed by cast (`123`, or `123 [1.23e2]`).
-fn num(s: &str) -> u128 {
-    s.split_whitespace().next().unwrap().parse().unwrap()
-}
-
-pub(crate) fn balance(rpc: &str, addr: &str) -> u128 {
-    num(&cast_out(&["balance", addr, "--rpc-url", rpc]))
-}
-
-fn token_balance(rpc: &str, token: &str, addr: &str) -> u128 {
-    num(&cast_out(&["call", token, "balanceOf(address)(uint256)", addr, "--rpc-url", rpc]))
-}
-
-fn allowance(rpc: &str, token: &str, owner: &str, spender: &str) -> u128 {
-    num(&cast_out(&["call", token, "allowance(address,address)(uint256)", owner, spender, "--rpc-url", rpc]))
-}
-
-pub(crate) fn nonce(rpc: &str, addr: &str) -> u64 {
-    cast_out(&["nonce", addr, "--rpc-url", rpc]).parse().unwrap()
-}
-
-fn send_eth(rpc: &str, to: &str, wei: u128) {
-    cast_out(&["send", "--rpc-url", rpc, "--private-key", EVM_KEY_0, to, "--value", &wei.to_string()]);
-}
-
-/// Deploys the committed TestToken (6 decimals) and returns its address.
-pub(crate) fn deploy_token(rpc: &str) -> String {
-    let compiled: Value = serde_json::from_slice(
-        &std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/contracts/compiled.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let code = compiled["TestToken"]["bytecode"].as_str().unwrap();
-    let out = cast_out(&[
-        "send",
-        "--json",
-        "--rpc-url",
-        rpc,
-        "--private-key",
-        EVM_KEY_0,
-        "--create",
-        code,
-        "constructor(string,string,uint8)",
-        "Test Token",
-        "TT",
-        "6",
-    ]);
-    let receipt: Value = serde_json::from_str(&out).unwrap();
-    receipt["contractAddress"].as_str().unwrap().to_string()
-}
-
-/// A dev daemon on `rpc` (chain id 31337) with generous send limits.
-pub(crate) async fn daemon(rpc: &str, extra: &[(&'static str, String)]) -> TestDaemon {
-    let mut config = vec![
-        ("rpc", format!("ethereum_testnet = \"{rpc}\"\nethereum_testnet_chain_id = 31337")),
-        ("security", "rate_limit_tx_rpm = 100\nrate_limit_session_rpm = 5000".to_string()),
-    ];
-    config.extend(extra.iter().cloned());
-    TestDaemon::start(Opts { dev: true, config, ..Opts::default() }).await
-}
-
-/// An EVM agent funded with `eth` ETH and a session token for it.
-pub(crate) async fn funded_agent(d: &TestDaemon, rpc: &str, eth: u128, body: Value) -> (Value, String) {
-    let mut b = body;
-    b["chain"] = json!("ethereum");
-    let agent = d.create_agent(b).await;
-    send_eth(rpc, agent["address"].as_str().unwrap(), eth * ETH);
-    let s = d.create_session(agent["id"].as_str().unwrap(), json!({})).await;
-    (agent, s["token"].as_str().unwrap().to_string())
-}
-
-pub(crate) async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Value) {
-    d.bearer("POST", "/v1/transactions/send", token, Some(body)).await
-}
 
 // ACC-149, ACC-147, ACC-155, ACC-162, ACC-164: every EVM type reaches CONFIRMED and the node shows
 // exactly the requested changes.

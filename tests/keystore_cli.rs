@@ -18,7 +18,7 @@ use crate::support::{Opts, PASSWORD, TestDaemon, cli, init_dir, run, text};
 
 /// Creates a keystore agent while the daemon is stopped, as agent creation does: key file first,
 /// then the row.
-pub(crate) fn offline_agent(dir: &Path, password: &str, name: &str, chain: Chain) -> AgentRecord {
+fn offline_agent(dir: &Path, password: &str, name: &str, chain: Chain) -> AgentRecord {
     let (store, _) = Store::open(&dir.join("data/waiaas.redb"), 8 << 20).unwrap();
     let ks = LockedKeystore::open(&dir.join("keystore")).unwrap().unlock(password.as_bytes(), &[]).unwrap();
     let id = Uuid::now_v7();

@@ -8,16 +8,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use waiaas_storage::{AgentStatus, Amount, DecisionOutcome, OpCtx, Tier, TransactionRecord, TxStatus, TxType};
 
+use crate::support::api::id;
+use crate::support::evm::opts;
 use crate::support::nodes::Anvil;
 use crate::support::owner::*;
 use crate::support::{Opts, TestDaemon, run, text};
-
-/// A dev daemon's options on `anvil` (chain id 31337) plus `extra` config sections.
-pub(crate) fn opts(anvil: &Anvil, extra: &[(&'static str, String)]) -> Opts {
-    let mut config = vec![("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url))];
-    config.extend(extra.iter().cloned());
-    Opts { dev: true, config, ..Opts::default() }
-}
 
 async fn evm_agent(d: &TestDaemon, owner: Option<&str>) -> Value {
     let mut body = json!({"chain": "ethereum"});
@@ -25,10 +20,6 @@ async fn evm_agent(d: &TestDaemon, owner: Option<&str>) -> Value {
         body["owner"] = json!(o);
     }
     d.create_agent(body).await
-}
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
 }
 
 async fn verify(d: &TestDaemon, agent: &str, bearer: &str) -> (u16, Value) {

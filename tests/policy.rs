@@ -9,39 +9,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::api::{ETH, SOL, code, id, row, send};
 use crate::support::nodes::{Anvil, Surfnet};
 use crate::support::owner::{EVM_ADDR_0, EVM_ADDR_1, EVM_KEY_0, Msg, daemon_now, sol_owner};
 use crate::support::sink::notifications_on;
 use crate::support::{TestDaemon, text};
-
-const SOL: u64 = 1_000_000_000;
-const ETH: u128 = 1_000_000_000_000_000_000;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn code(v: &Value) -> Option<&str> {
-    v["code"].as_str()
-}
 
 /// (status, tier, status field) of a send response.
 fn outcome(st: u16, v: &Value) -> (u16, Option<&str>, Option<&str>) {
     (st, v["tier"].as_str(), v["status"].as_str())
 }
 
-async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Value) {
-    d.bearer("POST", "/v1/transactions/send", token, Some(body)).await
-}
-
 async fn dry_run(d: &TestDaemon, token: &str, body: Value) -> Value {
     let (st, v) = d.bearer("POST", "/v1/transactions/dry-run", token, Some(body)).await;
-    assert_eq!(st, 200, "{v}");
-    v
-}
-
-async fn row(d: &TestDaemon, token: &str, tx: &str) -> Value {
-    let (st, v) = d.bearer("GET", &format!("/v1/transactions/{tx}"), token, None).await;
     assert_eq!(st, 200, "{v}");
     v
 }
@@ -60,7 +40,7 @@ async fn sol_daemon(node: &Surfnet, notifications: bool, extra: &[(&'static str,
     if notifications {
         cfg.push(notifications_on());
     }
-    let d = crate::solana::daemon(&node.url, &cfg).await;
+    let d = crate::support::solana::daemon(&node.url, &cfg).await;
     if notifications {
         std::mem::forget(d.sink_channel().await);
     }
@@ -78,9 +58,9 @@ async fn lock_sol_owner(d: &TestDaemon, seed_byte: u8) -> Value {
 }
 
 fn airdrop(node: &Surfnet, address: &str, lamports: u64) {
-    crate::solana::rpc(&node.url, "requestAirdrop", json!([address, lamports]));
+    crate::support::solana::rpc(&node.url, "requestAirdrop", json!([address, lamports]));
     for _ in 0..100 {
-        if crate::solana::balance(&node.url, address) >= lamports {
+        if crate::support::solana::balance(&node.url, address) >= lamports {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -101,23 +81,23 @@ async fn with_no_policy_only_native_transfers_pass() {
     let node = Surfnet::start();
     let d = sol_daemon(&node, false, &[]).await;
     delete_all_policies(&d).await;
-    let (agent, t) = crate::solana::funded_agent(&d, &node.url, 5, json!({})).await;
-    let to = crate::solana::fresh_address();
+    let (agent, t) = crate::support::solana::funded_agent(&d, &node.url, 5, json!({})).await;
+    let to = crate::support::solana::fresh_address();
     let (st, v) = send(&d, &t, json!({"to": to, "amount": (3 * SOL).to_string()})).await;
     assert_eq!(outcome(st, &v), (200, Some("INSTANT"), Some("CONFIRMED")), "{v}");
     let me = agent["address"].as_str().unwrap();
     let denied = [
         (
-            json!({"type": "TOKEN_TRANSFER", "to": to, "amount": "1", "token": {"mint": crate::solana::fresh_address()}}),
+            json!({"type": "TOKEN_TRANSFER", "to": to, "amount": "1", "token": {"mint": crate::support::solana::fresh_address()}}),
             "TOKEN_NOT_ALLOWED",
         ),
         (
-            json!({"type": "CONTRACT_CALL", "contractAddress": crate::solana::MEMO, "instructionData": "aGk=",
+            json!({"type": "CONTRACT_CALL", "contractAddress": crate::support::solana::MEMO, "instructionData": "aGk=",
                    "accounts": [{"pubkey": me, "isSigner": true, "isWritable": false}]}),
             "CONTRACT_CALL_DISABLED",
         ),
         (
-            json!({"type": "APPROVE", "token": {"mint": crate::solana::fresh_address()}, "spender": to, "amount": "1"}),
+            json!({"type": "APPROVE", "token": {"mint": crate::support::solana::fresh_address()}, "spender": to, "amount": "1"}),
             "APPROVE_DISABLED",
         ),
     ];
@@ -141,9 +121,10 @@ async fn scope_agent_beats_chain_beats_all_chains() {
     let node = Surfnet::start();
     let d = sol_daemon(&node, true, &[]).await;
     delete_all_policies(&d).await;
-    let (a, ta) = crate::solana::funded_agent(&d, &node.url, 1, json!({})).await;
-    let (_, tb) = crate::solana::funded_agent(&d, &node.url, 1, json!({})).await;
-    let (w1, w2) = (crate::solana::existing_address(&node.url), crate::solana::existing_address(&node.url));
+    let (a, ta) = crate::support::solana::funded_agent(&d, &node.url, 1, json!({})).await;
+    let (_, tb) = crate::support::solana::funded_agent(&d, &node.url, 1, json!({})).await;
+    let (w1, w2) =
+        (crate::support::solana::existing_address(&node.url), crate::support::solana::existing_address(&node.url));
     let sl = |i: u64, n: u64, dl: u64| json!({"instant_max": i.to_string(), "notify_max": n.to_string(), "delay_max": dl.to_string()});
     let tier = async |t: &str, to: &str| dry_run(&d, t, json!({"to": to, "amount": "150"})).await;
     // All chains: 150 lamports is NOTIFY.
@@ -199,8 +180,9 @@ async fn scope_agent_beats_chain_beats_all_chains() {
 async fn a_policy_change_applies_to_the_very_next_request() {
     let node = Surfnet::start();
     let d = Arc::new(sol_daemon(&node, false, &[]).await);
-    let (_, t) = crate::solana::funded_agent(&d, &node.url, 2, json!({})).await;
-    let (w1, w2) = (crate::solana::existing_address(&node.url), crate::solana::existing_address(&node.url));
+    let (_, t) = crate::support::solana::funded_agent(&d, &node.url, 2, json!({})).await;
+    let (w1, w2) =
+        (crate::support::solana::existing_address(&node.url), crate::support::solana::existing_address(&node.url));
     let (st, _) = send(&d, &t, json!({"to": w1, "amount": "1000"})).await;
     assert_eq!(st, 200);
     let p = d.policy(json!({"type": "WHITELIST", "rules": {"allowed_addresses": [w2]}})).await;
@@ -216,7 +198,7 @@ async fn a_policy_change_applies_to_the_very_next_request() {
     // Under load: each of 8 clients (own agent, own session) sends to w1 in a loop.
     let mut tokens = Vec::new();
     for _ in 0..8 {
-        tokens.push(crate::solana::funded_agent(&d, &node.url, 1, json!({})).await.1);
+        tokens.push(crate::support::solana::funded_agent(&d, &node.url, 1, json!({})).await.1);
     }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -258,8 +240,8 @@ async fn a_policy_change_applies_to_the_very_next_request() {
 async fn the_default_solana_policy_tiers_to_the_lamport() {
     let node = Surfnet::start();
     let d = sol_daemon(&node, true, &[]).await;
-    let (_, t) = crate::solana::funded_agent(&d, &node.url, 15, json!({})).await;
-    let to = crate::solana::existing_address(&node.url);
+    let (_, t) = crate::support::solana::funded_agent(&d, &node.url, 15, json!({})).await;
+    let to = crate::support::solana::existing_address(&node.url);
     for (amount, st_want, tier_want) in [
         (SOL, 200, "INSTANT"),
         (SOL + 1, 200, "NOTIFY"),
@@ -294,9 +276,9 @@ async fn the_default_solana_policy_tiers_to_the_lamport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_ethereum_policy_tiers_to_the_wei() {
     let anvil = Anvil::start();
-    let d = crate::evm::daemon(&anvil.url, &[notifications_on()]).await;
+    let d = crate::support::evm::daemon(&anvil.url, &[notifications_on()]).await;
     let _sink = d.sink_channel().await;
-    let (_, t) = crate::evm::funded_agent(&d, &anvil.url, 3, json!({})).await;
+    let (_, t) = crate::support::evm::funded_agent(&d, &anvil.url, 3, json!({})).await;
     let tenth = ETH / 10;
     for (amount, st_want, tier_want) in [
         (tenth, 200, "INSTANT"),
@@ -332,10 +314,10 @@ async fn without_notifications_only_instant_is_allowed() {
         } else {
             vec![]
         };
-        let d = crate::solana::daemon(&node.url, &extra).await;
+        let d = crate::support::solana::daemon(&node.url, &extra).await;
         let _sink = if enabled_with_one_of_two { Some(d.sink_channel().await) } else { None };
-        let (_, t) = crate::solana::funded_agent(&d, &node.url, 3, json!({})).await;
-        let to = crate::solana::existing_address(&node.url);
+        let (_, t) = crate::support::solana::funded_agent(&d, &node.url, 3, json!({})).await;
+        let to = crate::support::solana::existing_address(&node.url);
         let (st, v) = send(&d, &t, json!({"to": to, "amount": (2 * SOL).to_string()})).await;
         assert_eq!((st, code(&v)), (403, Some("POLICY_DENIED")), "{v}");
         assert_eq!(
@@ -352,8 +334,8 @@ async fn without_notifications_only_instant_is_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whitelists_compare_evm_addresses_case_insensitively() {
     let anvil = Anvil::start();
-    let d = crate::evm::daemon(&anvil.url, &[]).await;
-    let (a, t) = crate::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
+    let d = crate::support::evm::daemon(&anvil.url, &[]).await;
+    let (a, t) = crate::support::evm::funded_agent(&d, &anvil.url, 1, json!({})).await;
     let other = "0x000000000000000000000000000000000000bEEF";
     let p = d.policy(json!({"agentId": id(&a), "type": "WHITELIST", "rules": {"allowed_addresses": []}})).await;
     assert_eq!(send(&d, &t, json!({"to": other, "amount": "1000"})).await.0, 200, "empty list: anything");
@@ -400,7 +382,7 @@ async fn time_restriction_follows_the_configured_timezone() {
     d.policy(json!({"agentId": id(&a), "type": "TIME_RESTRICTION",
         "rules": {"allowed_hours": {"start": 22, "end": 6}, "timezone": "Asia/Seoul"}}))
         .await;
-    let to = crate::solana::existing_address(&node.url);
+    let to = crate::support::solana::existing_address(&node.url);
     for (hour, allowed) in [(23u32, true), (5, true), (6, false), (12, false)] {
         let now = daemon_now(&d).await;
         d.advance(until_hour(now, chrono_tz::Asia::Seoul, hour) as u64).await;
@@ -434,7 +416,7 @@ async fn rate_limit_counts_a_rolling_hour() {
         .as_str()
         .unwrap()
         .to_string();
-    let to = crate::solana::existing_address(&node.url);
+    let to = crate::support::solana::existing_address(&node.url);
     let (st, v) = send(&d, &t, json!({"to": to, "amount": "6000"})).await;
     assert_eq!((st, v["details"]["code"].as_str()), (403, Some("SESSION_LIMIT_PER_TX")), "{v}");
     for _ in 0..3 {
@@ -473,15 +455,15 @@ async fn rate_limit_counts_a_rolling_hour() {
 // tiering is unchanged by USD thresholds without prices.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_transfers_are_notify_without_a_price() {
-    use crate::solana::{TOKEN, create_mint, fund_tokens};
+    use crate::support::solana::{TOKEN, create_mint, fund_tokens};
     let node = Surfnet::start();
     let d = sol_daemon(&node, true, &[]).await;
-    let (a, t) = crate::solana::funded_agent(&d, &node.url, 3, json!({})).await;
+    let (a, t) = crate::support::solana::funded_agent(&d, &node.url, 3, json!({})).await;
     let me = a["address"].as_str().unwrap();
     let (listed, other) = (create_mint(&node.url, TOKEN, 6, &[]), create_mint(&node.url, TOKEN, 6, &[]));
     fund_tokens(&node.url, me, &listed, TOKEN, 1_000);
     fund_tokens(&node.url, me, &other, TOKEN, 1_000);
-    let to = crate::solana::existing_address(&node.url);
+    let to = crate::support::solana::existing_address(&node.url);
     let p = d.policy(json!({"agentId": id(&a), "type": "ALLOWED_TOKENS", "rules": {"tokens": [{"mint": listed, "symbol": "LST"}]}})).await;
     let tok = |mint: &str| json!({"type": "TOKEN_TRANSFER", "to": to, "amount": "10", "token": {"mint": mint}});
     let (st, v) = send(&d, &t, tok(&listed)).await;
@@ -516,10 +498,11 @@ async fn token_transfers_are_notify_without_a_price() {
 async fn allow_native_false_denies_native_transfers() {
     let node = Surfnet::start();
     let d = sol_daemon(&node, false, &[]).await;
-    let (a, t) = crate::solana::funded_agent(&d, &node.url, 1, json!({})).await;
+    let (a, t) = crate::support::solana::funded_agent(&d, &node.url, 1, json!({})).await;
     d.policy(json!({"agentId": id(&a), "type": "ALLOWED_TOKENS", "rules": {"tokens": [], "allow_native": false}}))
         .await;
-    let (st, v) = send(&d, &t, json!({"to": crate::solana::existing_address(&node.url), "amount": "1000"})).await;
+    let (st, v) =
+        send(&d, &t, json!({"to": crate::support::solana::existing_address(&node.url), "amount": "1000"})).await;
     assert_eq!((st, code(&v), v["details"]["token"].as_str()), (403, Some("TOKEN_NOT_ALLOWED"), Some("native")), "{v}");
 }
 
@@ -530,17 +513,17 @@ async fn allow_native_false_denies_native_transfers() {
 async fn contract_calls_and_approvals_follow_their_policies() {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
-    let (token, other) = (crate::evm::deploy_token(&rpc), crate::evm::deploy_token(&rpc));
-    let d = crate::evm::daemon(&rpc, &[notifications_on()]).await;
+    let (token, other) = (crate::support::evm::deploy_token(&rpc), crate::support::evm::deploy_token(&rpc));
+    let d = crate::support::evm::daemon(&rpc, &[notifications_on()]).await;
     let _sink = d.sink_channel().await;
-    let (_, t) = crate::evm::funded_agent(&d, &rpc, 1, json!({})).await;
+    let (_, t) = crate::support::evm::funded_agent(&d, &rpc, 1, json!({})).await;
     let locked = d.create_agent(json!({"chain": "ethereum", "owner": EVM_ADDR_0})).await;
     let m = Msg::new(&d, "ethereum", EVM_ADDR_0, "verify_owner", &format!("agent:{}", id(&locked)), "31337").await;
     assert_eq!(
         d.bearer("POST", &format!("/v1/owner/agents/{}/verify", id(&locked)), &m.evm(EVM_KEY_0), None).await.0,
         200
     );
-    crate::evm::cast_out(&[
+    crate::support::evm::cast_out(&[
         "send",
         "--rpc-url",
         &rpc,
@@ -552,7 +535,7 @@ async fn contract_calls_and_approvals_follow_their_policies() {
     ]);
     let tl = session(&d, &locked).await;
     let ping = |c: &str| json!({"type": "CONTRACT_CALL", "contractAddress": c, "calldata": "0x5c36b186"});
-    let pings = || crate::evm::cast_out(&["call", &token, "pings()(uint256)", "--rpc-url", &rpc]);
+    let pings = || crate::support::evm::cast_out(&["call", &token, "pings()(uint256)", "--rpc-url", &rpc]);
 
     // ACC-195: unlisted → CONTRACT_NOT_WHITELISTED; listed → APPROVAL (DELAY when not LOCKED);
     // contract_call_default_tier INSTANT lowers it.
@@ -651,19 +634,19 @@ async fn contract_calls_and_approvals_follow_their_policies() {
 // instruction's own tier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_checked_per_instruction_and_tiered_as_a_whole() {
-    use crate::solana::{MEMO, TOKEN, create_mint, fund_tokens};
+    use crate::support::solana::{MEMO, TOKEN, create_mint, fund_tokens};
     let node = Surfnet::start();
     let d = sol_daemon(&node, true, &[]).await;
-    let (a, t) = crate::solana::funded_agent(&d, &node.url, 12, json!({})).await;
+    let (a, t) = crate::support::solana::funded_agent(&d, &node.url, 12, json!({})).await;
     let me = a["address"].as_str().unwrap().to_string();
     let mint = create_mint(&node.url, TOKEN, 6, &[]);
     fund_tokens(&node.url, &me, &mint, TOKEN, 1_000);
-    let to = crate::solana::existing_address(&node.url);
+    let to = crate::support::solana::existing_address(&node.url);
     let memo = json!({"type": "CONTRACT_CALL", "contractAddress": MEMO, "instructionData": "aGk=",
                       "accounts": [{"pubkey": me, "isSigner": true, "isWritable": false}]});
     let transfer = |lamports: u64| json!({"type": "TRANSFER", "to": to, "amount": lamports.to_string()});
 
-    let before = crate::solana::balance(&node.url, &me);
+    let before = crate::support::solana::balance(&node.url, &me);
     let (st, v) = send(
         &d,
         &t,
@@ -682,7 +665,7 @@ async fn batches_are_checked_per_instruction_and_tiered_as_a_whole() {
         .map(|x| (x["index"].as_u64().unwrap(), x["type"].as_str().unwrap(), x["code"].as_str().unwrap()))
         .collect();
     assert_eq!(got, [(1, "TOKEN_TRANSFER", "TOKEN_NOT_ALLOWED"), (3, "CONTRACT_CALL", "CONTRACT_CALL_DISABLED")]);
-    assert_eq!(crate::solana::balance(&node.url, &me), before, "nothing executed");
+    assert_eq!(crate::support::solana::balance(&node.url, &me), before, "nothing executed");
     assert_eq!(row(&d, &t, v["details"]["transactionId"].as_str().unwrap()).await["status"], "CANCELLED");
 
     // Ten 0.5 SOL transfers: each INSTANT alone, NOTIFY together; one RATE_LIMIT count.
@@ -699,7 +682,7 @@ async fn batches_are_checked_per_instruction_and_tiered_as_a_whole() {
 
     // A batch with an APPROVE is at least APPROVAL (downgraded to DELAY: no owner); with a
     // CONTRACT_CALL at least the contract default tier.
-    let spender = crate::solana::fresh_address();
+    let spender = crate::support::solana::fresh_address();
     d.policy(json!({"agentId": id(&a), "type": "APPROVED_SPENDERS", "rules": {"spenders": [{"address": spender}]}}))
         .await;
     d.policy(json!({"agentId": id(&a), "type": "CONTRACT_WHITELIST", "rules": {"contracts": [{"address": MEMO}], "contract_call_default_tier": "NOTIFY"}})).await;
@@ -772,10 +755,11 @@ async fn usd_thresholds_use_the_oracle() {
     let d =
         sol_daemon(&node, true, &[("oracle", "provider = \"static\"\nstatic_prices = [\"solana:native=100\"]".into())])
             .await;
-    let (a, t) = crate::solana::funded_agent(&d, &node.url, 2, json!({})).await;
+    let (a, t) = crate::support::solana::funded_agent(&d, &node.url, 2, json!({})).await;
     d.policy(json!({"agentId": id(&a), "type": "SPENDING_LIMIT", "priority": 10, "rules": usd_limit})).await;
     let (st, v) =
-        send(&d, &t, json!({"to": crate::solana::existing_address(&node.url), "amount": SOL.to_string()})).await;
+        send(&d, &t, json!({"to": crate::support::solana::existing_address(&node.url), "amount": SOL.to_string()}))
+            .await;
     assert_eq!((st, v["tier"].as_str()), (202, Some("DELAY")), "native INSTANT, $100 is DELAY: {v}");
     // The decision's USD evaluation is in its TX_QUEUED audit row.
     let queued = d.audit("TX_QUEUED").await;
@@ -797,7 +781,7 @@ async fn usd_thresholds_use_the_oracle() {
     let a = d.create_agent(json!({"network": "mainnet"})).await;
     d.policy(json!({"agentId": id(&a), "type": "SPENDING_LIMIT", "priority": 10, "rules": usd_limit})).await;
     let t = session(&d, &a).await;
-    let body = json!({"to": crate::solana::fresh_address(), "amount": SOL.to_string()});
+    let body = json!({"to": crate::support::solana::fresh_address(), "amount": SOL.to_string()});
     let v = dry_run(&d, &t, body.clone()).await;
     assert_eq!(
         (v["tier"].as_str(), v["usd"]["value"].as_str(), v["usd"]["stale"].as_bool()),
@@ -928,7 +912,7 @@ async fn bad_policies_are_refused_with_the_field_named() {
 async fn a_notify_transfer_executes_and_tells_the_owner() {
     let node = Surfnet::start();
     let r = crate::support::receiver::Receiver::start();
-    let d = crate::solana::daemon(&node.url, &[notifications_on()]).await;
+    let d = crate::support::solana::daemon(&node.url, &[notifications_on()]).await;
     let secret = "webhook-secret-0123456789";
     r.behave("/hooks/owner", json!({"secret": secret})).await;
     let (st, v) = d
@@ -941,9 +925,13 @@ async fn a_notify_transfer_executes_and_tells_the_owner() {
         )
         .await;
     assert_eq!(st, 201, "{v}");
-    let (_, t) = crate::solana::funded_agent(&d, &node.url, 3, json!({})).await;
-    let (st, v) =
-        send(&d, &t, json!({"to": crate::solana::existing_address(&node.url), "amount": (2 * SOL).to_string()})).await;
+    let (_, t) = crate::support::solana::funded_agent(&d, &node.url, 3, json!({})).await;
+    let (st, v) = send(
+        &d,
+        &t,
+        json!({"to": crate::support::solana::existing_address(&node.url), "amount": (2 * SOL).to_string()}),
+    )
+    .await;
     assert_eq!(outcome(st, &v), (200, Some("NOTIFY"), Some("CONFIRMED")), "{v}");
     let tx = v["transactionId"].as_str().unwrap();
     // The channel also hears the health check and SESSION_CREATED, in no fixed order.
@@ -964,8 +952,8 @@ async fn a_notify_transfer_executes_and_tells_the_owner() {
 async fn dry_runs_report_the_decision_and_store_nothing() {
     let node = Surfnet::start();
     let d = sol_daemon(&node, true, &[]).await;
-    let (a, t) = crate::solana::funded_agent(&d, &node.url, 1, json!({})).await;
-    let to = crate::solana::existing_address(&node.url);
+    let (a, t) = crate::support::solana::funded_agent(&d, &node.url, 1, json!({})).await;
+    let to = crate::support::solana::existing_address(&node.url);
     let rows = async || {
         d.bearer("GET", "/v1/transactions?limit=100", &t, None).await.1["transactions"].as_array().unwrap().len()
     };
@@ -979,7 +967,7 @@ async fn dry_runs_report_the_decision_and_store_nothing() {
         "{v}"
     );
     assert!(v["policyId"].is_string() && v["sessionCheck"]["passed"] == true);
-    let wl = d.policy(json!({"agentId": id(&a), "type": "WHITELIST", "rules": {"allowed_addresses": [crate::solana::fresh_address()]}})).await;
+    let wl = d.policy(json!({"agentId": id(&a), "type": "WHITELIST", "rules": {"allowed_addresses": [crate::support::solana::fresh_address()]}})).await;
     let v = dry_run(&d, &t, json!({"to": to, "amount": "1000"})).await;
     assert_eq!(
         (v["allowed"].as_bool(), code(&v), v["policyId"].as_str(), v["policyType"].as_str()),
@@ -1034,11 +1022,11 @@ async fn dry_runs_report_the_decision_and_store_nothing() {
 async fn caps_hold_exactly_under_concurrency() {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
-    let d = Arc::new(crate::evm::daemon(&rpc, &[]).await);
+    let d = Arc::new(crate::support::evm::daemon(&rpc, &[]).await);
     let amount: u128 = 1_000_000_000_000; // 1e12 wei
     let recipient = "0x00000000000000000000000000000000000C0FFE";
     let a = d.create_agent(json!({"chain": "ethereum"})).await;
-    crate::evm::cast_out(&[
+    crate::support::evm::cast_out(&[
         "send",
         "--rpc-url",
         &rpc,
@@ -1077,10 +1065,10 @@ async fn caps_hold_exactly_under_concurrency() {
         "{:?}",
         results.iter().find(|(st, v)| !(*st == 200 || v["details"]["code"] == "SESSION_LIMIT_TOTAL"))
     );
-    assert_eq!(crate::evm::balance(&rpc, recipient), 10 * amount, "on chain: exactly ten landed");
+    assert_eq!(crate::support::evm::balance(&rpc, recipient), 10 * amount, "on chain: exactly ten landed");
 
     let b = d.create_agent(json!({"chain": "ethereum"})).await;
-    crate::evm::cast_out(&[
+    crate::support::evm::cast_out(&[
         "send",
         "--rpc-url",
         &rpc,
@@ -1100,7 +1088,7 @@ async fn caps_hold_exactly_under_concurrency() {
         .filter(|(st, v)| *st == 429 && code(v) == Some("RATE_LIMIT_EXCEEDED") && v["details"]["stage"] == "policy")
         .count();
     assert_eq!((confirmed, limited), (5, 95));
-    assert_eq!(crate::evm::balance(&rpc, second), 5 * amount);
+    assert_eq!(crate::support::evm::balance(&rpc, second), 5 * amount);
 }
 
 // `waiaas policy add|list|update|delete|dry-run` mirror the routes; rules inline or from a file.
@@ -1161,7 +1149,7 @@ async fn the_policy_cli_mirrors_the_routes() {
     let request = d.path().join("request.json");
     std::fs::write(
         &request,
-        json!({"to": crate::solana::fresh_address(), "amount": (5 * SOL).to_string()}).to_string(),
+        json!({"to": crate::support::solana::fresh_address(), "amount": (5 * SOL).to_string()}).to_string(),
     )
     .unwrap();
     let out = run(&["policy", "dry-run", "--agent", "cli-agent", "--file", request.to_str().unwrap()]);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::api::{ETH, SOL, code, id, row, send, wait_row, wait_status};
 use crate::support::nodes::{Anvil, Surfnet};
 use crate::support::owner::{EVM_ADDR_0, EVM_ADDR_1, EVM_KEY_0, EVM_KEY_1, Msg, evm_sign_many, siwe_parse, sol_owner};
 use crate::support::receiver::Receiver;
@@ -16,47 +17,8 @@ use crate::support::rpc_proxy::RpcProxy;
 use crate::support::sink::notifications_on;
 use crate::support::{Opts, TestDaemon, text};
 
-const ETH: u128 = 1_000_000_000_000_000_000;
-const SOL: u64 = 1_000_000_000;
 const TO: &str = "0x000000000000000000000000000000000000bEEF";
 const SECRET: &str = "queue-webhook-secret-0123";
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_string()
-}
-
-fn code(v: &Value) -> Option<&str> {
-    v["code"].as_str()
-}
-
-async fn send(d: &TestDaemon, token: &str, body: Value) -> (u16, Value) {
-    d.bearer("POST", "/v1/transactions/send", token, Some(body)).await
-}
-
-/// `GET /v1/transactions/:id` with the agent's session token.
-async fn row(d: &TestDaemon, token: &str, tx: &str) -> Value {
-    let (st, v) = d.bearer("GET", &format!("/v1/transactions/{tx}"), token, None).await;
-    assert_eq!(st, 200, "{v}");
-    v
-}
-
-/// Polls the row until `done` holds (15 s at most, daemon time untouched).
-async fn wait_row(d: &TestDaemon, token: &str, tx: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let r = row(d, token, tx).await;
-        if done(&r) || Instant::now() > deadline {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_status(d: &TestDaemon, token: &str, tx: &str, status: &str) -> Value {
-    let r = wait_row(d, token, tx, |r| r["status"] == status).await;
-    assert_eq!(r["status"], status, "{r}");
-    r
-}
 
 /// Whether the daemon ever submitted `tx` (its TX_SUBMITTED audit rows).
 async fn submissions(d: &TestDaemon, tx: &str) -> usize {
@@ -65,7 +27,8 @@ async fn submissions(d: &TestDaemon, tx: &str) -> usize {
 
 /// The nonce of the on-chain transaction `hash` (cast, not the daemon).
 fn chain_nonce(rpc: &str, hash: &str) -> u64 {
-    let tx: Value = serde_json::from_str(&crate::evm::cast_out(&["tx", hash, "--json", "--rpc-url", rpc])).unwrap();
+    let tx: Value =
+        serde_json::from_str(&crate::support::evm::cast_out(&["tx", hash, "--json", "--rpc-url", rpc])).unwrap();
     u64::from_str_radix(tx["nonce"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
@@ -183,9 +146,9 @@ async fn a_delay_transfer_waits_its_cooldown_then_lands_with_a_fresh_build() {
     let r = Receiver::start();
     let d = evm_daemon(&anvil.url, &[]).await;
     webhook(&d, &r, "owner").await;
-    let (a, t) = crate::evm::funded_agent(&d, &anvil.url, 5, json!({})).await;
+    let (a, t) = crate::support::evm::funded_agent(&d, &anvil.url, 5, json!({})).await;
     let me = a["address"].as_str().unwrap().to_string();
-    let before = crate::evm::balance(&anvil.url, TO);
+    let before = crate::support::evm::balance(&anvil.url, TO);
     let (st, v) = send(&d, &t, json!({"to": TO, "amount": (2 * ETH).to_string()})).await;
     assert_eq!(
         (st, v["status"].as_str(), v["tier"].as_str(), v.get("txHash")),
@@ -207,7 +170,7 @@ async fn a_delay_transfer_waits_its_cooldown_then_lands_with_a_fresh_build() {
     let rr = row(&d, &t, &tx).await;
     assert_eq!((rr["status"].as_str(), rr["txHash"].clone()), (Some("QUEUED"), Value::Null));
     assert_eq!(submissions(&d, &tx).await, 0, "nothing signed or sent before the deadline");
-    assert_eq!(crate::evm::nonce(&anvil.url, &me), 1);
+    assert_eq!(crate::support::evm::nonce(&anvil.url, &me), 1);
     // Past it: executed within about 10 s.
     d.advance(6).await;
     let started = Instant::now();
@@ -218,7 +181,7 @@ async fn a_delay_transfer_waits_its_cooldown_then_lands_with_a_fresh_build() {
         1,
         "built at execution, after the INSTANT send took nonce 0"
     );
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 2 * ETH + 1000);
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 2 * ETH + 1000);
     let events = events_for(&r, "owner", &tx, "TX_CONFIRMED").await;
     for e in ["TX_DELAY_QUEUED", "TX_DELAY_EXECUTED", "TX_CONFIRMED"] {
         assert!(events.contains(&e.to_string()), "{e}: {events:?}");
@@ -236,7 +199,7 @@ async fn rejects_win_before_the_claim_and_failed_delays_are_not_retried() {
     let r = Receiver::start();
     let d = evm_daemon(&anvil.url, &[]).await;
     webhook(&d, &r, "owner").await;
-    let (a, t) = crate::evm::funded_agent(&d, &anvil.url, 5, json!({})).await;
+    let (a, t) = crate::support::evm::funded_agent(&d, &anvil.url, 5, json!({})).await;
     let me = a["address"].as_str().unwrap().to_string();
     let queue = async |amount: u128| {
         let (st, v) = send(&d, &t, json!({"to": TO, "amount": amount.to_string()})).await;
@@ -283,7 +246,7 @@ async fn rejects_win_before_the_claim_and_failed_delays_are_not_retried() {
         assert_eq!(row(&d, &t, tx).await["status"], "CANCELLED");
         assert_eq!(submissions(&d, tx).await, 0);
     }
-    assert_eq!(crate::evm::nonce(&anvil.url, &me), 1, "only the INSTANT send was signed");
+    assert_eq!(crate::support::evm::nonce(&anvil.url, &me), 1, "only the INSTANT send was signed");
 
     // More than the agent holds: the execution fails (insufficient balance), FAILED, no retry.
     let broke = queue(10 * ETH).await;
@@ -316,7 +279,7 @@ async fn an_evm_approval_signed_by_eth_account_lands_and_binds_to_its_transactio
     webhook(&d, &r, "phone").await;
     webhook(&d, &r, "ops").await;
     let (a, t) = locked_evm_agent(&d, &anvil.url, 20).await;
-    let before = crate::evm::balance(&anvil.url, TO);
+    let before = crate::support::evm::balance(&anvil.url, TO);
     let amount = 6 * ETH + 7;
     let (st, v) = send(&d, &t, json!({"to": TO, "amount": amount.to_string()})).await;
     assert_eq!(
@@ -381,7 +344,7 @@ async fn an_evm_approval_signed_by_eth_account_lands_and_binds_to_its_transactio
     assert_eq!((st, v["status"].as_str(), v["approvedBy"].as_str()), (200, Some("EXECUTING"), Some(EVM_ADDR_0)), "{v}");
     assert!(v["approvedAt"].is_string());
     wait_status(&d, &t, &tx, "CONFIRMED").await;
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, amount, "the exact amount landed");
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, amount, "the exact amount landed");
     assert_eq!(d.audit("TX_APPROVED").await.iter().filter(|e| e["txId"] == tx.as_str()).count(), 1);
     // A second use of the same signature.
     let (st, v) = approve(&d, &tx, &bearer).await;
@@ -391,7 +354,7 @@ async fn an_evm_approval_signed_by_eth_account_lands_and_binds_to_its_transactio
     let (st, v) = approve(&d, &other_tx, &approval(&d, &other_tx, false).await.evm(EVM_KEY_0)).await;
     assert_eq!(st, 200, "{v}");
     wait_status(&d, &t, &other_tx, "CONFIRMED").await;
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 2 * amount);
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 2 * amount);
     // The pending_approvals rows: both consumed by the owner, with what was signed.
     let mut d = d;
     d.terminate();
@@ -409,7 +372,7 @@ async fn an_evm_approval_signed_by_eth_account_lands_and_binds_to_its_transactio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_solana_approval_signed_by_pynacl_lands() {
     let node = Surfnet::start();
-    let d = crate::solana::daemon(&node.url, &[notifications_on()]).await;
+    let d = crate::support::solana::daemon(&node.url, &[notifications_on()]).await;
     let _sink = d.sink_channel().await;
     let (seed, pubkey) = sol_owner(0x61);
     let a = d.create_agent(json!({"owner": pubkey})).await;
@@ -418,16 +381,16 @@ async fn a_solana_approval_signed_by_pynacl_lands() {
         d.bearer("POST", &format!("/v1/owner/agents/{}/verify", id(&a)), &m.sol(&seed, "raw"), None).await.0,
         200
     );
-    crate::solana::rpc(&node.url, "requestAirdrop", json!([a["address"], 110 * SOL]));
+    crate::support::solana::rpc(&node.url, "requestAirdrop", json!([a["address"], 110 * SOL]));
     let t = d.create_session(&id(&a), json!({})).await["token"].as_str().unwrap().to_string();
-    let to = crate::solana::existing_address(&node.url);
+    let to = crate::support::solana::existing_address(&node.url);
     for _ in 0..100 {
-        if crate::solana::balance(&node.url, a["address"].as_str().unwrap()) >= 110 * SOL {
+        if crate::support::solana::balance(&node.url, a["address"].as_str().unwrap()) >= 110 * SOL {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let before = crate::solana::balance(&node.url, &to);
+    let before = crate::support::solana::balance(&node.url, &to);
     for (i, mode) in ["raw", "ledger0"].into_iter().enumerate() {
         let amount = 50 * SOL + 1 + i as u64;
         let (st, v) = send(&d, &t, json!({"to": to, "amount": amount.to_string()})).await;
@@ -440,7 +403,7 @@ async fn a_solana_approval_signed_by_pynacl_lands() {
         assert_eq!((st, v["status"].as_str()), (200, Some("EXECUTING")), "{mode}: {v}");
         wait_status(&d, &t, &tx, "CONFIRMED").await;
     }
-    assert_eq!(crate::solana::balance(&node.url, &to) - before, 100 * SOL + 3, "both amounts, exactly");
+    assert_eq!(crate::support::solana::balance(&node.url, &to) - before, 100 * SOL + 3, "both amounts, exactly");
 }
 
 // ACC-180, ACC-181: approving a DELAY-tier row is 409 TX_NOT_PENDING_APPROVAL, an executed one
@@ -566,7 +529,7 @@ async fn the_owner_cli_approves_on_the_fake_ledger_and_offline() {
         c.env("WAIAAS_MASTER_PASSWORD", d.password()).args(args);
         crate::support::run(c, Duration::from_secs(60))
     };
-    let before = crate::evm::balance(&anvil.url, TO);
+    let before = crate::support::evm::balance(&anvil.url, TO);
     let (_, v) = send(&d, &t, json!({"to": TO, "amount": (6 * ETH).to_string()})).await;
     let tx = v["transactionId"].as_str().unwrap().to_string();
     let out = cli(&["owner", "pending", "--json"]);
@@ -593,7 +556,7 @@ async fn the_owner_cli_approves_on_the_fake_ledger_and_offline() {
     let approved: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(approved["status"], "EXECUTING");
     wait_status(&d, &t, &tx2, "CONFIRMED").await;
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 13 * ETH);
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 13 * ETH);
 
     // Reject through the CLI; approving a DELAY through it is refused with the code.
     tiers(&d, &a, 0, 10 * ETH, 60, 3600).await;
@@ -666,7 +629,7 @@ async fn an_approval_interrupted_by_a_crash_lands_once_after_restart() {
     let _sink = d.sink_channel().await;
     let (a, t) = locked_evm_agent(&d, &anvil.url, 20).await;
     let me = a["address"].as_str().unwrap().to_string();
-    let before = crate::evm::balance(&anvil.url, TO);
+    let before = crate::support::evm::balance(&anvil.url, TO);
     let (_, v) = send(&d, &t, json!({"to": TO, "amount": (6 * ETH).to_string()})).await;
     let tx = v["transactionId"].as_str().unwrap().to_string();
     // The build's nonce lookup never answers: the execution stalls before signing.
@@ -689,11 +652,11 @@ async fn an_approval_interrupted_by_a_crash_lands_once_after_restart() {
         assert_eq!(rec.status, waiaas_storage::TxStatus::Executing, "approved, not signed");
         assert!(!rec.metadata.contains_key("signedTx"));
     }
-    assert_eq!(crate::evm::nonce(&anvil.url, &me), 0);
+    assert_eq!(crate::support::evm::nonce(&anvil.url, &me), 0);
     let d = TestDaemon::start_in(dir, o).await;
     let rr = wait_status(&d, &t, &tx, "CONFIRMED").await;
-    assert_eq!(crate::evm::nonce(&anvil.url, &me), 1, "signed and landed once");
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 6 * ETH);
+    assert_eq!(crate::support::evm::nonce(&anvil.url, &me), 1, "signed and landed once");
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 6 * ETH);
     assert_eq!(d.audit("TX_APPROVED").await.iter().filter(|e| e["txId"] == tx.as_str()).count(), 1);
     assert!(rr["txHash"].is_string());
 }
@@ -801,9 +764,13 @@ async fn settle(d: &TestDaemon, rpc: &str, race: &Race) -> (usize, usize) {
         let status = row(d, &race.token, tx).await["status"].clone();
         assert_eq!(n, usize::from(status == "CONFIRMED"), "{tx} ({status}) was submitted {n} times");
     }
-    assert_eq!(crate::evm::balance(rpc, &race.recipient), 1000 * confirmed as u128, "landed at most once each");
     assert_eq!(
-        crate::evm::nonce(rpc, race.agent["address"].as_str().unwrap()),
+        crate::support::evm::balance(rpc, &race.recipient),
+        1000 * confirmed as u128,
+        "landed at most once each"
+    );
+    assert_eq!(
+        crate::support::evm::nonce(rpc, race.agent["address"].as_str().unwrap()),
         confirmed as u64,
         "signed at most once each"
     );
@@ -947,7 +914,7 @@ async fn owner_approved_transfers_never_trip_the_daily_limit_rule() {
         "the seeded DAILY_LIMIT_THRESHOLD rule is on: {seeded}"
     );
     let (a, t) = locked_evm_agent(&d, &anvil.url, 25).await;
-    let before = crate::evm::balance(&anvil.url, TO);
+    let before = crate::support::evm::balance(&anvil.url, TO);
     for eth in [6, 8] {
         let (st, v) = send(&d, &t, json!({"to": TO, "amount": (eth * ETH).to_string()})).await;
         assert_eq!((st, v["tier"].as_str()), (202, Some("APPROVAL")), "{eth} ETH: {v}");
@@ -956,7 +923,7 @@ async fn owner_approved_transfers_never_trip_the_daily_limit_rule() {
         assert_eq!(st, 200, "{v}");
         wait_status(&d, &t, &tx, "CONFIRMED").await;
     }
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 14 * ETH, "both approved transfers landed");
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 14 * ETH, "both approved transfers landed");
 
     let agent = async |d: &TestDaemon| d.master("GET", &format!("/v1/agents/{}", id(&a)), None).await.1;
     let warned = async |d: &TestDaemon| {
@@ -990,5 +957,5 @@ async fn owner_approved_transfers_never_trip_the_daily_limit_rule() {
     }
     let reason = now["suspensionReason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("auto_stop: DAILY_LIMIT_THRESHOLD - 100%"), "5 ETH of its own is 100 %: {now}");
-    assert_eq!(crate::evm::balance(&anvil.url, TO) - before, 19 * ETH);
+    assert_eq!(crate::support::evm::balance(&anvil.url, TO) - before, 19 * ETH);
 }

@@ -43,13 +43,13 @@ async fn compare(d: &mut crate::support::TestDaemon, rpc: &str, sent: &[(Value, 
 async fn evm_rows_rebuild_into_the_live_transaction() {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
-    let token = crate::evm::deploy_token(&rpc);
-    let mut d = crate::evm::daemon(&rpc, &[crate::support::sink::notifications_on()]).await;
+    let token = crate::support::evm::deploy_token(&rpc);
+    let mut d = crate::support::evm::daemon(&rpc, &[crate::support::sink::notifications_on()]).await;
     let _sink = d.sink_channel().await;
-    let (agent, t) = crate::evm::funded_agent(&d, &rpc, 10, json!({})).await;
+    let (agent, t) = crate::support::evm::funded_agent(&d, &rpc, 10, json!({})).await;
     d.permit(agent["id"].as_str().unwrap(), &[&token], &[&token], &[EVM_ADDR_1]).await;
     let me = agent["address"].as_str().unwrap();
-    crate::evm::cast_out(&[
+    crate::support::evm::cast_out(&[
         "send",
         "--rpc-url",
         &rpc,
@@ -94,9 +94,11 @@ async fn evm_rows_rebuild_into_the_live_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solana_rows_rebuild_into_the_live_transaction() {
-    use crate::solana::{MEMO, TOKEN, create_mint, existing_address, fresh_address, fund_tokens, funded_agent};
+    use crate::support::solana::{
+        MEMO, TOKEN, create_mint, existing_address, fresh_address, fund_tokens, funded_agent,
+    };
     let node = Surfnet::start();
-    let mut d = crate::solana::daemon(&node.url, &[crate::support::sink::notifications_on()]).await;
+    let mut d = crate::support::solana::daemon(&node.url, &[crate::support::sink::notifications_on()]).await;
     let _sink = d.sink_channel().await;
     let (agent, t) = funded_agent(&d, &node.url, 3, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();

@@ -21,7 +21,7 @@ const WEI_PER_CENTI_ETH: u128 = 10_000_000_000_000_000;
 fn the_readme_run_command_completes_its_demo() {
     let anvil = Anvil::start();
     let run = tempfile::tempdir().unwrap();
-    let before = crate::evm::balance(&anvil.url, RECIPIENT);
+    let before = crate::support::evm::balance(&anvil.url, RECIPIENT);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new("bash")
         .arg(root.join("scripts/run-local.sh"))
@@ -58,7 +58,11 @@ fn the_readme_run_command_completes_its_demo() {
     assert!(errors.is_empty(), "Error lines: {errors:?}\n{all}");
     assert!(out.contains("Demo complete"), "{out}");
 
-    assert_eq!(crate::evm::balance(&anvil.url, RECIPIENT) - before, 601 * WEI_PER_CENTI_ETH, "exactly 6.01 ETH");
+    assert_eq!(
+        crate::support::evm::balance(&anvil.url, RECIPIENT) - before,
+        601 * WEI_PER_CENTI_ETH,
+        "exactly 6.01 ETH"
+    );
     let (store, _) =
         waiaas_storage::Store::open(&run.path().join(".local-run/data/waiaas.redb"), 8 << 20).expect("the demo's db");
     let agent = store.find_agent_by_name("demo-evm").unwrap().expect("the demo agent");

@@ -20,6 +20,14 @@ pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").
+fn store_with_agent() -> (tempfile::TempDir, Store, AgentRecord) {
+    let (dir, store) = temp_store();
+    let a = agent("a", "pk");
+    store.insert_agent(&a, &ctx()).unwrap();
+    (dir, store, a)
+}
+
 fn ctx() -> OpCtx {
     OpCtx::new("admin", NOW)
 }
@@ -128,9 +136,7 @@ fn agent_name_and_public_key_are_unique_among_live_agents() {
 
 #[test]
 fn session_token_hash_is_unique() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     store.create_session(&session(a.id, 7), 5, &ctx()).unwrap();
     let dup = session(a.id, 7);
     assert!(matches!(store.create_session(&dup, 5, &ctx()), Err(StoreError::Unique { index: "idx_session_token" })));
@@ -139,9 +145,7 @@ fn session_token_hash_is_unique() {
 
 #[test]
 fn live_session_limit_counts_only_live_sessions() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let s1 = session(a.id, 1);
     store.create_session(&s1, 2, &ctx()).unwrap();
     store.create_session(&session(a.id, 2), 2, &ctx()).unwrap();
@@ -153,9 +157,7 @@ fn live_session_limit_counts_only_live_sessions() {
 
 #[test]
 fn transaction_hash_is_unique_among_top_level_rows() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let submit = |t: &TransactionRecord| {
         store.record_request(t, &[], None, &ctx()).unwrap();
         store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
@@ -177,9 +179,7 @@ fn transaction_hash_is_unique_among_top_level_rows() {
 
 #[test]
 fn idempotency_key_returns_the_existing_record_and_writes_nothing() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let claim = IdempotencyClaim { key: "k1".into(), request_hash: Hash32([9; 32]) };
     let first = transfer(&a, None, 5);
     assert_eq!(store.record_request(&first, &[], Some(&claim), &ctx()).unwrap(), RecordOutcome::Recorded);
@@ -286,9 +286,7 @@ fn invariants_are_checked_before_any_write() {
 // ACC-047.
 #[test]
 fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     // Offline tampering: rewrite the stored JSON with status BOGUS.
     store
         .write(|tx| {
@@ -314,9 +312,7 @@ fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
 // ACC-163.
 #[test]
 fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let t = transfer(&a, None, 1);
     store.record_request(&t, &[], None, &ctx()).unwrap();
     // PENDING → SUBMITTED is not in the table.
@@ -335,9 +331,7 @@ fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
 // ACC-051.
 #[test]
 fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     store.record_request(&transfer(&a, None, 1), &[], None, &ctx()).unwrap();
     assert!(matches!(store.delete_agent(a.id), Err(StoreError::Restricted { .. })));
     assert!(store.get_agent(a.id).unwrap().is_some());
@@ -380,9 +374,7 @@ fn delete_agent_restricts_on_transactions_and_cascades_the_rest() {
 // ACC-052.
 #[test]
 fn session_cleanup_nulls_session_id_on_its_transactions() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let mut s = session(a.id, 1);
     s.expires_at = NOW + 300;
     store.create_session(&s, 5, &ctx()).unwrap();
@@ -407,9 +399,7 @@ fn session_cleanup_nulls_session_id_on_its_transactions() {
 
 #[test]
 fn termination_cancels_queued_work_revokes_sessions_and_refuses_while_executing() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let s = session(a.id, 1);
     store.create_session(&s, 5, &ctx()).unwrap();
     let queued = transfer(&a, Some(s.id), 10);
@@ -583,9 +573,7 @@ fn twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five() {
 // the history), and the hour/day counts are read only when a RATE_LIMIT policy applies.
 #[test]
 fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_policy() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let s = session(a.id, 1);
     store.create_session(&s, 5, &ctx()).unwrap();
     let other = session(a.id, 2);
@@ -664,9 +652,7 @@ mod rate_counters {
         // failures (which still count), and when buckets older than two days were pruned.
         #[test]
         fn counters_agree_with_a_scan(steps in proptest::collection::vec(step(), 1..40), offset in 0..3600u64) {
-            let (_d, store) = temp_store();
-            let a = agent("a", "pk");
-            store.insert_agent(&a, &ctx()).unwrap();
+            let (_d, store, a) = store_with_agent();
             let rate = PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_tx_per_hour": 1}), NOW);
             store.insert_policy(&rate, &ctx()).unwrap();
             let mut now = NOW + offset;
@@ -704,9 +690,7 @@ mod rate_counters {
     // The decision leaves out the request being decided, which is itself counted.
     #[test]
     fn the_decided_request_is_not_counted() {
-        let (_d, store) = temp_store();
-        let a = agent("a", "pk");
-        store.insert_agent(&a, &ctx()).unwrap();
+        let (_d, store, a) = store_with_agent();
         let rate = PolicyRecord::new(id_at(NOW), PolicyType::RateLimit, json!({"max_tx_per_hour": 1}), NOW);
         store.insert_policy(&rate, &ctx()).unwrap();
         let mut seen = Vec::new();
@@ -730,9 +714,7 @@ mod rate_counters {
 // ACC-057.
 #[test]
 fn a_failure_inside_decide_transaction_leaves_the_row_pending() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let t = transfer(&a, None, 1);
     store.record_request(&t, &[], None, &ctx()).unwrap();
     let before = audit_count(&store);
@@ -863,9 +845,7 @@ fn dev_mode_marks_every_audit_row() {
 // ACC-165, ACC-171.
 #[test]
 fn startup_recovery_applies_the_restart_rules() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let mk = |tier: Option<Tier>| {
         let t = transfer(&a, None, 1);
         store.record_request(&t, &[], None, &ctx()).unwrap();
@@ -902,9 +882,7 @@ fn startup_recovery_applies_the_restart_rules() {
 // ACC-165.
 #[test]
 fn sweep_pending_expires_only_old_rows() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let t = transfer(&a, None, 1);
     store.record_request(&t, &[], None, &ctx()).unwrap();
     assert_eq!(store.sweep_pending(NOW + 899, 900).unwrap(), 0);
@@ -914,9 +892,7 @@ fn sweep_pending_expires_only_old_rows() {
 
 #[test]
 fn confirmation_moves_the_reservation_into_session_usage() {
-    let (_d, store) = temp_store();
-    let a = agent("a", "pk");
-    store.insert_agent(&a, &ctx()).unwrap();
+    let (_d, store, a) = store_with_agent();
     let s = session(a.id, 1);
     store.create_session(&s, 5, &ctx()).unwrap();
     let t = transfer(&a, Some(s.id), 250);

@@ -5,11 +5,14 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod api;
+pub(crate) mod evm;
 pub(crate) mod nodes;
 pub(crate) mod owner;
 pub(crate) mod receiver;
 pub(crate) mod rpc_proxy;
 pub(crate) mod sink;
+pub(crate) mod solana;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
