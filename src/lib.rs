@@ -6,11 +6,30 @@
 //!
 //! This library is the daemon and the CLI; `main.rs` only parses arguments through [`run`] and
 //! maps the result to an exit code.
-
-// Layers point one way: `cli` and `daemon` assemble; `http` adapts requests to the domain
-// services; `app` composes them; the domain (`pipeline`, `policy`, `agents`, `sessions`,
-// `killswitch`, `backup`, `chains`, `auth`) is built on `runtime`, `storage` and `backends`.
-// `scripts/check-layers.sh` checks the rule.
+//!
+//! The folders of `src/` are the layers, and calls point down only:
+//!
+//! ```text
+//!   cli/         the command line: local commands, API clients, the MCP server
+//!    │ daemon/   the running process: start sequence, lock, logging, signals, shutdown
+//!    │  │ http/  the REST API: routes, middleware, the error envelope, OpenAPI
+//!    ▼  ▼  ▼
+//!   app/         composition root: wires the services, owns the background workers
+//!    ▼
+//!   domain/      agents, sessions, auth, pipeline, policy admin, backup, emergency
+//!    ▼      ╲
+//!   adapters/ ╲  chain nodes, notification services, price oracles
+//!    ▼         ▼
+//!   runtime/     config, database handle, settings, signers, scheduler   rules/ (pure)
+//!    ▼                                                                     ▼
+//!   base/        addresses, clock, error codes, validation, units, data directory
+//!
+//!   below all of them: waiaas-storage (redb, every atomic operation), waiaas-backends (signer seam)
+//! ```
+//!
+//! `scripts/check-layers.sh` holds the same table, one line per folder, and fails the test
+//! command when a file names a layer it may not; `docs/architecture.md` says where each kind of
+//! change goes.
 mod adapters;
 mod app;
 mod base;

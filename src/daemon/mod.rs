@@ -1,6 +1,7 @@
-//! The running daemon: the start sequence (01-daemon.md §6), the instance lock, logging, the
-//! background workers and the graceful shutdown. This is where the application is assembled
-//! (`crate::app::App`) and the HTTP server started through its one entry, `http::server`.
+//! The running daemon: the start sequence (01-daemon.md §6), the instance lock, logging, signals
+//! and the graceful shutdown. It assembles the application (`crate::app::App`) and starts the
+//! HTTP server through its one entry, `http::server`; it may call every layer but `cli`, which
+//! calls it.
 
 pub(crate) mod lock;
 pub(crate) mod logging;

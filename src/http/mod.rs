@@ -1,4 +1,7 @@
-//! The HTTP API on warp (01-daemon.md §8).
+//! The HTTP API on warp (01-daemon.md §8): the only folder that knows HTTP on the server side
+//! (status codes, the error envelope, warp/hyper, request bodies). It may call `app` and every
+//! layer below; handlers turn requests into typed calls on the services and their typed
+//! outcomes into responses.
 //!
 //! One warp filter extracts each request and hands it to [`handle`], which applies the
 //! middleware layers of §8.1 in their fixed order as plain sequential code — request id, logger,
