@@ -7,6 +7,7 @@
 //! never see it — each was built with just the pieces it uses (see `runtime`). This folder may
 //! call `domain` and everything below it, never `http`, `daemon` or `cli`.
 
+pub(crate) mod metrics;
 pub(crate) mod workers;
 
 use std::sync::{Arc, Weak};
@@ -52,6 +53,26 @@ pub(crate) struct App {
     pub(crate) policies: Policies,
     pub(crate) autostop: Arc<crate::domain::emergency::autostop::AutoStop>,
     pub(crate) withdrawals: crate::domain::emergency::withdraw::Withdrawals,
+}
+
+/// Why a daemon is not ready for traffic (`GET /ready`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotReady {
+    KeystoreLocked,
+    KillSwitch,
+    ShuttingDown,
+    Database,
+}
+
+impl NotReady {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            NotReady::KeystoreLocked => "keystore_locked",
+            NotReady::KillSwitch => "kill_switch",
+            NotReady::ShuttingDown => "shutting_down",
+            NotReady::Database => "database",
+        }
+    }
 }
 
 /// What [`App::new`] is built from: the pieces the start sequence opened.
@@ -156,6 +177,25 @@ impl App {
             autostop,
             withdrawals,
         }
+    }
+
+    /// Whether this daemon should receive traffic (12-operations.md §4), and if not, why: every
+    /// applicable reason, in the spec's order.
+    pub(crate) async fn readiness(&self) -> Vec<NotReady> {
+        let mut reasons = Vec::new();
+        if !self.signers.keystore.is_unlocked().await {
+            reasons.push(NotReady::KeystoreLocked);
+        }
+        if self.kill_switch.is_restricted() {
+            reasons.push(NotReady::KillSwitch);
+        }
+        if self.shutdown.is_shutting_down() {
+            reasons.push(NotReady::ShuttingDown);
+        }
+        if self.db.call(|s| s.kill_switch_status()).await.is_err() {
+            reasons.push(NotReady::Database);
+        }
+        reasons
     }
 
     /// Uptime in seconds of daemon time.

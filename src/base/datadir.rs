@@ -64,6 +64,57 @@ impl Layout {
     }
 }
 
+/// A data directory (or a file in it) owned by someone else than the process (12-operations.md
+/// §1): `init` and `start` refuse it (exit 3) rather than fail later on a file they cannot
+/// open, or — running as root — create files the real owner can no longer read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignOwner {
+    pub(crate) path: PathBuf,
+    pub(crate) owner: u32,
+    pub(crate) euid: u32,
+    pub(crate) egid: u32,
+}
+
+impl std::fmt::Display for ForeignOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Inside a container the path we see is not the one the operator can chown.
+        let fix = if in_container() { "<host path>".to_string() } else { self.path.display().to_string() };
+        write!(
+            f,
+            "Data directory {} is owned by UID {}, but waiaas runs as UID {}. Fix: chown -R {}:{} {fix}",
+            self.path.display(),
+            self.owner,
+            self.euid,
+            self.euid,
+            self.egid
+        )
+    }
+}
+
+fn in_container() -> bool {
+    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
+
+/// Checks that the data directory and what the daemon opens in it (config, database, keystore,
+/// logs) belong to the process's effective UID. Missing paths are fine: they will be created.
+pub(crate) fn check_owner(layout: &Layout) -> Result<(), ForeignOwner> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let mut paths = vec![layout.root.clone(), layout.config(), layout.data(), layout.keystore(), layout.logs()];
+    paths.extend(std::fs::read_dir(layout.keystore()).into_iter().flatten().flatten().map(|e| e.path()));
+    paths.extend(std::fs::read_dir(layout.data()).into_iter().flatten().flatten().map(|e| e.path()));
+    for path in paths {
+        if let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta.uid() != euid
+        {
+            let shown = if path == layout.root { path } else { layout.root.clone() };
+            return Err(ForeignOwner { path: shown, owner: meta.uid(), euid, egid });
+        }
+    }
+    Ok(())
+}
+
 /// Filesystem magic numbers of network filesystems on which locks and fsync may not behave.
 #[cfg(target_os = "linux")]
 const NETWORK_FS: &[(i64, &str)] = &[(0x6969, "NFS"), (0x517B, "SMB"), (0xFF53_4D42, "CIFS"), (0xFE53_4D42, "SMB2")];

@@ -16,7 +16,7 @@ mod mcp;
 pub(crate) mod password;
 pub(crate) mod remote;
 
-use local::{audit, backup, init, keystore, start, status, stop};
+use local::{audit, backup, health, init, keystore, start, status, stop};
 use remote::{agent, channel, emergency, owner, policy, session};
 
 use std::fmt;
@@ -80,6 +80,10 @@ pub(crate) enum Command {
     Stop(stop::StopArgs),
     /// Show whether the daemon runs and how it is doing.
     Status(status::StatusArgs),
+    /// Exit 0 when the daemon answers /health and is not unhealthy (container HEALTHCHECK).
+    Health(health::HealthArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -116,6 +120,14 @@ pub(crate) enum Command {
     /// The MCP server for agents, and its session token.
     #[command(subcommand)]
     Mcp(mcp::McpCommand),
+}
+
+/// `waiaas completions bash|zsh|fish`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 /// Password options shared by commands that need the master password.
@@ -167,6 +179,12 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Start(a) => start::run(&data_dir, a),
         Command::Stop(a) => stop::run(&data_dir, a),
         Command::Status(a) => status::run(&data_dir, a),
+        Command::Health(a) => health::run(&data_dir, a),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            clap_complete::generate(a.shell, &mut Cli::command(), "waiaas", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Audit(c) => audit::run(&data_dir, c),
         Command::Keystore(c) => keystore::run(&data_dir, c),
         Command::Backup(c) => backup::run(&data_dir, c),

@@ -50,6 +50,8 @@ pub(crate) struct StartOptions {
 pub(crate) enum StartError {
     #[error("Data directory not found. Run 'waiaas init' first.")]
     NotInitialised,
+    #[error("{0}")]
+    ForeignOwner(datadir::ForeignOwner),
     #[error("Daemon already running (PID: {}). Use 'waiaas stop' first.", pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into()))]
     AlreadyRunning { pid: Option<u32> },
     #[error("Invalid master password. KeyStore unlock failed.")]
@@ -114,6 +116,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     if !layout.looks_initialised() {
         return Err(StartError::NotInitialised);
     }
+    datadir::check_owner(&layout).map_err(StartError::ForeignOwner)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = config::load(&layout.root, &opts.overrides, &env).map_err(|e| failed(e.to_string()))?;
     let mut instance = match InstanceLock::try_acquire(&layout.lock()) {
@@ -249,6 +252,14 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         kill_switch: ks,
     });
     let server = server::spawn(app.clone(), listener);
+    if config.metrics.enabled {
+        let (host, port) = (&config.daemon.hostname, config.metrics.port);
+        let metrics_listener = server::bind(host, port)
+            .await
+            .map_err(|e| failed(format!("cannot bind the metrics listener {host}:{port}: {e}")))?;
+        server::spawn_metrics(app.clone(), metrics_listener);
+        println!("Metrics on http://{host}:{port}/metrics");
+    }
 
     // Step 6: workers.
     crate::app::workers::start_all(&app);
@@ -487,6 +498,7 @@ fn merge_reloadable(old: &Config, new: Config) -> Config {
     m.daemon.log_level = new.daemon.log_level;
     m.daemon.log_max_size = new.daemon.log_max_size;
     m.daemon.log_max_files = new.daemon.log_max_files;
+    m.daemon.log_json = new.daemon.log_json;
     m.daemon.shutdown_timeout = new.daemon.shutdown_timeout;
     m.rpc = new.rpc;
     m.notifications = new.notifications;

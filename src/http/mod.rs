@@ -253,11 +253,23 @@ pub(crate) struct Incoming {
     pub(crate) body: Body,
 }
 
-/// Entry point for every request: layers 1–2 (request id, logger) and the final response.
+/// Entry point for every request: layers 1–2 (request id, logger) and the final response. The
+/// request runs in a `request` span carrying its id, so every line it logs names it.
 pub(crate) async fn handle(state: Arc<State>, inc: Incoming) -> warp::reply::Response {
+    let id = layers::request_id(&inc.headers);
+    // At ERROR level so the span exists whatever log_level filters out: a warning logged inside
+    // the request still names it.
+    let span = tracing::error_span!("request", requestId = %id);
+    tracing::Instrument::instrument(handle_in_span(state, inc, id), span).await
+}
+
+async fn handle_in_span(state: Arc<State>, inc: Incoming, id: String) -> warp::reply::Response {
     let app = &state.app;
     let started = Instant::now();
-    let id = layers::request_id(&inc.headers);
+    let route = match routes::route_request(&inc.method, &inc.path, app.settings.dev_mode) {
+        routes::Routing::Found(m) => m.route.path,
+        _ => "unmatched",
+    };
     let _in_flight = app.shutdown.enter();
     let method = inc.method.clone();
     let path = inc.path.clone();
@@ -270,7 +282,14 @@ pub(crate) async fn handle(state: Arc<State>, inc: Incoming) -> warp::reply::Res
     if !out.body.is_empty() || out.status != 204 {
         out.set("Content-Type", "application/json");
     }
-    let ms = started.elapsed().as_millis();
+    let took = started.elapsed();
+    crate::runtime::metrics::get().http(
+        route,
+        crate::runtime::metrics::method_label(&method),
+        out.status,
+        took.as_secs_f64(),
+    );
+    let ms = took.as_millis();
     match auth_hint {
         Some(a) => tracing::info!("{id} {method} {path} {} {ms}ms auth={a}", out.status),
         None => tracing::info!("{id} {method} {path} {} {ms}ms", out.status),
@@ -288,6 +307,17 @@ pub(crate) async fn handle(state: Arc<State>, inc: Incoming) -> warp::reply::Res
 /// Layers 3–4 and everything inside them.
 async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
     let app = &state.app;
+    // Readiness is answered before the shutdown guard and the rate limits (see its route).
+    if inc.method == "GET" && inc.path == "/ready" {
+        let mut out = match handlers::system::ready(app).await {
+            Ok(r) => Out::json(r.status, &r.body),
+            Err(e) => Out::error(&e, id),
+        };
+        for (n, v) in layers::SECURE_HEADERS {
+            out.set(n, *v);
+        }
+        return out;
+    }
     // 3. Shutdown guard.
     if app.shutdown.is_shutting_down() {
         let mut out = Out::error(&ApiError::new(ErrorCode::ServiceShuttingDown, "The daemon is shutting down"), id);

@@ -50,6 +50,7 @@ pub(crate) enum Bucket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Op {
     Health,
+    Ready,
     Doc,
     Nonce,
     AdminStatus,
@@ -172,6 +173,9 @@ const fn dev(mut r: Route) -> Route {
 pub(crate) const ROUTES: &[Route] = &[
     ks(route("GET", "/health", AuthKind::None, Op::Health, "get_health", "system", "Daemon health")),
     ks(route("GET", "/v1/health", AuthKind::None, Op::Health, "get_health_v1", "system", "Daemon health")),
+    // Answered ahead of the shutdown guard and the rate limits (`http::pipeline`): a probe must
+    // see "shutting down", and an orchestrator probes often from one address.
+    ks(route("GET", "/ready", AuthKind::None, Op::Ready, "get_ready", "system", "Whether the daemon takes traffic")),
     route("GET", "/doc", AuthKind::None, Op::Doc, "get_openapi_document", "system", "This OpenAPI document"),
     route(
         "GET",
@@ -777,7 +781,7 @@ mod tests {
             assert!(r.operation_id.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()));
             if r.auth == AuthKind::None {
                 assert!(
-                    ["/health", "/v1/health", "/doc", "/v1/nonce", "/v1/auth/nonce"].contains(&r.path),
+                    ["/health", "/v1/health", "/ready", "/doc", "/v1/nonce", "/v1/auth/nonce"].contains(&r.path),
                     "{} is public",
                     r.path
                 );

@@ -154,3 +154,48 @@ pub(crate) fn spawn(app: Arc<App>, listener: TcpListener) -> Server {
     });
     Server { phase: tx, task }
 }
+
+/// The metrics listener (12-operations.md §3): `GET /metrics` on its own port, no auth — it
+/// exposes aggregates only — and nothing else. It runs until the process ends.
+pub(crate) fn spawn_metrics(app: Arc<App>, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    let scrape = warp::path("metrics").and(warp::path::end()).and(warp::get()).then(move || {
+        let app = app.clone();
+        async move {
+            let body = app.metrics_text().await;
+            warp::http::Response::builder()
+                .header("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                .body(body)
+                .unwrap_or_default()
+        }
+    });
+    let not_found = warp::any().map(|| {
+        warp::http::Response::builder()
+            .status(warp::http::StatusCode::NOT_FOUND)
+            .body(String::from("not found\n"))
+            .unwrap_or_default()
+    });
+    let routes = scrape.or(not_found).unify();
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let svc = warp::service(routes.clone());
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(
+                        TokioIo::new(stream),
+                        hyper::service::service_fn(move |req| {
+                            let mut s = svc.clone();
+                            async move { tower_service::Service::call(&mut s, req).await }
+                        }),
+                    );
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("metrics accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    })
+}

@@ -8,6 +8,7 @@
 
 pub(crate) mod config;
 mod db;
+pub(crate) mod metrics;
 pub(crate) mod scheduler;
 mod settings;
 pub(crate) mod shutdown;

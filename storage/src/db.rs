@@ -62,8 +62,8 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     dev_mode: AtomicBool,
-    /// Durable commits since open (each one an fsync): the main cost per request.
-    commits: std::sync::atomic::AtomicU64,
+    /// Commits, fsyncs, commit times and terminal transitions since open.
+    stats: crate::stats::StoreStats,
 }
 
 impl std::fmt::Debug for Store {
@@ -90,8 +90,7 @@ impl Store {
     pub fn create(path: &Path, now: u64) -> Result<Store, StoreError> {
         let file = open_file(path, true)?;
         let db = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
-        let store =
-            Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), commits: Default::default() };
+        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), stats: Default::default() };
         store.write(|tx| {
             create_all(tx)?;
             let mut meta = tx.open_table(META)?;
@@ -107,8 +106,7 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, OpenReport), StoreError> {
         let file = open_file(path, false)?;
         let db = redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(FileBackend::new(file)?)?;
-        let store =
-            Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), commits: Default::default() };
+        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), stats: Default::default() };
         let found = store.read_schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(SchemaError::Newer { found, supported: SCHEMA_VERSION }.into());
@@ -162,15 +160,22 @@ impl Store {
     pub(crate) fn write<R>(&self, f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let mut tx = self.db.begin_write()?;
         tx.set_durability(Durability::Immediate)?;
+        crate::stats::begin_write();
         let r = f(&tx)?;
+        let started = std::time::Instant::now();
         tx.commit()?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.committed(started.elapsed(), true);
         Ok(r)
     }
 
     /// Durable write transactions committed since this store was opened.
     pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.stats.commits()
+    }
+
+    /// Commits, fsyncs, commit times and terminal transitions since this store was opened.
+    pub fn stats(&self) -> crate::stats::StatsSnapshot {
+        self.stats.snapshot()
     }
 
     /// A write transaction used only to read and then aborted (dry runs).

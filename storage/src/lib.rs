@@ -12,6 +12,7 @@ mod rate;
 pub mod records;
 mod rows;
 pub mod scope;
+mod stats;
 mod tables;
 #[cfg(feature = "test-util")]
 mod test_util;
@@ -38,6 +39,7 @@ pub use ops::tx_queries::StatusCounts;
 pub use ops::tx_recovery::RecoveryReport;
 pub use rate::Window;
 pub use records::*;
+pub use stats::{COMMIT_BUCKETS, StatsSnapshot, TerminalKey};
 
 #[cfg(test)]
 mod tests;

@@ -166,7 +166,9 @@ impl EvmAdapter {
         Ok(EvmAdapter {
             network,
             url: url.to_string(),
-            provider: RootProvider::new_http(parsed),
+            provider: RootProvider::new(
+                alloy::rpc::client::ClientBuilder::default().layer(super::rpc_timing::EvmTiming).http(parsed),
+            ),
             timeout,
             expected_chain_id,
             symbol,

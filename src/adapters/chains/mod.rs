@@ -8,6 +8,7 @@
 pub(crate) mod adapter;
 pub(crate) mod error;
 pub(crate) mod evm;
+mod rpc_timing;
 pub(crate) mod solana;
 pub(crate) mod types;
 

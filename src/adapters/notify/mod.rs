@@ -197,6 +197,7 @@ impl Notifier {
         }
         if let Err(e) = self.queue.try_send(m) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            crate::runtime::metrics::get().notification_dropped.inc();
             let event = match &e {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m.event.as_str(),
             };
@@ -258,14 +259,19 @@ impl Notifier {
     fn log_row(
         &self,
         m: &Message,
-        channel: Option<Uuid>,
+        channel: Option<&ChannelRecord>,
         status: NotificationStatus,
         error: Option<String>,
         retries: u32,
     ) -> NotificationLogRecord {
+        let channel_type = channel.map_or("none", |c| c.channel_type.as_str());
+        crate::runtime::metrics::get()
+            .notifications
+            .get_or_create(&crate::runtime::metrics::NotificationLabels { channel_type, status: status.as_str() })
+            .inc();
         NotificationLogRecord {
             id: self.clock.new_id(),
-            channel_id: channel,
+            channel_id: channel.map(|c| c.id),
             event: m.event.as_str().to_string(),
             level: m.level,
             reference_id: m.reference_id.clone(),
@@ -291,7 +297,7 @@ impl Notifier {
     async fn attempt(&self, ch: &ChannelRecord, m: &Message) -> NotificationLogRecord {
         let cfg = match ChannelConfig::parse(ch.channel_type, &ch.config) {
             Ok(c) => c,
-            Err(e) => return self.log_row(m, Some(ch.id), NotificationStatus::Failed, Some(e.message), 0),
+            Err(e) => return self.log_row(m, Some(ch), NotificationStatus::Failed, Some(e.message), 0),
         };
         let allowed = self
             .buckets
@@ -301,13 +307,13 @@ impl Notifier {
             .or_insert_with(|| TokenBucket::for_kind(ch.channel_type))
             .take(Instant::now());
         if !allowed {
-            return self.log_row(m, Some(ch.id), NotificationStatus::RateLimited, None, 0);
+            return self.log_row(m, Some(ch), NotificationStatus::RateLimited, None, 0);
         }
         let mut retries = 0;
         loop {
             match cfg.send(&self.http, m, Uuid::new_v4(), self.clock.now()).await {
                 SendResult::Delivered => {
-                    return self.log_row(m, Some(ch.id), NotificationStatus::Delivered, None, retries);
+                    return self.log_row(m, Some(ch), NotificationStatus::Delivered, None, retries);
                 }
                 SendResult::RateLimited { retry_after } if retries == 0 && retry_after <= MAX_RETRY_WAIT => {
                     retries = 1;
@@ -315,10 +321,10 @@ impl Notifier {
                 }
                 SendResult::RateLimited { retry_after } => {
                     let e = format!("HTTP 429 (retry after {} s)", retry_after.as_secs_f64());
-                    return self.log_row(m, Some(ch.id), NotificationStatus::Failed, Some(e), retries);
+                    return self.log_row(m, Some(ch), NotificationStatus::Failed, Some(e), retries);
                 }
                 SendResult::Failed(e) => {
-                    return self.log_row(m, Some(ch.id), NotificationStatus::Failed, Some(e), retries);
+                    return self.log_row(m, Some(ch), NotificationStatus::Failed, Some(e), retries);
                 }
             }
         }
@@ -351,7 +357,7 @@ impl Notifier {
         let attempts = channels.iter().map(|ch| async move {
             match tokio::time::timeout(BROADCAST_TIMEOUT, self.attempt(ch, m)).await {
                 Ok(row) => row,
-                Err(_) => self.log_row(m, Some(ch.id), NotificationStatus::Failed, Some("timed out".into()), 0),
+                Err(_) => self.log_row(m, Some(ch), NotificationStatus::Failed, Some("timed out".into()), 0),
             }
         });
         let rows = futures_util::future::join_all(attempts).await;

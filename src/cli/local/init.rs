@@ -73,6 +73,28 @@ struct Steps {
     keystore: bool,
 }
 
+impl InitArgs {
+    /// A non-interactive init with `password` (first-run init on start, 12-operations.md §1).
+    pub(crate) fn first_run(password: String) -> InitArgs {
+        InitArgs {
+            non_interactive: true,
+            password_source: Default::default(),
+            master_password: Some(password),
+            json: false,
+            force: false,
+            quickstart: false,
+            chain: None,
+            network: None,
+            owner: None,
+            agent_name: String::new(),
+            expires_in: 0,
+            password: None,
+            dev: false,
+            quiet: false,
+        }
+    }
+}
+
 impl Steps {
     fn inspect(l: &Layout) -> Steps {
         Steps {
@@ -105,6 +127,9 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     let layout = Layout::new(dir.to_path_buf());
     // The environment variable is read (and removed) first, while the process is single-threaded.
     let env_pw = password::take_env(&args.password_source.password_env);
+    if !args.force {
+        crate::base::datadir::check_owner(&layout).map_err(|e| CliError::new(exit::NOT_RUNNING, e.to_string()))?;
+    }
 
     if args.force && layout.root.exists() {
         if layout.lock().exists()

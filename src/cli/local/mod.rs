@@ -1,8 +1,10 @@
 //! Commands that work on the data directory itself, whether or not the daemon runs: set-up, the
-//! daemon's start and stop, the offline keystore, backups, the audit check and the status probe.
+//! daemon's start and stop, the offline keystore, backups, the audit check, the status and health
+//! probes.
 
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod health;
 pub(crate) mod init;
 pub(crate) mod keystore;
 pub(crate) mod quickstart;

@@ -10,8 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use clap::Args;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
+use crate::base::datadir::Layout;
+use crate::cli::local::init::InitArgs;
 use crate::cli::{CliError, PasswordArgs, exit, password};
 use crate::daemon::{self, StartError, StartOptions};
 use crate::runtime::config::{self, Overrides};
@@ -48,7 +51,15 @@ pub(crate) fn run(dir: &Path, args: StartArgs) -> Result<(), CliError> {
         return background(dir, &args);
     }
     // Read (and remove) the password variable and the handshake fd while single-threaded.
-    let env_password = password::take_env(&args.password.password_env);
+    let mut env_password = password::take_env(&args.password.password_env);
+    if init_on_start() && !Layout::new(dir.to_path_buf()).config().exists() {
+        // First run in a container (12-operations.md §1): initialise from the same password
+        // source the start uses, then start.
+        let pw = password::obtain(&args.password, env_password.take(), false)?;
+        println!("WAIAAS_INIT_ON_START: initialising {}", dir.display());
+        crate::cli::local::init::run(dir, InitArgs::first_run(pw.expose_secret().to_string()))?;
+        env_password = Some(pw);
+    }
     let handshake = match std::env::var(HANDSHAKE_FD).ok().and_then(|v| v.parse::<i32>().ok()) {
         Some(fd) => {
             // SAFETY: single-threaded (see `password::take_env`).
@@ -89,10 +100,15 @@ pub(crate) fn run(dir: &Path, args: StartArgs) -> Result<(), CliError> {
     result
 }
 
+/// `WAIAAS_INIT_ON_START=true` (or 1/yes): an uninitialised data directory is initialised first.
+fn init_on_start() -> bool {
+    std::env::var("WAIAAS_INIT_ON_START").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
 /// The exit code of each way a start can fail (01-daemon.md §4.1).
 fn start_failure(e: StartError) -> CliError {
     let code = match &e {
-        StartError::NotInitialised => exit::NOT_RUNNING,
+        StartError::NotInitialised | StartError::ForeignOwner(_) => exit::NOT_RUNNING,
         StartError::AlreadyRunning { .. } => exit::RUNNING,
         StartError::WrongPassword => exit::AUTH,
         StartError::Password(_) | StartError::Failed(_) => exit::GENERAL,

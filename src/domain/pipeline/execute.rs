@@ -30,12 +30,51 @@ use crate::adapters::chains::error::{Category, ChainError};
 use crate::adapters::chains::types::*;
 use crate::base::error::{Coded, ErrorCode};
 use crate::runtime::config::Config;
+use crate::runtime::metrics::Stage;
 
-/// Where time went, for the `Server-Timing` header and the load tool.
+/// Where time went, for the `Server-Timing` header, the load tool and the stage metrics.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Timing {
     /// Time inside node RPCs (build, simulate, submit, confirmation polls).
     pub(crate) chain: Duration,
+    /// Wall time per pipeline stage, by [`Stage`] index (node time included).
+    pub(crate) stages: [Duration; 7],
+}
+
+impl Timing {
+    /// Adds `d` to `stage`.
+    pub(crate) fn add(&mut self, stage: Stage, d: Duration) {
+        self.stages[stage as usize] += d;
+    }
+
+    /// Adds another timing's parts to this one.
+    fn absorb(&mut self, other: &Timing) {
+        self.chain += other.chain;
+        for (a, b) in self.stages.iter_mut().zip(other.stages) {
+            *a += b;
+        }
+    }
+
+    /// Records every stage that ran into `waiaas_pipeline_stage_duration_seconds`.
+    pub(crate) fn record(&self) {
+        let m = crate::runtime::metrics::get();
+        for stage in Stage::ALL {
+            let d = self.stages[stage as usize];
+            if !d.is_zero() {
+                m.stage(stage, d.as_secs_f64());
+            }
+        }
+    }
+}
+
+/// The stage a chain step belongs to.
+fn stage_of(step: &str) -> Stage {
+    match step {
+        "build" => Stage::Build,
+        "simulate" => Stage::Simulate,
+        "prepare_signing" | "refresh_blockhash" => Stage::Sign,
+        _ => Stage::Submit,
+    }
 }
 
 /// Why stage 5 stopped before a broadcast. The row is FAILED by the time a caller sees it.
@@ -144,7 +183,9 @@ impl Run<'_> {
             let remaining = self.remaining().ok_or(Fail::Timeout)?;
             let t0 = Instant::now();
             let r = tokio::time::timeout(remaining, f()).await;
-            self.timing.chain += t0.elapsed();
+            let took = t0.elapsed();
+            self.timing.chain += took;
+            self.timing.add(stage_of(step), took);
             match r {
                 Err(_) => return Err(Fail::Timeout),
                 Ok(Ok(v)) => return Ok(v),
@@ -224,7 +265,7 @@ pub(crate) async fn execute(
         Ok((build, priority)) => stage5(&mut run, agent, &build, priority).await,
         Err(e) => Err(Fail::Internal(format!("the stored request does not rebuild: {e}"))),
     };
-    timing.chain += run.timing.chain;
+    timing.absorb(&run.timing);
     match result {
         Ok((broadcast, fee)) => Ok(Executed { broadcast, estimated_fee: fee }),
         Err(fail) => {
@@ -442,7 +483,10 @@ async fn sign(
     let key = crate::domain::agents::key_ref(agent);
     let ctx =
         SignContext { purpose: Purpose::AgentTransaction, tx_id: Some(run.id), deadline: Instant::now() + remaining };
-    let out = sign_verified(backend, &key, intent, &ctx).await.map_err(Fail::Signer)?;
+    let t0 = Instant::now();
+    let out = sign_verified(backend, &key, intent, &ctx).await.map_err(Fail::Signer);
+    run.timing.add(Stage::Sign, t0.elapsed());
+    let out = out?;
     run.step = "attach_signature";
     run.adapter.attach_signature(tx, &out).map_err(Fail::Chain)
 }
@@ -465,6 +509,7 @@ async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail>
         let t0 = Instant::now();
         let outcome = run.adapter.submit(signed).await;
         run.timing.chain += t0.elapsed();
+        run.timing.add(Stage::Submit, t0.elapsed());
         match outcome {
             SubmitOutcome::Accepted { hash } => return Ok(Submitted::Done { hash, uncertain: false }),
             SubmitOutcome::Unknown { cause, .. } => {

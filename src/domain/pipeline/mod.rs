@@ -40,6 +40,7 @@ use crate::base::clock::Clock;
 use crate::base::error::{Coded, ErrorCode, details};
 use crate::base::validation::Invalid;
 use crate::domain::auth::SessionContext;
+use crate::runtime::metrics::Stage;
 use crate::runtime::{Db, Settings, Signers};
 use decide::{Decided, Refusal};
 use execute::{ExecFailure, Timing};
@@ -276,6 +277,7 @@ impl Pipeline {
     pub(crate) async fn send(&self, caller: &SessionContext, body: &[u8], idem_header: Option<&str>) -> Sent {
         let mut timing = Timing::default();
         let result = self.send_inner(caller, body, idem_header, &mut timing).await;
+        timing.record();
         Sent { result, timing }
     }
 
@@ -287,6 +289,7 @@ impl Pipeline {
         timing: &mut Timing,
     ) -> Result<SendOutcome, SendError> {
         // Stage 1.
+        let t0 = Instant::now();
         let idem = request::idempotency_key(idem_header)?;
         let v = request::validate(body, &caller.agent)?;
         let (rec, children) = self.new_row(caller, &v, idem.as_deref());
@@ -297,6 +300,7 @@ impl Pipeline {
             tracing::error!("cannot record a request: {e}");
             SendError::Internal { tx: None }
         })?;
+        timing.add(Stage::Validate, t0.elapsed());
         if let RecordOutcome::Existing(existing) = recorded {
             return replay(existing, &v);
         }
@@ -332,6 +336,7 @@ impl Pipeline {
         let inputs = self.inputs(&agent, &rows, None).await;
         let ctx = OpCtx::new(caller.actor(), self.clock.now());
         let claim_inline = precheck.is_ok();
+        let t0 = Instant::now();
         let decided = self
             .db
             .call(move |s| {
@@ -356,6 +361,8 @@ impl Pipeline {
                 return Err(SendError::Internal { tx: Some(tx) });
             }
         };
+        timing.add(Stage::Decide, t0.elapsed());
+        record_decision(&decided);
         let allow = match decided {
             Decided::Refused(refusal) => {
                 if matches!(refusal, Refusal::Policy(_)) {
@@ -387,7 +394,9 @@ impl Pipeline {
         let executed = execute::execute(self, &row, &agent, adapter.clone(), claimed, deadline, timing)
             .await
             .map_err(|failure| SendError::Failed { tx, failure })?;
+        let t0 = Instant::now();
         let done = confirm::finish(self, &adapter, &row, &agent, executed.broadcast, deadline, timing).await;
+        timing.add(Stage::Confirm, t0.elapsed());
         match done {
             Some(row) => {
                 if tier == Tier::Notify && matches!(row.status, TxStatus::Submitted | TxStatus::Confirmed) {
@@ -576,4 +585,18 @@ impl From<SignerError> for ExecFailure {
     fn from(e: SignerError) -> Self {
         ExecFailure::Signer(e)
     }
+}
+
+/// `waiaas_policy_decisions_total`: the tier, or the denial's code.
+fn record_decision(d: &Decided) {
+    use crate::base::error::Coded;
+    let labels = match d {
+        Decided::Allowed(a) => {
+            crate::runtime::metrics::PolicyLabels { tier: a.tier.as_str(), outcome: "allowed", reason: "none" }
+        }
+        Decided::Refused(r) => {
+            crate::runtime::metrics::PolicyLabels { tier: "none", outcome: "denied", reason: r.code().as_str() }
+        }
+    };
+    crate::runtime::metrics::get().policy_decisions.get_or_create(&labels).inc();
 }

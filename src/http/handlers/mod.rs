@@ -21,6 +21,7 @@ use crate::app::App;
 pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
     match req.matched.route.op {
         Op::Health => system::health(app).await,
+        Op::Ready => system::ready(app).await,
         Op::Doc => system::doc(app),
         Op::Nonce => system::nonce(app).await,
         Op::AdminStatus => admin::status(app).await,

@@ -42,6 +42,16 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
     })))
 }
 
+/// `GET /ready` (12-operations.md §4): 200 `{ready: true}`, or 503 with every reason.
+pub(crate) async fn ready(app: &Arc<App>) -> Result<Reply, ApiError> {
+    let reasons = app.readiness().await;
+    if reasons.is_empty() {
+        return Ok(Reply::ok(json!({"ready": true})));
+    }
+    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    Ok(Reply { status: 503, body: json!({"ready": false, "reasons": reasons}), headers: Vec::new() })
+}
+
 /// `GET /doc`: the OpenAPI 3.1 document.
 pub(super) fn doc(app: &Arc<App>) -> Result<Reply, ApiError> {
     Ok(Reply::ok(crate::http::openapi::document(app.settings.port)))

@@ -108,9 +108,18 @@ pub(crate) struct DaemonConfig {
     pub(crate) log_file: PathBuf,
     pub(crate) log_max_size: u64,
     pub(crate) log_max_files: usize,
+    /// `log_format = "json"`.
+    pub(crate) log_json: bool,
     pub(crate) pid_file: PathBuf,
     pub(crate) shutdown_timeout: u64,
     pub(crate) dev_mode: bool,
+}
+
+/// `[metrics]` (12-operations.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MetricsConfig {
+    pub(crate) enabled: bool,
+    pub(crate) port: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +244,7 @@ pub(crate) struct Config {
     pub(crate) walletconnect_project_id: String,
     pub(crate) ledger: LedgerConfig,
     pub(crate) oracle: OracleConfig,
+    pub(crate) metrics: MetricsConfig,
     /// Non-fatal findings (values below the recommended defaults, …).
     pub(crate) warnings: Vec<String>,
 }

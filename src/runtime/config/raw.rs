@@ -16,6 +16,14 @@ pub(crate) struct RawConfig {
     pub(crate) walletconnect: RawWalletConnect,
     pub(crate) ledger: RawLedger,
     pub(crate) oracle: RawOracle,
+    pub(crate) metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub(crate) enabled: bool,
+    pub(crate) port: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +35,7 @@ pub(crate) struct RawDaemon {
     pub(crate) log_file: String,
     pub(crate) log_max_size: String,
     pub(crate) log_max_files: i64,
+    pub(crate) log_format: String,
     pub(crate) pid_file: String,
     pub(crate) shutdown_timeout: i64,
     pub(crate) dev_mode: bool,

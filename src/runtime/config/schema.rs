@@ -34,8 +34,18 @@ pub(crate) struct KeySpec {
     pub(crate) doc: &'static str,
 }
 
-pub(crate) const SECTIONS: &[&str] =
-    &["daemon", "keystore", "database", "rpc", "notifications", "security", "walletconnect", "ledger", "oracle"];
+pub(crate) const SECTIONS: &[&str] = &[
+    "daemon",
+    "keystore",
+    "database",
+    "rpc",
+    "notifications",
+    "security",
+    "walletconnect",
+    "ledger",
+    "oracle",
+    "metrics",
+];
 
 macro_rules! keys {
     ($($section:ident { $($key:ident : $ty:ident = $default:expr ; $doc:literal),+ $(,)? })+) => {
@@ -53,6 +63,7 @@ keys! {
         log_file: Str = Some("\"logs/daemon.log\""); "Relative to the data directory, or absolute.",
         log_max_size: Str = Some("\"50MB\""); "Rotate the log at this size: 1MB-1GB, suffix KB, MB or GB.",
         log_max_files: Int = Some("5"); "Rotated log files kept, 1-100.",
+        log_format: Str = Some("\"text\""); "\"text\" or \"json\" (one object per line, with requestId inside requests).",
         pid_file: Str = Some("\"daemon.pid\""); "Relative to the data directory, or absolute.",
         shutdown_timeout: Int = Some("30"); "Seconds a graceful shutdown may take before a forced exit, 5-300.",
         dev_mode: Bool = Some("false"); "Fixed password \"waiaas-dev\", debug logging. Never in production.",
@@ -119,6 +130,10 @@ keys! {
         tcp_address: Str = Some("\"127.0.0.1:9999\""); "host:port for the tcp transport.",
         confirm_timeout: Int = Some("120"); "Seconds to wait for a button press, 10-600.",
         command_timeout: Int = Some("10"); "Seconds for device commands without user interaction, 1-60.",
+    }
+    metrics {
+        enabled: Bool = Some("false"); "Serve Prometheus metrics (GET /metrics, no auth: aggregates only) on their own port.",
+        port: Int = Some("9464"); "The metrics listener's TCP port, 1024-65535, on [daemon].hostname.",
     }
     oracle {
         provider: Str = Some("\"none\""); "\"none\", \"static\" or \"coingecko\".",

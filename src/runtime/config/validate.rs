@@ -77,6 +77,10 @@ impl Config {
             walletconnect_project_id: raw.walletconnect.project_id.clone(),
             ledger: ledger(&c, &raw.ledger)?,
             oracle: oracle(&c, &raw.oracle)?,
+            metrics: MetricsConfig {
+                enabled: raw.metrics.enabled,
+                port: c.range("metrics", "port", raw.metrics.port, 1024, 65535)? as u16,
+            },
             warnings,
         })
     }
@@ -100,6 +104,10 @@ fn daemon(c: &Check<'_>, d: &raw::RawDaemon, data_dir: &Path) -> Result<DaemonCo
         log_file: resolve_path(data_dir, &d.log_file),
         log_max_size,
         log_max_files: c.range("daemon", "log_max_files", d.log_max_files, 1, 100)? as usize,
+        log_json: {
+            c.one_of("daemon", "log_format", &d.log_format, &["text", "json"])?;
+            d.log_format == "json"
+        },
         pid_file: resolve_path(data_dir, &d.pid_file),
         shutdown_timeout: c.range("daemon", "shutdown_timeout", d.shutdown_timeout, 5, 300)?,
         dev_mode: d.dev_mode,

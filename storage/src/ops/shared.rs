@@ -168,6 +168,7 @@ pub(crate) fn transition_in(
     patch.apply(&mut new);
     update_tx(tx, &old, &mut new)?;
     sync_children(tx, &new, now)?;
+    crate::stats::note_terminal(&new);
     if to.is_terminal() && to != TxStatus::Confirmed && from == TxStatus::Queued {
         let outcome = if to == TxStatus::Expired { ApprovalOutcome::Expired } else { ApprovalOutcome::Rejected };
         settle_approval(tx, id, outcome, now)?;

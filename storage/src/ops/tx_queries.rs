@@ -107,6 +107,18 @@ impl Store {
         })
     }
 
+    /// How many rows wait in the DELAY and in the APPROVAL queue (index keys only).
+    pub fn queued_by_tier(&self) -> Result<[(Tier, u64); 2], StoreError> {
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_TX_QUEUE)?;
+            let count = |t: Tier| -> Result<u64, StoreError> {
+                let t = t.as_str();
+                Ok(idx.range((t, 0u64, 0u128)..=(t, u64::MAX, u128::MAX))?.count() as u64)
+            };
+            Ok([(Tier::Delay, count(Tier::Delay)?), (Tier::Approval, count(Tier::Approval)?)])
+        })
+    }
+
     /// Up to `limit` QUEUED rows of `tier` due at or before `now`, oldest first (read-only).
     pub fn due_rows(&self, tier: Tier, now: u64, limit: usize) -> Result<Vec<Uuid>, StoreError> {
         self.read(|tx| {

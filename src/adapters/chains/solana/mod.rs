@@ -80,8 +80,14 @@ pub(crate) struct SolanaAdapter {
 
 impl SolanaAdapter {
     pub(crate) fn new(network: Network, url: &str, timeout: Duration, clock: Clock) -> SolanaAdapter {
-        let client =
-            RpcClient::new_with_timeout_and_commitment(url.to_string(), timeout, CommitmentConfig::confirmed());
+        let sender = super::rpc_timing::TimedSolana(solana_rpc_client::http_sender::HttpSender::new_with_timeout(
+            url.to_string(),
+            timeout,
+        ));
+        let client = RpcClient::new_sender(
+            sender,
+            solana_rpc_client::rpc_client::RpcClientConfig::with_commitment(CommitmentConfig::confirmed()),
+        );
         SolanaAdapter {
             network,
             url: url.to_string(),
