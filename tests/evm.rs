@@ -718,11 +718,38 @@ async fn an_unmined_transaction_is_submitted_then_confirmed_by_the_worker() {
 // prints the fixed, public dev password on purpose.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_logs_or_the_audit_log() {
+    secrets_stay_out("text").await;
+}
+
+// 12-operations.md §5: the same with `log_format = "json"` — and every line of the log file
+// parses as a JSON object with timestamp, level, target and message, and every line logged
+// inside a request names its requestId.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_name_the_request_and_hold_no_secret() {
+    let log = secrets_stay_out("json").await;
+    let mut in_requests = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for k in ["timestamp", "level", "target", "message"] {
+            assert!(v[k].is_string(), "{k} missing: {line}");
+        }
+        chrono::DateTime::parse_from_rfc3339(v["timestamp"].as_str().unwrap()).expect("RFC 3339");
+        // The access line of each request starts with its id.
+        if let Some(id) = v["message"].as_str().and_then(|m| m.split(' ').next()).filter(|w| w.starts_with("req_")) {
+            assert_eq!(v["requestId"].as_str(), Some(id), "{line}");
+            in_requests += 1;
+        }
+    }
+    assert!(in_requests >= 10, "{in_requests} request lines");
+}
+
+/// The secrets test in one log format; returns the log file.
+async fn secrets_stay_out(log_format: &str) -> String {
     let anvil = Anvil::start();
     let receiver = crate::support::receiver::Receiver::start();
     let config = vec![
         ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
-        ("daemon", "log_level = \"trace\"".to_string()),
+        ("daemon", format!("log_level = \"trace\"\nlog_format = \"{log_format}\"")),
         ("notifications", "enabled = true\nmin_channels = 1".to_string()),
     ];
     let d = TestDaemon::start(Opts { config, ..Opts::default() }).await;
@@ -807,4 +834,5 @@ async fn secrets_never_reach_the_logs_or_the_audit_log() {
         let hit = output.find(&secret.to_lowercase());
         assert!(hit.is_none(), "the {what} leaked: …{}…", &output[hit.unwrap_or(0).saturating_sub(150)..]);
     }
+    log_file
 }

@@ -32,6 +32,7 @@ mod ledger;
 mod lifecycle;
 mod nodes;
 mod notify;
+mod operations;
 mod owner;
 mod policy;
 mod queue;

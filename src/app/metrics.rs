@@ -62,7 +62,10 @@ impl prometheus_client::collector::Collector for Snapshot {
             None,
             MetricType::Histogram,
         )?;
-        m.encode_histogram::<Labels>(s.commit_seconds, s.commits, &s.commit_buckets, None)?;
+        // The count is the buckets' sum (read with them, not with `commits`); the encoder
+        // accumulates the per-bucket counts itself.
+        let count = s.commit_buckets.iter().map(|b| b.1).sum();
+        m.encode_histogram::<Labels>(s.commit_seconds, count, &s.commit_buckets, None)?;
         let mut m =
             e.encode_descriptor("queued_transactions", "Transactions waiting in a queue", None, MetricType::Gauge)?;
         for (tier, n) in self.queued {

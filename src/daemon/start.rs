@@ -252,6 +252,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         kill_switch: ks,
     });
     let server = server::spawn(app.clone(), listener);
+    crate::runtime::metrics::get().set_enabled(config.metrics.enabled);
     if config.metrics.enabled {
         let (host, port) = (&config.daemon.hostname, config.metrics.port);
         let metrics_listener = server::bind(host, port)

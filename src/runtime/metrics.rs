@@ -3,14 +3,15 @@
 //! RPCs). What is read off live state at scrape time (queue depth, kill switch, keystore,
 //! adapters, storage counters) is the app's collector (`app::metrics`).
 //!
-//! Recording is a few atomic operations: no lock is held across an `.await`, nothing is written
-//! to the database, and it happens whether or not `[metrics] enabled` serves the families.
+//! Recording is a few atomic operations: no lock is held across an `.await` and nothing is
+//! written to the database. With `[metrics] enabled = false` (the default) nothing is recorded.
 //!
 //! **No label ever carries an address, amount, token, key, session or transaction id.** Every
 //! label value is one of a closed set: a route pattern of the route table, an HTTP method and
 //! status, an enum's spelling. The types below accept nothing else.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -108,6 +109,8 @@ pub(crate) struct RpcLabels {
 
 /// The recorded families.
 pub(crate) struct Metrics {
+    /// `[metrics] enabled`: recording is skipped while off.
+    enabled: AtomicBool,
     pub(crate) http_requests: Family<HttpLabels, Counter>,
     pub(crate) http_duration: Histograms<RouteLabels>,
     pub(crate) stage_duration: Histograms<StageLabels>,
@@ -120,6 +123,7 @@ pub(crate) struct Metrics {
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
+    enabled: AtomicBool::new(false),
     http_requests: Family::default(),
     http_duration: Family::new_with_constructor(latency),
     stage_duration: Family::new_with_constructor(latency),
@@ -137,6 +141,16 @@ pub(crate) fn get() -> &'static Metrics {
 }
 
 impl Metrics {
+    /// Turns recording on or off (`[metrics] enabled`, set once at start).
+    pub(crate) fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether recording is on; every recording call site checks it first.
+    pub(crate) fn on(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
     /// A registry holding every recorded family (clones share the values), for one scrape
     /// encoder; the app adds its scrape-time collector.
     pub(crate) fn registry(&self) -> Registry {
@@ -164,17 +178,54 @@ impl Metrics {
 
     /// One answered request.
     pub(crate) fn http(&self, route: &'static str, method: &'static str, status: u16, secs: f64) {
+        if !self.on() {
+            return;
+        }
         self.http_requests.get_or_create(&HttpLabels { route, method, status }).inc();
         self.http_duration.get_or_create(&RouteLabels { route, method }).observe(secs);
     }
 
     /// One stage of one send.
     pub(crate) fn stage(&self, stage: Stage, secs: f64) {
+        if !self.on() {
+            return;
+        }
         self.stage_duration.get_or_create(&StageLabels { stage: stage.as_str() }).observe(secs);
+    }
+
+    /// One policy decision.
+    pub(crate) fn decision(&self, labels: PolicyLabels) {
+        if self.on() {
+            self.policy_decisions.get_or_create(&labels).inc();
+        }
+    }
+
+    /// One notification delivery outcome.
+    pub(crate) fn notification(&self, channel_type: &'static str, status: &'static str) {
+        if self.on() {
+            self.notifications.get_or_create(&NotificationLabels { channel_type, status }).inc();
+        }
+    }
+
+    /// One notification dropped from a full queue.
+    pub(crate) fn notification_dropped(&self) {
+        if self.on() {
+            self.notification_dropped.inc();
+        }
+    }
+
+    /// One AutoStop action.
+    pub(crate) fn autostop(&self, rule_type: &'static str, action: &'static str) {
+        if self.on() {
+            self.autostop_actions.get_or_create(&AutoStopLabels { rule_type, action }).inc();
+        }
     }
 
     /// One node RPC.
     pub(crate) fn rpc(&self, chain: &'static str, method: &'static str, secs: f64) {
+        if !self.on() {
+            return;
+        }
         self.rpc_duration.get_or_create(&RpcLabels { chain, method }).observe(secs);
     }
 }

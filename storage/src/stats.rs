@@ -49,7 +49,8 @@ pub struct StatsSnapshot {
     pub commits: u64,
     /// Of which made durable with an fsync.
     pub fsyncs: u64,
-    /// Cumulative counts per bucket of [`COMMIT_BUCKETS`] (then +Inf, equal to `commits`).
+    /// Commits per bucket of [`COMMIT_BUCKETS`] (upper bound, count in that bucket alone),
+    /// then the bucket above the last bound (+Inf).
     pub commit_buckets: Vec<(f64, u64)>,
     /// Total seconds spent committing.
     pub commit_seconds: f64,
@@ -115,12 +116,12 @@ impl StoreStats {
     }
 
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
-        let mut cumulative = 0;
-        let mut commit_buckets = Vec::new();
-        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
-            cumulative += self.times.counts[i].load(Ordering::Relaxed);
-            commit_buckets.push((*bound, cumulative));
-        }
+        let mut commit_buckets: Vec<(f64, u64)> = COMMIT_BUCKETS
+            .iter()
+            .enumerate()
+            .map(|(i, bound)| (*bound, self.times.counts[i].load(Ordering::Relaxed)))
+            .collect();
+        commit_buckets.push((f64::INFINITY, self.times.counts[COMMIT_BUCKETS.len()].load(Ordering::Relaxed)));
         StatsSnapshot {
             commits: self.commits(),
             fsyncs: self.fsyncs.load(Ordering::Relaxed),

@@ -197,7 +197,7 @@ impl Notifier {
         }
         if let Err(e) = self.queue.try_send(m) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            crate::runtime::metrics::get().notification_dropped.inc();
+            crate::runtime::metrics::get().notification_dropped();
             let event = match &e {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m.event.as_str(),
             };
@@ -265,10 +265,7 @@ impl Notifier {
         retries: u32,
     ) -> NotificationLogRecord {
         let channel_type = channel.map_or("none", |c| c.channel_type.as_str());
-        crate::runtime::metrics::get()
-            .notifications
-            .get_or_create(&crate::runtime::metrics::NotificationLabels { channel_type, status: status.as_str() })
-            .inc();
+        crate::runtime::metrics::get().notification(channel_type, status.as_str());
         NotificationLogRecord {
             id: self.clock.new_id(),
             channel_id: channel.map(|c| c.id),

@@ -488,13 +488,7 @@ impl AutoStop {
     }
 
     async fn act(&self, agent: &AgentRecord, o: Outcome, now: u64) -> Result<(), StoreError> {
-        crate::runtime::metrics::get()
-            .autostop_actions
-            .get_or_create(&crate::runtime::metrics::AutoStopLabels {
-                rule_type: o.rule_type.as_str(),
-                action: o.action.as_str(),
-            })
-            .inc();
+        crate::runtime::metrics::get().autostop(o.rule_type.as_str(), o.action.as_str());
         let reason = format!("auto_stop: {} - {}", o.rule_type.as_str(), o.description);
         let ctx = OpCtx::new("auto_stop", now);
         match o.action {

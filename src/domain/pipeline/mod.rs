@@ -598,5 +598,5 @@ fn record_decision(d: &Decided) {
             crate::runtime::metrics::PolicyLabels { tier: "none", outcome: "denied", reason: r.code().as_str() }
         }
     };
-    crate::runtime::metrics::get().policy_decisions.get_or_create(&labels).inc();
+    crate::runtime::metrics::get().decision(labels);
 }
