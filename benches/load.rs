@@ -14,8 +14,11 @@
 //! without `--hanging-channel` shows what a dead channel costs the send path.
 //!
 //! Run: `cargo bench --bench load -- [--chain ethereum|solana] [--sessions 1,8,32] [--per-session 40]
-//!       [--churn 20] [--hanging-channel] [--no-autostop]`; `WAIAAS_BIN=<path>` runs another build
+//!       [--churn 20] [--hanging-channel] [--no-autostop] [--metrics]`; `WAIAAS_BIN=<path>` runs another build
 //!       of the daemon under the same tool.
+//!
+//! `--metrics` turns `[metrics] enabled` on (recording and the listener): rows with and without
+//! it show what recording costs a send.
 //!
 //! `--no-autostop` deletes the AutoStop rules `init` seeds before measuring; comparing rows with
 //! and without it shows that AutoStop (a consumer task fed after commits) costs a send nothing.
@@ -109,7 +112,7 @@ struct Daemon {
     base: String,
 }
 
-fn start_daemon(node: &Node, notifications: bool) -> Daemon {
+fn start_daemon(node: &Node, notifications: bool, metrics: bool) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     // WAIAAS_BIN measures another build (e.g. a copy of the previous commit's binary) with the
     // same tool, so before/after rows can be run alternately in one sitting.
@@ -136,6 +139,9 @@ fn start_daemon(node: &Node, notifications: bool) -> Daemon {
     cfg = cfg.replacen("[daemon]\n", "[daemon]\nlog_level = \"warn\"\n", 1);
     if notifications {
         cfg = cfg.replacen("[notifications]\n", "[notifications]\nenabled = true\n", 1);
+    }
+    if metrics {
+        cfg = cfg.replacen("[metrics]\n", &format!("[metrics]\nenabled = true\nport = {}\n", free_port()), 1);
     }
     std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
     let port = free_port();
@@ -278,6 +284,9 @@ struct Options {
     /// `--no-autostop`: delete every AutoStop rule before measuring (the default rules are on
     /// otherwise), to show what evaluating them costs the send path.
     no_autostop: bool,
+    /// `--metrics`: `[metrics] enabled = true` (recording on, the listener up); comparing rows
+    /// with and without it shows what recording costs a send.
+    metrics: bool,
 }
 
 struct Sample {
@@ -426,6 +435,7 @@ fn main() {
         churn: arg("--churn").map(|s| s.parse().unwrap()).unwrap_or(0),
         hanging_channel: args.iter().any(|a| a == "--hanging-channel"),
         no_autostop: args.iter().any(|a| a == "--no-autostop"),
+        metrics: args.iter().any(|a| a == "--metrics"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
@@ -435,7 +445,7 @@ fn main() {
         for n in sessions {
             // A fresh node and daemon per row, so rows do not share state.
             let node = start_node(&chain);
-            let d = start_daemon(&node, opts.churn > 0 || opts.hanging_channel);
+            let d = start_daemon(&node, opts.churn > 0 || opts.hanging_channel, opts.metrics);
             run(&http, &d, &node, n, &opts).await;
         }
     });

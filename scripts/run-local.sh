@@ -45,9 +45,10 @@ mkdir -p "$RUN"
 fail() { printf '\nrun-local.sh: %s\n' "$*" >&2; exit 1; }
 trap 'fail "stopped at line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 
-scripts/install-test-infra.sh
+# Only what running needs (anvil and cast); the test-only components are the test command's.
+scripts/install-test-infra.sh --run-only
 # shellcheck disable=SC1091
-source "${WAIAAS_CACHE:-$HOME/.cache/waiaas}/env.sh"
+source "${WAIAAS_CACHE:-$HOME/.cache/waiaas}/env-run.sh"
 if [ -n "${WAIAAS_BIN:-}" ]; then
   BIN="$WAIAAS_BIN"
 else
@@ -86,6 +87,9 @@ done
 
 rm -rf "$DATA"
 "$BIN" --data-dir "$DATA" init --non-interactive --master-password "$PASSWORD" >/dev/null
+# The password as a file, for the commands the banner prints (they run in any shell, no prompt).
+PASSWORD_FILE="$RUN/.local-run-password"
+( umask 077 && printf '%s\n' "$PASSWORD" >"$PASSWORD_FILE" )
 cat >>"$DATA/config.toml" <<CFG
 
 # --- scripts/run-local.sh: local nodes ---
@@ -263,13 +267,14 @@ cat <<MSG
   Data directory:             $DATA
   Notifications:              $RUN/.webhook.log
 
-  Try, in another terminal:
+  Try, in another terminal (each command runs as printed, no prompt):
     export WAIAAS_SESSION_TOKEN="$TOKEN"
-    curl -s -H "Authorization: Bearer \$WAIAAS_SESSION_TOKEN" http://127.0.0.1:$PORT/v1/wallet/balance
-    curl -s -H "Authorization: Bearer \$WAIAAS_SESSION_TOKEN" http://127.0.0.1:$PORT/v1/transactions
-    curl -s -H 'X-Master-Password: $PASSWORD' http://127.0.0.1:$PORT/v1/admin/status
-    curl -s http://127.0.0.1:$PORT/doc            # OpenAPI document
-    WAIAAS_DAEMON_PORT=$PORT WAIAAS_MASTER_PASSWORD=$PASSWORD $BIN --data-dir $DATA agent list
+    curl -sS --fail-with-body -H "Authorization: Bearer \$WAIAAS_SESSION_TOKEN" http://127.0.0.1:$PORT/v1/wallet/balance
+    curl -sS --fail-with-body -H "Authorization: Bearer \$WAIAAS_SESSION_TOKEN" http://127.0.0.1:$PORT/v1/transactions
+    curl -sS --fail-with-body -H 'X-Master-Password: $PASSWORD' http://127.0.0.1:$PORT/v1/admin/status
+    curl -sS --fail-with-body http://127.0.0.1:$PORT/doc
+    WAIAAS_DAEMON_PORT=$PORT WAIAAS_MASTER_PASSWORD_FILE=$PASSWORD_FILE $BIN --data-dir $DATA agent list
+    WAIAAS_DAEMON_PORT=$PORT WAIAAS_MASTER_PASSWORD_FILE=$PASSWORD_FILE $BIN --data-dir $DATA status
 
   Ctrl-C stops the daemon and the nodes.
 MSG

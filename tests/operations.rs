@@ -319,6 +319,10 @@ async fn ready_says_why_the_daemon_takes_no_traffic() {
     let want = json!({"ready": false, "reasons": ["keystore_locked", "kill_switch"]});
     assert_eq!(ready(&d).await, (503, want.clone()));
     assert_eq!(d.get("/health").await.status().as_u16(), 200, "/health keeps its meaning");
+    let mut c = d.cli();
+    c.args(["status", "--json"]);
+    let status: Value = serde_json::from_str(&text(&crate::support::run(c, Duration::from_secs(30)).stdout)).unwrap();
+    assert_eq!(status["readiness"], want, "waiaas status --json includes readiness: {status}");
     // A restricted start: the same two reasons.
     let mut d = d;
     d.terminate();
@@ -608,4 +612,29 @@ fn completions_print_and_health_is_silent() {
     assert_eq!((out.status.code(), out.stdout.is_empty(), out.stderr.is_empty()), (Some(1), true, true));
     let out = Command::new(bin()).args(["health", "--verbose", "--url", "http://127.0.0.1:9/health"]).output().unwrap();
     assert!(text(&out.stdout).contains("no answer"), "{}", text(&out.stdout));
+}
+
+// 12-operations.md §6: a long operation (init's Argon2id derivation) shows its progress on a
+// terminal (a pty made by `script`) and prints nothing of it when stdout is not one.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let on_tty = dir.path().join("tty");
+    let cmd = format!(
+        "{} --data-dir {} init --non-interactive --master-password 'progress test password'",
+        bin(),
+        on_tty.display()
+    );
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Deriving the key-encryption key"), "{}", text(&out.stdout));
+    let plain = dir.path().join("plain");
+    let out = Command::new(bin())
+        .arg("--data-dir")
+        .arg(&plain)
+        .args(["init", "--non-interactive", "--master-password", "progress test password"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!text(&out.stdout).contains("Deriving"), "{}", text(&out.stdout));
 }

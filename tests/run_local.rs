@@ -9,7 +9,7 @@ use std::time::Duration;
 use waiaas_storage::{AgentStatus, Tier, TxStatus};
 
 use crate::support::nodes::Anvil;
-use crate::support::{free_port, wait_timeout};
+use crate::support::{free_port, text, wait_timeout};
 
 const RECIPIENT: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 const WEI_PER_CENTI_ETH: u128 = 10_000_000_000_000_000;
@@ -78,4 +78,66 @@ fn the_readme_run_command_completes_its_demo() {
         ],
         "{out}"
     );
+}
+
+// Issue #19, 12-operations.md §7: every command the banner prints runs as printed in a
+// non-interactive shell (no TTY, no password in the environment) and exits 0, while the script
+// keeps serving; SIGTERM to the script then stops the daemon it started.
+#[test]
+fn every_banner_command_runs_as_printed_in_a_non_tty_shell() {
+    use std::io::BufRead;
+    let anvil = Anvil::start();
+    let run = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("bash")
+        .arg(root.join("scripts/run-local.sh"))
+        .env("WAIAAS_BIN", env!("CARGO_BIN_EXE_waiaas"))
+        .env("WAIAAS_EVM_RPC", &anvil.url)
+        .env("WAIAAS_RUN_DIR", run.path())
+        .env("WAIAAS_PORT", port.to_string())
+        .env_remove("WAIAAS_MASTER_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let mut in_try = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).expect("the banner");
+        if line.trim_start().starts_with("Ctrl-C stops") {
+            break;
+        }
+        if line.trim_start().starts_with("Try, in another terminal") {
+            in_try = true;
+        } else if in_try && !line.trim().is_empty() {
+            banner.push(line.trim().to_string());
+        }
+    }
+    assert_eq!(banner.len(), 7, "{banner:?}");
+    let script: String = banner.iter().map(|c| format!("{c}\nrc=$?; echo; echo \"step-exit=$rc\"\n")).collect();
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("WAIAAS_MASTER_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    let exits: Vec<&str> = shown.lines().filter(|l| l.starts_with("step-exit=")).collect();
+    assert_eq!(exits, vec!["step-exit=0"; 7], "{script}\n{shown}");
+    assert!(shown.contains("demo-evm"), "agent list names the demo agent: {shown}");
+    crate::support::signal(child.id(), "TERM");
+    assert!(wait_timeout(&mut child, Duration::from_secs(30)).is_some(), "the script stops on SIGTERM");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "and its daemon with it");
 }

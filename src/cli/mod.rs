@@ -14,6 +14,7 @@
 pub(crate) mod local;
 mod mcp;
 pub(crate) mod password;
+pub(crate) mod progress;
 pub(crate) mod remote;
 
 use local::{audit, backup, health, init, keystore, start, status, stop};

@@ -66,6 +66,7 @@ pub(crate) fn run(dir: &Path, cmd: BackupCommand) -> Result<(), CliError> {
             let env_pw = password::take_env(&args.password.password_env);
             let config = crate::runtime::config::load(dir, &Default::default(), &env)
                 .map_err(|e| CliError::general(e.to_string()))?;
+            let progress = crate::cli::progress::Progress::start("Creating the backup archive", false);
             let created_path = match crate::daemon::lock::InstanceLock::try_acquire(&layout.lock()) {
                 Ok(Ok(lock)) => {
                     // Daemon stopped: do it here, under the lock.
@@ -93,6 +94,7 @@ pub(crate) fn run(dir: &Path, cmd: BackupCommand) -> Result<(), CliError> {
                     PathBuf::from(v["path"].as_str().unwrap_or_default())
                 }
             };
+            drop(progress);
             backup::prune(&layout, false, args.max_backups).map_err(err)?;
             let final_path = match args.output {
                 Some(out) => {
@@ -134,6 +136,7 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
     or_cleanup(&staging, backup::extract(&files, &staging).map_err(err))?;
     let pw = or_cleanup(&staging, password::obtain(&args.password, env_pw, false))?;
     let keystore_dir = staging.join("keystore");
+    let progress = crate::cli::progress::Progress::start("Checking the archive: password, database, key files", false);
     let checked: Result<Vec<String>, CliError> = (|| {
         let locked = LockedKeystore::open(&keystore_dir).map_err(err)?;
         let kek = locked
@@ -160,6 +163,7 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
             .map_err(|e| CliError::general(format!("Error: {e}")))?;
         Ok(warnings)
     })();
+    drop(progress);
     let warnings = or_cleanup(&staging, checked)?;
     for w in warnings {
         eprintln!("Warning: {w}");

@@ -235,8 +235,13 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
             time: config.keystore.argon2_time,
             parallelism: config.keystore.argon2_parallelism,
         };
+        let progress = crate::cli::progress::Progress::start(
+            format!("Deriving the key-encryption key (Argon2id, {} MiB)", params.memory_kib / 1024),
+            args.json || args.quiet,
+        );
         let (master, _kek) = MasterFile::create(pw.expose_secret().as_bytes(), params)
             .map_err(|e| io_err("cannot derive the master key", e))?;
+        drop(progress);
         master.save(&layout.master()).map_err(|e| io_err("cannot write master.json", e))?;
     }
 

@@ -87,13 +87,16 @@ pub(crate) fn run(dir: &Path, cmd: KeystoreCommand) -> Result<(), CliError> {
         time: config.keystore.argon2_time,
         parallelism: config.keystore.argon2_parallelism,
     };
+    let progress = crate::cli::progress::Progress::start("Re-encrypting the key files (Argon2id)", false);
     let staged = rotate::stage(&locked, old.expose_secret().as_bytes(), new.expose_secret().as_bytes(), params)
         .map_err(|e| match e {
             KeystoreError::WrongPassword => CliError::new(exit::AUTH, "Error: Invalid master password."),
             other => CliError::general(format!("Error: {other}")),
         })?;
     let files = staged.files;
+    progress.step(format!("Writing {files} re-encrypted key files"));
     staged.commit().and_then(|c| c.apply()).map_err(|e| CliError::general(format!("Error: {e}")))?;
+    drop(progress);
     let (store, _) =
         Store::open(&store_path, config.cache_bytes()).map_err(|e| CliError::general(format!("Error: {e}")))?;
     let ev = AuditEvent::new(AuditEventType::MasterPasswordChanged, "cli")

@@ -48,6 +48,7 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
     let rt = crate::cli::runtime()?;
     let client = DaemonClient::new(port, master.clone());
     let health = rt.block_on(client.health());
+    let ready = rt.block_on(client.ready());
     let admin = if master.is_some() && health.is_ok() {
         rt.block_on(client.call(reqwest::Method::GET, "/v1/admin/status", None)).ok()
     } else {
@@ -63,6 +64,9 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
                 if let Some(a) = admin {
                     v["admin"] = a;
                 }
+                if let Some(r) = ready {
+                    v["readiness"] = r;
+                }
                 println!("{v}");
             } else {
                 println!(
@@ -73,6 +77,15 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
                 println!("  Uptime:      {}s", h["uptime"]);
                 println!("  Address:     127.0.0.1:{port}");
                 println!("  Kill switch: {}", h["killSwitch"]["status"].as_str().unwrap_or("?"));
+                if let Some(r) = &ready {
+                    let reasons: Vec<&str> =
+                        r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                    if r["ready"] == true {
+                        println!("  Ready:       yes");
+                    } else {
+                        println!("  Ready:       no ({})", reasons.join(", "));
+                    }
+                }
                 if let Some(adapters) = h["services"]["adapters"].as_object() {
                     for (name, a) in adapters {
                         println!("  Adapter {name}: {}", a["status"].as_str().unwrap_or("?"));

@@ -46,6 +46,12 @@ impl DaemonClient {
         r.json().await.map_err(|_| self.not_running())
     }
 
+    /// `GET /ready`: `{ready, reasons?}` whatever the status (503 carries the reasons).
+    pub(crate) async fn ready(&self) -> Option<Value> {
+        let r = self.http.get(format!("{}/ready", self.base)).timeout(Duration::from_secs(5)).send().await.ok()?;
+        r.json().await.ok()
+    }
+
     /// Calls an API route and returns the body of a 2xx answer.
     pub(crate) async fn call(
         &self,

@@ -292,7 +292,10 @@ pub(crate) fn run_withdraw(dir: &Path, w: WithdrawArgs) -> Result<(), CliError> 
     if !a.tokens.is_empty() {
         body["tokens"] = json!(a.tokens);
     }
+    let progress =
+        crate::cli::progress::Progress::start("Withdrawing to the owner (one transaction per asset)", a.json);
     let v = api.call(Method::POST, &format!("/v1/owner/agents/{id}/withdraw"), Some(&body))?;
+    drop(progress);
     let failed = v["failed"].as_array().cloned().unwrap_or_default();
     if a.json {
         print_json(&v);
@@ -304,6 +307,9 @@ pub(crate) fn run_withdraw(dir: &Path, w: WithdrawArgs) -> Result<(), CliError> 
             v["destination"].as_str().unwrap_or("?"),
             v["totalTransactions"]
         );
+        for t in v["tokensRecovered"].as_array().into_iter().flatten() {
+            println!("  swept: {} of {}", t["amount"].as_str().unwrap_or("?"), t["mint"].as_str().unwrap_or("?"));
+        }
         for f in &failed {
             println!("  failed: {} ({})", f["mint"].as_str().unwrap_or("?"), f["error"].as_str().unwrap_or("?"));
         }
