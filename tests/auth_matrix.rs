@@ -4,15 +4,17 @@
 //! a route added later is covered without editing this test; the expected auth kind of each
 //! route is the spec's table, written out here.
 
+use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::support::owner::{Msg, sol_owner};
+use crate::support::owner::{Msg, sol_owner, sol_sign};
 use crate::support::{Opts, TestDaemon};
 
 /// 04-auth.md §1 for every route of the spec; a route missing here or in /doc fails the test.
 const SPEC: &[(&str, &str, &str)] = &[
     ("GET", "/health", "none"),
     ("GET", "/v1/health", "none"),
+    ("GET", "/ready", "none"),
     ("GET", "/doc", "none"),
     ("GET", "/v1/nonce", "none"),
     ("GET", "/v1/auth/nonce", "none"),
@@ -42,7 +44,7 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("DELETE", "/v1/owner/disconnect", "master"),
     ("POST", "/v1/owner/approve/{txId}", "owner:approve_tx"),
     ("POST", "/v1/owner/agents/{id}/verify", "owner:verify_owner"),
-    ("POST", "/v1/owner/reject/{txId}", "master"),
+    ("POST", "/v1/owner/reject/{txId}", "master|owner:reject_tx"),
     ("GET", "/v1/owner/pending-approvals", "master"),
     ("POST", "/v1/admin/shutdown", "master"),
     ("POST", "/v1/admin/rotate-secret", "master"),
@@ -63,7 +65,7 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("PUT", "/v1/owner/policies/{id}", "master"),
     ("DELETE", "/v1/owner/policies/{id}", "master"),
     ("POST", "/v1/admin/kill-switch", "master"),
-    ("POST", "/v1/owner/kill-switch", "master"),
+    ("POST", "/v1/owner/kill-switch", "master|owner:kill_switch"),
     ("GET", "/v1/admin/kill-switch", "master"),
     ("POST", "/v1/admin/recover", "master+owner?:recover"),
     ("POST", "/v1/owner/agents/{id}/withdraw", "master"),
@@ -74,6 +76,15 @@ const SPEC: &[(&str, &str, &str)] = &[
     ("GET", "/v1/owner/status", "master"),
     ("GET", "/v1/owner/dashboard", "master"),
     ("GET", "/v1/owner/settings", "master"),
+    // The owner console (11-owner-console.md §4; the page routes are not in /doc).
+    ("POST", "/v1/owner/message", "none"),
+    ("POST", "/v1/owner/console/login", "owner:console_login"),
+    ("GET", "/v1/owner/me/pending", "owner_token"),
+    ("GET", "/v1/owner/me/transactions", "owner_token"),
+    ("GET", "/v1/owner/me/transactions/{id}", "owner_token"),
+    ("GET", "/v1/owner/me/agents", "owner_token"),
+    ("GET", "/v1/owner/me/policies", "owner_token"),
+    ("GET", "/v1/owner/me/channels", "owner_token"),
 ];
 
 /// Codes that mean "the credential was not accepted".
@@ -102,10 +113,13 @@ enum Cred {
     Session,
     Revoked,
     Expired,
+    /// A `verify_owner` signature of agent A's owner.
     Owner,
+    /// A read-only owner-console token of agent A's owner.
+    OwnerToken,
 }
 
-const CREDS: [Cred; 8] = [
+const CREDS: [Cred; 9] = [
     Cred::None,
     Cred::WrongMaster,
     Cred::Master,
@@ -114,6 +128,7 @@ const CREDS: [Cred; 8] = [
     Cred::Revoked,
     Cred::Expired,
     Cred::Owner,
+    Cred::OwnerToken,
 ];
 
 /// What a cell must answer.
@@ -128,7 +143,9 @@ fn expected(kind: &str, cred: Cred) -> Expect {
     use Cred::*;
     use Expect::*;
     let master_like = |c: Cred| match c {
-        None | OtherSession | Session | Revoked | Expired | Owner => Refused(401, "MASTER_PASSWORD_REQUIRED"),
+        None | OtherSession | Session | Revoked | Expired | Owner | OwnerToken => {
+            Refused(401, "MASTER_PASSWORD_REQUIRED")
+        }
         WrongMaster => Refused(401, "INVALID_MASTER_PASSWORD"),
         Master => Passes,
     };
@@ -140,21 +157,43 @@ fn expected(kind: &str, cred: Cred) -> Expect {
         "master+owner?:recover" => Refused(409, "KILL_SWITCH_NOT_ACTIVE"),
         k if k.starts_with("master+owner?") => master_like(cred),
         "session" => match cred {
-            None | WrongMaster | Master | Owner => Refused(401, "AUTH_TOKEN_MISSING"),
+            None | WrongMaster | Master | Owner | OwnerToken => Refused(401, "AUTH_TOKEN_MISSING"),
             Session | OtherSession => Passes,
             Revoked => Refused(401, "SESSION_REVOKED"),
             Expired => Refused(401, "AUTH_TOKEN_EXPIRED"),
         },
         "session|master" => match cred {
-            None | Owner => Refused(401, "MASTER_PASSWORD_REQUIRED"),
+            None | Owner | OwnerToken => Refused(401, "MASTER_PASSWORD_REQUIRED"),
             WrongMaster => Refused(401, "INVALID_MASTER_PASSWORD"),
             Master | Session | OtherSession => Passes,
             Revoked => Refused(401, "SESSION_REVOKED"),
             Expired => Refused(401, "AUTH_TOKEN_EXPIRED"),
         },
+        // The Owner credential signs verify_owner: a route for another action that gets that
+        // far refuses the action (step 8), which shows the owner path was taken.
+        "owner:console_login" => match cred {
+            Owner => Refused(403, "OWNER_ACTION_MISMATCH"),
+            _ => Refused(401, "UNAUTHORIZED"),
+        },
         k if k.starts_with("owner:") => match cred {
             Owner => Passes,
             _ => Refused(401, "UNAUTHORIZED"),
+        },
+        // Owner when the request carries Authorization (a session or console token is no
+        // owner payload), otherwise master (11-owner-console.md §3.2).
+        k if k.starts_with("master|owner:") => match cred {
+            None => Refused(401, "MASTER_PASSWORD_REQUIRED"),
+            WrongMaster => Refused(401, "INVALID_MASTER_PASSWORD"),
+            Master => Passes,
+            Session | OtherSession | Revoked | Expired | OwnerToken => Refused(401, "UNAUTHORIZED"),
+            // reject_tx on an unknown transaction: step 1 answers TX_NOT_FOUND.
+            Owner if k.ends_with("reject_tx") => Passes,
+            Owner => Refused(403, "OWNER_ACTION_MISMATCH"),
+        },
+        "owner_token" => match cred {
+            OwnerToken => Passes,
+            Session | OtherSession | Revoked | Expired => Refused(401, "AUTH_TOKEN_INVALID"),
+            None | WrongMaster | Master | Owner => Refused(401, "AUTH_TOKEN_MISSING"),
         },
         other => panic!("unknown auth kind {other}"),
     }
@@ -186,6 +225,17 @@ async fn world(d: &TestDaemon) -> World {
     d.master("DELETE", &format!("/v1/sessions/{}", revoked["sessionId"].as_str().unwrap()), None).await;
     d.advance(301).await;
     let t = |v: &Value| v["token"].as_str().unwrap().to_string();
+    // A console token of A's owner, signed in with PyNaCl over the daemon's message.
+    let body =
+        json!({"action": "console_login", "target": format!("owner:{owner}"), "chain": "solana", "address": owner});
+    let (st, m) = d.call("POST", "/v1/owner/message", &[], Some(body)).await;
+    assert_eq!(st, 200, "{m}");
+    let text = m["message"].as_str().unwrap();
+    let payload = json!({"chain": "solana", "address": owner, "action": "console_login", "nonce": m["nonce"],
+                         "timestamp": m["issuedAt"], "message": text, "signature": sol_sign(&seed, "raw", text)});
+    let bearer = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.to_string());
+    let (st, login) = d.bearer("POST", "/v1/owner/console/login", &bearer, Some(json!({}))).await;
+    assert_eq!(st, 200, "{login}");
     World {
         agent: aid,
         agent_session: live["sessionId"].as_str().unwrap().to_string(),
@@ -196,6 +246,7 @@ async fn world(d: &TestDaemon) -> World {
             (Cred::OtherSession, t(&other)),
             (Cred::Revoked, t(&revoked)),
             (Cred::Expired, t(&expired)),
+            (Cred::OwnerToken, t(&login)),
         ],
     }
 }

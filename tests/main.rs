@@ -23,6 +23,7 @@ macro_rules! daemon_test {
 mod agents;
 mod auth_matrix;
 mod clients;
+mod console;
 mod emergency;
 mod evm;
 mod http_layer;

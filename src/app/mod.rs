@@ -53,6 +53,7 @@ pub(crate) struct App {
     pub(crate) policies: Policies,
     pub(crate) autostop: Arc<crate::domain::emergency::autostop::AutoStop>,
     pub(crate) withdrawals: crate::domain::emergency::withdraw::Withdrawals,
+    pub(crate) console: crate::domain::owner_console::OwnerConsole,
 }
 
 /// Why a daemon is not ready for traffic (`GET /ready`).
@@ -154,7 +155,14 @@ impl App {
             p.signers.clone(),
             pipeline.clone(),
         );
+        let console = crate::domain::owner_console::OwnerConsole::new(
+            p.db.clone(),
+            p.clock.clone(),
+            p.settings.clone(),
+            p.tokens.clone(),
+        );
         App {
+            console,
             started_at: p.clock.now(),
             settings: p.settings,
             db: p.db,

@@ -511,6 +511,8 @@ fn merge_reloadable(old: &Config, new: Config) -> Config {
     let ignored = [
         ("daemon.hostname", old.daemon.hostname != new.daemon.hostname),
         ("daemon.dev_mode", old.daemon.dev_mode != new.daemon.dev_mode),
+        ("daemon.public_url", old.daemon.public_url != new.daemon.public_url),
+        ("owner_console.enabled", old.owner_console_enabled != new.owner_console_enabled),
         ("keystore", old.keystore != new.keystore),
         ("database", old.database != new.database),
         ("security.jwt_secret", old.security.jwt_secret != new.security.jwt_secret),

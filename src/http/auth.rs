@@ -42,23 +42,60 @@ pub(crate) async fn authenticate(app: &Arc<App>, req: &mut Req) -> Result<Option
                 Ok(Some("master".into()))
             }
         }
-        AuthKind::Owner(action) => {
-            let raw = owner::bearer(req.header("authorization")).ok_or(OwnerAuthError::Missing)?.to_string();
-            // Step 1: the route's target.
-            let target = match action {
-                OwnerAction::VerifyOwner => app.owner_auth.verify_owner_target(req.param("id")).await?,
-                OwnerAction::ApproveTx => app.owner_auth.approve_target(req.param("txId")).await?,
-                OwnerAction::ChangeOwner | OwnerAction::Recover => {
-                    // These routes are master+owner: their handlers verify the signature.
-                    return Err(ApiError::internal());
+        AuthKind::Owner(action) => owner_caller(app, req, action).await,
+        AuthKind::MasterOrOwner(action) => {
+            if req.header("authorization").is_some() {
+                owner_caller(app, req, action).await
+            } else {
+                master(app, req).await?;
+                req.caller = Caller::Master;
+                Ok(Some("master".into()))
+            }
+        }
+        AuthKind::OwnerToken => {
+            let token = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+            if token.starts_with(jwt::PREFIX) {
+                // A session token is a credential, just not this one.
+                return Err(ApiError::new(ErrorCode::AuthTokenInvalid, "A session token is not an owner token"));
+            }
+            let claims = app.tokens.verify_owner(token, app.clock.now()).map_err(|e| match e {
+                TokenError::Missing => {
+                    ApiError::new(ErrorCode::AuthTokenMissing, "Authorization: Bearer wai_own_… is required")
                 }
-            };
-            let o = app.owner_auth.verify(&raw, &target).await?;
-            let key = format!("owner:{}", o.address);
-            req.caller = Caller::Owner(o);
+                TokenError::Invalid => ApiError::new(ErrorCode::AuthTokenInvalid, "The owner token is invalid"),
+                TokenError::Expired => ApiError::new(ErrorCode::AuthTokenExpired, "The owner token has expired"),
+            })?;
+            let chain = claims.chn.parse().map_err(|_| ApiError::internal())?;
+            let key = format!("owner:{}", claims.sub);
+            req.caller = Caller::OwnerToken(owner::Owner { chain, address: claims.sub });
             Ok(Some(key))
         }
     }
+}
+
+/// ownerAuth for `action` on this route (04-auth.md §7.3): step 0 (a bearer that is a session
+/// or owner-console token is no owner payload), step 1 (the route's target), steps 2–8.
+async fn owner_caller(app: &Arc<App>, req: &mut Req, action: OwnerAction) -> Result<Option<String>, ApiError> {
+    let raw = owner::bearer(req.header("authorization")).ok_or(OwnerAuthError::Missing)?.to_string();
+    let target = match action {
+        OwnerAction::VerifyOwner => app.owner_auth.verify_owner_target(req.param("id")).await?,
+        OwnerAction::ApproveTx => app.owner_auth.approve_target(req.param("txId")).await?,
+        OwnerAction::RejectTx => app.owner_auth.reject_target(req.param("txId")).await?,
+        OwnerAction::KillSwitch => owner::OwnerAuth::kill_switch_target(),
+        OwnerAction::ConsoleLogin => {
+            let p = owner::decode(&raw)?;
+            let chain = p.chain.parse().map_err(|_| OwnerAuthError::InvalidSignature("chain".into()))?;
+            owner::OwnerAuth::console_login_target(chain, &p.address)?
+        }
+        OwnerAction::ChangeOwner | OwnerAction::Recover => {
+            // These routes are master+owner: their handlers verify the signature.
+            return Err(ApiError::internal());
+        }
+    };
+    let o = app.owner_auth.verify(&raw, &target).await?;
+    let key = format!("owner:{}", o.address);
+    req.caller = Caller::Owner(o);
+    Ok(Some(key))
 }
 
 fn token_error(e: TokenError) -> ApiError {

@@ -52,13 +52,15 @@ pub(crate) fn client_ip(inc: &Incoming, trust_proxy: bool) -> String {
     inc.remote.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
-/// Host guard (§8.1 layer 6): present and one of the four loopback spellings.
-pub(crate) fn host_allowed(host: Option<&str>, port: u16) -> bool {
+/// Host guard (§8.1 layer 6): present and one of the four loopback spellings, or the
+/// authority of `[daemon].public_url` as written (11-owner-console.md §1).
+pub(crate) fn host_allowed(host: Option<&str>, port: u16, public_url: &str) -> bool {
     let Some(host) = host else { return false };
     host == "localhost"
         || host == "127.0.0.1"
         || host == format!("localhost:{port}")
         || host == format!("127.0.0.1:{port}")
+        || public_url.strip_prefix("https://").is_some_and(|authority| host.eq_ignore_ascii_case(authority))
 }
 
 /// Whether `origin` may call the API from a browser (§8.6).
@@ -125,11 +127,14 @@ mod tests {
 
     #[test]
     fn host_guard_and_cors_lists() {
-        assert!(host_allowed(Some("127.0.0.1:3100"), 3100));
-        assert!(host_allowed(Some("localhost"), 3100));
-        assert!(!host_allowed(Some("127.0.0.1:3101"), 3100));
-        assert!(!host_allowed(Some("evil.com"), 3100));
-        assert!(!host_allowed(None, 3100));
+        assert!(host_allowed(Some("127.0.0.1:3100"), 3100, ""));
+        assert!(host_allowed(Some("localhost"), 3100, ""));
+        assert!(!host_allowed(Some("127.0.0.1:3101"), 3100, ""));
+        assert!(!host_allowed(Some("evil.com"), 3100, ""));
+        assert!(!host_allowed(None, 3100, ""));
+        assert!(host_allowed(Some("wallet.example.test"), 3100, "https://wallet.example.test"));
+        assert!(!host_allowed(Some("wallet.example.test:444"), 3100, "https://wallet.example.test"));
+        assert!(!host_allowed(Some("evil.com"), 3100, "https://wallet.example.test"));
         assert!(origin_allowed("tauri://localhost", 3100, &[]));
         assert!(origin_allowed("https://app.example", 3100, &["https://app.example".into()]));
         assert!(!origin_allowed("http://evil.com", 3100, &[]));

@@ -12,6 +12,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod console;
 pub(crate) mod error;
 pub(crate) mod handlers;
 mod layers;
@@ -54,6 +55,8 @@ pub(crate) enum Caller {
     Owner(crate::domain::auth::owner::Owner),
     /// Master password and an owner signature (a LOCKED owner change).
     MasterAndOwner(crate::domain::auth::owner::Owner),
+    /// A read-only owner-console token (11-owner-console.md §3.2).
+    OwnerToken(crate::domain::auth::owner::Owner),
 }
 
 impl Caller {
@@ -65,6 +68,7 @@ impl Caller {
             Caller::Session(s) => format!("agent:{}", s.agent.id),
             Caller::Owner(o) => format!("owner:{}", o.address),
             Caller::MasterAndOwner(o) => format!("owner:{}+admin", o.address),
+            Caller::OwnerToken(o) => format!("owner:{}", o.address),
         }
     }
 
@@ -266,7 +270,7 @@ pub(crate) async fn handle(state: Arc<State>, inc: Incoming) -> warp::reply::Res
 async fn handle_in_span(state: Arc<State>, inc: Incoming, id: String) -> warp::reply::Response {
     let app = &state.app;
     let started = Instant::now();
-    let route = match routes::route_request(&inc.method, &inc.path, app.settings.dev_mode) {
+    let route = match routes::route_request(&inc.method, &inc.path, app.settings.dev_mode, app.settings.console) {
         routes::Routing::Found(m) => m.route.path,
         _ => "unmatched",
     };
@@ -279,7 +283,8 @@ async fn handle_in_span(state: Arc<State>, inc: Incoming, id: String) -> warp::r
     if app.settings.dev_mode {
         out.set("X-WAIaaS-Dev-Mode", "true");
     }
-    if !out.body.is_empty() || out.status != 204 {
+    // The console's files carry their own type; empty 204/304/308 answers carry none.
+    if !out.body.is_empty() && !out.has("Content-Type") {
         out.set("Content-Type", "application/json");
     }
     let took = started.elapsed();
@@ -345,11 +350,15 @@ async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
 
 /// Layer 5 (secure headers) around layers 6–11.
 async fn secured(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
+    let page = console::is_console_path(&inc.path);
     let mut out = inner(state, id, ip, inc).await;
     for (n, v) in layers::SECURE_HEADERS {
         if !out.has(n) {
             out.set(n, *v);
         }
+    }
+    if page {
+        console::decorate(&mut out);
     }
     out
 }
@@ -359,7 +368,8 @@ async fn inner(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
     let app = &state.app;
     let port = app.settings.port;
     // 6. Host guard.
-    if !layers::host_allowed(inc.headers.get("host").and_then(|h| h.to_str().ok()), port) {
+    let host = inc.headers.get("host").and_then(|h| h.to_str().ok());
+    if !layers::host_allowed(host, port, &app.settings.public_url) {
         return Out::error(&ApiError::new(ErrorCode::InvalidHost, "Forbidden: invalid host header"), id);
     }
     // 7. CORS: answer preflights here; remember an allowed origin to decorate the response.
@@ -389,7 +399,7 @@ async fn inner(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
 /// Layers 8–11: route, kill-switch guard, auth, session rate limit, body limit; then dispatch.
 async fn routed(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out {
     let app = &state.app;
-    let routing = routes::route_request(&inc.method, &inc.path, app.settings.dev_mode);
+    let routing = routes::route_request(&inc.method, &inc.path, app.settings.dev_mode, app.settings.console);
     // 8. Kill-switch guard.
     let ks = app.kill_switch.view();
     let allowed = matches!(&routing, Routing::Found(m) if m.route.kill_switch_allowed);
@@ -430,25 +440,34 @@ async fn routed(state: &Arc<State>, id: &str, ip: String, inc: Incoming) -> Out 
         Ok(key) => key,
         Err(e) => return Out::error(&e, id),
     };
-    // 10. Session rate limit (authenticated routes only).
+    // 10. Session rate limit (authenticated routes, and the owner-message route's IP bucket).
     let mut verdict = None;
-    if let Some(key) = limit_key {
-        let config = app.settings.get();
-        let (key, limit) = match req.matched.route.bucket {
-            routes::Bucket::Default => (key, config.security.rate_limit_session_rpm),
-            routes::Bucket::Tx => (format!("{key}:tx"), config.security.rate_limit_tx_rpm),
-        };
-        let v = state.limiter.check(Stage::Session, &key, limit, app.clock.now_ms());
+    let bucket = match (limit_key, req.matched.route.bucket) {
+        (_, routes::Bucket::OwnerMessage) => Some((Stage::OwnerMessage, format!("owner-message:{}", req.ip), 30)),
+        (Some(key), routes::Bucket::Default) => {
+            Some((Stage::Session, key, app.settings.get().security.rate_limit_session_rpm))
+        }
+        (Some(key), routes::Bucket::Tx) => {
+            Some((Stage::Session, format!("{key}:tx"), app.settings.get().security.rate_limit_tx_rpm))
+        }
+        (None, _) => None,
+    };
+    if let Some((stage, key, limit)) = bucket {
+        let v = state.limiter.check(stage, &key, limit, app.clock.now_ms());
         if !v.allowed {
             if v.audit {
-                layers::audit_rate_limit(app, &key, Stage::Session, &req.ip);
+                layers::audit_rate_limit(app, &key, stage, &req.ip);
             }
-            let mut out = Out::error(&rate_limited(Stage::Session, &v), id);
+            let mut out = Out::error(&rate_limited(stage, &v), id);
             out.rate_headers(&v);
             out.session_limited = true;
             return out;
         }
         verdict = Some(v);
+    }
+    // The console's page and assets are files, not JSON handlers.
+    if req.matched.route.page {
+        return console::serve(&req);
     }
     // 11. Body limit (the handler parses JSON through `req.body`).
     if req.body.declared_len().is_some_and(|n| n > body::MAX_BODY) {

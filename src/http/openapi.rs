@@ -131,6 +131,8 @@ fn security(auth: AuthKind) -> Vec<SecurityRequirement> {
         AuthKind::MasterPlusOwner(_) => {
             vec![one("masterPassword"), one("masterPassword").add("ownerSignature", Vec::<String>::new())]
         }
+        AuthKind::MasterOrOwner(_) => vec![one("masterPassword"), one("ownerSignature")],
+        AuthKind::OwnerToken => vec![one("ownerToken")],
     }
 }
 
@@ -204,10 +206,16 @@ fn operation(r: &Route) -> utoipa::openapi::path::Operation {
     b.build()
 }
 
-/// Builds the document for a daemon on `port`.
-pub(crate) fn document(port: u16) -> Value {
+/// The routes the document lists: not the dev-only ones, never the console's page and assets,
+/// and the console routes only while the console is enabled (11-owner-console.md §4).
+fn documented(console: bool) -> impl Iterator<Item = &'static Route> {
+    ROUTES.iter().filter(move |r| !r.dev_only && !r.page && (console || !r.console))
+}
+
+/// Builds the document for a daemon on `port`, with or without the owner console.
+pub(crate) fn document(port: u16, console: bool) -> Value {
     let mut paths = Paths::new();
-    for r in ROUTES.iter().filter(|r| !r.dev_only) {
+    for r in documented(console) {
         paths.add_path_operation(openapi_path(r.path), vec![method(r.method)], operation(r));
     }
     let components = ComponentsBuilder::new()
@@ -217,6 +225,16 @@ pub(crate) fn document(port: u16) -> Value {
         .schema("ShutdownResponse", ShutdownResponse::schema())
         .schema("AuditVerifyResponse", AuditVerifyResponse::schema())
         .security_scheme("masterPassword", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Master-Password"))))
+        .security_scheme(
+            "ownerToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("wai_own_JWT")
+                    .description(Some("A read-only owner-console token from POST /v1/owner/console/login (15 minutes)"))
+                    .build(),
+            ),
+        )
         .security_scheme(
             "sessionToken",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("wai_sess_JWT").build()),
@@ -240,7 +258,7 @@ pub(crate) fn document(port: u16) -> Value {
         .components(Some(components))
         .build();
     let mut doc = serde_json::to_value(&doc).expect("the document serialises");
-    for r in ROUTES.iter().filter(|r| !r.dev_only) {
+    for r in documented(console) {
         let op = &mut doc["paths"][openapi_path(r.path)][r.method.to_lowercase()];
         if let Some(schema) = super::openapi_schemas::request(r.op) {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
@@ -268,11 +286,23 @@ pub(crate) fn document(port: u16) -> Value {
 mod tests {
     use super::*;
 
-    // ACC-245: an OpenAPI 3.1 document with the three security schemes and one operation per
+    // ACC-245: an OpenAPI 3.1 document with the four security schemes and one operation per
     // route-table entry; the route table, the router and the document list the same routes.
+    // ACC-262 (document half): without the console its routes are absent.
     #[test]
     fn document_paths_equal_the_route_table_and_the_router() {
-        let doc = document(3100);
+        let without = document(3100, false);
+        for path in
+            ["/owner/", "/owner", "/v1/owner/console/login", "/v1/owner/me/pending", "/v1/owner/me/transactions/{id}"]
+        {
+            assert!(without["paths"].get(path).is_none(), "{path} is documented without the console");
+        }
+        assert!(
+            without["paths"].get("/v1/owner/message").is_some()
+                && without["paths"].get("/v1/owner/reject/{txId}").is_some()
+        );
+        let doc = document(3100, true);
+        assert!(doc["paths"].get("/owner/").is_none() && doc["paths"].get("/v1/owner/me/pending").is_some());
         assert_eq!(doc["openapi"].as_str().unwrap().split('.').take(2).collect::<Vec<_>>(), ["3", "1"]);
         let mut from_doc = Vec::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
@@ -284,11 +314,11 @@ mod tests {
         }
         from_doc.sort();
         let mut from_table: Vec<(String, String)> =
-            ROUTES.iter().filter(|r| !r.dev_only).map(|r| (r.method.to_string(), openapi_path(r.path))).collect();
+            documented(true).map(|r| (r.method.to_string(), openapi_path(r.path))).collect();
         from_table.sort();
         assert_eq!(from_doc, from_table);
         // The router answers every table route (with its own method) and nothing else.
-        for r in ROUTES.iter().filter(|r| !r.dev_only) {
+        for r in ROUTES.iter().filter(|r| !r.dev_only && !r.page) {
             let concrete = r
                 .path
                 .split('/')
@@ -296,15 +326,16 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join("/");
             assert!(
-                matches!(super::super::routes::route_request(r.method, &concrete, false), super::super::routes::Routing::Found(m) if m.route.path == r.path)
+                matches!(super::super::routes::route_request(r.method, &concrete, false, true), super::super::routes::Routing::Found(m) if m.route.path == r.path)
             );
         }
         let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
-        assert_eq!(schemes.len(), 3);
+        assert_eq!(schemes.len(), 4);
         assert!(
             schemes.contains_key("masterPassword")
                 && schemes.contains_key("sessionToken")
                 && schemes.contains_key("ownerSignature")
+                && schemes.contains_key("ownerToken")
         );
         assert_eq!(doc["paths"]["/health"]["get"]["x-waiaas-kill-switch-allowed"], json!(true));
     }

@@ -110,8 +110,38 @@ pub(crate) fn request(op: Op) -> Option<Value> {
             &["type", "config", "action"],
         ),
         Op::RuleUpdate => req(json!({"config": obj(), "action": s(), "enabled": b()}), &[]),
+        Op::OwnerMessage => req(
+            json!({"action": {"type": "string", "enum": ["approve_tx", "reject_tx", "verify_owner", "console_login", "kill_switch"]},
+                   "target": s(), "chain": {"type": "string", "enum": ["solana", "ethereum"]}, "address": s()}),
+            &["action", "target", "chain", "address"],
+        ),
+        Op::ConsoleLogin => req(json!({}), &[]),
         _ => return None,
     })
+}
+
+/// **ConsoleTx** (11-owner-console.md §4.2).
+fn console_tx() -> Value {
+    res(
+        json!({"id": s(), "agentId": s(), "agentName": s(), "type": s(), "status": s(), "tier": ns(), "chain": s(),
+               "network": s(), "chainId": {"type": ["integer", "null"]}, "amount": s(), "nativeAmount": s(),
+               "formatted": s(), "symbol": s(), "decimals": {"type": ["integer", "null"]}, "toAddress": ns(),
+               "newRecipient": b(), "summary": s(), "decision": {"type": ["object", "null"]}, "expiresAt": ns(),
+               "createdAt": s()}),
+        &[
+            "id",
+            "agentId",
+            "agentName",
+            "type",
+            "status",
+            "chain",
+            "network",
+            "amount",
+            "formatted",
+            "summary",
+            "createdAt",
+        ],
+    )
 }
 
 /// The success body of `op`, when more is known than "an object".
@@ -227,6 +257,28 @@ pub(crate) fn response(op: Op) -> Option<Value> {
             json!({"agents": arr(obj()), "todayTxCount": int(), "todayVolume": res(json!({"solana": s(), "ethereum": s()}), &["solana", "ethereum"]),
                    "activeSessions": int(), "pendingApprovals": int(), "systemState": s()}),
             &["agents", "todayTxCount", "todayVolume", "activeSessions", "pendingApprovals", "systemState"],
+        ),
+        Op::OwnerMessage => res(
+            json!({"message": s(), "nonce": s(), "issuedAt": s(), "expirationTime": s()}),
+            &["message", "nonce", "issuedAt", "expirationTime"],
+        ),
+        Op::ConsoleLogin => res(
+            json!({"token": s(), "expiresAt": s(), "address": s(), "chain": s()}),
+            &["token", "expiresAt", "address", "chain"],
+        ),
+        Op::MePending => {
+            res(json!({"serverTime": s(), "transactions": arr(console_tx())}), &["serverTime", "transactions"])
+        }
+        Op::MeTransactions => page("transactions", console_tx()),
+        Op::MeTransaction => console_tx(),
+        Op::MeAgents => res(json!({"agents": arr(agent())}), &["agents"]),
+        Op::MePolicies => res(
+            json!({"agents": arr(res(json!({"agentId": s(), "agentName": s(), "policies": arr(obj())}), &["agentId", "policies"]))}),
+            &["agents"],
+        ),
+        Op::MeChannels => res(
+            json!({"notificationsEnabled": b(), "minChannels": int(), "channels": arr(obj())}),
+            &["notificationsEnabled", "minChannels", "channels"],
         ),
         Op::OwnerSettings => res(
             json!({"daemon": obj(), "security": obj(), "notifications": obj(), "autoStop": obj(), "oracle": obj(), "ledger": obj()}),

@@ -15,6 +15,8 @@ const WINDOW_MS: u64 = 60_000;
 pub(crate) enum Stage {
     Global,
     Session,
+    /// `POST /v1/owner/message`'s per-IP bucket (kept with the stage-2 keys).
+    OwnerMessage,
 }
 
 impl Stage {
@@ -22,6 +24,7 @@ impl Stage {
         match self {
             Stage::Global => "global",
             Stage::Session => "session",
+            Stage::OwnerMessage => "owner_message",
         }
     }
 }
@@ -66,7 +69,7 @@ impl RateLimiter {
     pub(crate) fn check(&self, stage: Stage, key: &str, limit: u32, now_ms: u64) -> Verdict {
         let cache = match stage {
             Stage::Global => &self.global,
-            Stage::Session => &self.session,
+            Stage::Session | Stage::OwnerMessage => &self.session,
         };
         let mut cache = cache.lock().expect("rate limiter lock");
         let w = cache.get_or_insert_mut(key.to_string(), Window::default);

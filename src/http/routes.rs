@@ -21,6 +21,11 @@ pub(crate) enum AuthKind {
     /// Master always; the handler also demands the owner's signature for this action when the
     /// route's condition holds (e.g. changing a LOCKED agent's owner).
     MasterPlusOwner(OwnerAction),
+    /// The owner's signature for this action when the request carries `Authorization`, else
+    /// the master password (11-owner-console.md §3.2).
+    MasterOrOwner(OwnerAction),
+    /// A read-only owner-console token, `Bearer wai_own_…`.
+    OwnerToken,
 }
 
 impl AuthKind {
@@ -33,6 +38,8 @@ impl AuthKind {
             AuthKind::SessionOrMaster => "session|master".into(),
             AuthKind::Owner(a) => format!("owner:{}", a.as_str()),
             AuthKind::MasterPlusOwner(a) => format!("master+owner?:{}", a.as_str()),
+            AuthKind::MasterOrOwner(a) => format!("master|owner:{}", a.as_str()),
+            AuthKind::OwnerToken => "owner_token".into(),
         }
     }
 }
@@ -44,6 +51,9 @@ pub(crate) enum Bucket {
     Default,
     /// `rate_limit_tx_rpm` under `<sid>:tx` (transaction sends).
     Tx,
+    /// An unauthenticated route with its own per-IP bucket: `owner-message:<ip>`, 30 per 60 s
+    /// (11-owner-console.md §4).
+    OwnerMessage,
 }
 
 /// Handler identity; `http::dispatch` matches on it.
@@ -112,6 +122,18 @@ pub(crate) enum Op {
     OwnerStatus,
     OwnerDashboard,
     OwnerSettings,
+    // The owner console (11-owner-console.md).
+    ConsoleRedirect,
+    ConsoleIndex,
+    ConsoleAsset,
+    OwnerMessage,
+    ConsoleLogin,
+    MePending,
+    MeTransactions,
+    MeTransaction,
+    MeAgents,
+    MePolicies,
+    MeChannels,
 }
 
 /// One route.
@@ -130,6 +152,10 @@ pub(crate) struct Route {
     pub(crate) summary: &'static str,
     /// Exists only in dev mode and is absent from the OpenAPI document.
     pub(crate) dev_only: bool,
+    /// Exists only while `[owner_console] enabled` (11-owner-console.md §4).
+    pub(crate) console: bool,
+    /// Serves the console's page or assets: in the table, never in the OpenAPI document.
+    pub(crate) page: bool,
 }
 
 const fn route(
@@ -152,11 +178,29 @@ const fn route(
         tag,
         summary,
         dev_only: false,
+        console: false,
+        page: false,
     }
+}
+
+const fn console(mut r: Route) -> Route {
+    r.console = true;
+    r
+}
+
+const fn page(mut r: Route) -> Route {
+    r.console = true;
+    r.page = true;
+    r
 }
 
 const fn ks(mut r: Route) -> Route {
     r.kill_switch_allowed = true;
+    r
+}
+
+const fn owner_message_bucket(mut r: Route) -> Route {
+    r.bucket = Bucket::OwnerMessage;
     r
 }
 
@@ -444,7 +488,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/v1/owner/reject/:txId",
-        AuthKind::Master,
+        AuthKind::MasterOrOwner(OwnerAction::RejectTx),
         Op::OwnerReject,
         "reject_transaction",
         "owner",
@@ -589,7 +633,7 @@ pub(crate) const ROUTES: &[Route] = &[
     route(
         "POST",
         "/v1/owner/kill-switch",
-        AuthKind::Master,
+        AuthKind::MasterOrOwner(OwnerAction::KillSwitch),
         Op::OwnerKillSwitch,
         "owner_kill_switch",
         "kill-switch",
@@ -685,6 +729,91 @@ pub(crate) const ROUTES: &[Route] = &[
         "auto-stop",
         "Delete an AutoStop rule",
     ),
+    // The owner console (11-owner-console.md §4): the page and its assets pass the kill-switch
+    // guard (the locked state is shown by the page itself).
+    ks(page(route("GET", "/owner", AuthKind::None, Op::ConsoleRedirect, "console_redirect", "console", "The console"))),
+    ks(page(route("GET", "/owner/", AuthKind::None, Op::ConsoleIndex, "console_index", "console", "The console page"))),
+    ks(page(route(
+        "GET",
+        "/owner/assets/:file",
+        AuthKind::None,
+        Op::ConsoleAsset,
+        "console_asset",
+        "console",
+        "A console asset",
+    ))),
+    owner_message_bucket(route(
+        "POST",
+        "/v1/owner/message",
+        AuthKind::None,
+        Op::OwnerMessage,
+        "build_owner_message",
+        "owner",
+        "The exact text an owner signs for an action (a nonce issued with it)",
+    )),
+    console(route(
+        "POST",
+        "/v1/owner/console/login",
+        AuthKind::Owner(OwnerAction::ConsoleLogin),
+        Op::ConsoleLogin,
+        "console_login",
+        "console",
+        "Sign in to the owner console: a read-only token for 15 minutes",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/pending",
+        AuthKind::OwnerToken,
+        Op::MePending,
+        "owner_pending",
+        "console",
+        "The owner's queued DELAY and APPROVAL transactions",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/transactions",
+        AuthKind::OwnerToken,
+        Op::MeTransactions,
+        "owner_transactions",
+        "console",
+        "The owner's transactions",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/transactions/:id",
+        AuthKind::OwnerToken,
+        Op::MeTransaction,
+        "owner_transaction",
+        "console",
+        "One of the owner's transactions",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/agents",
+        AuthKind::OwnerToken,
+        Op::MeAgents,
+        "owner_agents",
+        "console",
+        "The owner's agents",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/policies",
+        AuthKind::OwnerToken,
+        Op::MePolicies,
+        "owner_policies",
+        "console",
+        "The policies that apply to the owner's agents",
+    )),
+    console(route(
+        "GET",
+        "/v1/owner/me/channels",
+        AuthKind::OwnerToken,
+        Op::MeChannels,
+        "owner_channels",
+        "console",
+        "The notification channels, without their configs",
+    )),
     // Passes the guard: recovery waits (1,800 s / 86,400 s) are crossed with it in dev mode.
     ks(dev(route(
         "POST",
@@ -735,9 +864,10 @@ fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, St
 
 /// Routes `method path`. Literal segments beat parameters (`/v1/transactions/pending` over
 /// `/v1/transactions/:id`) because the table is searched for an exact literal match first.
-pub(crate) fn route_request(method: &str, path: &str, dev_mode: bool) -> Routing {
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-    let visible = || ROUTES.iter().filter(|r| dev_mode || !r.dev_only);
+pub(crate) fn route_request(method: &str, path: &str, dev_mode: bool, console: bool) -> Routing {
+    // `/owner/` is its own route (the page); elsewhere a trailing slash is ignored.
+    let path = if path.len() > 1 && path != "/owner/" { path.trim_end_matches('/') } else { path };
+    let visible = || ROUTES.iter().filter(|r| (dev_mode || !r.dev_only) && (console || !r.console));
     let literal = visible().filter(|r| !r.path.contains(':')).find(|r| r.method == method && r.path == path);
     if let Some(r) = literal {
         return Routing::Found(Matched { route: r, params: Vec::new() });
@@ -765,12 +895,12 @@ mod tests {
 
     #[test]
     fn routing_finds_methods_params_and_405s() {
-        assert!(matches!(route_request("GET", "/health", false), Routing::Found(m) if m.route.op == Op::Health));
-        assert!(matches!(route_request("GET", "/v1/admin/status/", false), Routing::Found(_)));
-        assert!(matches!(route_request("POST", "/health", false), Routing::WrongMethod(m) if m == vec!["GET"]));
-        assert!(matches!(route_request("GET", "/nope", false), Routing::NotFound));
-        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", false), Routing::NotFound));
-        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", true), Routing::Found(_)));
+        assert!(matches!(route_request("GET", "/health", false, true), Routing::Found(m) if m.route.op == Op::Health));
+        assert!(matches!(route_request("GET", "/v1/admin/status/", false, true), Routing::Found(_)));
+        assert!(matches!(route_request("POST", "/health", false, true), Routing::WrongMethod(m) if m == vec!["GET"]));
+        assert!(matches!(route_request("GET", "/nope", false, true), Routing::NotFound));
+        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", false, true), Routing::NotFound));
+        assert!(matches!(route_request("POST", "/v1/admin/dev/clock", true, true), Routing::Found(_)));
     }
 
     #[test]
@@ -781,7 +911,9 @@ mod tests {
             assert!(r.operation_id.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()));
             if r.auth == AuthKind::None {
                 assert!(
-                    ["/health", "/v1/health", "/ready", "/doc", "/v1/nonce", "/v1/auth/nonce"].contains(&r.path),
+                    ["/health", "/v1/health", "/ready", "/doc", "/v1/nonce", "/v1/auth/nonce", "/v1/owner/message"]
+                        .contains(&r.path)
+                        || r.page,
                     "{} is public",
                     r.path
                 );

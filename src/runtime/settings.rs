@@ -12,6 +12,10 @@ pub(crate) struct Settings {
     pub(crate) port: u16,
     /// Dev mode (01-daemon.md §3.4); not reloadable.
     pub(crate) dev_mode: bool,
+    /// `[owner_console].enabled` (11-owner-console.md §1); not reloadable.
+    pub(crate) console: bool,
+    /// `[daemon].public_url`, `""` or an https origin; not reloadable.
+    pub(crate) public_url: String,
 }
 
 impl Settings {
@@ -19,8 +23,23 @@ impl Settings {
         Settings {
             port: config.daemon.port,
             dev_mode: config.daemon.dev_mode,
+            console: config.owner_console_enabled,
+            public_url: config.daemon.public_url.clone(),
             current: Arc::new(RwLock::new(Arc::new(config))),
         }
+    }
+
+    /// Where the owner console is published, for links in notifications
+    /// (11-owner-console.md §6): `public_url` when set, else `http://127.0.0.1:<port>` when the
+    /// daemon listens there; `None` when the console is off or its address is unknown.
+    pub(crate) fn console_base(&self) -> Option<String> {
+        if !self.console {
+            return None;
+        }
+        if !self.public_url.is_empty() {
+            return Some(self.public_url.clone());
+        }
+        (self.get().daemon.hostname == "127.0.0.1").then(|| format!("http://127.0.0.1:{}", self.port))
     }
 
     /// A snapshot of the current configuration.

@@ -47,6 +47,7 @@ crate::enums::closed_enum!(
         OwnerVerified = "OWNER_VERIFIED",
         OwnerConnected = "OWNER_CONNECTED",
         OwnerDisconnected = "OWNER_DISCONNECTED",
+        OwnerConsoleLogin = "OWNER_CONSOLE_LOGIN",
         // Sessions.
         SessionIssued = "SESSION_ISSUED",
         SessionRenewed = "SESSION_RENEWED",

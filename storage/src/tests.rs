@@ -507,7 +507,10 @@ fn approve_reject_and_expire_race_with_one_winner() {
                             store.approve_transaction(t.id, "owner", None, &ctx()).unwrap(),
                             ApprovalResult::Approved(_)
                         ),
-                        2 => matches!(store.reject_transaction(t.id, "no", &ctx()).unwrap(), RejectResult::Rejected(_)),
+                        2 => matches!(
+                            store.reject_transaction(t.id, "no", None, &ctx()).unwrap(),
+                            RejectResult::Rejected(_)
+                        ),
                         _ => !store.expire_due_approvals(NOW + 300).unwrap().is_empty(),
                     }
                 })

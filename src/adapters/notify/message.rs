@@ -141,6 +141,8 @@ pub(crate) struct Meta {
     /// Destination (full; chat formats shorten it).
     pub(crate) to: Option<String>,
     pub(crate) tier: Option<String>,
+    /// The row's page in the owner console (11-owner-console.md §6); carries no token.
+    pub(crate) console_url: Option<String>,
 }
 
 impl Meta {
@@ -160,6 +162,7 @@ impl Meta {
         put("symbol", self.symbol.clone());
         put("to", self.to.clone());
         put("tier", self.tier.clone());
+        put("consoleUrl", self.console_url.clone());
         Value::Object(m)
     }
 
@@ -270,8 +273,20 @@ impl Message {
             symbol: who.symbol.clone(),
             to: row.to_address.clone().or_else(|| row.contract_address.clone()).or_else(|| row.spender_address.clone()),
             tier: row.tier.map(|t| t.as_str().to_string()),
+            console_url: None,
         };
         m
+    }
+
+    /// Adds the row's owner-console link as `metadata.consoleUrl` and a last body line, when the
+    /// console is reachable at a known base (11-owner-console.md §6).
+    fn with_console_link(mut self, row: &TransactionRecord, who: &TxParty) -> Message {
+        if let Some(base) = &who.console_base {
+            let url = format!("{base}/owner/#/tx/{}", row.id);
+            self.body = format!("{}\nReview in the owner console: {url}", self.body);
+            self.metadata.console_url = Some(url);
+        }
+        self
     }
 
     /// `TX_NOTIFY`: a NOTIFY-tier transaction was submitted.
@@ -290,6 +305,7 @@ impl Message {
             row.id
         );
         Message::tx(Event::TxDelayQueued, NotificationLevel::Info, "Transaction delayed", body, row, who, now)
+            .with_console_link(row, who)
     }
 
     /// `TX_DOWNGRADED_DELAY`: an APPROVAL tier became DELAY because the owner is not verified.
@@ -331,6 +347,7 @@ impl Message {
             row.id
         );
         Message::tx(Event::TxApprovalRequest, NotificationLevel::Warning, "Approval required", body, row, who, now)
+            .with_console_link(row, who)
     }
 
     /// `TX_APPROVAL_EXPIRED`: nobody approved in time.
@@ -525,6 +542,9 @@ pub(crate) struct TxParty {
     /// The amount in human units where the decimals are known, else smallest units.
     pub(crate) amount: String,
     pub(crate) symbol: Option<String>,
+    /// Where the owner console is published (`http://127.0.0.1:<port>` or `public_url`), when
+    /// it is enabled and reachable at a known address.
+    pub(crate) console_base: Option<String>,
 }
 
 impl TxParty {
@@ -551,6 +571,7 @@ impl TxParty {
             network: format!("{}/{}", agent.chain, agent.network),
             amount,
             symbol,
+            console_base: None,
         }
     }
 

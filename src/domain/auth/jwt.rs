@@ -57,16 +57,57 @@ impl Tokens {
         self.0.read().expect("jwt lock").verify(token, now)
     }
 
+    /// Issues a read-only owner-console token.
+    pub(crate) fn issue_owner(&self, sub: &str, chn: &str, iat: u64) -> (String, u64) {
+        self.0.read().expect("jwt lock").issue_owner(sub, chn, iat)
+    }
+
+    /// Verifies an owner-console token at daemon time `now`.
+    pub(crate) fn verify_owner(&self, token: &str, now: u64) -> Result<OwnerClaims, TokenError> {
+        self.0.read().expect("jwt lock").verify_owner(token, now)
+    }
+
     /// Installs rotated keys.
     pub(crate) fn replace(&self, keys: JwtKeys) {
         *self.0.write().expect("jwt lock") = keys;
     }
 }
 
-/// Decoded HMAC keys.
+/// Decoded HMAC keys: the session keys, and the owner-console keys derived from them.
 pub(crate) struct JwtKeys {
     current: Zeroizing<[u8; 32]>,
     previous: Option<(Zeroizing<[u8; 32]>, u64)>,
+    owner_current: Zeroizing<[u8; 32]>,
+    owner_previous: Option<(Zeroizing<[u8; 32]>, u64)>,
+}
+
+/// The owner token prefix (11-owner-console.md §3.2).
+pub(crate) const OWNER_PREFIX: &str = "wai_own_";
+/// An owner token's lifetime.
+pub(crate) const OWNER_TOKEN_SECS: u64 = 900;
+
+/// A read-only console token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OwnerClaims {
+    pub(crate) iss: String,
+    pub(crate) aud: String,
+    pub(crate) iat: u64,
+    pub(crate) exp: u64,
+    pub(crate) jti: String,
+    /// The owner address, stored form.
+    pub(crate) sub: String,
+    /// `ethereum` or `solana`.
+    pub(crate) chn: String,
+}
+
+/// The owner-console key: HKDF-SHA256 of a session secret, so a session token never verifies
+/// as an owner token nor the other way round.
+fn owner_key(secret: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<Sha256>::new(None, secret)
+        .expand(b"waiaas owner console v1", out.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    out
 }
 
 fn decode_hex(hex_secret: &str) -> Option<Zeroizing<[u8; 32]>> {
@@ -91,7 +132,71 @@ impl JwtKeys {
             (Some(p), Some(at)) => Some((decode_hex(p)?, at)),
             _ => None,
         };
-        Some(JwtKeys { current: decode_hex(&s.current)?, previous })
+        let current = decode_hex(&s.current)?;
+        let owner_current = owner_key(&current);
+        let owner_previous = previous.as_ref().map(|(p, at)| (owner_key(p), *at));
+        Some(JwtKeys { current, previous, owner_current, owner_previous })
+    }
+
+    /// Issues a read-only owner token for `sub` on `chn` at `iat` (15 minutes).
+    pub(crate) fn issue_owner(&self, sub: &str, chn: &str, iat: u64) -> (String, u64) {
+        let exp = iat + OWNER_TOKEN_SECS;
+        let claims = OwnerClaims {
+            iss: "waiaas".into(),
+            aud: "owner-console".into(),
+            iat,
+            exp,
+            jti: Uuid::new_v4().to_string(),
+            sub: sub.to_string(),
+            chn: chn.to_string(),
+        };
+        let jwt = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(self.owner_current.as_ref()),
+        )
+        .expect("HS256 encoding cannot fail");
+        (format!("{OWNER_PREFIX}{jwt}"), exp)
+    }
+
+    /// Verifies a `wai_own_` token at `now` (11-owner-console.md §3.2): HS256 only, `iss`,
+    /// `aud` and every claim, `exp > now` with no leeway, the current key or within 300 s of a
+    /// rotation the previous one.
+    pub(crate) fn verify_owner(&self, token: &str, now: u64) -> Result<OwnerClaims, TokenError> {
+        let jwt = token.strip_prefix(OWNER_PREFIX).ok_or(TokenError::Missing)?;
+        if jwt.split('.').count() != 3 || jwt.split('.').any(str::is_empty) {
+            return Err(TokenError::Missing);
+        }
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.validate_nbf = false;
+        v.leeway = 0;
+        v.set_issuer(&["waiaas"]);
+        v.set_audience(&["owner-console"]);
+        v.set_required_spec_claims(&["iss", "aud", "exp", "iat", "sub"]);
+        let mut keys: Vec<&[u8]> = vec![self.owner_current.as_ref()];
+        if let Some((prev, at)) = &self.owner_previous
+            && now.saturating_sub(*at) <= waiaas_storage::JWT_ROTATION_OVERLAP
+        {
+            keys.push(prev.as_ref());
+        }
+        for key in keys {
+            match jsonwebtoken::decode::<OwnerClaims>(jwt, &DecodingKey::from_secret(key), &v) {
+                Ok(data) => {
+                    let c = data.claims;
+                    if !matches!(c.chn.as_str(), "ethereum" | "solana") || Uuid::parse_str(&c.jti).is_err() {
+                        return Err(TokenError::Invalid);
+                    }
+                    if c.exp <= now {
+                        return Err(TokenError::Expired);
+                    }
+                    return Ok(c);
+                }
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {}
+                Err(_) => return Err(TokenError::Invalid),
+            }
+        }
+        Err(TokenError::Invalid)
     }
 
     /// Signs a token for session `sid` of agent `aid`.
@@ -178,6 +283,26 @@ mod tests {
         let t_old = old.issue(sid, aid, 900, 5000);
         assert!(k.verify(&t_old, 1300).is_ok());
         assert_eq!(k.verify(&t_old, 1301), Err(TokenError::Invalid));
+    }
+
+    /// 11-owner-console.md §3.2: owner tokens live 900 s, verify only with the derived key, and
+    /// session and owner tokens never verify as each other.
+    #[test]
+    fn owner_tokens_are_separate_from_session_tokens() {
+        let k = keys();
+        let (t, exp) = k.issue_owner("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266", "ethereum", 1000);
+        assert!(t.starts_with("wai_own_") && exp == 1900);
+        let c = k.verify_owner(&t, 1899).unwrap();
+        assert_eq!((c.aud.as_str(), c.chn.as_str()), ("owner-console", "ethereum"));
+        assert_eq!(k.verify_owner(&t, 1900), Err(TokenError::Expired));
+        let session = k.issue(Uuid::now_v7(), Uuid::now_v7(), 1000, 2000);
+        assert!(k.verify_owner(&session.replacen("wai_sess_", "wai_own_", 1), 1500).is_err());
+        assert!(k.verify(&t.replacen("wai_own_", "wai_sess_", 1), 1500).is_err());
+        let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let payload = t.split('.').nth(1).unwrap();
+        let none = format!("wai_own_{}.{payload}.x", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})));
+        assert_eq!(k.verify_owner(&none, 1500), Err(TokenError::Invalid));
+        assert_eq!(k.verify_owner("wai_own_a.b", 1500), Err(TokenError::Missing));
     }
 
     #[test]

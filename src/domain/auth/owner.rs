@@ -26,6 +26,7 @@ use crate::adapters::chains::Registry;
 use crate::adapters::chains::error::ChainError;
 use crate::base::clock::Clock;
 use crate::base::error::{Coded, ErrorCode};
+use crate::base::validation::Invalid;
 use crate::runtime::Db;
 
 alloy::sol! {
@@ -47,24 +48,46 @@ pub(crate) enum OwnerAction {
     VerifyOwner,
     ChangeOwner,
     Recover,
+    /// 11-owner-console.md §3.1: a read-only console token.
+    ConsoleLogin,
+    /// Reject a queued transaction (the owner's form of the reject route).
+    RejectTx,
+    /// Activate the kill switch (the owner's form of the route).
+    KillSwitch,
 }
 
 impl OwnerAction {
+    const ALL: [OwnerAction; 7] = [
+        OwnerAction::ApproveTx,
+        OwnerAction::VerifyOwner,
+        OwnerAction::ChangeOwner,
+        OwnerAction::Recover,
+        OwnerAction::ConsoleLogin,
+        OwnerAction::RejectTx,
+        OwnerAction::KillSwitch,
+    ];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             OwnerAction::ApproveTx => "approve_tx",
             OwnerAction::VerifyOwner => "verify_owner",
             OwnerAction::ChangeOwner => "change_owner",
             OwnerAction::Recover => "recover",
+            OwnerAction::ConsoleLogin => "console_login",
+            OwnerAction::RejectTx => "reject_tx",
+            OwnerAction::KillSwitch => "kill_switch",
         }
     }
 
     pub(crate) fn parse(s: &str) -> Option<OwnerAction> {
-        [OwnerAction::ApproveTx, OwnerAction::VerifyOwner, OwnerAction::ChangeOwner, OwnerAction::Recover]
-            .into_iter()
-            .find(|a| a.as_str() == s)
+        OwnerAction::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
+
+/// The console sign-in's fixed summary (11-owner-console.md §3.1).
+pub(crate) const CONSOLE_LOGIN_SUMMARY: &str = "read-only sign-in for 15 minutes";
+/// The owner kill switch's fixed summary.
+pub(crate) const KILL_SWITCH_SUMMARY: &str = "stop all agents";
 
 /// The decoded `Authorization` payload (§7.1).
 #[derive(Debug, Clone, Deserialize)]
@@ -92,7 +115,8 @@ impl Payload {
 /// Step 0: the bearer value, when the header carries something other than a session token.
 pub(crate) fn bearer(header: Option<&str>) -> Option<&str> {
     let value = header?.strip_prefix("Bearer ")?.trim();
-    (!value.is_empty() && !value.starts_with(super::jwt::PREFIX)).then_some(value)
+    (!value.is_empty() && !value.starts_with(super::jwt::PREFIX) && !value.starts_with(super::jwt::OWNER_PREFIX))
+        .then_some(value)
 }
 
 /// Why an owner signature does not authorise the request (04-auth.md §7.3), in step order.
@@ -122,6 +146,9 @@ pub(crate) enum OwnerAuthError {
     /// A contract-wallet check could not reach the node.
     #[error("Cannot check the contract wallet: {}", .0.message)]
     Unavailable(ChainError),
+    /// `POST /v1/owner/message`: a request the daemon will not build a message for.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -139,6 +166,7 @@ impl Coded for OwnerAuthError {
             OwnerAuthError::OwnerMismatch => ErrorCode::OwnerMismatch,
             OwnerAuthError::ActionMismatch => ErrorCode::OwnerActionMismatch,
             OwnerAuthError::Unavailable(_) => ErrorCode::AdapterNotAvailable,
+            OwnerAuthError::Invalid(e) => e.code(),
             OwnerAuthError::Store(_) => ErrorCode::InternalError,
         }
     }
@@ -151,6 +179,7 @@ impl Coded for OwnerAuthError {
             OwnerAuthError::AgentNotFound(id) => {
                 crate::base::error::details([("resource", Value::from("agent")), ("id", Value::from(id.clone()))])
             }
+            OwnerAuthError::Invalid(e) => e.details(),
             _ => Map::new(),
         }
     }
@@ -190,6 +219,25 @@ pub(crate) struct Target {
     /// `approve_tx`: the approval summary of the stored transaction (§7.2), which a message may
     /// carry after its target.
     pub(crate) summary: Option<String>,
+}
+
+/// What an owner asks the daemon to write for them (11-owner-console.md §4.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageRequest {
+    pub(crate) action: String,
+    pub(crate) target: String,
+    pub(crate) chain: String,
+    pub(crate) address: String,
+}
+
+/// The message to sign, its nonce and its validity (whole seconds).
+#[derive(Debug, Clone)]
+pub(crate) struct BuiltMessage {
+    pub(crate) message: String,
+    pub(crate) nonce: String,
+    pub(crate) issued_at: u64,
+    pub(crate) expiration_time: u64,
 }
 
 /// A verified owner.
@@ -256,6 +304,157 @@ impl OwnerAuth {
         })
     }
 
+    /// Step 1 for `reject_tx`: as `approve_tx`, with the same summary (11-owner-console.md §3.1).
+    pub(crate) async fn reject_target(&self, tx: &str) -> Result<Target, OwnerAuthError> {
+        Ok(Target { action: OwnerAction::RejectTx, ..self.approve_target(tx).await? })
+    }
+
+    /// Step 1 for `console_login`: target `owner:<address>` in the stored form; the signer must
+    /// own a non-terminated agent on `chain` (step 7, as `recover`).
+    pub(crate) fn console_login_target(chain: Chain, address: &str) -> Result<Target, OwnerAuthError> {
+        let stored =
+            crate::base::address::normalize(chain, address).ok_or_else(|| invalid("not an address of the chain"))?;
+        Ok(Target {
+            action: OwnerAction::ConsoleLogin,
+            target: format!("owner:{stored}"),
+            agent: None,
+            summary: Some(CONSOLE_LOGIN_SUMMARY.into()),
+        })
+    }
+
+    /// Step 1 for the owner kill switch: target `system`, any owner of a non-terminated agent.
+    pub(crate) fn kill_switch_target() -> Target {
+        Target {
+            action: OwnerAction::KillSwitch,
+            target: "system".into(),
+            agent: None,
+            summary: Some(KILL_SWITCH_SUMMARY.into()),
+        }
+    }
+
+    /// The domains a message may name: loopback on the daemon's port, and the authority of
+    /// `[daemon].public_url` (11-owner-console.md §1), each with the URI it implies.
+    pub(crate) fn domains(&self) -> Vec<(String, String)> {
+        let mut d: Vec<(String, String)> = [format!("localhost:{}", self.port), format!("127.0.0.1:{}", self.port)]
+            .into_iter()
+            .map(|h| (h.clone(), format!("http://{h}")))
+            .collect();
+        let public = self.settings.public_url.clone();
+        if let Some(authority) = public.strip_prefix("https://") {
+            d.push((authority.to_string(), public.clone()));
+        }
+        d
+    }
+
+    /// `POST /v1/owner/message` (11-owner-console.md §4.1): the exact text the owner signs for
+    /// `r`, with a fresh nonce, built by the same function as the CLI's. `host` is the request's
+    /// guarded `Host`, which becomes the domain (wallets refuse a domain other than the page's).
+    ///
+    /// Checks in order: the request's shape (400), step 1 (404), the chain of the target (400),
+    /// step 7 (403); nothing is issued before they pass.
+    pub(crate) async fn message(&self, r: &MessageRequest, host: &str) -> Result<BuiltMessage, OwnerAuthError> {
+        let action = OwnerAction::parse(&r.action)
+            .filter(|a| !matches!(a, OwnerAction::ChangeOwner | OwnerAction::Recover))
+            .ok_or_else(|| {
+                Invalid::field(
+                    "action",
+                    "invalid_enum_value",
+                    "action must be approve_tx, reject_tx, verify_owner, console_login or kill_switch",
+                )
+            })?;
+        let chain = Chain::from_str(&r.chain)
+            .map_err(|_| Invalid::field("chain", "invalid_enum_value", "chain must be solana or ethereum"))?;
+        let address = crate::domain::agents::owner_address(chain, &r.address).map_err(|e| e.under("address"))?;
+        let unfit = |why: &str| Invalid::field("target", "invalid_value", format!("target {:?} {why}", r.target));
+        // Step 1: the target, in its canonical spelling.
+        let target = match action {
+            OwnerAction::ApproveTx | OwnerAction::RejectTx => {
+                let id = r.target.strip_prefix("tx:").ok_or_else(|| unfit("must be tx:<txId> for this action"))?;
+                Uuid::parse_str(id).map_err(|_| unfit("must be tx:<txId> for this action"))?;
+                let t = self.approve_target(id).await?;
+                Target { action, ..t }
+            }
+            OwnerAction::VerifyOwner => {
+                let id = r.target.strip_prefix("agent:").ok_or_else(|| unfit("must be agent:<id> for verify_owner"))?;
+                Uuid::parse_str(id).map_err(|_| unfit("must be agent:<id> for verify_owner"))?;
+                self.verify_owner_target(id).await?
+            }
+            OwnerAction::ConsoleLogin => {
+                let who = r.target.strip_prefix("owner:").ok_or_else(|| unfit("must be owner:<address>"))?;
+                if !crate::base::address::same(chain, who, &address) {
+                    return Err(unfit("must name the address that signs").into());
+                }
+                Self::console_login_target(chain, &address)?
+            }
+            OwnerAction::KillSwitch => {
+                if r.target != "system" {
+                    return Err(unfit("must be system for kill_switch").into());
+                }
+                Self::kill_switch_target()
+            }
+            OwnerAction::ChangeOwner | OwnerAction::Recover => unreachable!("filtered above"),
+        };
+        // The target's chain, then step 7, and the Chain ID line.
+        let chain_id = match &target.agent {
+            Some(agent) => {
+                if agent.chain != chain {
+                    return Err(Invalid::field(
+                        "chain",
+                        "invalid_value",
+                        format!("the target's agent is on {}, not {}", agent.chain, chain),
+                    )
+                    .into());
+                }
+                let owner = agent.owner_address.as_deref().unwrap_or_default();
+                if !crate::base::address::same(chain, owner, &address) {
+                    return Err(OwnerAuthError::OwnerMismatch);
+                }
+                chain_id_of(agent)
+            }
+            None => {
+                let (a, c) = (address.clone(), chain);
+                let owned = self.db.call(move |s| s.agents_owned_by(c, &a)).await?;
+                // The signer's oldest non-terminated agent on the chain names the Chain ID.
+                let oldest = owned.first().ok_or(OwnerAuthError::OwnerMismatch)?;
+                chain_id_of(oldest)
+            }
+        };
+        let domain = match host.rsplit_once(':') {
+            Some(_) => host.to_string(),
+            None if host == "localhost" || host == "127.0.0.1" => format!("{host}:{}", self.port),
+            None => host.to_string(),
+        };
+        let domains = self.domains();
+        let uri = domains
+            .iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(&domain))
+            .map(|(d, u)| (d.clone(), u.clone()))
+            .unwrap_or_else(|| (format!("127.0.0.1:{}", self.port), format!("http://127.0.0.1:{}", self.port)));
+        let (domain, uri) = uri;
+        let (nonce, _) = self.nonces.issue().await?;
+        let now = self.clock.now();
+        let account = match chain {
+            Chain::Ethereum => Account::Ethereum,
+            Chain::Solana => Account::Solana,
+        };
+        let mut msg = super::siwe::owner_message(
+            &domain,
+            account,
+            &address,
+            action.as_str(),
+            &target.target,
+            &chain_id,
+            &nonce,
+            &crate::base::clock::iso(now),
+            &crate::base::clock::iso(now + WINDOW_SECS as u64),
+        );
+        msg.uri = uri;
+        if let Some(summary) = &target.summary {
+            msg.statement = Some(format!("WAIaaS Owner Action: {} {} ({summary})", action.as_str(), target.target));
+        }
+        Ok(BuiltMessage { message: msg.to_string(), nonce, issued_at: now, expiration_time: now + WINDOW_SECS as u64 })
+    }
+
     /// Step 1 for `approve_tx`: the transaction (`TX_NOT_FOUND`) and its agent's owner.
     pub(crate) async fn approve_target(&self, tx: &str) -> Result<Target, OwnerAuthError> {
         let id = Uuid::parse_str(tx).map_err(|_| OwnerAuthError::TxNotFound(tx.to_string()))?;
@@ -294,7 +493,7 @@ impl OwnerAuth {
             return Err(OwnerAuthError::InvalidNonce);
         }
         // Step 5.
-        let msg = check_message(self.port, &p, chain, now)?;
+        let msg = check_message(&self.domains(), &p, chain, now)?;
         // Step 6.
         let signer_agents = match &target.agent {
             Some(a) => vec![a.clone()],
@@ -390,12 +589,16 @@ impl OwnerAuth {
 }
 
 /// Step 5: the message is the §7.2 template for this daemon, this payload and now.
-fn check_message(port: u16, p: &Payload, chain: Chain, now: u64) -> Result<SiweMessage, OwnerAuthError> {
+fn check_message(
+    domains: &[(String, String)],
+    p: &Payload,
+    chain: Chain,
+    now: u64,
+) -> Result<SiweMessage, OwnerAuthError> {
     let msg = SiweMessage::from_str(&p.message).map_err(|e| invalid(e.to_string()))?;
-    let domains = [format!("localhost:{port}"), format!("127.0.0.1:{port}")];
-    if msg.scheme.is_some() || !domains.contains(&msg.domain) {
+    let Some((_, uri)) = domains.iter().find(|(d, _)| *d == msg.domain).filter(|_| msg.scheme.is_none()) else {
         return Err(invalid(format!("domain {} is not this daemon", msg.domain)));
-    }
+    };
     let account = match chain {
         Chain::Ethereum => Account::Ethereum,
         Chain::Solana => Account::Solana,
@@ -406,7 +609,7 @@ fn check_message(port: u16, p: &Payload, chain: Chain, now: u64) -> Result<SiweM
     if !crate::base::address::same(chain, &msg.address, &p.address) {
         return Err(invalid("the message address is not the payload address"));
     }
-    if msg.uri != format!("http://{}", msg.domain) || msg.version != "1" {
+    if msg.uri != *uri || msg.version != "1" {
         return Err(invalid("URI or Version"));
     }
     if msg.nonce != p.nonce {
@@ -485,6 +688,67 @@ mod tests {
         }
         assert_ne!(recover_eoa(&sig, "other"), Some(signer.address()));
         assert_eq!(recover_eoa(&sig[..64], "hello"), None);
+    }
+
+    /// The vectors of `fixtures/owner/vectors.json` (made by eth-account and PyNaCl from the
+    /// spec's template, `scripts/oracles/owner_vectors.py`): for every action an owner signs in
+    /// the console, on loopback and under a public URL, the message parses and prints back byte
+    /// for byte, its statement is the one the daemon expects for the action (with its summary),
+    /// step 5 accepts it for that domain, and the signature verifies (EIP-191; raw Ed25519 and
+    /// the Ledger off-chain envelope).
+    #[test]
+    fn the_console_actions_verify_against_independent_vectors() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/owner/vectors.json");
+        let vectors: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(vectors.len(), 24);
+        let domains = vec![
+            ("127.0.0.1:3100".to_string(), "http://127.0.0.1:3100".to_string()),
+            ("wallet.example.test".to_string(), "https://wallet.example.test".to_string()),
+        ];
+        let now = parse_time("2026-12-07T12:01:00Z").unwrap() as u64;
+        for v in &vectors {
+            let s = |k: &str| v[k].as_str().unwrap().to_string();
+            let chain = Chain::from_str(&s("chain")).unwrap();
+            let action = OwnerAction::parse(&s("action")).unwrap();
+            let message = s("message");
+            let parsed = SiweMessage::from_str(&message).unwrap();
+            assert_eq!(parsed.to_string(), message, "prints back byte for byte");
+            let target = match action {
+                OwnerAction::ConsoleLogin => OwnerAuth::console_login_target(chain, &s("address")).unwrap(),
+                OwnerAction::KillSwitch => OwnerAuth::kill_switch_target(),
+                _ => Target { action, target: s("target"), agent: None, summary: Some(s("summary")) },
+            };
+            assert_eq!(target.target, s("target"));
+            assert_eq!(
+                parsed.statement.as_deref(),
+                Some(
+                    format!("WAIaaS Owner Action: {} {} ({})", action.as_str(), target.target, target.summary.unwrap())
+                        .as_str()
+                )
+            );
+            let p = Payload {
+                chain: s("chain"),
+                address: s("address"),
+                action: s("action"),
+                nonce: parsed.nonce.clone(),
+                timestamp: parsed.issued_at.clone(),
+                message: message.clone(),
+                signature: s("signature"),
+            };
+            check_message(&domains, &p, chain, now).unwrap_or_else(|e| panic!("{}: {e}", s("domain")));
+            let without_public_url = check_message(&domains[..1], &p, chain, now).is_ok();
+            assert_eq!(without_public_url, s("domain") != "wallet.example.test", "the public domain needs public_url");
+            match chain {
+                Chain::Ethereum => {
+                    let sig = hex::decode(s("signature").trim_start_matches("0x")).unwrap();
+                    assert_eq!(recover_eoa(&sig, &message), parse_evm_address(&s("address")));
+                    let mut tampered = message.clone();
+                    tampered.push(' ');
+                    assert_ne!(recover_eoa(&sig, &tampered), parse_evm_address(&s("address")));
+                }
+                Chain::Solana => verify_solana(&p).unwrap_or_else(|e| panic!("{} {}: {e}", s("action"), s("mode"))),
+            }
+        }
     }
 
     #[test]

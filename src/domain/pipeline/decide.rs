@@ -219,6 +219,8 @@ pub(crate) fn decision_json(a: &Allow) -> Value {
     let mut v = json!({
         "tier": a.tier.as_str(),
         "policyId": a.policy_id.map(|id| id.to_string()),
+        "policyType": a.policy_type.map(|t| t.as_str()),
+        "reason": a.reason,
         "downgraded": a.downgraded,
     });
     if let Some(s) = a.delay_seconds {

@@ -194,7 +194,10 @@ impl Pipeline {
     /// Who moved what, for the owner's messages (the native symbol from the configuration).
     pub(crate) fn party(&self, row: &TransactionRecord, agent: &AgentRecord) -> TxParty {
         let config = self.settings.get();
-        TxParty::of(row, agent, config.native_symbol(agent.chain, agent.network))
+        TxParty {
+            console_base: self.settings.console_base(),
+            ..TxParty::of(row, agent, config.native_symbol(agent.chain, agent.network))
+        }
     }
 
     /// How a decided row ended, told to the owner (10-notifications-clients.md §3):

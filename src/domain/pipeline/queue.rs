@@ -167,9 +167,16 @@ impl Pipeline {
     }
 
     /// `POST /v1/owner/reject/:txId` (§8.3): QUEUED → CANCELLED with `REJECTED: <reason>`.
-    pub(crate) async fn reject(&self, id: Uuid, reason: &str, ctx: OpCtx) -> Result<TransactionRecord, RejectError> {
+    pub(crate) async fn reject(
+        &self,
+        id: Uuid,
+        reason: &str,
+        owner: Option<&Owner>,
+        ctx: OpCtx,
+    ) -> Result<TransactionRecord, RejectError> {
         let reason = reason.to_string();
-        let result = match self.db.call(move |s| s.reject_transaction(id, &reason, &ctx)).await {
+        let owner = owner.map(|o| o.address.clone());
+        let result = match self.db.call(move |s| s.reject_transaction(id, &reason, owner.as_deref(), &ctx)).await {
             Err(StoreError::NotFound { .. }) => return Err(RejectError::NotFound(id)),
             r => r?,
         };

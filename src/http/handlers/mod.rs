@@ -2,6 +2,7 @@
 
 mod admin;
 mod agents;
+mod console;
 mod killswitch;
 mod notify;
 mod overview;
@@ -83,5 +84,15 @@ pub(crate) async fn dispatch(app: &Arc<App>, req: Req) -> Result<Reply, ApiError
         Op::OwnerStatus => overview::status(app).await,
         Op::OwnerDashboard => overview::dashboard(app).await,
         Op::OwnerSettings => overview::settings(app).await,
+        Op::OwnerMessage => console::message(app, req).await,
+        Op::ConsoleLogin => console::login(app, req).await,
+        Op::MePending => console::pending(app, req).await,
+        Op::MeTransactions => console::transactions(app, req).await,
+        Op::MeTransaction => console::transaction(app, req).await,
+        Op::MeAgents => console::agents(app, req).await,
+        Op::MePolicies => console::policies(app, req).await,
+        Op::MeChannels => console::channels(app, req).await,
+        // Files, not JSON: `http::console::serve` answers them before dispatch.
+        Op::ConsoleRedirect | Op::ConsoleIndex | Op::ConsoleAsset => Err(ApiError::internal()),
     }
 }

@@ -57,20 +57,25 @@ struct RejectBody {
     reason: Option<String>,
 }
 
-/// `POST /v1/owner/reject/:txId` (06-pipeline.md §8.3).
+/// `POST /v1/owner/reject/:txId` (06-pipeline.md §8.3), master or the owner's `reject_tx`
+/// signature (11-owner-console.md §4); the reason is never part of what was signed.
 pub(super) async fn reject(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError> {
+    let owner = match &req.caller {
+        Caller::Owner(o) => Some(o.clone()),
+        _ => None,
+    };
     let id = crate::http::query::uuid_param(req.matched.param("txId"), tx_not_found)?;
     let b: RejectBody = req.body.json().await?;
     let reason = b.reason.unwrap_or_else(|| "OWNER_REJECTED".to_string());
     if reason.chars().count() > 500 {
         return Err(ApiError::validation("reason", "too_big", "reason must be at most 500 characters"));
     }
-    let row = app.pipeline.reject(id, &reason, req.ctx(app)).await?;
+    let row = app.pipeline.reject(id, &reason, owner.as_ref(), req.ctx(app)).await?;
     Ok(Reply::ok(json!({
         "transactionId": row.id,
         "status": "CANCELLED",
         "rejectedAt": iso(row.updated_at),
-        "rejectedBy": "admin",
+        "rejectedBy": owner.map_or_else(|| "admin".to_string(), |o| o.address),
         "reason": reason,
     })))
 }

@@ -54,7 +54,7 @@ pub(crate) async fn ready(app: &Arc<App>) -> Result<Reply, ApiError> {
 
 /// `GET /doc`: the OpenAPI 3.1 document.
 pub(super) fn doc(app: &Arc<App>) -> Result<Reply, ApiError> {
-    Ok(Reply::ok(crate::http::openapi::document(app.settings.port)))
+    Ok(Reply::ok(crate::http::openapi::document(app.settings.port, app.settings.console)))
 }
 
 /// `GET /v1/nonce`, `GET /v1/auth/nonce` (04-auth.md §6).

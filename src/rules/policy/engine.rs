@@ -98,6 +98,10 @@ pub(crate) struct Allow {
     pub(crate) tier: Tier,
     /// The policy that set the final tier (none when no policy did).
     pub(crate) policy_id: Option<Uuid>,
+    /// Its type, and why it gave this tier in one line an owner reads, e.g.
+    /// `SPENDING_LIMIT (agent): 10 ETH is above delay_max 5 ETH` (11-owner-console.md §4.2).
+    pub(crate) policy_type: Option<PolicyType>,
+    pub(crate) reason: Option<String>,
     /// DELAY: the cooldown.
     pub(crate) delay_seconds: Option<u64>,
     /// APPROVAL: the deadline.
@@ -178,11 +182,13 @@ impl<'a> Op<'a> {
     }
 }
 
-/// The highest tier seen so far and the policy that raised it there.
-#[derive(Debug, Clone, Copy)]
+/// The highest tier seen so far, the policy that raised it there and why.
+#[derive(Debug, Clone)]
 struct Tiering {
     tier: Tier,
     policy: Option<Uuid>,
+    policy_type: Option<PolicyType>,
+    reason: Option<String>,
 }
 
 impl Tiering {
@@ -190,7 +196,29 @@ impl Tiering {
         if tier > self.tier {
             self.tier = tier;
             self.policy = policy;
+            self.policy_type = None;
+            self.reason = None;
         }
+    }
+
+    /// As [`raise`](Self::raise), with the policy's type and the reason it gives this tier
+    /// (`reason` is built only when the tier is raised).
+    fn raise_because(&mut self, tier: Tier, policy: &Policy, reason: impl FnOnce() -> String) {
+        if tier > self.tier {
+            self.tier = tier;
+            self.policy = Some(policy.id);
+            self.policy_type = Some(policy.kind());
+            self.reason =
+                Some(format!("{} ({}): {}", policy.kind(), if policy.agent { "agent" } else { "global" }, reason()));
+        }
+    }
+}
+
+/// `amount` in the chain's native unit, for a reason line.
+fn native_text(chain: Chain, amount: &Amount) -> String {
+    match chain {
+        Chain::Solana => crate::base::units::format_units(*amount, 9, "SOL"),
+        Chain::Ethereum => crate::base::units::format_units(*amount, 18, "ETH"),
     }
 }
 
@@ -489,28 +517,40 @@ fn spending_tier(
     tiering: &mut Tiering,
 ) -> Option<UsdEvaluation> {
     let (p, sl) = ctx.spending_limit()?;
-    tiering.raise(sl.native.tier(&native), Some(p.id));
+    let tier = sl.native.tier(&native);
+    tiering.raise_because(tier, p, || match sl.native.crossed(tier) {
+        Some((name, bound)) => {
+            format!("{} is above {name} {}", native_text(ctx.chain, &native), native_text(ctx.chain, &bound))
+        }
+        None => String::new(),
+    });
     if tiering.policy.is_none() {
         tiering.policy = Some(p.id);
     }
     let (thresholds, priced) = (sl.usd.as_ref()?, priced?);
-    tiering.raise(usd::tier(thresholds, priced.value, priced.stale, priced.moved), Some(p.id));
+    let usd_tier = usd::tier(thresholds, priced.value, priced.stale, priced.moved);
+    tiering.raise_because(usd_tier, p, || match thresholds.crossed(usd_tier) {
+        Some((name, bound)) if usd_tier == thresholds.tier(&priced.value) => {
+            format!("${} is above usd_{name} ${bound}", priced.value.round_dp(2))
+        }
+        _ => format!("${} is priced from a stale or moved quote", priced.value.round_dp(2)),
+    });
     Some(priced.evaluation())
 }
 
 /// A TOKEN_TRANSFER's USD tier, when the SPENDING_LIMIT has USD thresholds and the token a price.
-fn token_tier(ctx: &Context<'_>, op: &Op<'_>) -> Option<(Tier, Uuid, Priced)> {
+fn token_tier<'a>(ctx: &'a Context<'_>, op: &Op<'_>) -> Option<(Tier, &'a Policy, Priced)> {
     let (p, sl) = ctx.spending_limit()?;
     let thresholds = sl.usd.as_ref()?;
     let priced = token_usd(ctx, op)?;
-    Some((usd::tier(thresholds, priced.value, priced.stale, priced.moved), p.id, priced))
+    Some((usd::tier(thresholds, priced.value, priced.stale, priced.moved), p, priced))
 }
 
 /// APPROVE's tier: the override, or APPROVAL without one.
-fn approve_tier(ctx: &Context<'_>, op: &Op<'_>) -> (Tier, Option<Uuid>) {
+fn approve_tier<'a>(ctx: &'a Context<'_>, op: &Op<'_>) -> (Tier, Option<&'a Policy>) {
     match ctx.one(PolicyType::ApproveTierOverride) {
         Some(p) => match &p.rules {
-            Rules::ApproveTierOverride(r) => (r.tier(op.amount), Some(p.id)),
+            Rules::ApproveTierOverride(r) => (r.tier(op.amount), Some(p)),
             _ => (Tier::Approval, None),
         },
         None => (Tier::Approval, None),
@@ -522,23 +562,34 @@ fn single_tier(ctx: &Context<'_>, op: &Op<'_>, tiering: &mut Tiering) -> Option<
     match op.kind {
         TxType::Transfer | TxType::ContractCall => spending_tier(ctx, op.native, native_usd(ctx, op.native), tiering),
         TxType::TokenTransfer => match token_tier(ctx, op) {
-            Some((t, id, priced)) => {
-                tiering.raise(t, Some(id));
+            Some((t, p, priced)) => {
+                tiering.raise_because(t, p, || format!("the token transfer is worth ${}", priced.value.round_dp(2)));
                 if tiering.policy.is_none() {
-                    tiering.policy = Some(id);
+                    tiering.policy = Some(p.id);
                 }
                 Some(priced.evaluation())
             }
             None => {
                 tiering.raise(Tier::Notify, None);
+                if tiering.tier == Tier::Notify && tiering.reason.is_none() {
+                    tiering.reason = Some("a token transfer without a USD price is NOTIFY".into());
+                }
                 None
             }
         },
         TxType::Approve => {
-            let (t, id) = approve_tier(ctx, op);
-            tiering.raise(t, id);
+            let (t, p) = approve_tier(ctx, op);
+            match p {
+                Some(p) => tiering.raise_because(t, p, || format!("an approval of {} base units is {t}", op.amount)),
+                None => {
+                    tiering.raise(t, None);
+                    if tiering.tier == t {
+                        tiering.reason = Some("an approval without an APPROVE_TIER_OVERRIDE is APPROVAL".into());
+                    }
+                }
+            }
             if tiering.policy.is_none() {
-                tiering.policy = id;
+                tiering.policy = p.map(|p| p.id);
             }
             None
         }
@@ -562,10 +613,10 @@ fn batch_tier(ctx: &Context<'_>, parent: &Op<'_>, children: &[Op<'_>], tiering: 
                     complete = false;
                 }
             },
-            TxType::Approve => {
-                let (t, id) = approve_tier(ctx, c);
-                tiering.raise(t, id);
-            }
+            TxType::Approve => match approve_tier(ctx, c) {
+                (t, Some(p)) => tiering.raise_because(t, p, || format!("an approval in the batch is {t}")),
+                (t, None) => tiering.raise(t, None),
+            },
             _ => {}
         }
     }
@@ -574,7 +625,7 @@ fn batch_tier(ctx: &Context<'_>, parent: &Op<'_>, children: &[Op<'_>], tiering: 
 
 /// Evaluates one request: `op` with, for a BATCH, its instructions.
 pub(crate) fn evaluate(ctx: &Context<'_>, op: &Op<'_>, children: &[Op<'_>]) -> Decision {
-    let mut tiering = Tiering { tier: Tier::Instant, policy: None };
+    let mut tiering = Tiering { tier: Tier::Instant, policy: None, policy_type: None, reason: None };
     let usd = if op.kind == TxType::Batch {
         // Phase A: every instruction's checks, all violations collected.
         let mut violations = Vec::new();
@@ -615,8 +666,13 @@ pub(crate) fn evaluate(ctx: &Context<'_>, op: &Op<'_>, children: &[Op<'_>]) -> D
     let approval_timeout = sl.and_then(|s| s.approval_timeout).unwrap_or(ctx.defaults.approval_timeout);
     // 11. Downgrade, once, whatever raised the tier to APPROVAL.
     let (mut tier, mut downgraded, mut original) = (tiering.tier, false, None);
+    let mut reason = tiering.reason.clone();
     if tier == Tier::Approval && ctx.owner != OwnerState::Locked {
         (tier, downgraded, original) = (Tier::Delay, true, Some(Tier::Approval));
+        reason = Some(format!(
+            "{}; DELAY instead of APPROVAL until the owner verifies",
+            reason.unwrap_or_else(|| "APPROVAL".into())
+        ));
     }
     // 12. Restricted mode.
     if tier != Tier::Instant && !ctx.notifications_available {
@@ -632,6 +688,8 @@ pub(crate) fn evaluate(ctx: &Context<'_>, op: &Op<'_>, children: &[Op<'_>]) -> D
     Decision::Allow(Allow {
         tier,
         policy_id: tiering.policy,
+        policy_type: tiering.policy_type,
+        reason,
         delay_seconds: (tier == Tier::Delay).then_some(delay_seconds.max(60)),
         approval_timeout_seconds: (tier == Tier::Approval).then_some(approval_timeout),
         downgraded,

@@ -25,6 +25,8 @@ use crate::base::validation::{Invalid, Issue};
 pub(crate) struct Policy {
     pub(crate) id: Uuid,
     pub(crate) priority: i32,
+    /// An agent's own policy (else a global one): named in the tier reason an owner reads.
+    pub(crate) agent: bool,
     pub(crate) rules: Rules,
 }
 
@@ -37,7 +39,7 @@ impl Policy {
     /// changed behind the daemon's back; the caller treats it as an internal error.
     pub(crate) fn from_record(p: &PolicyRecord) -> Result<Policy, Invalid> {
         let rules = read_rules(p.policy_type, &p.rules, p.chain, true)?;
-        Ok(Policy { id: p.id, priority: p.priority, rules })
+        Ok(Policy { id: p.id, priority: p.priority, agent: p.agent_id.is_some(), rules })
     }
 }
 
@@ -79,6 +81,19 @@ pub(crate) struct Thresholds<T> {
     pub(crate) instant: T,
     pub(crate) notify: T,
     pub(crate) delay: T,
+}
+
+impl<T: PartialOrd + Clone> Thresholds<T> {
+    /// The bound a value in `tier` crossed (`None` for INSTANT: it crossed none), with its
+    /// rule name.
+    pub(crate) fn crossed(&self, tier: Tier) -> Option<(&'static str, T)> {
+        match tier {
+            Tier::Instant => None,
+            Tier::Notify => Some(("instant_max", self.instant.clone())),
+            Tier::Delay => Some(("notify_max", self.notify.clone())),
+            Tier::Approval => Some(("delay_max", self.delay.clone())),
+        }
+    }
 }
 
 impl<T: PartialOrd> Thresholds<T> {

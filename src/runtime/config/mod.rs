@@ -113,6 +113,8 @@ pub(crate) struct DaemonConfig {
     pub(crate) pid_file: PathBuf,
     pub(crate) shutdown_timeout: u64,
     pub(crate) dev_mode: bool,
+    /// `""` or an `https://` origin (validated, lowercase).
+    pub(crate) public_url: String,
 }
 
 /// `[metrics]` (12-operations.md §3).
@@ -245,6 +247,8 @@ pub(crate) struct Config {
     pub(crate) ledger: LedgerConfig,
     pub(crate) oracle: OracleConfig,
     pub(crate) metrics: MetricsConfig,
+    /// `[owner_console].enabled`.
+    pub(crate) owner_console_enabled: bool,
     /// Non-fatal findings (values below the recommended defaults, …).
     pub(crate) warnings: Vec<String>,
 }
@@ -423,9 +427,16 @@ pub(crate) fn load_from(
             continue;
         }
         let rest = name["WAIAAS_".len()..].to_lowercase();
-        let Some((section, key)) = rest.split_once('_') else { continue };
-        if key.is_empty() || !SECTIONS.contains(&section) {
+        // Known sections, longest first: `owner_console_enabled` is [owner_console].enabled.
+        let mut by_length: Vec<&&str> = SECTIONS.iter().collect();
+        by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let Some((section, key)) =
+            by_length.iter().find_map(|s| rest.strip_prefix(**s).and_then(|k| k.strip_prefix('_')).map(|k| (**s, k)))
+        else {
             continue; // client-side variables share the namespace
+        };
+        if key.is_empty() {
+            continue;
         }
         let Some(spec) = schema::find(section, key) else {
             return Err(ConfigError(format!("{name}: [{section}].{key} is not a known key")));

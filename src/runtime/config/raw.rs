@@ -17,6 +17,13 @@ pub(crate) struct RawConfig {
     pub(crate) ledger: RawLedger,
     pub(crate) oracle: RawOracle,
     pub(crate) metrics: RawMetrics,
+    pub(crate) owner_console: RawOwnerConsole,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOwnerConsole {
+    pub(crate) enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,6 +46,7 @@ pub(crate) struct RawDaemon {
     pub(crate) pid_file: String,
     pub(crate) shutdown_timeout: i64,
     pub(crate) dev_mode: bool,
+    pub(crate) public_url: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,6 +45,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "ledger",
     "oracle",
     "metrics",
+    "owner_console",
 ];
 
 macro_rules! keys {
@@ -67,6 +68,7 @@ keys! {
         pid_file: Str = Some("\"daemon.pid\""); "Relative to the data directory, or absolute.",
         shutdown_timeout: Int = Some("30"); "Seconds a graceful shutdown may take before a forced exit, 5-300.",
         dev_mode: Bool = Some("false"); "Fixed password \"waiaas-dev\", debug logging. Never in production.",
+        public_url: Str = Some("\"\""); "\"\" or the https:// origin a reverse proxy publishes the daemon under (owner console, owner messages).",
     }
     keystore {
         argon2_memory: Int = Some("65536"); "Argon2id memory in KiB for new password files, 32768-1048576.",
@@ -130,6 +132,9 @@ keys! {
         tcp_address: Str = Some("\"127.0.0.1:9999\""); "host:port for the tcp transport.",
         confirm_timeout: Int = Some("120"); "Seconds to wait for a button press, 10-600.",
         command_timeout: Int = Some("10"); "Seconds for device commands without user interaction, 1-60.",
+    }
+    owner_console {
+        enabled: Bool = Some("true"); "Serve the owner console at /owner/ and its read routes (/v1/owner/me/*, console login).",
     }
     metrics {
         enabled: Bool = Some("false"); "Serve Prometheus metrics (GET /metrics, no auth: aggregates only) on their own port.",

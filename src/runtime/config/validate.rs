@@ -77,6 +77,7 @@ impl Config {
             walletconnect_project_id: raw.walletconnect.project_id.clone(),
             ledger: ledger(&c, &raw.ledger)?,
             oracle: oracle(&c, &raw.oracle)?,
+            owner_console_enabled: raw.owner_console.enabled,
             metrics: MetricsConfig {
                 enabled: raw.metrics.enabled,
                 port: c.range("metrics", "port", raw.metrics.port, 1024, 65535)? as u16,
@@ -111,8 +112,36 @@ fn daemon(c: &Check<'_>, d: &raw::RawDaemon, data_dir: &Path) -> Result<DaemonCo
         pid_file: resolve_path(data_dir, &d.pid_file),
         shutdown_timeout: c.range("daemon", "shutdown_timeout", d.shutdown_timeout, 5, 300)?,
         dev_mode: d.dev_mode,
+        public_url: public_url(c, &d.public_url)?,
     };
     Ok(daemon)
+}
+
+/// `[daemon].public_url`: empty, or an `https://` origin — host and optional port, no path,
+/// query, fragment or userinfo (11-owner-console.md §1).
+fn public_url(c: &Check<'_>, v: &str) -> Result<String, ConfigError> {
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let bad = || {
+        c.err(
+            "daemon",
+            "public_url",
+            format!("= {v:?} must be \"\" or an https:// origin such as \"https://wallet.example.com\""),
+        )
+    };
+    let authority = v.strip_prefix("https://").ok_or_else(bad)?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|l| !l.is_empty() && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if !host_ok || !port_ok {
+        return Err(bad());
+    }
+    Ok(v.to_ascii_lowercase())
 }
 
 /// `[keystore]`.

@@ -184,6 +184,15 @@ impl Store {
 
     /// Non-terminated agents whose owner is `address` on `chain`.
     pub fn agents_owned_by(&self, chain: crate::enums::Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut out = self.owner_scope(chain, address)?;
+        out.retain(|a| a.status != AgentStatus::Terminated);
+        Ok(out)
+    }
+
+    /// Every agent on `chain` whose current owner is `address` (EVM case-insensitive), the
+    /// terminated included, oldest first: what an owner-console token may see
+    /// (11-owner-console.md §3.2), re-read on every request.
+    pub fn owner_scope(&self, chain: crate::enums::Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
         let key = owner_key(chain, address);
         self.read(|tx| {
             let idx = tx.open_table(IDX_AGENT_OWNER)?;
@@ -192,10 +201,11 @@ impl Store {
             for r in idx.range((key.as_str(), 0u128)..=(key.as_str(), u128::MAX))? {
                 let (k, _) = r?;
                 let a: AgentRecord = rows::must_get(&agents, "agents", Uuid::from_u128(k.value().1))?;
-                if a.chain == chain && a.status != AgentStatus::Terminated {
+                if a.chain == chain {
                     out.push(a);
                 }
             }
+            out.sort_by_key(|a| (a.created_at, a.id));
             Ok(out)
         })
     }

@@ -108,8 +108,16 @@ impl Store {
 
     /// Rejects a queued DELAY or APPROVAL transaction: CAS QUEUED → CANCELLED with
     /// `REJECTED: <reason>`, reservation released, approval row marked rejected, audit
-    /// `TX_CANCELLED`. One write transaction. `NotFound` for an unknown id.
-    pub fn reject_transaction(&self, id: Uuid, reason: &str, ctx: &OpCtx) -> Result<RejectResult, StoreError> {
+    /// `TX_CANCELLED`. One write transaction. `NotFound` for an unknown id. `owner` is the
+    /// owner's address when they signed the rejection (11-owner-console.md §3.1): their GRACE →
+    /// LOCKED happens in the same transaction, and the audit row names them.
+    pub fn reject_transaction(
+        &self,
+        id: Uuid,
+        reason: &str,
+        owner: Option<&str>,
+        ctx: &OpCtx,
+    ) -> Result<RejectResult, StoreError> {
         self.write(|tx| {
             let rec = get_tx(tx, id)?;
             if !matches!(rec.tier, Some(Tier::Delay | Tier::Approval)) {
@@ -121,11 +129,13 @@ impl Store {
             let error = format!("REJECTED: {reason}");
             let new =
                 transition_in(tx, id, TxStatus::Queued, TxStatus::Cancelled, TxPatch::error(error.clone()), ctx.now)?;
-            self.audit(
-                tx,
-                tx_event(AuditEventType::TxCancelled, &new, &ctx.actor).detail("error", error).detail("reason", reason),
-                ctx,
-            )?;
+            let mut ev =
+                tx_event(AuditEventType::TxCancelled, &new, &ctx.actor).detail("error", error).detail("reason", reason);
+            if let Some(owner) = owner {
+                mark_owner_verified_in(self, tx, rec.agent_id, owner, ctx)?;
+                ev = ev.detail("rejectedBy", owner);
+            }
+            self.audit(tx, ev, ctx)?;
             Ok(RejectResult::Rejected(Box::new(new)))
         })
     }

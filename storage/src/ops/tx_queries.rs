@@ -107,6 +107,57 @@ impl Store {
         })
     }
 
+    /// A page of the top-level transactions of several agents (one owner's, in the console),
+    /// merged by id — UUID v7, so by creation time — newest first when `desc`. Returns the rows
+    /// and whether more exist. Each agent's page is read on its own (a read is a snapshot; the
+    /// page is for display).
+    pub fn list_transactions_of(
+        &self,
+        agents: &[Uuid],
+        status: Option<TxStatus>,
+        cursor: Option<Uuid>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<(Vec<TransactionRecord>, bool), StoreError> {
+        let mut all = Vec::new();
+        let mut more = false;
+        for a in agents {
+            let (rows, m) = self.list_transactions(*a, status, cursor, limit, desc)?;
+            more |= m;
+            all.extend(rows);
+        }
+        all.sort_by_key(|r| r.id);
+        if desc {
+            all.reverse();
+        }
+        if all.len() > limit {
+            all.truncate(limit);
+            more = true;
+        }
+        Ok((all, more))
+    }
+
+    /// Whether `agent` has a CONFIRMED top-level row to `to` created before `before` (an
+    /// earlier id): the console's "new recipient" badge is its negation. EVM addresses compare
+    /// case-insensitively.
+    pub fn confirmed_to_before(&self, agent: Uuid, to: &str, before: Uuid) -> Result<bool, StoreError> {
+        self.read(|tx| {
+            let idx = tx.open_table(IDX_TX_AGENT)?;
+            let rows_t = tx.open_table(TRANSACTIONS)?;
+            let a = agent.as_u128();
+            for r in idx.range((a, 0u128)..(a, before.as_u128()))? {
+                let (k, _) = r?;
+                let rec: TransactionRecord = rows::must_get(&rows_t, "transactions", Uuid::from_u128(k.value().1))?;
+                if rec.status == TxStatus::Confirmed
+                    && rec.to_address.as_deref().is_some_and(|t| owner_key(rec.chain, t) == owner_key(rec.chain, to))
+                {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
     /// How many rows wait in the DELAY and in the APPROVAL queue (index keys only).
     pub fn queued_by_tier(&self) -> Result<[(Tier, u64); 2], StoreError> {
         self.read(|tx| {
