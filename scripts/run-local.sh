@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs waiaas on an embedded local default: installs and starts local chain nodes (anvil for
-# EVM, surfnet-local for Solana), initialises a dev-mode data directory pointed at them, starts
-# the daemon in the foreground and prints how to talk to it. Ctrl-C stops everything.
+# Runs waiaas on an embedded local default: installs and starts a local EVM node (anvil) — and
+# with --solana the local Solana node (surfnet-local) too —, initialises a dev-mode data
+# directory pointed at them, starts the daemon in the foreground and prints how to talk to it.
+# Ctrl-C stops everything.
 #
 # It then shows the product's oversight on the EVM node: an INSTANT send, and an APPROVAL-tier
 # send that waits for the owner, who approves it with `waiaas owner approve` — signed by a local
@@ -10,6 +11,9 @@
 # .webhook.log, so the tiers above INSTANT are reachable.
 #
 #   scripts/run-local.sh            data in ./.local-run (recreated each time)
+#   scripts/run-local.sh --solana   also build and start the local Solana node (surfnet-local;
+#                                   a third more to compile on the first run), also
+#                                   WAIAAS_RUN_SOLANA=1
 #   scripts/run-local.sh --exit-after-demo
 #                                   stop everything and exit 0 once the demo has finished
 #                                   (also WAIAAS_EXIT_AFTER_DEMO=1); how the test suite runs it
@@ -27,11 +31,13 @@
 set -euo pipefail
 LEDGER=0
 EXIT_AFTER_DEMO="${WAIAAS_EXIT_AFTER_DEMO:-0}"
+SOLANA="${WAIAAS_RUN_SOLANA:-0}"
 for arg in "$@"; do
   case "$arg" in
     --ledger) LEDGER=1 ;;
     --exit-after-demo) EXIT_AFTER_DEMO=1 ;;
-    *) echo "run-local.sh: unknown option $arg (known: --ledger, --exit-after-demo)" >&2; exit 2 ;;
+    --solana) SOLANA=1 ;;
+    *) echo "run-local.sh: unknown option $arg (known: --ledger, --exit-after-demo, --solana)" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -49,14 +55,20 @@ trap 'fail "stopped at line $LINENO: $BASH_COMMAND (exit $?)"' ERR
 scripts/install-test-infra.sh --run-only
 # shellcheck disable=SC1091
 source "${WAIAAS_CACHE:-$HOME/.cache/waiaas}/env-run.sh"
+# The demo needs only the daemon; the Solana node (surfpool) is a third of the workspace's
+# dependency tree, so it is built only when asked for.
 if [ -n "${WAIAAS_BIN:-}" ]; then
   BIN="$WAIAAS_BIN"
-else
+elif [ "$SOLANA" = 1 ]; then
   cargo build --workspace --bins --locked
+  BIN="$ROOT/target/debug/waiaas"
+else
+  cargo build --locked --bin waiaas
   BIN="$ROOT/target/debug/waiaas"
 fi
 SURFNET="$(dirname "$BIN")/surfnet-local"
-[ -x "$BIN" ] && [ -x "$SURFNET" ] || fail "$BIN or $SURFNET is missing"
+[ -x "$BIN" ] || fail "$BIN is missing"
+[ "$SOLANA" = 0 ] || [ -x "$SURFNET" ] || fail "$SURFNET is missing"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 SOL_PORT=$(free_port)
@@ -77,11 +89,13 @@ else
   "$WAIAAS_TOOL_ANVIL" --host 127.0.0.1 --port "$EVM_PORT" --chain-id 31337 >"$RUN/.anvil.log" 2>&1 &
   pids+=($!)
 fi
-"$SURFNET" --port "$SOL_PORT" --ws-port "$SOL_WS" >"$RUN/.surfnet.log" 2>&1 &
-pids+=($!)
+if [ "$SOLANA" = 1 ]; then
+  "$SURFNET" --port "$SOL_PORT" --ws-port "$SOL_WS" >"$RUN/.surfnet.log" 2>&1 &
+  pids+=($!)
+fi
 for _ in $(seq 1 100); do
   { [ -n "${WAIAAS_EVM_RPC:-}" ] || grep -q "Listening on" "$RUN/.anvil.log" 2>/dev/null; } \
-    && grep -q "ready on" "$RUN/.surfnet.log" 2>/dev/null && break
+    && { [ "$SOLANA" = 0 ] || grep -q "ready on" "$RUN/.surfnet.log" 2>/dev/null; } && break
   sleep 0.1
 done
 
@@ -94,7 +108,9 @@ cat >>"$DATA/config.toml" <<CFG
 
 # --- scripts/run-local.sh: local nodes ---
 CFG
-sed -i "s|^\[rpc\]$|[rpc]\nsolana_devnet = \"http://127.0.0.1:$SOL_PORT\"\nethereum_testnet = \"$RPC\"\nethereum_testnet_chain_id = 31337|" "$DATA/config.toml"
+SOL_RPC_LINE=""
+if [ "$SOLANA" = 1 ]; then SOL_RPC_LINE="solana_devnet = \"http://127.0.0.1:$SOL_PORT\"\n"; fi
+sed -i "s|^\[rpc\]$|[rpc]\n${SOL_RPC_LINE}ethereum_testnet = \"$RPC\"\nethereum_testnet_chain_id = 31337|" "$DATA/config.toml"
 sed -i "s|^\[daemon\]$|[daemon]\nport = $PORT|" "$DATA/config.toml"
 sed -i "s|^\[notifications\]$|[notifications]\nenabled = true\nmin_channels = 1|" "$DATA/config.toml"
 
@@ -259,12 +275,17 @@ if [ "$EXIT_AFTER_DEMO" = 1 ]; then
   exit 0
 fi
 
+if [ "$SOLANA" = 1 ]; then
+  SOL_LINE="http://127.0.0.1:$SOL_PORT"
+else
+  SOL_LINE="not started (scripts/run-local.sh --solana builds and starts one)"
+fi
 cat <<MSG
 
   Daemon:                     http://127.0.0.1:$PORT  (dev mode, password "$PASSWORD"; log: $RUN/.daemon.log)
   Owner console:              http://127.0.0.1:$PORT/owner/  (sign in with the owner's browser wallet)
   Local EVM node:             $RPC  (chain id 31337)
-  Local Solana node:          http://127.0.0.1:$SOL_PORT
+  Local Solana node:          $SOL_LINE
   Data directory:             $DATA
   Notifications:              $RUN/.webhook.log
 

@@ -27,3 +27,4 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked "$@"
 
 echo "scripts/test.sh: passed in $(( $(date +%s) - start ))s"
+echo "scripts/test.sh: owner-console screenshots and axe reports in target/test-artifacts/console/ (CI keeps them)"

@@ -82,7 +82,9 @@ fn the_readme_run_command_completes_its_demo() {
 
 // Issue #19, 12-operations.md §7: every command the banner prints runs as printed in a
 // non-interactive shell (no TTY, no password in the environment) and exits 0, while the script
-// keeps serving; SIGTERM to the script then stops the daemon it started.
+// keeps serving; SIGTERM to the script then stops the daemon it started. This run also asks for
+// the local Solana node (WAIAAS_RUN_SOLANA=1), whose address the banner then prints and whose
+// health the daemon reports.
 #[test]
 fn every_banner_command_runs_as_printed_in_a_non_tty_shell() {
     use std::io::BufRead;
@@ -96,6 +98,7 @@ fn every_banner_command_runs_as_printed_in_a_non_tty_shell() {
         .env("WAIAAS_EVM_RPC", &anvil.url)
         .env("WAIAAS_RUN_DIR", run.path())
         .env("WAIAAS_PORT", port.to_string())
+        .env("WAIAAS_RUN_SOLANA", "1")
         .env_remove("WAIAAS_MASTER_PASSWORD")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -118,6 +121,9 @@ fn every_banner_command_runs_as_printed_in_a_non_tty_shell() {
         let line = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).expect("the banner");
         if line.trim_start().starts_with("Ctrl-C stops") {
             break;
+        }
+        if let Some(node) = line.trim_start().strip_prefix("Local Solana node:") {
+            assert!(node.trim().starts_with("http://127.0.0.1:"), "the Solana node was started: {line}");
         }
         if line.trim_start().starts_with("Try, in another terminal") {
             in_try = true;
