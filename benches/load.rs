@@ -1,8 +1,10 @@
 //! Load tool: N concurrent sessions sending INSTANT transfers to a real daemon on a real local
 //! node, reporting throughput, p50/p99 of the total latency (client-measured) and of the
 //! daemon-only latency (total minus the time the daemon spent waiting on the node, from the
-//! `Server-Timing` header), and the durable redb commits per request (the daemon's commit
-//! counter, read from `/v1/admin/status` before and after).
+//! `Server-Timing` header), the redb commits and fsyncs per request (the daemon's counters, read
+//! from `/v1/admin/status` before and after), and the CPU time the daemon and the node each
+//! spent per send (their processes' user + system time from `/proc/<pid>/stat`, before and after
+//! the run: every thread, every stage, nothing sampled).
 //!
 //! Each session belongs to its own agent (one key each, so EVM nonces do not serialise the
 //! agents against each other) and sends `--per-session` transfers back to back.
@@ -69,6 +71,18 @@ fn wait_for(child: &mut Child, needle: &str) {
         }
     });
     rx.recv_timeout(Duration::from_secs(120)).expect("process did not become ready");
+}
+
+/// User + system CPU seconds of process `pid` so far (all its threads).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after its closing parenthesis are fixed.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat(5): 12 and 13 after the name.
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
 struct Node {
@@ -328,10 +342,12 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, o
     } else {
         None
     };
-    let commits_before =
-        master(http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await["database"]["commits"]
-            .as_u64()
-            .unwrap();
+    let before = master(http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await;
+    let commits_before = before["database"]["commits"].as_u64().unwrap();
+    // Builds before the fsync counter reported none; there every commit was durable.
+    let fsyncs_before = before["database"]["fsyncs"].as_u64().unwrap_or(commits_before);
+    let (daemon_pid, node_pid) = (d._proc.0.id(), node._proc.0.id());
+    let (daemon_cpu0, node_cpu0) = (cpu_secs(daemon_pid), cpu_secs(node_pid));
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut failures = 0usize;
@@ -374,8 +390,10 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, o
         failures += t.await.unwrap();
     }
     let wall = started.elapsed();
+    let (daemon_cpu, node_cpu) = (cpu_secs(daemon_pid) - daemon_cpu0, cpu_secs(node_pid) - node_cpu0);
     let status = master(http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await;
     let commits_after = status["database"]["commits"].as_u64().unwrap();
+    let fsyncs_after = status["database"]["fsyncs"].as_u64().unwrap_or(commits_after);
     stop.store(true, Ordering::Relaxed);
     let emitted = match churner {
         Some(c) => c.await.unwrap(),
@@ -391,11 +409,16 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, o
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     }
     // Reads commit nothing, so without churn the delta is the sends' commits.
-    let per_request = if opts.churn > 0 {
-        "-".to_string()
+    let requests = (n + failures).max(1) as f64;
+    let (per_request, fsyncs_per_request) = if opts.churn > 0 {
+        ("-".to_string(), "-".to_string())
     } else {
-        format!("{:.2}", (commits_after - commits_before) as f64 / (n + failures).max(1) as f64)
+        (
+            format!("{:.2}", (commits_after - commits_before) as f64 / requests),
+            format!("{:.2}", (fsyncs_after - fsyncs_before) as f64 / requests),
+        )
     };
+    let cpu = format!("{:.2} | {:.2}", daemon_cpu * 1000.0 / requests, node_cpu * 1000.0 / requests);
     let notifications = if opts.churn > 0 || opts.hanging_channel {
         format!(
             "{}{} events, {} in flight, {} waiting, {} dropped",
@@ -409,7 +432,7 @@ async fn run(http: &reqwest::Client, d: &Daemon, node: &Node, sessions: usize, o
         "-".into()
     };
     println!(
-        "| {} | {sessions} | {n} | {failures} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {per_request} | {notifications} |",
+        "| {} | {sessions} | {n} | {failures} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {cpu} | {per_request} | {fsyncs_per_request} | {notifications} |",
         node.chain,
         n as f64 / wall.as_secs_f64(),
         percentile(&total, 50.0),
@@ -440,8 +463,8 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).timeout(Duration::from_secs(120)).build().unwrap();
-        println!("| chain | sessions | ok | failed | tx/s | p50 total ms | p99 total ms | p50 daemon ms | p99 daemon ms | p50 chain ms | commits/request | notifications |");
-        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("| chain | sessions | ok | failed | tx/s | p50 total ms | p99 total ms | p50 daemon ms | p99 daemon ms | p50 chain ms | daemon CPU ms/send | node CPU ms/send | commits/request | fsyncs/request | notifications |");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for n in sessions {
             // A fresh node and daemon per row, so rows do not share state.
             let node = start_node(&chain);

@@ -4,3 +4,4 @@ pub mod fsutil;
 pub mod keystore;
 pub mod ledger;
 pub mod seam;
+mod secp;

@@ -293,8 +293,9 @@ pub fn solana_signing_bytes(intent: &SignIntent, signer: &[u8; 32]) -> Result<Ve
     }
 }
 
-/// Checks a signature against the key (03-keys.md §3): EVM — the address recovered from the
-/// signing hash is the key's; Solana — strict Ed25519 verification.
+/// Checks a signature against the key (03-keys.md §3): EVM — ECDSA verification against the
+/// address's public key with the signature's parity (`secp::check`: the same acceptance as
+/// recovering the address, at half the cost); Solana — strict Ed25519 verification.
 pub fn verify(key: &KeyRef, intent: &SignIntent, out: &SignOutput) -> Result<(), SignerError> {
     let bad = || SignerError::Internal("signature does not verify".into());
     match (key.chain, out) {
@@ -303,8 +304,7 @@ pub fn verify(key: &KeyRef, intent: &SignIntent, out: &SignOutput) -> Result<(),
                 parse_evm_address(&key.public_key).ok_or_else(|| SignerError::Internal("bad EVM address".into()))?;
             let hash = evm_signing_hash(intent)?;
             let sig = out.to_alloy().expect("secp256k1 output");
-            let recovered = sig.recover_address_from_prehash(&hash).map_err(|_| bad())?;
-            if recovered != expected {
+            if !crate::secp::check(expected, &hash, &sig) {
                 return Err(bad());
             }
             Ok(())

@@ -56,6 +56,20 @@ impl prometheus_client::collector::Collector for Snapshot {
         ConstCounter::new(s.commits - s.fsyncs).encode(m.encode_family(&labels(&[("durability", "none")]))?)?;
         let m = e.encode_descriptor("storage_fsyncs", "Storage fsyncs (durable commits)", None, MetricType::Counter)?;
         ConstCounter::new(s.fsyncs).encode(m)?;
+        let m = e.encode_descriptor(
+            "storage_committed_seq",
+            "Storage commits made (lazy and durable)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(s.committed_seq as i64).encode(m)?;
+        let m = e.encode_descriptor(
+            "storage_durable_seq",
+            "The last storage commit known durable (all before it are)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(s.durable_seq as i64).encode(m)?;
         let mut m = e.encode_descriptor(
             "storage_commit_duration_seconds",
             "Time to commit a storage write transaction",

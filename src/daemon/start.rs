@@ -161,6 +161,8 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
     };
     let db = Db::new(Arc::new(store));
+    // Lazy commits of the send path become durable within 25 ms when nothing else syncs them.
+    waiaas_storage::Store::start_idle_sync(db.store(), Duration::from_millis(25));
     println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(db.store().size_bytes()));
 
     // Step 3: the master password.

@@ -3,7 +3,8 @@
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::backends::FileBackend;
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
@@ -52,18 +53,63 @@ impl OpCtx {
     }
 }
 
+/// How durable a write must be when its operation returns.
+///
+/// redb has one writer and commits in order, so a crash leaves a *prefix* of the commits: the
+/// last durable one and everything before it. A [`Commit::Lazy`] write is visible at once and
+/// becomes durable with the next durable commit (or [`Store::sync`]); an operation may be lazy
+/// only when losing it in a crash is safe because nothing outside the daemon has seen its effect
+/// yet, or start-up recovery rebuilds it from a durable one (02-storage.md; issue #21).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Durable before the operation returns (an fsync, possibly shared with other writers).
+    Durable,
+    /// Durable with the next durable commit.
+    Lazy,
+}
+
+/// The commit sequence: how many commits were made and how many of them are durable.
+#[derive(Debug, Default)]
+struct Sequence {
+    /// Commits so far (lazy and durable), in commit order.
+    committed: AtomicU64,
+    /// Every commit up to this one is durable.
+    durable: AtomicU64,
+    /// Writers between asking for the write slot and getting it.
+    waiting: AtomicU64,
+    /// Held by the one writer making the commits so far durable (group commit's leader).
+    syncing: Mutex<()>,
+}
+
 /// The waiaas database: one redb file, every table of 02-storage.md §3.
 ///
 /// All methods block (redb does synchronous I/O); the daemon calls them from blocking threads.
-/// Every mutating method is exactly one redb write transaction committed with
-/// `Durability::Immediate`: all of its effects, including its audit rows, commit together or
-/// not at all.
+/// Every mutating method is exactly one redb write transaction: all of its effects, including
+/// its audit rows, commit together or not at all. Most are durable when they return; the few on
+/// the send path that may be lazy say so ([`Commit`]).
+///
+/// Group commit: a durable write that finds other writers waiting commits lazily and then asks
+/// for a durability barrier; one barrier — one empty durable commit, one fsync — covers every
+/// commit made before it, so the writers that queued up during one fsync share the next one.
+/// A lone durable writer commits durably itself: exactly one fsync, no extra commit.
 pub struct Store {
     db: Database,
     path: PathBuf,
     dev_mode: AtomicBool,
     /// Commits, fsyncs, commit times and terminal transitions since open.
     stats: crate::stats::StoreStats,
+    seq: Sequence,
+}
+
+impl Drop for Store {
+    /// A clean close leaves nothing lazy behind (a crash is what the prefix rule is for).
+    fn drop(&mut self) {
+        if self.has_lazy_commits()
+            && let Err(e) = self.sync()
+        {
+            eprintln!("waiaas-storage: cannot make the last commits durable on close: {e}");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -90,7 +136,13 @@ impl Store {
     pub fn create(path: &Path, now: u64) -> Result<Store, StoreError> {
         let file = open_file(path, true)?;
         let db = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
-        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), stats: Default::default() };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            dev_mode: AtomicBool::new(false),
+            stats: Default::default(),
+            seq: Default::default(),
+        };
         store.write(|tx| {
             create_all(tx)?;
             let mut meta = tx.open_table(META)?;
@@ -106,7 +158,13 @@ impl Store {
     pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, OpenReport), StoreError> {
         let file = open_file(path, false)?;
         let db = redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(FileBackend::new(file)?)?;
-        let store = Store { db, path: path.to_path_buf(), dev_mode: AtomicBool::new(false), stats: Default::default() };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            dev_mode: AtomicBool::new(false),
+            stats: Default::default(),
+            seq: Default::default(),
+        };
         let found = store.read_schema_version()?;
         if found > SCHEMA_VERSION {
             return Err(SchemaError::Newer { found, supported: SCHEMA_VERSION }.into());
@@ -158,24 +216,117 @@ impl Store {
     /// Runs `f` in one write transaction and commits durably; an `Err` aborts everything `f`
     /// wrote.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>) -> Result<R, StoreError> {
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(Durability::Immediate)?;
+        self.write_with(Commit::Durable, f)
+    }
+
+    /// Runs `f` in one write transaction committed as `commit` asks (see [`Commit`] and the
+    /// group commit of [`Store`]).
+    pub(crate) fn write_with<R>(
+        &self,
+        commit: Commit,
+        f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.seq.waiting.fetch_add(1, Ordering::SeqCst);
+        let tx = self.db.begin_write();
+        self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut tx = tx?;
+        // Durable at once only when nobody queued behind us: they would otherwise wait through
+        // our fsync and then pay their own; committing lazily and sharing a barrier batches them.
+        let alone = commit == Commit::Durable && self.seq.waiting.load(Ordering::SeqCst) == 0;
+        tx.set_durability(if alone { Durability::Immediate } else { Durability::None })?;
         crate::stats::begin_write();
         let r = f(&tx)?;
         let started = std::time::Instant::now();
         tx.commit()?;
-        self.stats.committed(started.elapsed(), true);
+        let seq = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        if alone {
+            self.seq.durable.fetch_max(seq, Ordering::SeqCst);
+        }
+        self.stats.committed(started.elapsed(), alone);
+        if commit == Commit::Durable && !alone {
+            self.sync_to(seq)?;
+        }
         Ok(r)
     }
 
-    /// Durable write transactions committed since this store was opened.
+    /// Makes every commit made so far durable (one fsync, or none when they already are).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.sync_to(self.seq.committed.load(Ordering::SeqCst))
+    }
+
+    /// The durability barrier: returns once commit `seq` and all before it are durable. The
+    /// first writer to arrive makes one empty durable commit, which covers every commit made
+    /// before it began; the others wait for it and find their commit covered.
+    pub(crate) fn sync_to(&self, seq: u64) -> Result<(), StoreError> {
+        if self.seq.durable.load(Ordering::SeqCst) >= seq {
+            return Ok(());
+        }
+        let _leader = self.seq.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.seq.durable.load(Ordering::SeqCst) >= seq {
+            return Ok(());
+        }
+        self.seq.waiting.fetch_add(1, Ordering::SeqCst);
+        let tx = self.db.begin_write();
+        self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
+        let mut tx = tx?;
+        // Holding the write slot: every commit counted so far is complete, and the durable
+        // commit below covers them all.
+        if self.seq.durable.load(Ordering::SeqCst) >= seq {
+            tx.abort()?;
+            return Ok(());
+        }
+        tx.set_durability(Durability::Immediate)?;
+        crate::stats::begin_write();
+        let started = std::time::Instant::now();
+        tx.commit()?;
+        let barrier = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.seq.durable.fetch_max(barrier, Ordering::SeqCst);
+        self.stats.committed(started.elapsed(), true);
+        Ok(())
+    }
+
+    /// Starts the idle timer: a thread that, every `every` (the daemon uses 25 ms, within the
+    /// 50 ms bound of issue #21), makes pending lazy commits durable. It holds only a weak
+    /// reference and ends with the store.
+    pub fn start_idle_sync(store: &std::sync::Arc<Store>, every: std::time::Duration) {
+        let weak = std::sync::Arc::downgrade(store);
+        let spawned = std::thread::Builder::new().name("waiaas-idle-sync".into()).spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(store) = weak.upgrade() else { return };
+                if store.has_lazy_commits()
+                    && let Err(e) = store.sync()
+                {
+                    eprintln!("waiaas-storage: the idle sync failed: {e}");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!(
+                "waiaas-storage: cannot start the idle sync thread ({e}); lazy commits become durable with the next durable one"
+            );
+        }
+    }
+
+    /// Whether some commit is not yet durable (the idle timer's question).
+    pub fn has_lazy_commits(&self) -> bool {
+        self.seq.durable.load(Ordering::SeqCst) < self.seq.committed.load(Ordering::SeqCst)
+    }
+
+    /// (commits made, commits durable) since this store was opened, in commit order.
+    pub fn sequence(&self) -> (u64, u64) {
+        (self.seq.committed.load(Ordering::SeqCst), self.seq.durable.load(Ordering::SeqCst))
+    }
+
+    /// Write transactions committed since this store was opened (lazy and durable).
     pub fn commits(&self) -> u64 {
         self.stats.commits()
     }
 
     /// Commits, fsyncs, commit times and terminal transitions since this store was opened.
     pub fn stats(&self) -> crate::stats::StatsSnapshot {
-        self.stats.snapshot()
+        let (committed_seq, durable_seq) = self.sequence();
+        crate::stats::StatsSnapshot { committed_seq, durable_seq, ..self.stats.snapshot() }
     }
 
     /// A write transaction used only to read and then aborted (dry runs).

@@ -20,12 +20,12 @@ mod test_util;
 pub use amount::{Amount, AmountError};
 pub use audit::{AuditEvent, AuditRecord, AuditVerification};
 pub use audit_events::AuditEventType;
-pub use db::{OpCtx, OpenReport, SCHEMA_VERSION, Store};
+pub use db::{Commit, OpCtx, OpenReport, SCHEMA_VERSION, Store};
 pub use enums::*;
 pub use error::{SchemaError, StoreError};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::approvals::{ApprovalResult, RejectResult};
-pub use ops::decision::{DecisionOutcome, DecisionSnapshot};
+pub use ops::decision::{DecisionOutcome, DecisionSnapshot, Recorded};
 pub use ops::killswitch::{
     ActivationReport, KillSwitchState, RECOVERY_LOCKOUT_SECS, RECOVERY_MAX_FAILURES, RecoveryFailure,
 };

@@ -56,6 +56,11 @@ pub struct StatsSnapshot {
     pub commit_seconds: f64,
     /// Terminal transitions by labels.
     pub terminal: Vec<(TerminalKey, u64)>,
+    /// The commit sequence: commits made, and the last one known durable (every commit up to
+    /// it is). Their difference is what a power cut now would lose.
+    pub committed_seq: u64,
+    /// See `committed_seq`.
+    pub durable_seq: u64,
 }
 
 /// The store's counters.
@@ -128,6 +133,8 @@ impl StoreStats {
             commit_buckets,
             commit_seconds: self.times.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             terminal: self.terminal.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, *v)).collect(),
+            committed_seq: 0,
+            durable_seq: 0,
         }
     }
 }

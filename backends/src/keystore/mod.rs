@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use alloy::signers::SignerSync;
 use async_trait::async_trait;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -354,11 +353,11 @@ pub(crate) fn sign_with(secret: &SecretKey, intent: &SignIntent) -> Result<SignO
     match (secret, intent.chain()) {
         (SecretKey::Evm(g), ChainKind::Ethereum) => {
             let hash = seam::evm_signing_hash(intent)?;
+            // Straight from the scalar in guarded memory: no public key re-derived per send.
             g.with(|b| {
-                let signer = alloy::signers::local::PrivateKeySigner::from_bytes(&(*b).into())
-                    .map_err(|_| SignerError::Internal("invalid secp256k1 key".into()))?;
-                let sig = signer.sign_hash_sync(&hash).map_err(|e| SignerError::Internal(e.to_string()))?;
-                Ok(SignOutput::Secp256k1 { r: sig.r().to_be_bytes(), s: sig.s().to_be_bytes(), y_parity: sig.v() })
+                let (r, s, y_parity) =
+                    crate::secp::sign(b, &hash).ok_or_else(|| SignerError::Internal("invalid secp256k1 key".into()))?;
+                Ok(SignOutput::Secp256k1 { r, s, y_parity })
             })
         }
         (SecretKey::Solana(g), ChainKind::Solana) => g.with(|b| {

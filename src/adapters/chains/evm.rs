@@ -146,7 +146,14 @@ pub(crate) struct EvmAdapter {
     chain_id: Mutex<Option<u64>>,
     /// address → next nonce (not persisted; 05-chains.md §2.2).
     nonces: Mutex<HashMap<Address, u64>>,
+    /// The node's priority-fee suggestion and the latest base fee, and when they were read.
+    fee_cache: Mutex<Option<(std::time::Instant, u128, u128)>>,
 }
+
+/// How long a fee reading serves later sends (issue #21). A chain makes at most about one block
+/// a second, so sends within it would read the same block from the node; `maxFeePerGas` =
+/// 2 × base + priority leaves room for several full-block base-fee rises after it.
+const FEE_TTL: Duration = Duration::from_secs(1);
 
 fn address(s: &str) -> Result<Address, ChainError> {
     parse_evm_address(s).ok_or_else(|| ChainError::new(ErrorCode::InvalidAddress, format!("invalid EVM address {s}")))
@@ -176,6 +183,7 @@ impl EvmAdapter {
             clock,
             chain_id: Mutex::new(None),
             nonces: Mutex::new(HashMap::new()),
+            fee_cache: Mutex::new(None),
         })
     }
 
@@ -239,26 +247,35 @@ impl EvmAdapter {
     }
 
     /// `(maxPriorityFeePerGas, maxFeePerGas, baseFee)` per 05-chains.md §2.3.
+    /// Cached for [`FEE_TTL`].
     async fn fees(&self, prio: Priority) -> Result<(u128, u128, u128), ChainError> {
-        let suggestion = match tokio::time::timeout(
-            self.timeout,
-            self.provider.get_max_priority_fee_per_gas().into_future(),
-        )
-        .await
-        {
-            Ok(Ok(v)) => v,
-            _ => 2 * GWEI,
+        let cached = *self.fee_cache.lock().expect("fee cache lock");
+        let (suggestion, base) = match cached {
+            Some((at, suggestion, base)) if at.elapsed() < FEE_TTL => (suggestion, base),
+            _ => {
+                let suggestion = match tokio::time::timeout(
+                    self.timeout,
+                    self.provider.get_max_priority_fee_per_gas().into_future(),
+                )
+                .await
+                {
+                    Ok(Ok(v)) => v,
+                    _ => 2 * GWEI,
+                };
+                let block = self
+                    .rpc(self.provider.get_block_by_number(BlockNumberOrTag::Latest))
+                    .await?
+                    .ok_or_else(|| ChainError::new(ErrorCode::RpcError, "no latest block"))?;
+                let base = block.header.base_fee_per_gas.unwrap_or(0) as u128;
+                *self.fee_cache.lock().expect("fee cache lock") = Some((std::time::Instant::now(), suggestion, base));
+                (suggestion, base)
+            }
         };
         let priority = match prio {
             Priority::Low => suggestion.max(GWEI),
             Priority::Medium => suggestion.max(2 * GWEI),
             Priority::High => 2 * suggestion.max(2 * GWEI),
         };
-        let block = self
-            .rpc(self.provider.get_block_by_number(BlockNumberOrTag::Latest))
-            .await?
-            .ok_or_else(|| ChainError::new(ErrorCode::RpcError, "no latest block"))?;
-        let base = block.header.base_fee_per_gas.unwrap_or(0) as u128;
         Ok((priority, 2 * base + priority, base))
     }
 

@@ -28,8 +28,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 use waiaas_backends::seam::SignerError;
 use waiaas_storage::{
-    AgentRecord, Hash32, IdempotencyClaim, OpCtx, RecordOutcome, StoreError, Tier, TransactionRecord, TxFailure,
-    TxStatus,
+    AgentRecord, Hash32, IdempotencyClaim, OpCtx, Recorded, StoreError, Tier, TransactionRecord, TxFailure, TxStatus,
 };
 
 use crate::adapters::chains::Registry;
@@ -227,7 +226,11 @@ impl Pipeline {
     pub(crate) async fn nonce_order(&self, agent: &AgentRecord) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match agent.chain {
             waiaas_storage::Chain::Ethereum => {
-                let lock = self.locks.lock().expect("agent locks").entry(agent.id).or_default().clone();
+                let lock = {
+                    let mut locks = self.locks.lock().expect("agent locks");
+                    prune_locks(&mut locks, agent.id);
+                    locks.entry(agent.id).or_default().clone()
+                };
                 Some(lock.lock_owned().await)
             }
             waiaas_storage::Chain::Solana => None,
@@ -297,17 +300,8 @@ impl Pipeline {
         let v = request::validate(body, &caller.agent)?;
         let (rec, children) = self.new_row(caller, &v, idem.as_deref());
         let claim = idem.map(|key| IdempotencyClaim { key, request_hash: Hash32(v.request_hash) });
-        let ctx = OpCtx::new(caller.actor(), self.clock.now());
-        let (r, c) = (rec.clone(), children.clone());
-        let recorded = self.db.call(move |s| s.record_request(&r, &c, claim.as_ref(), &ctx)).await.map_err(|e| {
-            tracing::error!("cannot record a request: {e}");
-            SendError::Internal { tx: None }
-        })?;
         timing.add(Stage::Validate, t0.elapsed());
-        if let RecordOutcome::Existing(existing) = recorded {
-            return replay(existing, &v);
-        }
-        self.decide_and_run(caller, rec, &children, timing).await
+        self.decide_and_run(caller, rec, &children, claim, &v, timing).await
     }
 
     /// Stores the final response of an idempotent request, so a replay returns it unchanged.
@@ -318,12 +312,17 @@ impl Pipeline {
         }
     }
 
-    /// Stages 2–6 after the row is recorded.
+    /// Stages 1 (recording) to 6. The request, its decision and an inline claim are one lazy
+    /// commit (issue #21): the first durable commit is the signed checkpoint, the only wait
+    /// before submitting. An answer that tells the caller about a row that will not be signed
+    /// now — a refusal, a queued DELAY/APPROVAL — waits for the durability barrier first.
     async fn decide_and_run(
         &self,
         caller: &SessionContext,
         rec: TransactionRecord,
         children: &[TransactionRecord],
+        claim: Option<IdempotencyClaim>,
+        v: &request::Validated,
         timing: &mut Timing,
     ) -> Result<SendOutcome, SendError> {
         let tx = rec.id;
@@ -340,6 +339,7 @@ impl Pipeline {
         let ctx = OpCtx::new(caller.actor(), self.clock.now());
         let claim_inline = precheck.is_ok();
         let t0 = Instant::now();
+        let children = children.to_vec();
         let decided = self
             .db
             .call(move |s| {
@@ -351,16 +351,22 @@ impl Pipeline {
                     decided = Some(d);
                     Ok(outcome)
                 };
-                let (row, _) =
-                    if claim_inline { s.decide_and_claim(tx, &ctx, f)? } else { s.decide_transaction(tx, &ctx, f)? };
-                Ok((row, decided.ok_or(StoreError::Invariant("the decision ran"))?))
+                match s.record_and_decide(&rec, &children, claim.as_ref(), &ctx, claim_inline, f)? {
+                    Recorded::Existing(existing) => Ok(Err(existing)),
+                    Recorded::Decided(row, _) => {
+                        Ok(Ok((*row, decided.ok_or(StoreError::Invariant("the decision ran"))?)))
+                    }
+                }
             })
             .await;
         let (row, decided) = match decided {
-            Ok(x) => x,
-            Err(StoreError::Conflict { .. }) => return Err(SendError::SystemLocked { tx }),
+            Ok(Ok(x)) => x,
+            Ok(Err(existing)) => return replay(existing, v),
+            Err(StoreError::Conflict { .. } | StoreError::Restricted { .. }) => {
+                return Err(SendError::SystemLocked { tx });
+            }
             Err(e) => {
-                tracing::error!("tx {tx}: decision failed: {e}");
+                tracing::error!("tx {tx}: recording or deciding failed: {e}");
                 return Err(SendError::Internal { tx: Some(tx) });
             }
         };
@@ -368,6 +374,7 @@ impl Pipeline {
         record_decision(&decided);
         let allow = match decided {
             Decided::Refused(refusal) => {
+                self.durable(tx).await?;
                 if matches!(refusal, Refusal::Policy(_)) {
                     self.autostop.observe(crate::domain::emergency::autostop::EventKind::PolicyViolation, &row);
                 }
@@ -377,6 +384,7 @@ impl Pipeline {
         };
         let tier = allow.tier;
         if !matches!(tier, Tier::Instant | Tier::Notify) {
+            self.durable(tx).await?;
             self.announce_queued(&row, &agent, &allow).await;
             return Ok(SendOutcome::Queued { row });
         }
@@ -409,6 +417,15 @@ impl Pipeline {
             }
             None => Err(SendError::Internal { tx: Some(tx) }),
         }
+    }
+
+    /// The durability barrier before an answer about row `tx`: every commit so far (its own
+    /// included) is durable when this returns.
+    async fn durable(&self, tx: Uuid) -> Result<(), SendError> {
+        self.db.call(|s| s.sync()).await.map_err(|e| {
+            tracing::error!("tx {tx}: cannot make the decision durable: {e}");
+            SendError::Internal { tx: Some(tx) }
+        })
     }
 
     /// What the decision reads besides the snapshot, for a request of `agent`: the
@@ -583,6 +600,19 @@ fn replay(existing: waiaas_storage::IdempotencyRecord, v: &Validated) -> Result<
     }
 }
 
+/// Past this many entries the execution-lock map drops the locks nobody holds or waits for.
+const LOCKS_KEPT: usize = 256;
+
+/// Drops the per-agent locks that no task holds or waits for (their only reference is the
+/// map's), once the map has grown past [`LOCKS_KEPT`]: the map then stays the size of the agents
+/// sending at the moment, however many agents ever sent. A lock is dropped only while nobody has
+/// a clone, so no two tasks can ever hold different locks for one agent.
+fn prune_locks(locks: &mut HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>, keep: Uuid) {
+    if locks.len() >= LOCKS_KEPT {
+        locks.retain(|id, l| *id == keep || Arc::strong_count(l) > 1);
+    }
+}
+
 /// Signer failures surface unchanged.
 impl From<SignerError> for ExecFailure {
     fn from(e: SignerError) -> Self {
@@ -602,4 +632,27 @@ fn record_decision(d: &Decided) {
         }
     };
     crate::runtime::metrics::get().decision(labels);
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// Issue #21: the execution-lock map does not keep a lock per agent that ever sent; a
+    /// held lock is never dropped.
+    #[tokio::test]
+    async fn the_lock_map_is_pruned_but_never_drops_a_held_lock() {
+        let mut locks: HashMap<Uuid, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
+        let held_id = Uuid::now_v7();
+        let held = locks.entry(held_id).or_default().clone().lock_owned().await;
+        for _ in 0..10_000 {
+            let id = Uuid::now_v7();
+            prune_locks(&mut locks, id);
+            let guard = locks.entry(id).or_default().clone().lock_owned().await;
+            drop(guard);
+        }
+        assert!(locks.len() <= LOCKS_KEPT, "{} locks kept", locks.len());
+        assert!(locks.contains_key(&held_id), "the held lock stays");
+        drop(held);
+    }
 }

@@ -14,9 +14,11 @@ use uuid::Uuid;
 use super::shared::{TxPatch, transition_in};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
-use crate::db::{OpCtx, Store};
+use crate::db::{Commit, OpCtx, Store};
 use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
+use crate::ops::shared::IdempotencyClaim;
+use crate::ops::tx_lifecycle::RecordOutcome;
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;
@@ -52,6 +54,15 @@ pub struct DecisionSnapshot {
     pub queued_pending: u64,
     /// Enabled notification channels.
     pub enabled_channels: u64,
+}
+
+/// What [`Store::record_and_decide`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// The idempotency key already had a record; nothing was written.
+    Existing(IdempotencyRecord),
+    /// The row was recorded and decided (and claimed when asked and allowed inline).
+    Decided(Box<TransactionRecord>, DecisionOutcome),
 }
 
 /// What the evaluation decided.
@@ -111,6 +122,31 @@ impl Store {
         self.decide_inner(id, ctx, true, evaluate)
     }
 
+    /// The send path's first write (issue #21): the request (or its idempotent replay), the
+    /// decision and, for an inline INSTANT/NOTIFY execution, the claim — one **lazy** commit.
+    /// Nothing outside the daemon has seen any of it yet: a crash before the signed checkpoint
+    /// (the first durable commit after it) loses a request nobody was answered about. A caller
+    /// that answers a refusal or a queued row first calls [`Store::sync`]. Refused while the
+    /// kill switch is on (`Restricted`), in the same transaction.
+    pub fn record_and_decide(
+        &self,
+        rec: &TransactionRecord,
+        children: &[TransactionRecord],
+        idempotency: Option<&IdempotencyClaim>,
+        ctx: &OpCtx,
+        claim_inline: bool,
+        evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
+    ) -> Result<Recorded, StoreError> {
+        self.write_with(Commit::Lazy, |tx| {
+            crate::ops::shared::require_normal(tx)?;
+            if let RecordOutcome::Existing(existing) = self.record_in(tx, rec, children, idempotency, ctx)? {
+                return Ok(Recorded::Existing(existing));
+            }
+            let (row, outcome) = self.decide_in(tx, rec.id, ctx, claim_inline, evaluate)?;
+            Ok(Recorded::Decided(Box::new(row), outcome))
+        })
+    }
+
     fn decide_inner(
         &self,
         id: Uuid,
@@ -118,7 +154,18 @@ impl Store {
         claim_inline: bool,
         evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
     ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
-        self.write(|tx| {
+        self.write(|tx| self.decide_in(tx, id, ctx, claim_inline, evaluate))
+    }
+
+    fn decide_in(
+        &self,
+        tx: &WriteTransaction,
+        id: Uuid,
+        ctx: &OpCtx,
+        claim_inline: bool,
+        evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
+    ) -> Result<(TransactionRecord, DecisionOutcome), StoreError> {
+        {
             let rec = rows::get_tx(tx, id)?;
             if rec.status != TxStatus::Pending {
                 return Err(StoreError::conflict(TxStatus::Pending, rec.status));
@@ -177,7 +224,7 @@ impl Store {
                 }
             };
             Ok((updated, outcome))
-        })
+        }
     }
 
     /// Builds the snapshot the dry-run endpoints evaluate, from a read of the current state and

@@ -6,13 +6,16 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codec::{decode, encode};
-use crate::db::Store;
+use crate::db::{Commit, Store};
 use crate::error::StoreError;
 use crate::records::*;
 use crate::tables::*;
 
 impl Store {
     /// Stores the final HTTP response of an idempotent request so replays return it unchanged.
+    /// Lazy (issue #21): lost in a crash, the record is left without a response; a replay then
+    /// gets `IDEMPOTENCY_IN_PROGRESS` with the transaction id, whose row holds the outcome, and
+    /// the key still never creates a second transaction.
     pub fn complete_idempotency(
         &self,
         agent: Uuid,
@@ -21,7 +24,7 @@ impl Store {
         body: &Value,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
+        self.write_with(Commit::Lazy, |tx| {
             let mut table = tx.open_table(IDEMPOTENCY)?;
             let k = (agent.as_u128(), key);
             let Some(existing) = table.get(k)?.map(|v| decode::<IdempotencyRecord>("idempotency", v.value())) else {

@@ -12,7 +12,7 @@ use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
-use crate::db::{OpCtx, Store};
+use crate::db::{Commit, OpCtx, Store};
 use crate::enums::{AuditSeverity, TxStatus};
 use crate::error::StoreError;
 use crate::records::meta;
@@ -129,10 +129,22 @@ impl Store {
         idempotency: Option<&IdempotencyClaim>,
         ctx: &OpCtx,
     ) -> Result<RecordOutcome, StoreError> {
+        self.write(|tx| self.record_in(tx, rec, children, idempotency, ctx))
+    }
+
+    /// [`record_request`](Self::record_request) inside `tx`.
+    pub(crate) fn record_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        rec: &TransactionRecord,
+        children: &[TransactionRecord],
+        idempotency: Option<&IdempotencyClaim>,
+        ctx: &OpCtx,
+    ) -> Result<RecordOutcome, StoreError> {
         if rec.status != TxStatus::Pending || children.iter().any(|c| c.parent_id != Some(rec.id)) {
             return Err(StoreError::Invariant("a new request is PENDING and children point at it"));
         }
-        self.write(|tx| {
+        {
             if let Some(claim) = idempotency {
                 let table = tx.open_table(IDEMPOTENCY)?;
                 if let Some(v) = table.get((rec.agent_id.as_u128(), claim.key.as_str()))? {
@@ -166,7 +178,7 @@ impl Store {
                 .detail("to", rec.to_address.clone());
             self.audit(tx, ev, ctx)?;
             Ok(RecordOutcome::Recorded)
-        })
+        }
     }
 
     /// Test-only generic CAS change, for setting up rows in a given state.
@@ -223,7 +235,10 @@ impl Store {
         if outcome == ChainOutcome::Pending {
             return self.get_transaction(id)?.ok_or_else(|| StoreError::not_found("transactions", id));
         }
-        self.write(|tx| self.chain_outcome_in(tx, id, outcome, ctx))
+        // Lazy (issue #21): the chain holds the outcome; a crash before the next durable commit
+        // leaves the row SUBMITTED with its signed bytes, and the confirmation worker reads the
+        // outcome again.
+        self.write_with(Commit::Lazy, |tx| self.chain_outcome_in(tx, id, outcome, ctx))
     }
 
     /// The SUBMITTED → final part of [`record_chain_outcome`](Self::record_chain_outcome) and
@@ -320,6 +335,10 @@ impl Store {
     /// what the inline confirmation wait already learned, in one write transaction: a row whose
     /// transaction confirmed during the wait goes on to CONFIRMED (usage, audit) in the same
     /// commit. Until this commit the signed checkpoint is what makes a crash recoverable.
+    ///
+    /// Lazy (issue #21): start-up recovery rebuilds it from the durable checkpoint (it
+    /// rebroadcasts the same signed bytes, which the node accepts once), so it need not wait
+    /// for an fsync.
     pub fn record_broadcast(
         &self,
         id: Uuid,
@@ -327,7 +346,7 @@ impl Store {
         outcome: ChainOutcome,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        self.write(|tx| {
+        self.write_with(Commit::Lazy, |tx| {
             let mut patch =
                 TxPatch { tx_hash: Some(broadcast.hash.clone()), metadata: broadcast.metadata, ..TxPatch::default() };
             if broadcast.uncertain {
