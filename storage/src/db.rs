@@ -185,6 +185,45 @@ impl Store {
         Ok((store, OpenReport { found_version: found, version: SCHEMA_VERSION }))
     }
 
+    /// [`create`](Self::create) on any redb storage backend (tests: a simulated disk).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn create_on(backend: impl redb::StorageBackend, now: u64) -> Result<Store, StoreError> {
+        let db = redb::Builder::new().create_with_backend(backend)?;
+        let store = Store {
+            db,
+            path: PathBuf::from(":backend:"),
+            dev_mode: AtomicBool::new(false),
+            stats: Default::default(),
+            seq: Default::default(),
+        };
+        store.write(|tx| {
+            create_all(tx)?;
+            let mut meta = tx.open_table(META)?;
+            meta.insert("schema_version", encode("meta", &SCHEMA_VERSION)?.as_slice())?;
+            meta.insert("created_at", encode("meta", &now)?.as_slice())?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// Opens an existing database on any redb storage backend (tests: a disk image after a
+    /// simulated power cut). No migrations: the image was written by this binary.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn open_on(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+        let db = redb::Builder::new().create_with_backend(backend)?;
+        let store = Store {
+            db,
+            path: PathBuf::from(":backend:"),
+            dev_mode: AtomicBool::new(false),
+            stats: Default::default(),
+            seq: Default::default(),
+        };
+        if store.read_schema_version()? != SCHEMA_VERSION {
+            return Err(SchemaError::NotWaiaas.into());
+        }
+        Ok(store)
+    }
+
     fn read_schema_version(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         let meta = match tx.open_table(META) {
@@ -230,6 +269,9 @@ impl Store {
         let tx = self.db.begin_write();
         self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
         let mut tx = tx?;
+        // Numbered while holding the write slot, so numbers follow commit order (an aborted
+        // write leaves a gap, which a barrier covers trivially).
+        let seq = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
         // Durable at once only when nobody queued behind us: they would otherwise wait through
         // our fsync and then pay their own; committing lazily and sharing a barrier batches them.
         let alone = commit == Commit::Durable && self.seq.waiting.load(Ordering::SeqCst) == 0;
@@ -238,7 +280,6 @@ impl Store {
         let r = f(&tx)?;
         let started = std::time::Instant::now();
         tx.commit()?;
-        let seq = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
         if alone {
             self.seq.durable.fetch_max(seq, Ordering::SeqCst);
         }
@@ -269,17 +310,17 @@ impl Store {
         let tx = self.db.begin_write();
         self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
         let mut tx = tx?;
-        // Holding the write slot: every commit counted so far is complete, and the durable
-        // commit below covers them all.
         if self.seq.durable.load(Ordering::SeqCst) >= seq {
             tx.abort()?;
             return Ok(());
         }
+        // Holding the write slot: every commit numbered before this one is complete, and the
+        // durable commit below covers them all.
+        let barrier = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
         tx.set_durability(Durability::Immediate)?;
         crate::stats::begin_write();
         let started = std::time::Instant::now();
         tx.commit()?;
-        let barrier = self.seq.committed.fetch_add(1, Ordering::SeqCst) + 1;
         self.seq.durable.fetch_max(barrier, Ordering::SeqCst);
         self.stats.committed(started.elapsed(), true);
         Ok(())

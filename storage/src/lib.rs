@@ -42,4 +42,6 @@ pub use records::*;
 pub use stats::{COMMIT_BUCKETS, StatsSnapshot, TerminalKey};
 
 #[cfg(test)]
+mod power_cut_tests;
+#[cfg(test)]
 mod tests;

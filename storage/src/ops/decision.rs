@@ -18,7 +18,7 @@ use crate::db::{Commit, OpCtx, Store};
 use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::ops::shared::IdempotencyClaim;
-use crate::ops::tx_lifecycle::RecordOutcome;
+use crate::ops::shared::RecordOutcome;
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;

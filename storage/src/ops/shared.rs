@@ -18,6 +18,15 @@ use crate::records::*;
 use crate::rows::{self, get_agent, get_tx, put_agent, sync_children, update_tx};
 use crate::tables::*;
 
+/// Result of `Store::record_request` (and the decision operation, which records first).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    /// The row was inserted as PENDING.
+    Recorded,
+    /// The idempotency key already had a record; nothing was written.
+    Existing(IdempotencyRecord),
+}
+
 /// Field changes applied together with a status transition. Crate-private on purpose: outside
 /// this crate every change goes through a purpose-named operation, so no caller can set a tier
 /// or a reservation by hand.

@@ -20,14 +20,7 @@ use crate::records::*;
 use crate::rows::{self, get_tx, insert_tx, update_tx};
 use crate::tables::*;
 
-/// Result of [`Store::record_request`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordOutcome {
-    /// The row was inserted as PENDING.
-    Recorded,
-    /// The idempotency key already had a record; nothing was written.
-    Existing(IdempotencyRecord),
-}
+pub use crate::ops::shared::RecordOutcome;
 
 /// What the chain said about a SUBMITTED transaction (the inline wait or the confirmation
 /// worker). Storage turns it into the row's final status, its error string and its audit row,
