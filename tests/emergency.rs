@@ -234,6 +234,129 @@ async fn activation_under_load_cancels_queued_work_and_signs_nothing_after_it() 
     ));
 }
 
+// Issue #21 crash matrix, the kill switch: ten times, while four clients send INSTANT transfers
+// (the node's broadcast answer delayed, so signed rows are in flight) and three DELAY rows wait,
+// the switch is activated into a daemon armed to SIGKILL itself right after the activation and
+// its cascade commit (`WAIAAS_FAILPOINT=after_kill_switch`). The restart comes up ACTIVATED
+// (restricted), and the owner-less two-step recovery brings it back. At the end, with every row
+// settled: every queued row was CANCELLED by the cascade and never reached the chain, every row
+// that was signed landed exactly once (nonces = signed rows), no row is left non-final, every
+// transaction the node holds is in the database, and the audit chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_inside_kill_switch_activations_lose_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    const QUEUE_TO: &str = "0x000000000000000000000000000000000000dEaD";
+    const SEND_TO: &str = "0x000000000000000000000000000000000000f00d";
+    let anvil = Anvil::start();
+    let proxy = RpcProxy::start(&anvil.url);
+    let o = |failpoint: Option<&str>| {
+        let mut o = crate::support::evm::opts(&anvil, &[]);
+        o.config = vec![
+            ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", proxy.url)),
+            ("security", "rate_limit_tx_rpm = 100\nmax_pending_tx = 100".to_string()),
+            crate::support::sink::notifications_on(),
+        ];
+        o.env = failpoint.map(|f| ("WAIAAS_FAILPOINT".to_string(), f.to_string())).into_iter().collect();
+        o
+    };
+    let mut d = TestDaemon::start(o(None)).await;
+    let _sink = d.sink_channel().await;
+    let (queued_agent, _) = crate::support::evm::funded_agent(&d, &anvil.url, 10, json!({})).await;
+    d.policy(json!({"agentId": id(&queued_agent), "type": "SPENDING_LIMIT", "priority": 10, "rules": {
+        "instant_max": "0", "notify_max": "0", "delay_max": "1000000", "delay_seconds": 3600,
+        "approval_timeout": 3600}}))
+        .await;
+    let (sender, _) = crate::support::evm::funded_agent(&d, &anvil.url, 10, json!({})).await;
+    proxy.delay("eth_sendRawTransaction", Duration::from_millis(150));
+    let mut queued = Vec::new();
+    for round in 0..10 {
+        let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+        d.kill9();
+        d = TestDaemon::start_in(dir, o(Some("after_kill_switch"))).await;
+        // Sessions do not survive an activation: fresh ones each round.
+        let qt = session(&d, &queued_agent).await;
+        for _ in 0..3 {
+            let (st, v) = crate::support::api::send(&d, &qt, json!({"to": QUEUE_TO, "amount": "1000"})).await;
+            assert_eq!((st, v["status"].as_str()), (202, Some("QUEUED")), "round {round}: {v}");
+            queued.push(v["transactionId"].as_str().unwrap().to_string());
+        }
+        let st = session(&d, &sender).await;
+        let senders: Vec<_> = (0..4)
+            .map(|_| {
+                let (http, url, t) = (d.http.clone(), d.url("/v1/transactions/send"), st.clone());
+                tokio::spawn(async move {
+                    // Until the daemon dies under it.
+                    while let Ok(r) =
+                        http.post(&url).bearer_auth(&t).json(&json!({"to": SEND_TO, "amount": "1"})).send().await
+                    {
+                        let _ = r.bytes().await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let activation = d
+            .http
+            .post(d.url("/v1/admin/kill-switch"))
+            .header("X-Master-Password", d.password())
+            .json(&json!({"reason": format!("crash round {round}")}))
+            .send();
+        let answered = tokio::spawn(activation);
+        let status = d.wait_exit(Duration::from_secs(60)).expect("the activation reached the failpoint");
+        assert_eq!(status.signal(), Some(9));
+        assert!(answered.await.unwrap().is_err(), "round {round}: the daemon died before it answered");
+        for s in senders {
+            s.await.unwrap();
+        }
+        let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+        d = TestDaemon::start_in(dir, o(None)).await;
+        assert_eq!(ks(&d).await["status"], "ACTIVATED", "round {round}: the activation was durable");
+        recover_without_owner(&d).await;
+    }
+    proxy.clear();
+    // Let the confirmation worker settle whatever was in flight.
+    let st = session(&d, &sender).await;
+    let mut settled = false;
+    for _ in 0..60 {
+        let (_, v) = d.bearer("GET", "/v1/transactions?limit=100&status=SUBMITTED", &st, None).await;
+        if v["transactions"].as_array().is_some_and(Vec::is_empty) {
+            settled = true;
+            break;
+        }
+        d.advance(11).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(settled, "SUBMITTED rows never settled");
+    let (st, v) = d.master("GET", "/v1/admin/audit-log/verify", None).await;
+    assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
+    d.terminate();
+    let store = d.store();
+    let (qrows, _) = store.list_transactions(id(&queued_agent).parse().unwrap(), None, None, 1000, false).unwrap();
+    assert_eq!(qrows.len(), queued.len());
+    for r in &qrows {
+        assert_eq!((r.status, r.error.as_deref(), r.reserved_amount), (TxStatus::Cancelled, Some("KILL_SWITCH"), None));
+    }
+    assert_eq!(balance(&anvil.url, QUEUE_TO), 0, "no queued row reached the chain");
+    let (rows, _) = store.list_transactions(id(&sender).parse().unwrap(), None, None, 10_000, false).unwrap();
+    let signed: Vec<_> = rows.iter().filter(|r| r.metadata.contains_key("signedTx")).collect();
+    for r in &rows {
+        assert!(r.status.is_terminal(), "{} left {:?}", r.id, r.status);
+    }
+    assert!(signed.iter().all(|r| r.status == TxStatus::Confirmed), "every signed row landed");
+    let landed = nonce(&anvil.url, sender["address"].as_str().unwrap());
+    assert_eq!(landed, signed.len() as u64, "the chain holds exactly the signed rows, once each");
+    assert_eq!(balance(&anvil.url, SEND_TO), landed as u128);
+    let hashes: std::collections::HashSet<String> =
+        rows.iter().filter_map(|r| r.tx_hash.as_deref()).map(str::to_ascii_lowercase).collect();
+    for raw in proxy.raw_transactions() {
+        let bytes = alloy::primitives::hex::decode(raw.trim_start_matches("0x")).unwrap();
+        let h = format!("{:#x}", alloy::primitives::keccak256(bytes));
+        let held = !crate::support::nodes::rpc_blocking(&anvil.url, "eth_getTransactionByHash", json!([h])).is_null();
+        assert!(!held || hashes.contains(&h), "the node holds {h}, the database does not");
+    }
+    assert!(landed >= 10, "transfers were in flight in the rounds: {landed} landed");
+}
+
 // ACC-208: of 20 concurrent activations exactly one succeeds; the others get 409
 // KILL_SWITCH_ACTIVE (passed the guard before it switched on) or 503 SYSTEM_LOCKED. 100 runs,
 // each followed by a full recovery on the dev clock.

@@ -24,6 +24,7 @@ mod agents;
 mod auth_matrix;
 mod clients;
 mod console;
+mod crash_matrix;
 mod emergency;
 mod evm;
 mod http_layer;

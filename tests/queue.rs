@@ -661,6 +661,51 @@ async fn an_approval_interrupted_by_a_crash_lands_once_after_restart() {
     assert!(rr["txHash"].is_string());
 }
 
+// Issue #21 crash matrix, approvals: 20 APPROVAL rows, each approved by the owner (eth-account)
+// into a daemon armed to SIGKILL itself right after the approval commits
+// (`WAIAAS_FAILPOINT=after_approve`), then restarted. Every approval that committed survives the
+// crash, the restart resumes each exactly once, and the chain shows 20 transfers, 20 nonces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_right_after_approvals_commit_land_each_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let anvil = Anvil::start();
+    let o = |failpoint: Option<&str>| Opts {
+        dev: true,
+        config: vec![
+            ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
+            ("security", "rate_limit_tx_rpm = 100\nmax_pending_tx = 100".to_string()),
+            notifications_on(),
+        ],
+        env: failpoint.map(|f| ("WAIAAS_FAILPOINT".to_string(), f.to_string())).into_iter().collect(),
+        ..Opts::default()
+    };
+    let mut d = TestDaemon::start(o(None)).await;
+    let _sink = d.sink_channel().await;
+    let race = race_setup(&d, &anvil.url, 20, false, 0x21).await;
+    for tx in &race.txs {
+        let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+        d.kill9();
+        d = TestDaemon::start_in(dir, o(Some("after_approve"))).await;
+        // Signed for this process: the message names the daemon's address and one of its nonces.
+        let b = sign_approvals(&d, std::slice::from_ref(tx), 1).await.remove(0);
+        let req = d.http.post(d.url(&format!("/v1/owner/approve/{tx}"))).bearer_auth(&b[0]).send();
+        let answered = tokio::spawn(req);
+        let Some(status) = d.wait_exit(Duration::from_secs(60)) else {
+            let r = answered.await.unwrap().unwrap();
+            panic!("{tx}: the approval never reached the failpoint: {} {}", r.status(), r.text().await.unwrap());
+        };
+        assert_eq!(status.signal(), Some(9));
+        assert!(answered.await.unwrap().is_err(), "{tx}: the daemon died before it answered");
+    }
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let d = TestDaemon::start_in(dir, o(None)).await;
+    let (confirmed, other) = settle(&d, &anvil.url, &race).await;
+    assert_eq!((confirmed, other), (20, 0), "every committed approval ran once after its crash");
+    for tx in &race.txs {
+        assert_eq!(d.audit_all("TX_APPROVED").await.iter().filter(|e| e["txId"] == tx.as_str()).count(), 1);
+    }
+}
+
 /// One race set-up: an agent with a LOCKED owner whose every send is APPROVAL (or DELAY), `n`
 /// queued transfers of `amount` wei to a fresh recipient.
 struct Race {

@@ -6,5 +6,6 @@ pub(crate) mod address;
 pub(crate) mod clock;
 pub(crate) mod datadir;
 pub(crate) mod error;
+pub(crate) mod failpoint;
 pub(crate) mod units;
 pub(crate) mod validation;

@@ -153,6 +153,29 @@ fn main() -> Result<(), StoreError> {
             audits: vec![AuditEvent::new(waiaas_storage::AuditEventType::TxQueued, "system").tx(parent.id)],
         })
     })?;
+    // An INSTANT transfer that ran to CONFIRMED (v3: it counts toward AutoStop's counters).
+    let mut done = tx(10, TxType::Transfer, None);
+    done.idempotency_key = None;
+    store.record_request(&done, &[], None, &ctx)?;
+    store.decide_transaction(done.id, &ctx, |_| {
+        Ok(DecisionOutcome::Queue {
+            tier: Tier::Instant,
+            queue_expires_at: None,
+            decision: json!({"tier": "INSTANT"}),
+            approval_owner: None,
+            audits: vec![AuditEvent::new(waiaas_storage::AuditEventType::TxQueued, "system").tx(done.id)],
+        })
+    })?;
+    store.claim_for_execution(done.id, &ctx)?;
+    store.checkpoint(done.id, Checkpoint::signed("AQID", "5fixtureSignature"), now)?;
+    let broadcast = Broadcast { hash: "5fixtureSignature".into(), uncertain: false, metadata: Default::default() };
+    store.record_broadcast(
+        done.id,
+        broadcast,
+        ChainOutcome::Confirmed { fee: Some(Amount::from_u64(5000)), block: 1 },
+        &ctx,
+    )?;
+    store.sync()?;
     store.insert_nonce("00112233445566778899aabbccddeeff", now + 300)?;
     store.connect_wallet(
         &WalletConnectionRecord {

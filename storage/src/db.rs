@@ -15,7 +15,7 @@ use crate::error::{SchemaError, StoreError};
 use crate::tables::*;
 
 /// The schema version this binary writes (02-storage.md §9).
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// In-code upgrade steps: `MIGRATIONS[i]` upgrades a database from version `i + 1` to `i + 2`.
 /// All pending steps run inside one write transaction, so a failure leaves the file unchanged;
@@ -23,8 +23,10 @@ pub const SCHEMA_VERSION: u64 = 2;
 /// fixture database (`fixtures/db/v<N>.redb`) that the tests upgrade.
 ///
 /// - v1 → v2: the RATE_LIMIT counters (`rate_counts`), built from every transaction row.
+/// - v2 → v3: AutoStop's daily-volume and same-address counters (`autostop_daily`,
+///   `autostop_to`), built from every transaction row.
 type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[crate::rate::rebuild];
+const MIGRATIONS: &[Migration] = &[crate::rate::rebuild, crate::autostop_counts::rebuild];
 
 /// What `open` did to the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

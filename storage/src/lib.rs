@@ -3,6 +3,7 @@
 pub mod amount;
 pub mod audit;
 mod audit_events;
+mod autostop_counts;
 mod codec;
 pub mod db;
 pub mod enums;

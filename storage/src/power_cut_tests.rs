@@ -383,7 +383,7 @@ fn check(cut: &Cut, full_audit: &[AuditRecord]) -> Result<(), String> {
                 _ => {}
             }
             let holds = r.reserved_amount.is_some();
-            if holds != !r.status.is_terminal() || r.reserved_amount.is_some_and(|x| x != r.native_amount) {
+            if holds == r.status.is_terminal() || r.reserved_amount.is_some_and(|x| x != r.native_amount) {
                 return Err(format!("{}: {} holds reservation {:?}", r.id, r.status, r.reserved_amount));
             }
         }

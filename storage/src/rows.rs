@@ -137,6 +137,7 @@ pub(crate) fn insert_tx(tx: &WriteTransaction, rec: &TransactionRecord) -> Resul
         tx.open_table(IDX_TX_QUEUE)?.insert((tier, due, key), ())?;
     }
     crate::rate::on_write(tx, None, rec)?;
+    crate::autostop_counts::on_write(tx, None, rec)?;
     put(tx, TRANSACTIONS, "transactions", rec.id, rec)
 }
 
@@ -189,6 +190,7 @@ pub(crate) fn update_tx(
         }
     }
     crate::rate::on_write(tx, Some(old), new)?;
+    crate::autostop_counts::on_write(tx, Some(old), new)?;
     put(tx, TRANSACTIONS, "transactions", new.id, new)
 }
 

@@ -62,6 +62,12 @@ pub(crate) const IDX_NONCE_EXPIRY: TableDefinition<'_, (u64, &str), ()> = TableD
 /// RATE_LIMIT counters, `(agent, level, bucket start) → count` (see `rate.rs`; schema v2).
 pub(crate) const RATE_COUNTS: TableDefinition<'_, (u128, u8, u64), u64> = TableDefinition::new("rate_counts");
 
+/// AutoStop's DAILY_LIMIT_THRESHOLD volume, `(agent, UTC day) → amount (32 bytes, big-endian)`
+/// (see `autostop_counts.rs`; schema v3).
+pub(crate) const AUTOSTOP_DAILY: TableDefinition<'_, (u128, u64), &[u8]> = TableDefinition::new("autostop_daily");
+/// AutoStop's ANOMALY_PATTERN transfers, `(agent, to-address, created_at, tx) → ()` (schema v3).
+pub(crate) const AUTOSTOP_TO: TableDefinition<'_, (u128, &str, u64, u128), ()> = TableDefinition::new("autostop_to");
+
 pub(crate) const SYSTEM_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("system_state");
 
 /// Opens every table once, so that a new database holds all of them (and a read transaction
@@ -104,5 +110,7 @@ pub(crate) fn create_all(tx: &redb::WriteTransaction) -> Result<(), redb::TableE
     tx.open_table(IDX_NONCE_EXPIRY)?;
     tx.open_table(SYSTEM_STATE)?;
     tx.open_table(RATE_COUNTS)?;
+    tx.open_table(AUTOSTOP_DAILY)?;
+    tx.open_table(AUTOSTOP_TO)?;
     Ok(())
 }

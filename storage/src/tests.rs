@@ -714,6 +714,108 @@ mod rate_counters {
     }
 }
 
+mod autostop_counters {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A new request to address `to`, `dt` seconds after the previous step, decided
+        /// APPROVAL (owner-sanctioned) or INSTANT.
+        Insert { dt: u64, to: u8, approval: bool, amount: u64 },
+        /// The `n`-th row (mod count) runs to CONFIRMED, or to FAILED (`ok` false).
+        End { n: usize, ok: bool },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            2 => (prop_oneof![0..3u64, 3500..3700u64, 40_000..90_000u64], 0..3u8, any::<bool>(), 1..1_000u64)
+                .prop_map(|(dt, to, approval, amount)| Step::Insert { dt, to, approval, amount }),
+            2 => (any::<usize>(), any::<bool>()).prop_map(|(n, ok)| Step::End { n, ok }),
+        ]
+    }
+
+    /// What a scan of every row says: the autonomous confirmed volume of rows created on
+    /// `day`, and how many autonomous confirmed transfers to `to` were created at or after `since`.
+    pub(super) fn by_scan(store: &Store, agent: Uuid, day: u64, to: &str, since: u64) -> (Amount, u64) {
+        let (rows, _) = store.list_transactions(agent, Some(TxStatus::Confirmed), None, 10_000, true).unwrap();
+        let autonomous = rows.iter().filter(|r| !r.owner_sanctioned());
+        let volume = autonomous
+            .clone()
+            .filter(|r| r.created_at - r.created_at % 86_400 == day - day % 86_400)
+            .fold(Amount::ZERO, |s, r| s.saturating_add(r.native_amount));
+        let n = autonomous.filter(|r| r.to_address.as_deref() == Some(to) && r.created_at >= since).count();
+        (volume, n as u64)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        // ACC-222b (the counting rule) and issue #21: the DAILY_LIMIT_THRESHOLD volume and the
+        // ANOMALY_PATTERN same-address counts, kept as counters in the rows' own write
+        // transactions, agree with a scan of the rows — owner-approved and failed rows never
+        // count — across day boundaries and after pruning.
+        #[test]
+        fn counters_agree_with_a_scan(steps in proptest::collection::vec(step(), 1..40), offset in 0..86_400u64) {
+            let (_d, store, a) = store_with_agent();
+            let mut now = NOW + offset;
+            let mut ids = Vec::new();
+            for s in steps {
+                let c = OpCtx::new("s", now);
+                match s {
+                    Step::Insert { dt, to, approval, amount } => {
+                        now += dt;
+                        let mut t = transfer(&a, None, amount);
+                        t.id = id_at(now);
+                        (t.created_at, t.updated_at) = (now, now);
+                        t.to_address = Some(format!("to{to}"));
+                        let c = OpCtx::new("agent", now);
+                        store.record_request(&t, &[], None, &c).unwrap();
+                        let tier = if approval { Tier::Approval } else { Tier::Instant };
+                        store.decide_transaction(t.id, &c, |_| Ok(queue(tier))).unwrap();
+                        ids.push(t.id);
+                    }
+                    Step::End { n, ok } if !ids.is_empty() => {
+                        let id = ids.remove(n % ids.len());
+                        store.transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &c).unwrap();
+                        if ok {
+                            let p = TxPatch { tx_hash: Some(format!("h{id}")), ..TxPatch::default() };
+                            store.transition(id, TxStatus::Executing, TxStatus::Submitted, p, None, &c).unwrap();
+                            store.confirm_transaction(id, None, Some(1), &c).unwrap();
+                        } else {
+                            store.transition(id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &c).unwrap();
+                        }
+                    }
+                    Step::End { .. } => {}
+                }
+            }
+            for q in [0u64, 1, 3599, 3600, 3601, 86_399, 86_400] {
+                let at = now.saturating_sub(q);
+                for to in ["to0", "to1", "to2"] {
+                    let since = at.saturating_sub(3600);
+                    let (volume, n) = by_scan(&store, a.id, at, to, since);
+                    prop_assert_eq!(store.autonomous_volume_on_day(a.id, at).unwrap(), volume, "day of -{}", q);
+                    prop_assert_eq!(store.autonomous_transfers_to_since(a.id, to, since, u64::MAX).unwrap(), n, "{} since -{}", to, q);
+                    prop_assert_eq!(store.autonomous_transfers_to_since(a.id, to, since, 1).unwrap(), n.min(1), "capped");
+                }
+            }
+            // The v2 -> v3 upgrade builds the same counters from the rows alone (pruned
+            // entries excepted: compare only windows inside the kept two days).
+            store.write(crate::autostop_counts::rebuild).unwrap();
+            for q in [0u64, 3600, 86_399] {
+                let at = now.saturating_sub(q);
+                for to in ["to0", "to1", "to2"] {
+                    let since = at.saturating_sub(3600);
+                    let (volume, n) = by_scan(&store, a.id, at, to, since);
+                    prop_assert_eq!(store.autonomous_volume_on_day(a.id, at).unwrap(), volume, "rebuilt, day of -{}", q);
+                    prop_assert_eq!(store.autonomous_transfers_to_since(a.id, to, since, u64::MAX).unwrap(), n, "rebuilt");
+                }
+            }
+        }
+    }
+}
+
 // ACC-057.
 #[test]
 fn a_failure_inside_decide_transaction_leaves_the_row_pending() {
@@ -929,14 +1031,14 @@ fn a_database_from_a_newer_schema_is_refused_and_a_foreign_file_is_not_waiaas() 
     let store = Store::create(&path, NOW).unwrap();
     store
         .write(|tx| {
-            tx.open_table(META)?.insert("schema_version", b"3".as_slice())?;
+            tx.open_table(META)?.insert("schema_version", b"4".as_slice())?;
             Ok(())
         })
         .unwrap();
     drop(store);
     assert!(matches!(
         Store::open(&path, 1 << 20),
-        Err(StoreError::Schema(SchemaError::Newer { found: 3, supported: 2 }))
+        Err(StoreError::Schema(SchemaError::Newer { found: 4, supported: 3 }))
     ));
 
     let foreign = dir.path().join("foreign.redb");
@@ -959,6 +1061,7 @@ fn every_released_schema_fixture_opens_and_reads() {
         std::fs::copy(&path, &copy).unwrap();
         let (store, report) = Store::open(&copy, 1 << 20).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(report.version, SCHEMA_VERSION);
+        let mut counted_volume_seen = false;
         // Every record of the fixture decodes under the current schema.
         assert!(!store.list_agents().unwrap().is_empty());
         assert!(!store.list_sessions(None).unwrap().is_empty());
@@ -976,7 +1079,20 @@ fn every_released_schema_fixture_opens_and_reads() {
             let snap = store.dry_run_snapshot(transfer(&a, None, 1), last).unwrap();
             assert_eq!(snap.rate_24h, rate_counters::by_scan(&store, a.id, last - 86_400), "{}", path.display());
             assert!(snap.rate_24h.count > 0, "{}: the fixture has counted rows", path.display());
+            // The AutoStop counters (v3) agree with the rows, whichever version wrote them.
+            for r in &rows {
+                let to = r.to_address.as_deref().unwrap_or("");
+                let (volume, n) = autostop_counters::by_scan(&store, a.id, r.created_at, to, r.created_at);
+                counted_volume_seen |= !volume.is_zero();
+                assert_eq!(store.autonomous_volume_on_day(a.id, r.created_at).unwrap(), volume, "{}", path.display());
+                let counted = store.autonomous_transfers_to_since(a.id, to, r.created_at, u64::MAX).unwrap();
+                assert_eq!(counted, n, "{}", path.display());
+            }
         }
+        // From v3 on, the fixture holds a confirmed INSTANT transfer, so the check above compares
+        // a non-zero counter (older fixtures have none to count).
+        let v: u32 = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix('v')?.parse().ok()).unwrap();
+        assert!(v < 3 || counted_volume_seen, "{}: no counted volume", path.display());
     }
     assert!(seen >= 1, "no fixture databases found in {}", fixtures.display());
 }

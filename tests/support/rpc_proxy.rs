@@ -25,6 +25,8 @@ struct Rules {
     /// Drop (do not forward, do not answer) this method's requests.
     blackhole: Option<String>,
     counts: HashMap<String, u32>,
+    /// Every `eth_sendRawTransaction` payload forwarded to the node, in order (repeats kept).
+    raw_txs: Vec<String>,
 }
 
 /// The running proxy; stops when dropped.
@@ -88,6 +90,11 @@ impl RpcProxy {
         r.errors.clear();
         r.hooks.clear();
         r.blackhole = None;
+    }
+
+    /// Every raw transaction (0x-hex) forwarded to the node so far, repeats included.
+    pub(crate) fn raw_transactions(&self) -> Vec<String> {
+        self.rules.lock().unwrap().raw_txs.clone()
     }
 
     /// Calls of `method` seen so far.
@@ -188,6 +195,14 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Rules>) {
     while let Some((_headers, body)) = read_request(&mut reader) {
         let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let method = req["method"].as_str().unwrap_or("").to_string();
+        let raw: Vec<String> = match &req {
+            Value::Array(calls) => calls.iter().collect(),
+            one => vec![one],
+        }
+        .into_iter()
+        .filter(|c| c["method"] == "eth_sendRawTransaction")
+        .filter_map(|c| c["params"][0].as_str().map(str::to_string))
+        .collect();
         let (delay, error, hook, hole) = {
             let mut r = rules.lock().unwrap();
             *r.counts.entry(method.clone()).or_default() += 1;
@@ -222,10 +237,14 @@ fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Rules>) {
         }
         let answer = match error {
             Some(e) => serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": req["id"], "error": e})).unwrap(),
-            None => match forward(upstream, &body) {
-                Some(a) => a,
-                None => return,
-            },
+            None => {
+                // Recorded before forwarding: whatever leaves here may have reached the node.
+                rules.lock().unwrap().raw_txs.extend(raw);
+                match forward(upstream, &body) {
+                    Some(a) => a,
+                    None => return,
+                }
+            }
         };
         respond(&mut writer, &answer);
     }

@@ -428,8 +428,7 @@ impl AutoStop {
                     let Some(max) = c.daily_max.get(agent.chain.as_str()).and_then(|m| Amount::parse(m).ok()) else {
                         continue;
                     };
-                    let midnight = crate::base::clock::day_start(now);
-                    let sum = self.db.call(move |s| s.autonomous_volume_since(agent_id, midnight)).await?;
+                    let sum = self.db.call(move |s| s.autonomous_volume_on_day(agent_id, now)).await?;
                     let pct = percent(sum, max);
                     if pct >= c.stop_percent as u128 {
                         outcomes.push(hit(
@@ -452,15 +451,11 @@ impl AutoStop {
                     }
                 }
                 (Config::Anomaly(c), EventKind::Completed) => {
-                    let since = now.saturating_sub(3600);
-                    let rows = self.db.call(move |s| s.autonomous_confirmed_since(agent_id, since)).await?;
-                    let mut per: HashMap<&str, u64> = HashMap::new();
-                    for r in &rows {
-                        if let Some(to) = &r.to_address {
-                            *per.entry(to.as_str()).or_default() += 1;
-                        }
-                    }
-                    let top = per.values().copied().max().unwrap_or(0);
+                    // Only the confirmed row's address gained a transfer; every other address's
+                    // count can only have fallen since its own last confirmation was evaluated.
+                    let Some(to) = ev.row.to_address.clone() else { continue };
+                    let (since, cap) = (now.saturating_sub(3600), c.same_address_stop);
+                    let top = self.db.call(move |s| s.autonomous_transfers_to_since(agent_id, &to, since, cap)).await?;
                     if top >= c.same_address_stop {
                         outcomes.push(hit(rule.action, format!("{top} confirmed transfers to one address in an hour")));
                     } else if top >= c.same_address_warn {

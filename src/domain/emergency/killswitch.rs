@@ -333,6 +333,7 @@ impl KillSwitch {
             StoreError::Conflict { .. } => KillSwitchError::AlreadyActive,
             other => KillSwitchError::Store(other),
         })?;
+        crate::base::failpoint::pass(crate::base::failpoint::Point::KillSwitchActivated);
         *self.view.write().expect("kill switch lock") = KillSwitchView {
             status: KillSwitchStatus::Activated,
             activated_at: Some(ctx.now),

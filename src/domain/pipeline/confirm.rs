@@ -64,6 +64,7 @@ pub(crate) async fn finish(
     let outcome = outcome(status);
     match p.db.call(move |s| s.record_broadcast(id, broadcast, outcome, &octx)).await {
         Ok(row) => {
+            crate::base::failpoint::pass(crate::base::failpoint::Point::OutcomeRecorded);
             p.notify_outcome(&row, agent);
             Some(row)
         }

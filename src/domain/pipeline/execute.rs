@@ -13,6 +13,7 @@
 //! (one durable commit) before the first broadcast so a crash can never lose a broadcast
 //! transaction or send it twice with different bytes.
 
+use crate::base::failpoint;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -370,6 +371,7 @@ async fn stage5(
             Signing::Signed(s, u) => (s, u),
             Signing::Rebuild => continue 'build,
         };
+        failpoint::pass(failpoint::Point::Signed);
         let bytes = encode_signed(agent.chain, &signed.bytes);
         let mut checkpoint = if is_reset {
             Checkpoint { signed: Some(Signed::ApproveReset { bytes }), facts: Default::default() }
@@ -400,6 +402,7 @@ async fn stage5(
             waiaas_storage::StoreError::Restricted { .. } => Fail::Signer(SignerError::KeystoreLocked),
             e => Fail::Internal(format!("checkpoint: {e}")),
         })?;
+        failpoint::pass(failpoint::Point::Checkpointed);
         // (i) submit.
         let hash = match submit(run, &signed).await? {
             Submitted::Done { hash, uncertain } => (hash, uncertain),
@@ -511,7 +514,10 @@ async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail>
         run.timing.chain += t0.elapsed();
         run.timing.add(Stage::Submit, t0.elapsed());
         match outcome {
-            SubmitOutcome::Accepted { hash } => return Ok(Submitted::Done { hash, uncertain: false }),
+            SubmitOutcome::Accepted { hash } => {
+                failpoint::pass(failpoint::Point::Submitted);
+                return Ok(Submitted::Done { hash, uncertain: false });
+            }
             SubmitOutcome::Unknown { cause, .. } => {
                 unknown = Some(cause.clone());
                 let e = ChainError::new(ErrorCode::NetworkError, cause);

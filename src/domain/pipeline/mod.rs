@@ -6,12 +6,13 @@
 //! key) and returns a typed [`SendOutcome`] or [`SendError`]; how those become HTTP statuses and
 //! bodies is the HTTP layer's business.
 //!
-//! Durable commits per INSTANT request: record (1), decide + claim (1), signed checkpoint (1),
-//! broadcast + outcome (1) — plus one to store the response when an `Idempotency-Key` was
-//! given. The decision and the claim share a transaction because nothing can happen in between
-//! that the claim would need to re-check; the broadcast is recorded together with what the
-//! inline confirmation wait learned because until then the signed checkpoint already makes a
-//! crash recoverable (startup turns it into SUBMITTED and the confirmation worker resolves it).
+//! Commits per INSTANT request (issue #21): request + decision + claim in one lazy commit, the
+//! signed checkpoint — the one durable commit, and the only wait before the submit — then the
+//! broadcast + outcome and the stored idempotent response, both lazy. A lazy commit is visible
+//! at once and made durable by the next durable commit or the idle sync (storage's group
+//! commit); a crash leaves a prefix of the commits, and start-up recovery turns a durable
+//! checkpoint into SUBMITTED and rebroadcasts its bytes. Answers about rows that will not be
+//! signed now (refusals, queued DELAY/APPROVAL) wait for durability before they are sent.
 
 pub(crate) mod confirm;
 pub(crate) mod decide;
@@ -55,6 +56,10 @@ pub(crate) enum SendOutcome {
     Queued { row: TransactionRecord },
     /// The same request was sent before with this idempotency key: its stored response.
     Replayed { status: u16, body: Value },
+    /// The same request was sent before with this idempotency key, and the process that took it
+    /// died before storing its answer (the record is lazy, issue #21): the row as it is now,
+    /// after start-up recovery. Never stored, so each replay shows the row's latest state.
+    Recovered { row: TransactionRecord },
 }
 
 /// Why a send did not execute. Variants with a transaction id were recorded (the row exists).
@@ -173,6 +178,41 @@ pub(crate) struct Pipeline {
     pub(crate) autostop: crate::domain::emergency::autostop::AutoStopFeed,
     /// Per-agent execution locks: EVM nonces are used in order (06-pipeline.md §6.4).
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// The idempotency keys this process is answering right now: an unanswered record whose
+    /// key is not here was left by a process that died (see [`SendOutcome::Recovered`]).
+    in_flight: Arc<Mutex<HashMap<(Uuid, String), usize>>>,
+}
+
+/// A send's idempotency claim, counted in [`Pipeline::in_flight`] until the send ends.
+struct InFlight {
+    claim: IdempotencyClaim,
+    map: Arc<Mutex<HashMap<(Uuid, String), usize>>>,
+    key: (Uuid, String),
+}
+
+impl InFlight {
+    fn enter(map: &Arc<Mutex<HashMap<(Uuid, String), usize>>>, agent: Uuid, claim: IdempotencyClaim) -> InFlight {
+        let key = (agent, claim.key.clone());
+        *map.lock().expect("in-flight keys").entry(key.clone()).or_default() += 1;
+        InFlight { claim, map: map.clone(), key }
+    }
+
+    /// Whether another send than this one holds the key.
+    fn shared(&self) -> bool {
+        self.map.lock().expect("in-flight keys").get(&self.key).is_some_and(|n| *n > 1)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().expect("in-flight keys");
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 impl Pipeline {
@@ -187,7 +227,18 @@ impl Pipeline {
     ) -> Pipeline {
         // The price oracle is the pipeline's own: only the policy stage asks it.
         let oracle = Arc::new(crate::adapters::oracle::Oracle::new(settings.clone(), clock.clone()));
-        Pipeline { db, clock, settings, chains, signers, notifier, oracle, autostop, locks: Mutex::default() }
+        Pipeline {
+            db,
+            clock,
+            settings,
+            chains,
+            signers,
+            notifier,
+            oracle,
+            autostop,
+            locks: Mutex::default(),
+            in_flight: Arc::default(),
+        }
     }
 
     /// Who moved what, for the owner's messages (the native symbol from the configuration).
@@ -299,9 +350,42 @@ impl Pipeline {
         let idem = request::idempotency_key(idem_header)?;
         let v = request::validate(body, &caller.agent)?;
         let (rec, children) = self.new_row(caller, &v, idem.as_deref());
-        let claim = idem.map(|key| IdempotencyClaim { key, request_hash: Hash32(v.request_hash) });
+        // Counted before the record can exist, so a concurrent replay always sees it.
+        let claim = idem.map(|key| {
+            let claim = IdempotencyClaim { key, request_hash: Hash32(v.request_hash) };
+            InFlight::enter(&self.in_flight, caller.agent.id, claim)
+        });
         timing.add(Stage::Validate, t0.elapsed());
-        self.decide_and_run(caller, rec, &children, claim, &v, timing).await
+        self.decide_and_run(caller, rec, &children, claim.as_ref(), &v, timing).await
+    }
+
+    /// An idempotency record already exists (06-pipeline.md §2.4): its stored answer; while
+    /// another request of this process still holds the key, `IDEMPOTENCY_IN_PROGRESS`; when no
+    /// answer was stored and nobody holds the key, the process that took it died first — the
+    /// row as start-up recovery left it.
+    async fn replay(
+        &self,
+        existing: waiaas_storage::IdempotencyRecord,
+        in_flight: Option<&InFlight>,
+        v: &Validated,
+    ) -> Result<SendOutcome, SendError> {
+        if existing.request_hash.0 != v.request_hash {
+            return Err(SendError::IdempotencyKeyReused);
+        }
+        if let (Some(_), Some(status), Some(body)) =
+            (existing.completed_at, existing.response_status, existing.response_body)
+        {
+            return Ok(SendOutcome::Replayed { status, body });
+        }
+        let in_progress = SendError::IdempotencyInProgress { tx: existing.tx_id };
+        let Some(tx) = existing.tx_id else { return Err(in_progress) };
+        if in_flight.is_none_or(InFlight::shared) {
+            return Err(in_progress);
+        }
+        match self.db.call(move |s| s.get_transaction(tx)).await {
+            Ok(Some(row)) => Ok(SendOutcome::Recovered { row }),
+            _ => Err(in_progress),
+        }
     }
 
     /// Stores the final response of an idempotent request, so a replay returns it unchanged.
@@ -321,7 +405,7 @@ impl Pipeline {
         caller: &SessionContext,
         rec: TransactionRecord,
         children: &[TransactionRecord],
-        claim: Option<IdempotencyClaim>,
+        in_flight: Option<&InFlight>,
         v: &request::Validated,
         timing: &mut Timing,
     ) -> Result<SendOutcome, SendError> {
@@ -340,6 +424,7 @@ impl Pipeline {
         let claim_inline = precheck.is_ok();
         let t0 = Instant::now();
         let children = children.to_vec();
+        let claim = in_flight.map(|i| i.claim.clone());
         let decided = self
             .db
             .call(move |s| {
@@ -361,7 +446,7 @@ impl Pipeline {
             .await;
         let (row, decided) = match decided {
             Ok(Ok(x)) => x,
-            Ok(Err(existing)) => return replay(existing, v),
+            Ok(Err(existing)) => return self.replay(existing, in_flight, v).await,
             Err(StoreError::Conflict { .. } | StoreError::Restricted { .. }) => {
                 return Err(SendError::SystemLocked { tx });
             }
@@ -371,6 +456,7 @@ impl Pipeline {
             }
         };
         timing.add(Stage::Decide, t0.elapsed());
+        crate::base::failpoint::pass(crate::base::failpoint::Point::Decided);
         record_decision(&decided);
         let allow = match decided {
             Decided::Refused(refusal) => {
@@ -586,17 +672,6 @@ impl Pipeline {
             Err(_) => None,
         };
         Ok(DryRun { decided, estimated_fee })
-    }
-}
-
-/// An idempotency record already exists (06-pipeline.md §2.4).
-fn replay(existing: waiaas_storage::IdempotencyRecord, v: &Validated) -> Result<SendOutcome, SendError> {
-    if existing.request_hash.0 != v.request_hash {
-        return Err(SendError::IdempotencyKeyReused);
-    }
-    match (existing.completed_at, existing.response_status, existing.response_body) {
-        (Some(_), Some(status), Some(body)) => Ok(SendOutcome::Replayed { status, body }),
-        _ => Err(SendError::IdempotencyInProgress { tx: existing.tx_id }),
     }
 }
 

@@ -147,6 +147,7 @@ impl Pipeline {
         let result = self.db.call(move |s| s.approve_transaction(id, &address, payload, &ctx)).await?;
         match result {
             ApprovalResult::Approved(row) => {
+                crate::base::failpoint::pass(crate::base::failpoint::Point::Approved);
                 let (p, row) = (self.clone(), *row);
                 let executing = row.clone();
                 tokio::spawn(async move { p.run_claimed(row, agent).await });

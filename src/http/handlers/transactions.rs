@@ -89,7 +89,7 @@ pub(super) async fn send(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError
     let sent = app.pipeline.send(&caller, &body, idem.as_deref()).await;
     let recorded = match &sent.result {
         Ok(SendOutcome::Executed { .. } | SendOutcome::Queued { .. }) => true,
-        Ok(SendOutcome::Replayed { .. }) => false,
+        Ok(SendOutcome::Replayed { .. } | SendOutcome::Recovered { .. }) => false,
         Err(e) => e.transaction().is_some(),
     };
     let reply = match sent.result {
@@ -98,6 +98,17 @@ pub(super) async fn send(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError
             Ok(Reply { status: 202, body: success_body(&row, None), headers: Vec::new() })
         }
         Ok(SendOutcome::Replayed { status, body }) => replayed(status, body),
+        // Answered as the original request would have been: 202 while the row waits in the
+        // queue, otherwise 200 with the row's status (a FAILED row says why).
+        Ok(SendOutcome::Recovered { row }) => {
+            let waiting = matches!(row.status, TxStatus::Pending | TxStatus::Queued)
+                && matches!(row.tier, Some(Tier::Delay | Tier::Approval));
+            Ok(Reply {
+                status: if waiting { 202 } else { 200 },
+                body: success_body(&row, None),
+                headers: vec![("Idempotent-Replayed", "true".into())],
+            })
+        }
         Err(e) => Err(ApiError::from(e)),
     };
     if let (Some(key), true) = (idem, recorded) {

@@ -7,6 +7,7 @@ use super::shared::{min_uuid_v7_at, revoke_agent_sessions};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
+use crate::autostop_counts;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, TxStatus};
 use crate::error::StoreError;
@@ -59,49 +60,45 @@ impl Store {
         })
     }
 
-    /// The agent's CONFIRMED top-level transactions created at or after `since`.
-    pub fn confirmed_since(&self, agent: Uuid, since: u64) -> Result<Vec<TransactionRecord>, StoreError> {
-        self.confirmed_since_where(agent, since, |_| true)
-    }
-
-    /// The agent's CONFIRMED top-level transactions created at or after `since` that ran without
-    /// an owner's approval (tier INSTANT, NOTIFY or DELAY): what ANOMALY_PATTERN counts (§6.2).
-    pub fn autonomous_confirmed_since(&self, agent: Uuid, since: u64) -> Result<Vec<TransactionRecord>, StoreError> {
-        self.confirmed_since_where(agent, since, |r| !r.owner_sanctioned())
-    }
-
-    fn confirmed_since_where(
-        &self,
-        agent: Uuid,
-        since: u64,
-        keep: impl Fn(&TransactionRecord) -> bool,
-    ) -> Result<Vec<TransactionRecord>, StoreError> {
+    /// The sum of `native_amount` over the agent's CONFIRMED top-level transactions created at
+    /// or after `since` (saturating): the dashboard's volume. A scan of the window; AutoStop
+    /// reads the counters below instead.
+    pub fn confirmed_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
         self.read(|tx| {
             let idx = tx.open_table(IDX_TX_AGENT)?;
             let table = tx.open_table(TRANSACTIONS)?;
             let a = agent.as_u128();
-            let mut out = Vec::new();
+            let mut sum = Amount::ZERO;
             for r in idx.range((a, min_uuid_v7_at(since))..=(a, u128::MAX))? {
                 let (k, _) = r?;
                 let rec: TransactionRecord = rows::must_get(&table, "transactions", Uuid::from_u128(k.value().1))?;
-                if rec.status == TxStatus::Confirmed && rec.created_at >= since && keep(&rec) {
-                    out.push(rec);
+                if rec.status == TxStatus::Confirmed && rec.created_at >= since {
+                    sum = sum.saturating_add(rec.native_amount);
                 }
             }
-            Ok(out)
+            Ok(sum)
         })
     }
 
-    /// The sum of `native_amount` over the agent's CONFIRMED top-level transactions created at
-    /// or after `since` (saturating): the dashboard's volume.
-    pub fn confirmed_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
-        Ok(volume(&self.confirmed_since(agent, since)?))
+    /// DAILY_LIMIT_THRESHOLD's measure (§6.2): the native amount of the agent's CONFIRMED
+    /// top-level transactions created on the UTC day of `day` that ran without an owner's
+    /// approval (a transfer the owner signed for never counts). One counter read, whatever the
+    /// day's history (`autostop_counts.rs`).
+    pub fn autonomous_volume_on_day(&self, agent: Uuid, day: u64) -> Result<Amount, StoreError> {
+        self.read(|tx| autostop_counts::daily_volume(&tx.open_table(AUTOSTOP_DAILY)?, agent, day))
     }
 
-    /// The same sum over the rows that ran without an owner's approval: DAILY_LIMIT_THRESHOLD's
-    /// measure (§6.2). A transfer the owner signed for never counts toward it.
-    pub fn autonomous_volume_since(&self, agent: Uuid, since: u64) -> Result<Amount, StoreError> {
-        Ok(volume(&self.autonomous_confirmed_since(agent, since)?))
+    /// ANOMALY_PATTERN's measure (§6.2): how many of the agent's CONFIRMED top-level transfers
+    /// to `to`, created at or after `since` and run without an owner's approval, exist — counted
+    /// up to `cap` (so the cost is bounded by the rule's threshold, not the history).
+    pub fn autonomous_transfers_to_since(
+        &self,
+        agent: Uuid,
+        to: &str,
+        since: u64,
+        cap: u64,
+    ) -> Result<u64, StoreError> {
+        self.read(|tx| autostop_counts::to_address_since(&tx.open_table(AUTOSTOP_TO)?, agent, to, since, cap))
     }
 
     /// AutoStop's SUSPEND_AGENT (§6.3) in one write transaction: ACTIVE → SUSPENDED with
@@ -130,8 +127,4 @@ impl Store {
             Ok(true)
         })
     }
-}
-
-fn volume(rows: &[TransactionRecord]) -> Amount {
-    rows.iter().fold(Amount::ZERO, |sum, r| sum.saturating_add(r.native_amount))
 }
