@@ -132,6 +132,11 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 pids+=($!)
+# The channel is health-checked when it is created: the receiver must be listening by then.
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$WEBHOOK_PORT") 2>/dev/null && break
+  sleep 0.1
+done
 
 export WAIAAS_DAEMON_PORT="$PORT" WAIAAS_MASTER_PASSWORD="$PASSWORD"
 "$BIN" --data-dir "$DATA" start --dev >"$RUN/.daemon.log" 2>&1 &

@@ -317,9 +317,10 @@ daemon_test!(pid_file_lock_and_ready_line, |d| {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
     assert_eq!(core.split_whitespace().nth(4), Some("0"), "soft RLIMIT_CORE: {core}");
+    let schema = format!("Database ready (schema v{}", waiaas_storage::SCHEMA_VERSION);
     for expected in [
         "Validating environment... OK",
-        "Database ready (schema v2",
+        schema.as_str(),
         "KeyStore unlocked",
         "HTTP server listening on",
         "Background workers started",

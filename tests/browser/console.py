@@ -197,6 +197,15 @@ class Run:
         else:
             self.answers.append({"method": "POST", "path": path, "status": resp.status, "body": body})
 
+    def wait_answer(self, page, path, timeout_ms=5000):
+        """The last answer to a POST on `path`, waiting for its response event to arrive."""
+        for _ in range(timeout_ms // 100):
+            found = [a for a in self.answers if a["path"] == path]
+            if found:
+                return found[-1]
+            page.wait_for_timeout(100)
+        return {"status": None, "body": None, "path": path, "note": "no answer recorded"}
+
     # --- the wallets --------------------------------------------------------------------------
 
     def _evm(self, _src, method, params):
@@ -465,7 +474,8 @@ def reject(r):
     dialog.get_by_role("button", name="Sign and reject").click()
     card.wait_for(state="detached")
     r.check(r.signed[-1]["text"] == r.messages[-1]["message"], "the wallet signed the daemon's reject_tx text")
-    r.check(r.answers[-1]["status"] == 200, f"the reject answer: {r.answers[-1]}")
+    answer = r.wait_answer(page, f"/v1/owner/reject/{c['rejectTx']}")
+    r.check(answer["status"] == 200, f"the reject answer: {answer}")
 
 
 def refusals(r):
@@ -512,7 +522,9 @@ def refusals(r):
     r.advance(iso_secs(c["lateExpiresAt"]) - now + 1)
     page.get_by_role("dialog").get_by_role("button", name="Sign and approve").click()
     r.wait_text(page, "expired before your signature arrived")
-    r.check(r.answers[-1]["status"] == 410 and r.answers[-1]["body"]["code"] == "TX_EXPIRED", f"410: {r.answers[-1]}")
+    # The page can render the answer before Playwright hands its response event to us.
+    answer = r.wait_answer(page, f"/v1/owner/approve/{c['lateTx']}")
+    r.check(answer["status"] == 410 and (answer["body"] or {}).get("code") == "TX_EXPIRED", f"410: {answer}")
     # The other row of that window is past its deadline too (QUEUED until the timeout worker
     # runs, then EXPIRED): either way its page says so and offers no Approve.
     page.goto(f"{r.base}/owner/#/tx/{c['staleTx']}")
@@ -586,7 +598,8 @@ def kill_switch(r):
     r.check("kill_switch system (stop all agents)" in sign.locator("pre").inner_text(), "the kill_switch text")
     sign.get_by_role("button", name="Sign and stop everything").click()
     r.wait_text(page, "waiaas kill-switch recover")
-    r.check(r.answers[-1]["status"] == 200, f"activation: {r.answers[-1]}")
+    answer = r.wait_answer(page, "/v1/owner/kill-switch")
+    r.check(answer["status"] == 200, f"activation: {answer}")
     page.goto(f"{r.base}/owner/#/pending")
     page.reload()
     r.wait_text(page, "waiaas kill-switch recover")
