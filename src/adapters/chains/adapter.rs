@@ -165,7 +165,9 @@ pub(crate) trait ChainAdapter: Send + Sync {
     async fn refresh_blockhash(&self, tx: UnsignedTx) -> Result<UnsignedTx, ChainError>;
     async fn submit(&self, tx: &SignedTx) -> SubmitOutcome;
     async fn get_transaction_status(&self, hash: &str, ctx: &StatusContext) -> Result<ChainTxStatus, ChainError>;
-    /// A timeout returns the last status seen, never an error for the timeout itself.
+    /// A timeout returns the last status seen, never an error for the timeout itself. Waits for
+    /// inclusion, not finality: a confirmed transaction may come back `Confirmed` with no
+    /// confirmation count (every caller treats `Confirmed` and `Finalized` alike).
     async fn wait_for_confirmation(
         &self,
         hash: &str,
