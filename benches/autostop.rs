@@ -18,10 +18,10 @@ use uuid::Uuid;
 use waiaas_storage::*;
 
 /// Midday, UTC: the history fits in the day before it.
-const NOW: u64 = 1_750_032_000;
+const NOW: u64 = 1_750_032_000 + 43_200;
 
 fn agent() -> AgentRecord {
-    let mut a = AgentRecord::new(Uuid::now_v7(), "bench".into(), Chain::Ethereum, Network::Testnet, None, NOW);
+    let mut a = AgentRecord::new(Uuid::now_v7(), "bench".into(), Chain::Ethereum, Network::Testnet, Some(31337), NOW);
     a.public_key = "0x2222222222222222222222222222222222222222".into();
     a
 }

@@ -265,13 +265,14 @@ async fn run_matrix(senders: usize) {
     eprintln!("crash matrix, {senders} sender(s): {} keys, {} landed once, none twice", next_key, landed.len());
 }
 
-// Issue #21: kill -9 at each send-path failpoint, ×20, one sender.
+// ACC-170, ACC-171, ACC-172 and issue #21: kill -9 at each send-path failpoint, ×20, one sender.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_matrix_one_sender() {
     run_matrix(1).await;
 }
 
-// Issue #21: kill -9 at each send-path failpoint, ×20, sixteen concurrent senders.
+// ACC-170, ACC-171, ACC-172 and issue #21: kill -9 at each send-path failpoint, ×20, sixteen
+// concurrent senders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_matrix_sixteen_senders() {
     run_matrix(16).await;
