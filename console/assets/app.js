@@ -331,7 +331,7 @@ function TxCard({ tx, offset, state, actions, detail }) {
     </dl>
     ${tx.status === "QUEUED" ? html`<${Countdown} tx=${tx} offset=${offset} onZero=${() => setExpired(true)} />` : null}
     ${tx.status === "EXPIRED" && tx.expiresAt ? html`<p><strong>Expired at <time datetime=${tx.expiresAt}>${localTime(parseTime(tx.expiresAt))}</time></strong></p>` : null}
-    <p>Your wallet (and a Ledger behind it) will show:</p>
+    <p>${queued ? "Your wallet (and a Ledger behind it) will show:" : "What an approval of it signs:"}</p>
     <p class="signed mono">${tx.summary}</p>
     ${queued && actions ? html`<div class="row">
       ${tx.tier === "APPROVAL" ? html`<button type="button" disabled=${secsLeft < 15} onClick=${() => actions.approve(tx)}>Approve</button>` : null}
@@ -435,7 +435,7 @@ function TxDetail({ state, id, locked }) {
         ${row("Error", tx.error)}
       </dl>
       ${tx.approval && tx.approval.message ? html`<h2>The approval signed</h2><p class="note">By ${tx.approval.approvedBy} at ${tx.approval.approvedAt}</p><pre class="signed mono">${tx.approval.message}</pre>` : null}
-      ${TERMINAL.includes(tx.status) ? html`<p class="ok">Final status: ${tx.status}</p>` : html`<p class="note">Refreshing every 5 s until it is final.</p>`}
+      ${TERMINAL.includes(tx.status) ? html`<p class=${tx.status === "CONFIRMED" ? "ok" : "final"}>Final status: ${tx.status}</p>` : html`<p class="note">Refreshing every 5 s until it is final.</p>`}
     </section>
     <${SignDialog} write=${write} onDone=${() => load()} onError=${(e) => setError(describeError(e, { address: state.token.address }))} />
   </main>`;
