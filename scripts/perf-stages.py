@@ -36,7 +36,9 @@ OWNERS = [
     ("HTTP server (warp, hyper, auth, envelope)", r"waiaas::http|^warp::|hyper::server|hyper::proto::h1::role::Server"),
     ("database thread hand-off", r"waiaas::runtime::db|blocking::pool|spawn_blocking"),
     ("idle sync timer", r"start_idle_sync"),
-    ("tokio scheduler", r"^tokio::"),
+    # Socket reads and writes go through tokio::net / tokio::runtime::io: they belong to the
+    # connection further up (hyper client = RPC, hyper server = HTTP), not to the scheduler.
+    ("tokio scheduler", r"^tokio::(?!net::|io::|runtime::io::)"),
 ]
 OWNERS = [(name, re.compile(p)) for name, p in OWNERS]
 
