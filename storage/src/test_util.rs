@@ -39,7 +39,7 @@ impl Store {
 
     /// Overwrites a `system_state` value (simulates time passing across a restart).
     pub fn raw_put_state(&self, key: &str, value: serde_json::Value) -> Result<(), StoreError> {
-        self.write(|tx| crate::ops::shared::set_state(tx, key, value, 0))
+        self.write(|tx| crate::in_tx::set_state(tx, key, value, 0))
     }
 }
 

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit_events::AuditEventType;
+use crate::in_tx::TxPatch;
 use crate::ops::decision::DecisionOutcome;
-use crate::ops::shared::TxPatch;
 use crate::tables::*;
 use crate::*;
 

@@ -8,12 +8,12 @@
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
-use super::shared::{delete_session_in, end_many, mark_owner_verified_in, revoke_agent_sessions};
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, Chain, OwnerState, Tier, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{delete_session_in, end_many, mark_owner_verified_in, revoke_agent_sessions};
 use crate::records::*;
 use crate::rows::{self, get_agent, put_agent};
 use crate::tables::*;

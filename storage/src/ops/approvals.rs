@@ -8,12 +8,12 @@
 
 use uuid::Uuid;
 
-use super::shared::{TxPatch, mark_owner_verified_in, transition_in, tx_event};
 use crate::audit_events::AuditEventType;
 use crate::codec::encode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, Tier, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{TxPatch, mark_owner_verified_in, transition_in, tx_event};
 use crate::records::{ApprovalRecord, TransactionRecord};
 use crate::rows::{self, get_tx};
 use crate::tables::*;

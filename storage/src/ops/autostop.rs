@@ -3,7 +3,6 @@
 
 use uuid::Uuid;
 
-use super::shared::{min_uuid_v7_at, revoke_agent_sessions};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
@@ -11,6 +10,7 @@ use crate::autostop_counts;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{min_uuid_v7_at, revoke_agent_sessions};
 use crate::records::TransactionRecord;
 use crate::rows;
 use crate::tables::*;

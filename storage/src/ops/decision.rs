@@ -11,14 +11,14 @@ use redb::{ReadableTable, WriteTransaction};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::shared::{TxPatch, transition_in};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::db::{Commit, OpCtx, Store};
 use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
-use crate::ops::shared::IdempotencyClaim;
-use crate::ops::shared::RecordOutcome;
+use crate::in_tx::IdempotencyClaim;
+use crate::in_tx::RecordOutcome;
+use crate::in_tx::{TxPatch, transition_in};
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;
@@ -138,7 +138,7 @@ impl Store {
         evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>,
     ) -> Result<Recorded, StoreError> {
         self.write_with(Commit::Lazy, |tx| {
-            crate::ops::shared::require_normal(tx)?;
+            crate::in_tx::require_normal(tx)?;
             if let RecordOutcome::Existing(existing) = self.record_in(tx, rec, children, idempotency, ctx)? {
                 return Ok(Recorded::Existing(existing));
             }

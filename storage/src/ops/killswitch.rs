@@ -12,13 +12,13 @@ use redb::ReadableTable;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::shared::{end_many, get_state, mark_owner_verified_in, revoke_agent_sessions, set_state, status_in};
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::decode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AgentStatus, AuditSeverity, KillSwitchActor, KillSwitchStatus, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{end_many, get_state, mark_owner_verified_in, revoke_agent_sessions, set_state, status_in};
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;

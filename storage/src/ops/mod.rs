@@ -10,7 +10,6 @@ pub mod killswitch;
 pub mod notify;
 pub mod policies;
 pub mod sessions;
-pub(crate) mod shared;
 pub mod system;
 pub mod tx_lifecycle;
 pub mod tx_queries;

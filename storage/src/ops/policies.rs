@@ -4,13 +4,13 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
-use super::shared::{insert_policy_in, insert_rule_in, scope};
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, Chain};
 use crate::error::StoreError;
+use crate::in_tx::{insert_policy_in, insert_rule_in, scope};
 use crate::records::*;
 use crate::rows;
 use crate::tables::*;

@@ -7,12 +7,12 @@
 use redb::{ReadableTable, WriteTransaction};
 use uuid::Uuid;
 
-use super::shared::delete_session_in;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::AgentStatus;
 use crate::error::StoreError;
+use crate::in_tx::delete_session_in;
 use crate::records::*;
 use crate::rows::{self, get_agent};
 use crate::tables::*;

@@ -3,13 +3,13 @@
 use redb::ReadableTable;
 use serde_json::Value;
 
-use super::shared::{get_state, insert_policy_in, insert_rule_in, set_state, status_in};
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::audit_events::AuditEventType;
 use crate::codec::decode;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, KillSwitchStatus};
 use crate::error::StoreError;
+use crate::in_tx::{get_state, insert_policy_in, insert_rule_in, set_state, status_in};
 use crate::records::*;
 use crate::tables::*;
 

@@ -1,13 +1,12 @@
 //! Transaction rows from request to outcome (02-storage.md §6, 06-pipeline.md §3): recording
 //! the request, the claim, the signed checkpoint, the broadcast, the chain's outcome and the
 //! failures. Every status change is a compare-and-swap read and written in one write transaction
-//! (`shared::transition_in`): two racing writers cannot both win, whatever the interleaving.
+//! (`in_tx::transition_in`): two racing writers cannot both win, whatever the interleaving.
 
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::shared::{IdempotencyClaim, TxFailure, TxPatch, require_normal, transition_in, tx_event};
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
@@ -15,12 +14,13 @@ use crate::codec::{decode, encode};
 use crate::db::{Commit, OpCtx, Store};
 use crate::enums::{AuditSeverity, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{IdempotencyClaim, TxFailure, TxPatch, require_normal, transition_in, tx_event};
 use crate::records::meta;
 use crate::records::*;
 use crate::rows::{self, get_tx, insert_tx, update_tx};
 use crate::tables::*;
 
-pub use crate::ops::shared::RecordOutcome;
+pub use crate::in_tx::RecordOutcome;
 
 /// What the chain said about a SUBMITTED transaction (the inline wait or the confirmation
 /// worker). Storage turns it into the row's final status, its error string and its audit row,

@@ -6,11 +6,11 @@ use redb::ReadableTable;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::shared::{TxFailure, TxPatch, transition_in, tx_event};
 use crate::audit_events::AuditEventType;
 use crate::db::{OpCtx, Store};
 use crate::enums::{AuditSeverity, Tier, TxStatus};
 use crate::error::StoreError;
+use crate::in_tx::{TxFailure, TxPatch, transition_in, tx_event};
 use crate::records::*;
 use crate::rows::get_tx;
 use crate::tables::*;

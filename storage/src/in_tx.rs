@@ -1,7 +1,7 @@
 //! What the operations share, private to the crate: in-transaction steps (each runs inside the
 //! caller's write transaction and never commits on its own) and the value types several
-//! operations pass around. The files of `ops/` never import each other; anything two of them
-//! need lives here (`scripts/check-layers.sh` checks it).
+//! operations pass around. It sits beside `ops/`, not in it: the files of `ops/` never import
+//! each other, only this module, `rows` and the tables (`scripts/check-layers.sh` checks it).
 
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Map, Value};
