@@ -24,6 +24,7 @@ use crate::amount::Amount;
 use crate::enums::TxStatus;
 use crate::error::StoreError;
 use crate::records::TransactionRecord;
+use crate::rows::{self, Crossing};
 use crate::tables::{AUTOSTOP_DAILY, AUTOSTOP_TO};
 
 /// How long entries are kept: past the longest window (the UTC day, or the last hour).
@@ -82,10 +83,10 @@ pub(crate) fn on_write(
     old: Option<&TransactionRecord>,
     new: &TransactionRecord,
 ) -> Result<(), StoreError> {
-    match (old.is_some_and(counted), counted(new)) {
-        (false, true) => apply(tx, new, true),
-        (true, false) => apply(tx, old.expect("counted implies Some"), false),
-        _ => Ok(()),
+    match rows::crossing(old, new, counted) {
+        Some(Crossing::Enters(r)) => apply(tx, r, true),
+        Some(Crossing::Leaves(r)) => apply(tx, r, false),
+        None => Ok(()),
     }
 }
 
@@ -121,21 +122,10 @@ pub(crate) fn to_address_since(
 
 /// Builds both tables from every transaction row (the v2 → v3 upgrade).
 pub(crate) fn rebuild(tx: &WriteTransaction) -> Result<(), StoreError> {
-    let rows: Vec<TransactionRecord> = {
-        let table = tx.open_table(crate::tables::TRANSACTIONS)?;
-        let mut out = Vec::new();
-        for r in table.iter()? {
-            let (_, v) = r?;
-            let rec: TransactionRecord = crate::codec::decode("transactions", v.value())?;
-            if counted(&rec) {
-                out.push(rec);
-            }
-        }
-        out
-    };
+    let counted_rows = rows::counted_transactions(tx, counted)?;
     tx.open_table(AUTOSTOP_DAILY)?.retain(|_, _| false)?;
     tx.open_table(AUTOSTOP_TO)?.retain(|_, _| false)?;
-    for rec in &rows {
+    for rec in &counted_rows {
         apply(tx, rec, true)?;
     }
     Ok(())

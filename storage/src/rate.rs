@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::enums::TxStatus;
 use crate::error::StoreError;
 use crate::records::TransactionRecord;
+use crate::rows::{self, Crossing};
 use crate::tables::RATE_COUNTS;
 
 /// Bucket widths in seconds, by level.
@@ -61,11 +62,10 @@ pub(crate) fn on_write(
     old: Option<&TransactionRecord>,
     new: &TransactionRecord,
 ) -> Result<(), StoreError> {
-    let (was, is) = (old.is_some_and(counted), counted(new));
-    match (was, is) {
-        (false, true) => add(tx, new.agent_id, new.created_at, 1),
-        (true, false) => add(tx, new.agent_id, new.created_at, -1),
-        _ => Ok(()),
+    match rows::crossing(old, new, counted) {
+        Some(Crossing::Enters(r)) => add(tx, r.agent_id, r.created_at, 1),
+        Some(Crossing::Leaves(r)) => add(tx, r.agent_id, r.created_at, -1),
+        None => Ok(()),
     }
 }
 
@@ -123,20 +123,10 @@ pub(crate) fn window(
 
 /// Builds the counters from every transaction row (the v1 → v2 upgrade).
 pub(crate) fn rebuild(tx: &WriteTransaction) -> Result<(), StoreError> {
-    let rows: Vec<TransactionRecord> = {
-        let table = tx.open_table(crate::tables::TRANSACTIONS)?;
-        let mut out = Vec::new();
-        for r in table.iter()? {
-            let (_, v) = r?;
-            out.push(crate::codec::decode("transactions", v.value())?);
-        }
-        out
-    };
+    let counted_rows = rows::counted_transactions(tx, counted)?;
     let mut t = tx.open_table(RATE_COUNTS)?;
     t.retain(|_, _| false)?;
-    drop(t);
-    for rec in rows.iter().filter(|r| counted(r)) {
-        let mut t = tx.open_table(RATE_COUNTS)?;
+    for rec in &counted_rows {
         for (level, width) in WIDTHS.iter().enumerate() {
             let key = (rec.agent_id.as_u128(), level as u8, rec.created_at - rec.created_at % width);
             let old = t.get(key)?.map(|v| v.value()).unwrap_or(0);

@@ -194,6 +194,44 @@ pub(crate) fn update_tx(
     put(tx, TRANSACTIONS, "transactions", new.id, new)
 }
 
+/// How a write moves a row across a derived counter's predicate (the RATE_LIMIT and AutoStop
+/// counters, `rate.rs` and `autostop_counts.rs`): into it, out of it, or neither.
+pub(crate) enum Crossing<'a> {
+    /// It counts now and did not before: add the new row.
+    Enters(&'a TransactionRecord),
+    /// It counted before and does not now: remove the old row.
+    Leaves(&'a TransactionRecord),
+}
+
+/// The crossing of `counted` by the write from `old` (None = a new row) to `new`.
+pub(crate) fn crossing<'a>(
+    old: Option<&'a TransactionRecord>,
+    new: &'a TransactionRecord,
+    counted: fn(&TransactionRecord) -> bool,
+) -> Option<Crossing<'a>> {
+    match (old.filter(|o| counted(o)), counted(new)) {
+        (None, true) => Some(Crossing::Enters(new)),
+        (Some(o), false) => Some(Crossing::Leaves(o)),
+        _ => None,
+    }
+}
+
+/// Every transaction row that `counted` accepts: what a counter is rebuilt from when a schema
+/// upgrade introduces it.
+pub(crate) fn counted_transactions(
+    tx: &WriteTransaction,
+    counted: fn(&TransactionRecord) -> bool,
+) -> Result<Vec<TransactionRecord>, StoreError> {
+    let mut out = Vec::new();
+    for r in tx.open_table(TRANSACTIONS)?.iter()? {
+        let rec: TransactionRecord = decode("transactions", r?.1.value())?;
+        if counted(&rec) {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
 /// BATCH children carry the parent's status and hash; called after the parent changed.
 pub(crate) fn sync_children(tx: &WriteTransaction, parent: &TransactionRecord, now: u64) -> Result<(), StoreError> {
     let child_ids: Vec<Uuid> = {
