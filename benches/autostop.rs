@@ -13,7 +13,6 @@
 //! Run: `cargo bench --bench autostop`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::json;
 use uuid::Uuid;
 use waiaas_storage::*;
 
@@ -30,17 +29,7 @@ fn confirmed(a: &AgentRecord, i: u64) -> TransactionRecord {
     let created_at = NOW - 1 - (i % 40_000);
     let id = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, created_at, (i % 999_999) as u32));
     let to = format!("0x{:040x}", i % 50);
-    let mut t = TransactionRecord::pending(
-        id,
-        a,
-        None,
-        TxType::Transfer,
-        json!({"type": "TRANSFER", "to": to, "amount": "1000"}),
-        created_at,
-    );
-    t.amount = Amount::from_u64(1000);
-    t.native_amount = Amount::from_u64(1000);
-    t.to_address = Some(to);
+    let mut t = TransactionRecord::native_transfer(id, a, None, &to, 1000, created_at);
     t.tier = Some(Tier::Instant);
     t.status = TxStatus::Confirmed;
     t.tx_hash = Some(format!("0x{i:064x}"));

@@ -45,17 +45,14 @@ fn instant() -> DecisionOutcome {
 /// One send through the schedule; returns the time to the durable checkpoint.
 fn send(store: &Store, a: &AgentRecord, signer: &alloy::signers::local::PrivateKeySigner, n: u64) -> Duration {
     let t0 = Instant::now();
-    let mut rec = TransactionRecord::pending(
+    let rec = TransactionRecord::native_transfer(
         Uuid::now_v7(),
         a,
         None,
-        TxType::Transfer,
-        json!({"type": "TRANSFER", "to": "0x000000000000000000000000000000000000bEEF", "amount": n.to_string()}),
+        "0x000000000000000000000000000000000000bEEF",
+        n,
         NOW,
     );
-    rec.amount = Amount::from_u64(n);
-    rec.native_amount = Amount::from_u64(n);
-    rec.to_address = Some("0x000000000000000000000000000000000000bEEF".into());
     let ctx = OpCtx::new(format!("agent:{}", a.id), NOW);
     let id = rec.id;
     match store.record_and_decide(&rec, &[], None, &ctx, true, |_| Ok(instant())).unwrap() {

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use serde_json::json;
 use uuid::Uuid;
 use waiaas_storage::*;
 
@@ -32,18 +31,15 @@ fn store_with(rows: usize) -> (tempfile::TempDir, Store) {
     let txs: Vec<TransactionRecord> = (0..rows)
         .map(|i| {
             let a = &agents[i % agents.len()];
-            let mut t = TransactionRecord::pending(
+            let mut t = TransactionRecord::native_transfer(
                 Uuid::now_v7(),
                 a,
                 None,
-                TxType::Transfer,
-                json!({"type": "TRANSFER", "to": "0x1111111111111111111111111111111111111111", "amount": "1000"}),
+                "0x1111111111111111111111111111111111111111",
+                1000,
                 NOW,
             );
-            t.amount = Amount::from_u64(1000);
-            t.native_amount = Amount::from_u64(1000);
-            t.reserved_amount = Some(Amount::from_u64(1000));
-            t.to_address = Some("0x1111111111111111111111111111111111111111".into());
+            t.reserved_amount = Some(t.amount);
             t
         })
         .collect();

@@ -30,18 +30,7 @@ fn agent(chain: Chain) -> AgentRecord {
 }
 
 fn transfer(a: &AgentRecord, to: &str, created_at: u64) -> TransactionRecord {
-    let mut t = TransactionRecord::pending(
-        Uuid::now_v7(),
-        a,
-        None,
-        TxType::Transfer,
-        json!({"type": "TRANSFER", "to": to, "amount": "1000"}),
-        created_at,
-    );
-    t.amount = Amount::from_u64(1000);
-    t.native_amount = Amount::from_u64(1000);
-    t.to_address = Some(to.into());
-    t
+    TransactionRecord::native_transfer(Uuid::now_v7(), a, None, to, 1000, created_at)
 }
 
 /// The `i`-th policy of a mixed set; each one applies to the agent and lets the transfer pass.

@@ -280,17 +280,8 @@ fn run(senders: usize, per_sender: usize, per_point: usize, seed: u64) -> (Vec<C
             let (store, checkpointed, take) = (store.clone(), checkpointed.clone(), take.clone());
             std::thread::spawn(move || {
                 for n in 0..per_sender {
-                    let mut rec = TransactionRecord::pending(
-                        Uuid::now_v7(),
-                        &a,
-                        None,
-                        TxType::Transfer,
-                        json!({"type": "TRANSFER", "to": "0x000000000000000000000000000000000000bEEF", "amount": "1"}),
-                        NOW,
-                    );
-                    rec.amount = Amount::from_u64(1 + n as u64);
-                    rec.native_amount = rec.amount;
-                    rec.to_address = Some("0x000000000000000000000000000000000000bEEF".into());
+                    let to = "0x000000000000000000000000000000000000bEEF";
+                    let rec = TransactionRecord::native_transfer(Uuid::now_v7(), &a, None, to, 1 + n as u64, NOW);
                     let ctx = OpCtx::new(format!("agent:{}", a.id), NOW);
                     let id = rec.id;
                     store.record_and_decide(&rec, &[], None, &ctx, true, |_| Ok(instant())).unwrap();

@@ -413,6 +413,24 @@ impl TransactionRecord {
         }
     }
 
+    /// A new PENDING native TRANSFER of `amount` (smallest units) to `to`, as stage 1 records
+    /// one: the request body, the amount and the recipient filled in.
+    pub fn native_transfer(
+        id: Uuid,
+        agent: &AgentRecord,
+        session_id: Option<Uuid>,
+        to: &str,
+        amount: u64,
+        now: u64,
+    ) -> TransactionRecord {
+        let request = serde_json::json!({"type": "TRANSFER", "to": to, "amount": amount.to_string()});
+        let mut t = TransactionRecord::pending(id, agent, session_id, TxType::Transfer, request, now);
+        t.amount = Amount::from_u64(amount);
+        t.native_amount = t.amount;
+        t.to_address = Some(to.to_string());
+        t
+    }
+
     /// The same row as instruction `index` of the BATCH `parent`.
     pub fn child_of(mut self, parent: Uuid, index: u32) -> TransactionRecord {
         self.parent_id = Some(parent);

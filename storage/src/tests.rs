@@ -83,12 +83,7 @@ fn session(agent: Uuid, token: u8) -> SessionRecord {
 }
 
 pub(crate) fn transfer(agent: &AgentRecord, session: Option<Uuid>, amount: u64) -> TransactionRecord {
-    let request = json!({"type": "TRANSFER", "to": "x", "amount": amount.to_string()});
-    let mut t = TransactionRecord::pending(id_at(NOW), agent, session, TxType::Transfer, request, NOW);
-    t.amount = Amount::from_u64(amount);
-    t.native_amount = Amount::from_u64(amount);
-    t.to_address = Some("x".into());
-    t
+    TransactionRecord::native_transfer(id_at(NOW), agent, session, "x", amount, NOW)
 }
 
 fn queue(tier: Tier) -> DecisionOutcome {
