@@ -81,27 +81,16 @@ async fn rows(d: &TestDaemon, token: &str) -> Vec<Value> {
     }
 }
 
-fn keccak_hex(raw: &str) -> String {
-    let bytes = alloy::primitives::hex::decode(raw.trim_start_matches("0x")).unwrap();
-    format!("{:#x}", alloy::primitives::keccak256(bytes))
-}
-
-/// The hashes the proxy forwarded that the node now holds (mined or pending).
-fn accepted_hashes(anvil: &Anvil, proxy: &RpcProxy) -> HashSet<String> {
-    let sent: HashSet<String> = proxy.raw_transactions().iter().map(|r| keccak_hex(r)).collect();
-    sent.into_iter().filter(|h| !rpc_blocking(&anvil.url, "eth_getTransactionByHash", json!([h])).is_null()).collect()
-}
-
 fn assert_node_hashes_are_stored(anvil: &Anvil, proxy: &RpcProxy, rows: &[Value], when: &str) {
     let stored: HashSet<String> =
         rows.iter().filter_map(|r| r["txHash"].as_str()).map(|h| h.to_ascii_lowercase()).collect();
-    for h in accepted_hashes(anvil, proxy) {
+    for h in proxy.held_by(&anvil.url) {
         assert!(stored.contains(&h), "{when}: the node holds {h}, the database does not");
     }
 }
 
-/// One send with an idempotency key; the answer does not matter (the daemon may die under it).
-/// The answer, as `status code` (or `status` alone), None when the daemon died under it.
+/// One send with an idempotency key. The answer as `status code` (or `status` and the row's
+/// status), None when the daemon died under it.
 async fn fire(http: reqwest::Client, url: String, token: String, key: usize) -> Option<String> {
     let body = json!({"to": TO, "amount": (BASE + key as u128).to_string()});
     let r =

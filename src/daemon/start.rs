@@ -16,7 +16,7 @@ use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, Lo
 use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
     AgentRecord, AgentStatus, AuditEvent, AuditEventType, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store,
-    StoreError, TxStatus,
+    StoreError,
 };
 
 use super::lock::{self, InstanceLock};
@@ -257,13 +257,11 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     // received. They go out again before the first request is served: an EVM send taking a
     // nonce first would otherwise supersede them (the confirmation worker would rebroadcast
     // them only after its first interval). Bounded: a node that does not answer delays start
-    // by at most this long, and the worker keeps trying.
-    if any_submitted(&app).await {
-        match tokio::time::timeout(Duration::from_secs(15), app.pipeline.confirmation_pass()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("rebroadcast of recovered transactions: {e}"),
-            Err(_) => tracing::warn!("rebroadcast of recovered transactions: not finished after 15 s"),
-        }
+    // by at most this long, and the worker keeps trying. With no SUBMITTED row it is one read.
+    match tokio::time::timeout(Duration::from_secs(15), app.pipeline.confirmation_pass()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("rebroadcast of recovered transactions: {e}"),
+        Err(_) => tracing::warn!("rebroadcast of recovered transactions: not finished after 15 s"),
     }
     let server = server::spawn(app.clone(), listener);
     crate::runtime::metrics::get().set_enabled(config.metrics.enabled);
@@ -615,9 +613,4 @@ async fn shut_down(running: Running, by: &str) {
     drop(lock);
     done.store(true, Ordering::SeqCst);
     tracing::info!("WAIaaS daemon stopped gracefully");
-}
-
-/// Whether any row is SUBMITTED (one index read).
-async fn any_submitted(app: &Arc<App>) -> bool {
-    app.db.call(|s| s.active_in_status(TxStatus::Submitted, 1)).await.is_ok_and(|rows| !rows.is_empty())
 }

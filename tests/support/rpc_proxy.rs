@@ -4,7 +4,7 @@
 //! behaviours a healthy local node never shows (slow answers, internal errors, a competing
 //! transaction landing just before ours) while everything else stays real.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,9 +92,20 @@ impl RpcProxy {
         r.blackhole = None;
     }
 
-    /// Every raw transaction (0x-hex) forwarded to the node so far, repeats included.
-    pub(crate) fn raw_transactions(&self) -> Vec<String> {
-        self.rules.lock().unwrap().raw_txs.clone()
+    /// The hashes (0x-hex, lower case) of the raw transactions forwarded so far that the node
+    /// at `node_url` now holds, mined or pending: what the daemon must have on record.
+    pub(crate) fn held_by(&self, node_url: &str) -> HashSet<String> {
+        let raw = self.rules.lock().unwrap().raw_txs.clone();
+        let sent: HashSet<String> = raw
+            .iter()
+            .map(|r| {
+                let bytes = alloy::primitives::hex::decode(r.trim_start_matches("0x")).unwrap();
+                format!("{:#x}", alloy::primitives::keccak256(bytes))
+            })
+            .collect();
+        sent.into_iter()
+            .filter(|h| !super::nodes::rpc_blocking(node_url, "eth_getTransactionByHash", json!([h])).is_null())
+            .collect()
     }
 
     /// Calls of `method` seen so far.
