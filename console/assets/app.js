@@ -572,7 +572,7 @@ function KillSwitch({ state, health, refreshHealth }) {
 
 function Locked({ ks }) {
   return html`<div class="banner" role="status">
-    <p><strong>Kill switch ${ks.status}</strong>${ks.activatedAt ? html` since <time datetime=${ks.activatedAt}>${ks.activatedAt}</time>` : null}${ks.reason ? ` — ${ks.reason}` : ""}.</p>
+    <p><strong>Kill switch ${ks.status}</strong>${ks.activatedAt ? html` since <time datetime=${ks.activatedAt}>${localTime(parseTime(ks.activatedAt))}</time>` : null}${ks.reason ? ` — ${ks.reason}` : ""}.</p>
     <p>No agent can act until the operator recovers the daemon, on its machine:</p>
     <${Command} text="waiaas kill-switch recover" />
   </div>`;
@@ -580,7 +580,7 @@ function Locked({ ks }) {
 
 // ------------------------------------------------------------------------------------ shell
 
-function Header({ state, route, onSignOut }) {
+function Header({ state, current, onSignOut }) {
   const [, tick] = useState(0);
   useEffect(() => {
     const t = setInterval(() => tick((x) => x + 1), 30000);
@@ -588,7 +588,7 @@ function Header({ state, route, onSignOut }) {
   }, []);
   const t = state.token;
   const minutes = t ? Math.max(0, Math.ceil((parseTime(t.expiresAt) - Date.now() / 1000) / 60)) : 0;
-  const link = (page, hash, text) => html`<a href=${hash} aria-current=${route.page === page ? "page" : undefined}>${text}</a>`;
+  const link = (page, hash, text) => html`<a href=${hash} aria-current=${current === page ? "page" : undefined}>${text}</a>`;
   return html`<header class="top"><div class="bar">
     <span class="brand">WAIaaS owner console</span>
     ${t ? html`<nav aria-label="Pages">
@@ -638,7 +638,9 @@ function App() {
   else if (route.page === "channels") page = html`<${Channels} />`;
   else if (route.page === "kill-switch") page = html`<${KillSwitch} state=${state} health=${health} refreshHealth=${refreshHealth} />`;
   else page = html`<${Pending} state=${state} locked=${locked} />`;
-  return html`<${Header} state=${state} route=${route} onSignOut=${signOut} />
+  // The nav marks the page shown: while locked that is the kill switch, whatever the address.
+  const current = locked ? "kill-switch" : route.page;
+  return html`<${Header} state=${state} current=${current} onSignOut=${signOut} />
     ${page}`;
 }
 
