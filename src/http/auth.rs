@@ -129,12 +129,11 @@ pub(crate) async fn session(app: &Arc<App>, header: Option<&str>) -> Result<Sess
     let hash = jwt::token_hash(token);
     let (session, agent) = app
         .db
-        .call(move |s| {
+        .read(|s| {
             let Some(session) = s.session_by_token_hash(&hash)? else { return Ok(None) };
             let agent = s.get_agent(session.agent_id)?;
             Ok(Some((session, agent)))
-        })
-        .await?
+        })?
         .ok_or_else(|| token_error(TokenError::Invalid))?;
     if session.revoked_at.is_some() {
         return Err(ApiError::new(ErrorCode::SessionRevoked, "The session has been revoked"));

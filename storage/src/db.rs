@@ -79,8 +79,26 @@ struct Sequence {
     durable: AtomicU64,
     /// Writers between asking for the write slot and getting it.
     waiting: AtomicU64,
+    /// Writers between asking for the write slot and giving it back (commit and fsync included).
+    active: AtomicU64,
     /// Held by the one writer making the commits so far durable (group commit's leader).
     syncing: Mutex<()>,
+}
+
+/// Counts one writer in [`Sequence::active`] for as long as it lives (error paths included).
+struct Active<'a>(&'a AtomicU64);
+
+impl<'a> Active<'a> {
+    fn enter(n: &'a AtomicU64) -> Active<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Active(n)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The waiaas database: one redb file, every table of 02-storage.md §3.
@@ -267,6 +285,7 @@ impl Store {
         commit: Commit,
         f: impl FnOnce(&WriteTransaction) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
+        let _active = Active::enter(&self.seq.active);
         self.seq.waiting.fetch_add(1, Ordering::SeqCst);
         let tx = self.db.begin_write();
         self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -308,6 +327,7 @@ impl Store {
         if self.seq.durable.load(Ordering::SeqCst) >= seq {
             return Ok(());
         }
+        let _active = Active::enter(&self.seq.active);
         self.seq.waiting.fetch_add(1, Ordering::SeqCst);
         let tx = self.db.begin_write();
         self.seq.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -349,6 +369,13 @@ impl Store {
                 "waiaas-storage: cannot start the idle sync thread ({e}); lazy commits become durable with the next durable one"
             );
         }
+    }
+
+    /// Whether some writer holds or waits for the write slot right now. A caller that must not
+    /// block (an async worker about to make a lazy commit) runs its write elsewhere when it is;
+    /// the answer can be stale by the time the caller acts, so at worst it waits for one commit.
+    pub fn write_slot_busy(&self) -> bool {
+        self.seq.active.load(Ordering::SeqCst) > 0
     }
 
     /// Whether some commit is not yet durable (the idle timer's question).

@@ -400,7 +400,7 @@ impl AutoStop {
     /// Evaluates one event: every applicable rule, then the most severe outcome acted on.
     async fn evaluate(&self, ev: &AutoStopEvent) -> Result<(), StoreError> {
         let agent_id = ev.row.agent_id;
-        let Some(agent) = self.db.call(move |s| s.get_agent(agent_id)).await? else { return Ok(()) };
+        let Some(agent) = self.db.read(|s| s.get_agent(agent_id))? else { return Ok(()) };
         if agent.status == AgentStatus::Terminated {
             return Ok(());
         }
@@ -416,7 +416,7 @@ impl AutoStop {
             match (&config, ev.kind) {
                 (Config::ConsecutiveFailures(c), EventKind::Failed) => {
                     let threshold = c.threshold;
-                    let n = self.db.call(move |s| s.consecutive_failures(agent_id, threshold)).await?;
+                    let n = self.db.read(|s| s.consecutive_failures(agent_id, threshold))?;
                     if n >= threshold {
                         outcomes.push(hit(rule.action, format!("{n} consecutive failed transactions")));
                     }
@@ -428,7 +428,7 @@ impl AutoStop {
                     let Some(max) = c.daily_max.get(agent.chain.as_str()).and_then(|m| Amount::parse(m).ok()) else {
                         continue;
                     };
-                    let sum = self.db.call(move |s| s.autonomous_volume_on_day(agent_id, now)).await?;
+                    let sum = self.db.read(|s| s.autonomous_volume_on_day(agent_id, now))?;
                     let pct = percent(sum, max);
                     if pct >= c.stop_percent as u128 {
                         outcomes.push(hit(
@@ -444,7 +444,7 @@ impl AutoStop {
                 }
                 (Config::Hourly(c), _) => {
                     let (since, cap) = (now.saturating_sub(3600), c.max_tx_per_hour + 1);
-                    let n = self.db.call(move |s| s.created_since(agent_id, since, cap)).await?;
+                    let n = self.db.read(|s| s.created_since(agent_id, since, cap))?;
                     if n > c.max_tx_per_hour {
                         outcomes
                             .push(hit(rule.action, format!("more than {} transactions in an hour", c.max_tx_per_hour)));
@@ -455,7 +455,7 @@ impl AutoStop {
                     // count can only have fallen since its own last confirmation was evaluated.
                     let Some(to) = ev.row.to_address.clone() else { continue };
                     let (since, cap) = (now.saturating_sub(3600), c.same_address_stop);
-                    let top = self.db.call(move |s| s.autonomous_transfers_to_since(agent_id, &to, since, cap)).await?;
+                    let top = self.db.read(|s| s.autonomous_transfers_to_since(agent_id, &to, since, cap))?;
                     if top >= c.same_address_stop {
                         outcomes.push(hit(rule.action, format!("{top} confirmed transfers to one address in an hour")));
                     } else if top >= c.same_address_warn {

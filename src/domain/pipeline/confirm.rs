@@ -62,7 +62,7 @@ pub(crate) async fn finish(
     timing.chain += t0.elapsed();
     let (id, octx) = (rec.id, OpCtx::new("system", p.clock.now()));
     let outcome = outcome(status);
-    match p.db.call(move |s| s.record_broadcast(id, broadcast, outcome, &octx)).await {
+    match p.db.lazy(move |s| s.record_broadcast(id, broadcast, outcome, &octx)).await {
         Ok(row) => {
             crate::base::failpoint::pass(crate::base::failpoint::Point::OutcomeRecorded);
             p.notify_outcome(&row, agent);
@@ -87,7 +87,7 @@ pub(crate) async fn apply(
         return None;
     }
     let (id, ctx) = (rec.id, OpCtx::new("system", p.clock.now()));
-    match p.db.call(move |s| s.record_chain_outcome(id, outcome, &ctx)).await {
+    match p.db.lazy(move |s| s.record_chain_outcome(id, outcome, &ctx)).await {
         Ok(rec) => {
             p.notify_outcome(&rec, agent);
             Some(rec)

@@ -391,7 +391,7 @@ impl Pipeline {
     /// Stores the final response of an idempotent request, so a replay returns it unchanged.
     pub(crate) async fn complete_idempotency(&self, agent: Uuid, key: &str, status: u16, body: Value) {
         let (key, now) = (key.to_string(), self.clock.now());
-        if let Err(e) = self.db.call(move |s| s.complete_idempotency(agent, &key, status, &body, now)).await {
+        if let Err(e) = self.db.lazy(move |s| s.complete_idempotency(agent, &key, status, &body, now)).await {
             tracing::warn!("cannot store an idempotent response: {e}");
         }
     }
@@ -427,7 +427,7 @@ impl Pipeline {
         let claim = in_flight.map(|i| i.claim.clone());
         let decided = self
             .db
-            .call(move |s| {
+            .lazy(move |s| {
                 let mut decided = None;
                 let f = |snap: &waiaas_storage::DecisionSnapshot| {
                     let policies = decide::typed(&snap.policies)?;
