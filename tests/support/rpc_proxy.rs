@@ -200,62 +200,101 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What the rules say about one call of a request.
+struct Verdict {
+    delay: Option<Duration>,
+    error: Option<Value>,
+    hook: Option<Hook>,
+    hole: bool,
+}
+
+/// Counts `method` and takes what the rules say about this call of it.
+fn verdict(rules: &Mutex<Rules>, method: &str) -> Verdict {
+    let mut r = rules.lock().unwrap();
+    *r.counts.entry(method.to_string()).or_default() += 1;
+    let delay = r.delays.get(method).copied();
+    let error = match r.errors.get_mut(method) {
+        Some((n, e)) if *n > 0 => {
+            *n -= 1;
+            Some(e.clone())
+        }
+        _ => None,
+    };
+    let hook = match r.hooks.get_mut(method) {
+        Some((skip, _)) if *skip > 0 => {
+            *skip -= 1;
+            None
+        }
+        Some(_) => r.hooks.remove(method).map(|(_, h)| h),
+        None => None,
+    };
+    Verdict { delay, error, hook, hole: r.blackhole.as_deref() == Some(method) }
+}
+
+/// Serves one connection. A JSON-RPC batch gets the rules call by call, as if its calls had
+/// come one by one: each is counted, a hook or delay of any runs before forwarding, a
+/// blackholed one holds the whole answer, and a scripted error replaces that call's answer
+/// only (the others are forwarded).
 fn serve(conn: TcpStream, upstream: &str, rules: &Mutex<Rules>) {
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut writer = conn;
     while let Some((_headers, body)) = read_request(&mut reader) {
         let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let method = req["method"].as_str().unwrap_or("").to_string();
-        let raw: Vec<String> = match &req {
-            Value::Array(calls) => calls.iter().collect(),
-            one => vec![one],
-        }
-        .into_iter()
-        .filter(|c| c["method"] == "eth_sendRawTransaction")
-        .filter_map(|c| c["params"][0].as_str().map(str::to_string))
-        .collect();
-        let (delay, error, hook, hole) = {
-            let mut r = rules.lock().unwrap();
-            *r.counts.entry(method.clone()).or_default() += 1;
-            let delay = r.delays.get(&method).copied();
-            let error = match r.errors.get_mut(&method) {
-                Some((n, e)) if *n > 0 => {
-                    *n -= 1;
-                    Some(e.clone())
-                }
-                _ => None,
-            };
-            let hook = match r.hooks.get_mut(&method) {
-                Some((skip, _)) if *skip > 0 => {
-                    *skip -= 1;
-                    None
-                }
-                Some(_) => r.hooks.remove(&method).map(|(_, h)| h),
-                None => None,
-            };
-            (delay, error, hook, r.blackhole.as_deref() == Some(method.as_str()))
+        let calls: Vec<Value> = match &req {
+            Value::Array(calls) => calls.clone(),
+            one => vec![one.clone()],
         };
-        if hole {
+        let verdicts: Vec<Verdict> =
+            calls.iter().map(|c| verdict(rules, c["method"].as_str().unwrap_or_default())).collect();
+        if verdicts.iter().any(|v| v.hole) {
             // Hold the connection open without answering until the client gives up.
             std::thread::sleep(Duration::from_secs(120));
             return;
         }
-        if let Some(h) = hook {
-            h();
-        }
-        if let Some(d) = delay {
-            std::thread::sleep(d);
-        }
-        let answer = match error {
-            Some(e) => serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": req["id"], "error": e})).unwrap(),
-            None => {
-                // Recorded before forwarding: whatever leaves here may have reached the node.
-                rules.lock().unwrap().raw_txs.extend(raw);
-                match forward(upstream, &body) {
-                    Some(a) => a,
-                    None => return,
-                }
+        let mut errors = Vec::new();
+        for v in verdicts {
+            if let Some(h) = v.hook {
+                h();
             }
+            if let Some(d) = v.delay {
+                std::thread::sleep(d);
+            }
+            errors.push(v.error);
+        }
+        let error_answer = |call: &Value, e: &Value| json!({"jsonrpc": "2.0", "id": call["id"], "error": e});
+        let forwarded: Vec<Value> =
+            calls.iter().zip(&errors).filter(|(_, e)| e.is_none()).map(|(c, _)| c.clone()).collect();
+        // Recorded before forwarding: whatever leaves here may have reached the node.
+        rules.lock().unwrap().raw_txs.extend(
+            forwarded
+                .iter()
+                .filter(|c| c["method"] == "eth_sendRawTransaction")
+                .filter_map(|c| c["params"][0].as_str().map(str::to_string)),
+        );
+        let answer = match (&req, forwarded.is_empty()) {
+            (Value::Array(_), _) => {
+                let mut answers: HashMap<String, Value> = HashMap::new();
+                if !forwarded.is_empty() {
+                    let Some(a) = forward(upstream, &serde_json::to_vec(&forwarded).unwrap()) else { return };
+                    for one in serde_json::from_slice::<Vec<Value>>(&a).unwrap_or_default() {
+                        answers.insert(one["id"].to_string(), one);
+                    }
+                }
+                let all: Vec<Value> = calls
+                    .iter()
+                    .zip(&errors)
+                    .map(|(c, e)| match e {
+                        Some(e) => error_answer(c, e),
+                        None => answers.remove(&c["id"].to_string()).unwrap_or(Value::Null),
+                    })
+                    .collect();
+                serde_json::to_vec(&all).unwrap()
+            }
+            (_, true) => serde_json::to_vec(&error_answer(&req, errors[0].as_ref().unwrap())).unwrap(),
+            (_, false) => match forward(upstream, &body) {
+                Some(a) => a,
+                None => return,
+            },
         };
         respond(&mut writer, &answer);
     }

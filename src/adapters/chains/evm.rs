@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::{BlockNumberOrTag, Encodable2718};
 use alloy::network::TransactionBuilder;
-use alloy::primitives::{Address, Bytes, TxKind, U256, keccak256};
+use alloy::primitives::{Address, Bytes, TxKind, U64, U256, keccak256};
 use alloy::providers::{Provider, RootProvider};
 use alloy::rpc::types::TransactionRequest;
 use alloy::sol_types::SolCall;
@@ -131,6 +131,14 @@ fn u256_amount(v: U256) -> Amount {
 
 fn ceil_mul(v: u64, num: u64, den: u64) -> u64 {
     (v as u128 * num as u128).div_ceil(den as u128) as u64
+}
+
+/// A build's reads from the node, answered together ([`EvmAdapter::build_reads`]).
+struct BuildReads {
+    estimate: u64,
+    balance: U256,
+    /// The sender's pending transaction count.
+    pending: u64,
 }
 
 /// The EVM adapter of one network.
@@ -283,8 +291,16 @@ impl EvmAdapter {
     /// `INSUFFICIENT_BALANCE`.
     async fn estimate_gas(&self, tx: TransactionRequest) -> Result<u64, ChainError> {
         match tokio::time::timeout(self.timeout, self.provider.estimate_gas(tx).into_future()).await {
-            Ok(Ok(g)) => Ok(g),
-            Ok(Err(e)) => match classify(&e) {
+            Ok(answer) => self.estimate_answer(answer),
+            Err(_) => Err(timeout_error()),
+        }
+    }
+
+    /// The node's answer to `eth_estimateGas`, mapped as [`estimate_gas`](Self::estimate_gas) says.
+    fn estimate_answer(&self, answer: Result<u64, TransportError>) -> Result<u64, ChainError> {
+        match answer {
+            Ok(g) => Ok(g),
+            Err(e) => match classify(&e) {
                 Failure::Node { message, revert, .. } => {
                     let lower = message.to_lowercase();
                     if lower.contains("insufficient funds") {
@@ -299,8 +315,33 @@ impl EvmAdapter {
                 }
                 f => Err(self.noted(read_error(f))),
             },
-            Err(_) => Err(timeout_error()),
         }
+    }
+
+    /// What a build reads from the node about its call, as one JSON-RPC batch: one HTTP round
+    /// trip instead of three (issue #21). Each answer keeps its own error: the estimate's is
+    /// mapped first, as when they were three calls.
+    async fn build_reads(&self, probe: TransactionRequest, from: Address) -> Result<BuildReads, ChainError> {
+        let read = |e: TransportError| self.noted(read_error(classify(&e)));
+        let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
+        let estimate = batch.add_call::<_, U64>("eth_estimateGas", &(probe,)).map_err(read)?;
+        let balance = batch.add_call::<_, U256>("eth_getBalance", &(from, BlockNumberOrTag::Latest)).map_err(read)?;
+        let pending =
+            batch.add_call::<_, U64>("eth_getTransactionCount", &(from, BlockNumberOrTag::Pending)).map_err(read)?;
+        let answers = async {
+            batch.send().await?;
+            Ok::<_, TransportError>((estimate.await, balance.await, pending.await))
+        };
+        let (estimate, balance, pending) = match tokio::time::timeout(self.timeout, answers).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return Err(read(e)),
+            Err(_) => return Err(timeout_error()),
+        };
+        Ok(BuildReads {
+            estimate: self.estimate_answer(estimate.map(|g| g.to::<u64>()))?,
+            balance: balance.map_err(read)?,
+            pending: pending.map_err(read)?.to::<u64>(),
+        })
     }
 
     /// The call this request makes: `(to, value, input, gas multiplier ×10, method signature)`.
@@ -377,6 +418,16 @@ impl EvmAdapter {
         let probe =
             TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone());
         let estimate = self.estimate_gas(probe).await?;
+        self.price_from(estimate, mult_x10, opts).await
+    }
+
+    /// Gas, fees and the fee estimate for a call whose gas estimate is `estimate`.
+    async fn price_from(
+        &self,
+        estimate: u64,
+        mult_x10: u64,
+        opts: &BuildOptions,
+    ) -> Result<(u64, u128, u128, FeeEstimate), ChainError> {
         let mut gas = ceil_mul(estimate, mult_x10, 10);
         if opts.gas_limit_multiplier_bump {
             gas = ceil_mul(gas, 12, 10);
@@ -455,10 +506,15 @@ impl EvmAdapter {
     /// Takes the next nonce: `max(pending count, tracker)`, then advances the tracker.
     async fn take_nonce(&self, from: Address) -> Result<u64, ChainError> {
         let pending = self.rpc(self.provider.get_transaction_count(from).pending()).await?;
+        Ok(self.next_nonce(from, pending))
+    }
+
+    /// `max(pending, tracker)` for a pending count already read, then advances the tracker.
+    fn next_nonce(&self, from: Address, pending: u64) -> u64 {
         let mut map = self.nonces.lock().expect("nonce lock");
         let next = map.get(&from).copied().unwrap_or(0).max(pending);
         map.insert(from, next + 1);
-        Ok(next)
+        next
     }
 
     async fn native_balance(&self, a: Address) -> Result<U256, ChainError> {
@@ -685,16 +741,18 @@ impl ChainAdapter for EvmAdapter {
             }
         }
         let (to, value, input, mult, method) = self.call_of(req, opts, from).await?;
-        let (gas, prio, max, fee) = self.price(from, to, value, &input, mult, opts).await?;
-        let balance = self.native_balance(from).await?;
+        let probe =
+            TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone());
+        let reads = self.build_reads(probe, from).await?;
+        let (gas, prio, max, fee) = self.price_from(reads.estimate, mult, opts).await?;
         let needed = value.saturating_add(fee.total_fee.0);
-        if balance < needed {
+        if reads.balance < needed {
             return Err(ChainError::new(
                 ErrorCode::InsufficientBalance,
-                format!("balance {balance} wei is below amount + fee = {needed} wei"),
+                format!("balance {} wei is below amount + fee = {needed} wei", reads.balance),
             ));
         }
-        let nonce = self.take_nonce(from).await?;
+        let nonce = self.next_nonce(from, reads.pending);
         metadata.insert("nonce".into(), json!(nonce));
         metadata.insert("from".into(), json!(from.to_checksum(None)));
         if let Some(m) = method {
