@@ -1157,3 +1157,34 @@ fn kill_switch_activation_cascades_once_and_leaves_executing_rows() {
     assert_eq!((q.status, q.error.as_deref()), (TxStatus::Cancelled, Some("KILL_SWITCH")));
     assert_eq!(store.audit_by_event("KILL_SWITCH_ACTIVATED").unwrap().len(), 1);
 }
+
+// The daemon runs a lazy commit on its async task only while nobody holds or wants the write
+// slot (src/runtime/db.rs): the flag must be up for the whole of a write, commit included, and
+// down again after it, on the error path too.
+#[test]
+fn the_write_slot_is_busy_exactly_while_a_writer_holds_or_waits_for_it() {
+    let (_dir, store) = temp_store();
+    let store = Arc::new(store);
+    assert!(!store.write_slot_busy());
+    let (inside, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (s, i, r) = (store.clone(), inside.clone(), release.clone());
+    let writer = std::thread::spawn(move || {
+        s.write_with(Commit::Lazy, |_tx| {
+            i.wait();
+            r.wait();
+            Ok(())
+        })
+    });
+    inside.wait();
+    assert!(store.write_slot_busy(), "a writer holds the slot");
+    release.wait();
+    writer.join().unwrap().unwrap();
+    assert!(!store.write_slot_busy());
+    assert!(store.has_lazy_commits(), "the lazy commit is not durable yet");
+    let failed: Result<(), StoreError> =
+        store.write_with(Commit::Lazy, |_tx| Err(StoreError::Invariant("planted failure")));
+    assert!(failed.is_err());
+    assert!(!store.write_slot_busy(), "an aborted write gives the slot back");
+    store.sync().unwrap();
+    assert!(!store.has_lazy_commits());
+}
