@@ -214,6 +214,49 @@ daemon_test!(bodies_over_256_kib_get_413, |d| {
     assert_eq!(r.status(), 401);
 });
 
+// Issue #22: a refusal sent before the body was read says `Connection: close`, so a client
+// that reuses its connection without probing the socket first (Python's `http.client`) opens a
+// new one instead of writing into a closed socket; an answer after the body was read keeps the
+// connection alive.
+daemon_test!(refusals_before_the_body_is_read_close_the_connection_and_say_so, |d| {
+    let script = r#"
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=20)
+big = json.dumps({"to": "0x" + "1" * 40, "amount": "1", "memo": "x" * 200000}).encode()
+out = []
+def ask(method, path, body=None, headers={}):
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    r.read()
+    out.append([r.status, r.getheader("Connection")])
+ask("POST", "/v1/transactions/send", big, {"Authorization": "Bearer a.b.c", "Content-Type": "application/json"})
+ask("GET", "/health")
+ask("POST", "/v1/admin/shutdown", b"{}", {"Content-Type": "application/json"})
+ask("POST", "/v1/agents", b"{\"chain\": \"bitcoin\"}", {"X-Master-Password": sys.argv[2], "Content-Type": "application/json"})
+ask("GET", "/health")
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(crate::support::owner::python())
+        .args(["-c", script, &d.port.to_string(), d.password()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "http.client failed: {}", crate::support::text(&out.stderr));
+    let answers: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answers,
+        json!([
+            [401, "close"],
+            [200, null],
+            // Even two unread bytes: the daemon does not guess whether they arrived.
+            [401, "close"],
+            // Read to the end, then refused: the connection stays open.
+            [400, null],
+            [200, null]
+        ]),
+        "{answers}"
+    );
+});
+
 // ACC-227.
 daemon_test!(
     garbage_bodies_and_wrong_content_types_are_validation_errors,

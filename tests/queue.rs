@@ -471,7 +471,8 @@ async fn approval_errors_and_the_timeout() {
 
 // ACC-178: above delay_max for an owner that is NONE or GRACE: 202 DELAY, downgraded from
 // APPROVAL, with a TX_DOWNGRADED audit row carrying the owner state and TX_DOWNGRADED_DELAY sent.
-// ACC-173: with max_pending_tx = 2 a third DELAY-tier request is 429 PENDING_TX_LIMIT_EXCEEDED.
+// ACC-173: with max_pending_tx = 2 a third DELAY-tier request is 429 PENDING_TX_LIMIT_EXCEEDED,
+// with a Retry-After (issue #22).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_that_are_not_locked_get_a_delay_and_the_pending_limit_holds() {
     let anvil = Anvil::start();
@@ -503,8 +504,21 @@ async fn owners_that_are_not_locked_get_a_delay_and_the_pending_limit_holds() {
         if state == "GRACE" {
             let (st, _) = send(&d, &t, json!({"to": TO, "amount": (2 * ETH).to_string()})).await;
             assert_eq!(st, 202, "the second queued one");
-            let (st, v) = send(&d, &t, json!({"to": TO, "amount": (2 * ETH).to_string()})).await;
+            let r = d
+                .http
+                .post(d.url("/v1/transactions/send"))
+                .bearer_auth(&t)
+                .json(&json!({"to": TO, "amount": (2 * ETH).to_string()}))
+                .send()
+                .await
+                .unwrap();
+            let header = r.headers().get("retry-after").map(|h| h.to_str().unwrap().parse::<u64>().unwrap());
+            let (st, v): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
             assert_eq!((st, code(&v)), (429, Some("PENDING_TX_LIMIT_EXCEEDED")), "{v}");
+            // Issue #22: when the first queued row ends at the latest — the 300 s default
+            // cooldown, less the seconds this test has run since it was queued.
+            assert_eq!(header, v["details"]["retryAfter"].as_u64(), "Retry-After matches the details: {v}");
+            assert!(header.is_some_and(|s| (240..=300).contains(&s)), "{header:?}");
             assert_eq!(send(&d, &t, json!({"to": TO, "amount": "1"})).await.0, 200, "INSTANT is not limited");
         }
     }

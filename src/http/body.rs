@@ -6,6 +6,8 @@
 //! (`deny_unknown_fields`).
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -27,6 +29,24 @@ pub(crate) struct Body {
     stream: std::sync::Mutex<Option<ByteStream>>,
     content_length: Option<u64>,
     content_type: Option<String>,
+    /// Set once the body has been read to its end (or there is none).
+    done: Arc<AtomicBool>,
+}
+
+/// Whether a request's body was read to its end, readable after the request itself is gone.
+///
+/// A response sent before the body was read leaves the rest of it on the connection, so the
+/// connection cannot carry another request: hyper closes it after the response. Saying so with
+/// `Connection: close` lets every client know before it reuses the socket (issue #22: Python's
+/// `http.client` otherwise writes its next request into a closed socket).
+#[derive(Clone)]
+pub(crate) struct BodyRead(Arc<AtomicBool>);
+
+impl BodyRead {
+    /// True when the body was not read to its end.
+    pub(crate) fn left_unread(&self) -> bool {
+        !self.0.load(Ordering::Acquire)
+    }
 }
 
 pub(crate) fn too_large() -> ApiError {
@@ -40,8 +60,20 @@ fn issue(path: &str, code: &str, message: impl Into<String>) -> ApiError {
 }
 
 impl Body {
-    pub(crate) fn new(stream: ByteStream, content_length: Option<u64>, content_type: Option<String>) -> Body {
-        Body { stream: std::sync::Mutex::new(Some(stream)), content_length, content_type }
+    /// `framed`: the request announced a body (`Content-Length` above 0, or `Transfer-Encoding`).
+    pub(crate) fn new(
+        stream: ByteStream,
+        content_length: Option<u64>,
+        content_type: Option<String>,
+        framed: bool,
+    ) -> Body {
+        let done = Arc::new(AtomicBool::new(!framed));
+        Body { stream: std::sync::Mutex::new(Some(stream)), content_length, content_type, done }
+    }
+
+    /// A handle that tells, after the response, whether this body was read to its end.
+    pub(crate) fn read_state(&self) -> BodyRead {
+        BodyRead(self.done.clone())
     }
 
     /// The `Content-Length` the client declared.
@@ -64,6 +96,7 @@ impl Body {
             }
             buf.extend_from_slice(&chunk);
         }
+        self.done.store(true, Ordering::Release);
         Ok(buf.freeze())
     }
 

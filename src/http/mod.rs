@@ -278,7 +278,11 @@ async fn handle_in_span(state: Arc<State>, inc: Incoming, id: String) -> warp::r
     let method = inc.method.clone();
     let path = inc.path.clone();
     let auth_hint = layers::redacted_authorization(&inc.headers);
+    let body_read = inc.body.read_state();
     let mut out = pipeline(&state, &id, inc).await;
+    if body_read.left_unread() {
+        out.set("Connection", "close");
+    }
     out.set("X-Request-ID", id.clone());
     if app.settings.dev_mode {
         out.set("X-WAIaaS-Dev-Mode", "true");

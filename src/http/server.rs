@@ -73,6 +73,7 @@ fn filter(state: Arc<State>) -> impl Filter<Extract = (warp::reply::Response,), 
                 let content_length =
                     headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
                 let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+                let framed = content_length.is_some_and(|n: u64| n > 0) || headers.contains_key("transfer-encoding");
                 let stream = boxed_bytes(stream);
                 let inc = Incoming {
                     remote: remote.map(|r| r.0),
@@ -80,7 +81,7 @@ fn filter(state: Arc<State>) -> impl Filter<Extract = (warp::reply::Response,), 
                     path: path.as_str().to_string(),
                     query,
                     headers,
-                    body: Body::new(stream, content_length, content_type),
+                    body: Body::new(stream, content_length, content_type, framed),
                 };
                 handle(state, inc)
             },

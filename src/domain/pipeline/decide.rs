@@ -65,8 +65,9 @@ pub(crate) enum Refusal {
     Session(ConstraintDenial),
     /// A policy (07-policy.md §11).
     Policy(Box<Denial>),
-    /// A DELAY/APPROVAL tier while the agent already has `max` queued (06-pipeline.md §4.5).
-    PendingLimit { max: u64 },
+    /// A DELAY/APPROVAL tier while the agent already has `max` queued (06-pipeline.md §4.5);
+    /// `retry_after`: seconds until the first of them ends at the latest (issue #22).
+    PendingLimit { max: u64, retry_after: u64 },
 }
 
 impl Refusal {
@@ -106,7 +107,7 @@ impl std::fmt::Display for Refusal {
                 }
             ),
             Refusal::Policy(d) => f.write_str(&d.reason),
-            Refusal::PendingLimit { max } => {
+            Refusal::PendingLimit { max, .. } => {
                 write!(f, "The agent already has {max} queued DELAY/APPROVAL transactions (max_pending_tx)")
             }
         }
@@ -190,7 +191,9 @@ impl Coded for Refusal {
         match self {
             Refusal::Session(d) => details([("code", d.limit.as_str().into())]),
             Refusal::Policy(d) => denial_details(d),
-            Refusal::PendingLimit { max } => details([("limit", (*max).into())]),
+            Refusal::PendingLimit { max, retry_after } => {
+                details([("limit", (*max).into()), ("retryAfter", (*retry_after).into())])
+            }
             Refusal::AgentInactive(_) => Map::new(),
         }
     }
@@ -202,6 +205,7 @@ impl Coded for Refusal {
                 Detail::Rate(r) => Some(r.retry_after),
                 _ => None,
             },
+            Refusal::PendingLimit { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -459,7 +463,9 @@ pub(crate) fn evaluate(snap: &DecisionSnapshot, policies: &[Policy], inputs: &In
         Decision::Allow(a)
             if matches!(a.tier, Tier::Delay | Tier::Approval) && snap.queued_pending >= inputs.max_pending_tx =>
         {
-            Decided::Refused(Refusal::PendingLimit { max: inputs.max_pending_tx })
+            // At least 1 s: a row past its end is being run or expired by a worker right now.
+            let retry_after = snap.queued_ends_at.map_or(1, |end| end.saturating_sub(snap.now).max(1));
+            Decided::Refused(Refusal::PendingLimit { max: inputs.max_pending_tx, retry_after })
         }
         Decision::Allow(a) => Decided::Allowed(a),
     }

@@ -52,6 +52,9 @@ pub struct DecisionSnapshot {
     pub rate_24h: crate::rate::Window,
     /// The agent's QUEUED DELAY/APPROVAL transactions.
     pub queued_pending: u64,
+    /// The earliest `queue_expires_at` among them: when a queued slot frees at the latest (a
+    /// DELAY row runs, an APPROVAL row is decided or expires). `None` with nothing queued.
+    pub queued_ends_at: Option<u64>,
     /// Enabled notification channels.
     pub enabled_channels: u64,
 }
@@ -274,6 +277,7 @@ impl Store {
         // The session's in-flight rows and the agent's queued ones, from the agent's active
         // index: a few rows, however long the agent's history.
         let (mut in_flight, mut reserved, mut queued_pending) = (0u64, Amount::ZERO, 0u64);
+        let mut queued_ends_at: Option<u64> = None;
         for tid in rows::active_tx_ids(tx, agent.id)? {
             if tid == rec.id {
                 continue;
@@ -287,6 +291,9 @@ impl Store {
             }
             if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
                 queued_pending += 1;
+                if let Some(end) = t.queue_expires_at {
+                    queued_ends_at = Some(queued_ends_at.map_or(end, |e| e.min(end)));
+                }
             }
         }
         // The request being decided is stored (and counted) unless this is a dry run.
@@ -322,6 +329,7 @@ impl Store {
             rate_1h: hour,
             rate_24h: day,
             queued_pending,
+            queued_ends_at,
             enabled_channels,
         })
     }
