@@ -41,6 +41,8 @@ codes! {
     InvalidHost = "INVALID_HOST",
     RateLimitExceeded = "RATE_LIMIT_EXCEEDED",
     ServiceShuttingDown = "SERVICE_SHUTTING_DOWN",
+    TooManyConnections = "TOO_MANY_CONNECTIONS",
+    RequestTimeout = "REQUEST_TIMEOUT",
     SystemLocked = "SYSTEM_LOCKED",
     InternalError = "INTERNAL_ERROR",
     MasterPasswordRequired = "MASTER_PASSWORD_REQUIRED",

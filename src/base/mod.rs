@@ -7,5 +7,6 @@ pub(crate) mod clock;
 pub(crate) mod datadir;
 pub(crate) mod error;
 pub(crate) mod failpoint;
+pub(crate) mod rlimit;
 pub(crate) mod units;
 pub(crate) mod validation;

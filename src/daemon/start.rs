@@ -524,6 +524,12 @@ fn merge_reloadable(old: &Config, new: Config) -> Config {
         ("daemon.hostname", old.daemon.hostname != new.daemon.hostname),
         ("daemon.dev_mode", old.daemon.dev_mode != new.daemon.dev_mode),
         ("daemon.public_url", old.daemon.public_url != new.daemon.public_url),
+        (
+            "daemon connection limits",
+            (old.daemon.max_connections, old.daemon.max_connections_per_ip, old.daemon.header_timeout)
+                != (new.daemon.max_connections, new.daemon.max_connections_per_ip, new.daemon.header_timeout),
+        ),
+        ("daemon.body_timeout", old.daemon.body_timeout != new.daemon.body_timeout),
         ("owner_console.enabled", old.owner_console_enabled != new.owner_console_enabled),
         ("keystore", old.keystore != new.keystore),
         ("database", old.database != new.database),

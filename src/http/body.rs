@@ -8,6 +8,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -31,6 +32,8 @@ pub(crate) struct Body {
     content_type: Option<String>,
     /// Set once the body has been read to its end (or there is none).
     done: Arc<AtomicBool>,
+    /// How long the whole body may take to arrive once it is read (`[daemon].body_timeout`).
+    timeout: Duration,
 }
 
 /// Whether a request's body was read to its end, readable after the request itself is gone.
@@ -66,9 +69,10 @@ impl Body {
         content_length: Option<u64>,
         content_type: Option<String>,
         framed: bool,
+        timeout: Duration,
     ) -> Body {
         let done = Arc::new(AtomicBool::new(!framed));
-        Body { stream: std::sync::Mutex::new(Some(stream)), content_length, content_type, done }
+        Body { stream: std::sync::Mutex::new(Some(stream)), content_length, content_type, done, timeout }
     }
 
     /// A handle that tells, after the response, whether this body was read to its end.
@@ -81,23 +85,34 @@ impl Body {
         self.content_length
     }
 
-    /// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+    /// Reads the whole body, refusing more than [`MAX_BODY`] bytes or a body that takes longer
+    /// than its timeout to arrive (408 `REQUEST_TIMEOUT`: a slow sender does not hold a handler).
     pub(crate) async fn bytes(&mut self) -> Result<Bytes, ApiError> {
         if self.content_length.is_some_and(|n| n > MAX_BODY) {
             return Err(too_large());
         }
         let taken = self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(mut stream) = taken else { return Ok(Bytes::new()) };
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| issue("", "invalid_body", format!("cannot read the body: {e}")))?;
-            if (buf.len() + chunk.len()) as u64 > MAX_BODY {
-                return Err(too_large());
+        let read = async {
+            let mut buf = BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| issue("", "invalid_body", format!("cannot read the body: {e}")))?;
+                if (buf.len() + chunk.len()) as u64 > MAX_BODY {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&chunk);
             }
-            buf.extend_from_slice(&chunk);
-        }
+            Ok(buf.freeze())
+        };
+        let bytes = tokio::time::timeout(self.timeout, read).await.map_err(|_| {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("The request body did not arrive within {} s", self.timeout.as_secs()),
+            )
+            .header("Connection", "close")
+        })??;
         self.done.store(true, Ordering::Release);
-        Ok(buf.freeze())
+        Ok(bytes)
     }
 
     /// Reads and parses a JSON body into `T`. An empty body parses as `{}` (routes whose body is

@@ -6,9 +6,10 @@
 //! and only then close what remains. So this module runs its own accept loop (hyper-util's
 //! graceful watcher over HTTP/1 connections) and hosts the warp filter as the service.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -54,7 +55,10 @@ impl Server {
     }
 }
 
-fn filter(state: Arc<State>) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+fn filter(
+    state: Arc<State>,
+    body_timeout: Duration,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     warp::any()
         .and(warp::ext::optional::<Remote>())
         .and(warp::method())
@@ -81,7 +85,7 @@ fn filter(state: Arc<State>) -> impl Filter<Extract = (warp::reply::Response,), 
                     path: path.as_str().to_string(),
                     query,
                     headers,
-                    body: Body::new(stream, content_length, content_type, framed),
+                    body: Body::new(stream, content_length, content_type, framed, body_timeout),
                 };
                 handle(state, inc)
             },
@@ -103,6 +107,99 @@ where
     }))
 }
 
+/// How many client connections may be open, in total and per client IP (issue #22). A
+/// connection is counted from accept until hyper is done with it; one beyond either cap is
+/// answered at once with 503 `TOO_MANY_CONNECTIONS` and closed, so a flood from one address
+/// cannot take the file descriptors everybody else needs.
+///
+/// The per-IP count is by socket peer, not `X-Forwarded-For`: it is read before any request.
+struct Limits {
+    total: usize,
+    per_ip: usize,
+    open: Arc<Mutex<Open>>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; counted until dropped.
+struct Slot {
+    ip: IpAddr,
+    open: Arc<Mutex<Open>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// File descriptors kept back from connections: the database, logs, RPC and notification
+/// clients, the metrics listener.
+const FD_RESERVE: u64 = 256;
+
+impl Limits {
+    fn new(d: &crate::runtime::config::DaemonConfig) -> Limits {
+        let fds = crate::base::rlimit::raise_nofile();
+        let total = (d.max_connections as u64).min(fds.saturating_sub(FD_RESERVE).max(16)) as usize;
+        if total < d.max_connections {
+            tracing::warn!(
+                "[daemon].max_connections = {} is above what the file-descriptor limit allows; using {total}",
+                d.max_connections
+            );
+        }
+        Limits { total, per_ip: d.max_connections_per_ip.min(total), open: Arc::default() }
+    }
+
+    fn admit(&self, ip: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = open.by_ip.get(&ip).copied().unwrap_or(0);
+        if open.total >= self.total || mine >= self.per_ip {
+            return None;
+        }
+        open.total += 1;
+        *open.by_ip.entry(ip).or_default() += 1;
+        Some(Slot { ip, open: self.open.clone() })
+    }
+}
+
+/// Answers a connection over the caps with 503 `TOO_MANY_CONNECTIONS` without reading its
+/// request, then closes it. The write side is shut first and what the client already sent is
+/// drained for a moment, so the close does not become a reset that loses the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    crate::runtime::metrics::get().refused_connection();
+    let e = crate::http::ApiError::new(
+        crate::base::error::ErrorCode::TooManyConnections,
+        "Too many open connections; try again shortly",
+    );
+    let body = super::Out::error(&e, &super::layers::request_id(&warp::http::HeaderMap::new())).body;
+    let retry = super::status::default_retry_after(e.code).unwrap_or(5);
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: {retry}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let answer = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
+
 /// Binds `host:port` (IPv4 only).
 pub(crate) async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind((host, port)).await
@@ -112,25 +209,38 @@ pub(crate) async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> 
 /// way the daemon starts the HTTP layer.
 pub(crate) fn spawn(app: Arc<App>, listener: TcpListener) -> Server {
     let (tx, mut rx) = watch::channel(Phase::Serving);
-    let svc_filter = filter(Arc::new(State { app, limiter: Default::default() }));
+    let config = app.settings.get();
+    let limits = Limits::new(&config.daemon);
+    let header_timeout = Duration::from_secs(config.daemon.header_timeout);
+    let svc_filter =
+        filter(Arc::new(State { app, limiter: Default::default() }), Duration::from_secs(config.daemon.body_timeout));
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => {
+                        let Some(slot) = limits.admit(addr.ip()) else {
+                            tokio::spawn(refuse(stream));
+                            continue;
+                        };
                         let warp_svc = warp::service(svc_filter.clone());
                         let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                             req.extensions_mut().insert(Remote(addr));
                             let mut s = warp_svc.clone();
                             async move { tower_service::Service::call(&mut s, req).await }
                         });
-                        let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc);
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(header_timeout)
+                            .serve_connection(TokioIo::new(stream), svc);
                         let watched = graceful.watch(conn);
                         tokio::spawn(async move {
                             if let Err(e) = watched.await {
                                 tracing::debug!("connection from {addr} ended: {e}");
                             }
+                            drop(slot);
                         });
                     }
                     Err(e) => {

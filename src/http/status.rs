@@ -21,6 +21,8 @@ table! {
     InvalidHost => (403, false, Some("Call the daemon as localhost or 127.0.0.1.")),
     RateLimitExceeded => (429, true, Some("Wait for Retry-After seconds.")),
     ServiceShuttingDown => (503, true, None),
+    TooManyConnections => (503, true, Some("Too many open connections; retry after Retry-After seconds.")),
+    RequestTimeout => (408, true, Some("Send the whole request body without pausing.")),
     SystemLocked => (503, false, Some("The kill switch is active; the operator must recover.")),
     InternalError => (500, true, None),
     MasterPasswordRequired => (401, false, Some("Send X-Master-Password.")),

@@ -117,6 +117,7 @@ pub(crate) struct Metrics {
     pub(crate) policy_decisions: Family<PolicyLabels, Counter>,
     pub(crate) notifications: Family<NotificationLabels, Counter>,
     pub(crate) notification_dropped: Counter,
+    pub(crate) connections_refused: Counter,
     pub(crate) autostop_actions: Family<AutoStopLabels, Counter>,
     pub(crate) rpc_duration: Histograms<RpcLabels>,
     pub(crate) build_info: Family<Vec<(&'static str, &'static str)>, Gauge>,
@@ -130,6 +131,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     policy_decisions: Family::default(),
     notifications: Family::default(),
     notification_dropped: Counter::default(),
+    connections_refused: Counter::default(),
     autostop_actions: Family::default(),
     rpc_duration: Family::new_with_constructor(latency),
     build_info: Family::default(),
@@ -171,9 +173,21 @@ impl Metrics {
             "Notifications dropped because the queue was full",
             self.notification_dropped.clone(),
         );
+        r.register(
+            "http_connections_refused",
+            "Client connections refused over [daemon].max_connections or max_connections_per_ip",
+            self.connections_refused.clone(),
+        );
         r.register("autostop_actions", "AutoStop actions taken", self.autostop_actions.clone());
         r.register("rpc_duration_seconds", "Node RPC round trips", self.rpc_duration.clone());
         r
+    }
+
+    /// One connection refused over the caps.
+    pub(crate) fn refused_connection(&self) {
+        if self.on() {
+            self.connections_refused.inc();
+        }
     }
 
     /// One answered request.

@@ -115,6 +115,11 @@ pub(crate) struct DaemonConfig {
     pub(crate) dev_mode: bool,
     /// `""` or an `https://` origin (validated, lowercase).
     pub(crate) public_url: String,
+    /// Connection limits and timeouts of the HTTP listener (issue #22).
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) header_timeout: u64,
+    pub(crate) body_timeout: u64,
 }
 
 /// `[metrics]` (12-operations.md §3).

@@ -47,6 +47,10 @@ pub(crate) struct RawDaemon {
     pub(crate) shutdown_timeout: i64,
     pub(crate) dev_mode: bool,
     pub(crate) public_url: String,
+    pub(crate) max_connections: i64,
+    pub(crate) max_connections_per_ip: i64,
+    pub(crate) header_timeout: i64,
+    pub(crate) body_timeout: i64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -69,6 +69,10 @@ keys! {
         shutdown_timeout: Int = Some("30"); "Seconds a graceful shutdown may take before a forced exit, 5-300.",
         dev_mode: Bool = Some("false"); "Fixed password \"waiaas-dev\", debug logging. Never in production.",
         public_url: Str = Some("\"\""); "\"\" or the https:// origin a reverse proxy publishes the daemon under (owner console, owner messages).",
+        max_connections: Int = Some("4096"); "Open client connections in total, 16-65536 (and at most the file-descriptor limit less 256); a connection beyond it gets 503 TOO_MANY_CONNECTIONS with Retry-After.",
+        max_connections_per_ip: Int = Some("256"); "Open client connections per client IP, 1-65536, at most max_connections.",
+        header_timeout: Int = Some("10"); "Seconds a connection has to deliver a complete request head, counted from when the daemon starts waiting for one: closes slow senders and idle keep-alive connections, 1-300.",
+        body_timeout: Int = Some("30"); "Seconds a request body may take to arrive once it is read, 1-300; beyond it 408 REQUEST_TIMEOUT.",
     }
     keystore {
         argon2_memory: Int = Some("65536"); "Argon2id memory in KiB for new password files, 32768-1048576.",

@@ -113,7 +113,22 @@ fn daemon(c: &Check<'_>, d: &raw::RawDaemon, data_dir: &Path) -> Result<DaemonCo
         shutdown_timeout: c.range("daemon", "shutdown_timeout", d.shutdown_timeout, 5, 300)?,
         dev_mode: d.dev_mode,
         public_url: public_url(c, &d.public_url)?,
+        max_connections: c.range("daemon", "max_connections", d.max_connections, 16, 65536)? as usize,
+        max_connections_per_ip: c.range("daemon", "max_connections_per_ip", d.max_connections_per_ip, 1, 65536)?
+            as usize,
+        header_timeout: c.range("daemon", "header_timeout", d.header_timeout, 1, 300)?,
+        body_timeout: c.range("daemon", "body_timeout", d.body_timeout, 1, 300)?,
     };
+    if daemon.max_connections_per_ip > daemon.max_connections {
+        return Err(c.err(
+            "daemon",
+            "max_connections_per_ip",
+            format!(
+                "= {} exceeds [daemon].max_connections = {}",
+                daemon.max_connections_per_ip, daemon.max_connections
+            ),
+        ));
+    }
     Ok(daemon)
 }
 
