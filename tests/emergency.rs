@@ -611,8 +611,8 @@ fn token_balance(rpc: &str, token: &str, addr: &str) -> u128 {
 }
 
 // ACC-218, ACC-219 on anvil: withdraw during ACTIVATED decrypts only that agent's key with the
-// request's password and moves the ETH (minus the fees paid) and the named ERC-20 in full to
-// the owner; GRACE owner 403, no owner 404; a token transfer the node refuses gives 207 with
+// request's password and moves the ETH (minus the fees paid, to the last wei) and the named
+// ERC-20 in full to the owner; GRACE owner 403, no owner 404; a token transfer the node refuses gives 207 with
 // that entry while the native part still moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn withdraw_on_anvil_moves_exact_balances_and_reports_partial_failures() {
@@ -670,6 +670,9 @@ async fn withdraw_on_anvil_moves_exact_balances_and_reports_partial_failures() {
     let native: u128 = v["nativeRecovered"].as_str().unwrap().parse().unwrap();
     assert_eq!(balance(&anvil.url, EVM_ADDR_0) - owner_eth, native, "the owner got exactly nativeRecovered");
     assert_eq!(agent_eth, native + fees + balance(&anvil.url, me), "the agent paid only fees beyond it");
+    // Issue #22: the native transfer is priced as a sweep (gas limit = its estimate, the whole
+    // max fee as the price), so nothing is left behind — before, 2,100 × maxFeePerGas stayed.
+    assert_eq!(balance(&anvil.url, me), 0, "the withdrawal emptied the account");
     assert_eq!(token_balance(&anvil.url, &token, me), 0);
     assert_eq!(token_balance(&anvil.url, &token, EVM_ADDR_0), 5_000_000);
     assert_eq!(v["tokensRecovered"][0]["amount"], "5000000");

@@ -155,7 +155,7 @@ pub(crate) trait ChainAdapter: Send + Sync {
     async fn sweep_tokens(&self, from: &str, to: &str, hints: &[TokenHint]) -> Result<Vec<SweepItem>, ChainError>;
     /// A token's decimals (SPL mint or ERC-20 `decimals()`), for USD valuation.
     async fn token_decimals(&self, token: &str) -> Result<u8, ChainError>;
-    async fn estimate_fee(&self, req: &BuildRequest, prio: Priority) -> Result<FeeEstimate, ChainError>;
+    async fn estimate_fee(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<FeeEstimate, ChainError>;
     async fn build(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<UnsignedTx, ChainError>;
     async fn simulate(&self, tx: &UnsignedTx) -> Result<SimulationResult, ChainError>;
     async fn apply_simulation(&self, tx: UnsignedTx, sim: &SimulationResult) -> Result<UnsignedTx, ChainError>;

@@ -428,11 +428,14 @@ impl EvmAdapter {
         mult_x10: u64,
         opts: &BuildOptions,
     ) -> Result<(u64, u128, u128, FeeEstimate), ChainError> {
-        let mut gas = ceil_mul(estimate, mult_x10, 10);
+        let mut gas = if opts.sweep { estimate } else { ceil_mul(estimate, mult_x10, 10) };
         if opts.gas_limit_multiplier_bump {
             gas = ceil_mul(gas, 12, 10);
         }
-        let (priority, max_fee, base) = self.fees(opts.priority).await?;
+        let (mut priority, max_fee, base) = self.fees(opts.priority).await?;
+        if opts.sweep {
+            priority = max_fee;
+        }
         let g = gas as u128;
         let fee = FeeEstimate {
             network_fee: Amount(U256::from(g * base)),
@@ -697,11 +700,10 @@ impl ChainAdapter for EvmAdapter {
         Ok(out)
     }
 
-    async fn estimate_fee(&self, req: &BuildRequest, prio: Priority) -> Result<FeeEstimate, ChainError> {
+    async fn estimate_fee(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<FeeEstimate, ChainError> {
         let from = address(req.from())?;
-        let opts = BuildOptions { priority: prio, ..BuildOptions::default() };
-        let (to, value, input, mult, _) = self.call_of(req, &opts, from).await?;
-        Ok(self.price(from, to, value, &input, mult, &opts).await?.3)
+        let (to, value, input, mult, _) = self.call_of(req, opts, from).await?;
+        Ok(self.price(from, to, value, &input, mult, opts).await?.3)
     }
 
     async fn build(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<UnsignedTx, ChainError> {

@@ -110,6 +110,11 @@ pub(crate) struct BuildOptions {
     pub(crate) cu_price_override: Option<u64>,
     /// A METHOD_WHITELIST name for the method signature.
     pub(crate) contract_name: Option<String>,
+    /// EVM: the transfer empties the account (a withdrawal, issue #22). The gas limit is the
+    /// estimate itself — a plain transfer to an account without code costs exactly its
+    /// estimate — and `maxPriorityFeePerGas = maxFeePerGas`, so the price charged is exactly
+    /// `maxFeePerGas` and balance − amount − fee is zero, not the unused margin.
+    pub(crate) sweep: bool,
 }
 
 /// Fee components in the chain's smallest unit.

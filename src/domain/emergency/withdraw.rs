@@ -172,7 +172,7 @@ impl Withdrawals {
         if scope == Scope::All {
             let items = adapter.sweep_tokens(&agent.public_key, &owner, &hints).await.map_err(WithdrawError::Chain)?;
             for item in items {
-                match send(adapter.as_ref(), &item.build, &signing, &agent).await {
+                match send(adapter.as_ref(), &item.build, &BuildOptions::default(), &signing, &agent).await {
                     Ok(hash) => {
                         w.tx_hashes.push(hash);
                         w.rent_recovered = w.rent_recovered.saturating_add(item.rent);
@@ -267,17 +267,16 @@ impl Withdrawals {
             amount: Amount::from_u64(1),
             memo: None,
         };
-        let fee = adapter
-            .estimate_fee(&probe, Default::default())
-            .await
-            .map_err(|e| NativeFailure::Other(e.to_string()))?
-            .total_fee;
+        // Priced and built as a sweep: whatever the fee does not take leaves the account.
+        let sweep = BuildOptions { sweep: true, ..BuildOptions::default() };
+        let fee =
+            adapter.estimate_fee(&probe, &sweep).await.map_err(|e| NativeFailure::Other(e.to_string()))?.total_fee;
         if balance <= fee {
             return Err(NativeFailure::Fee);
         }
         let amount = balance.saturating_sub(fee);
         let req = BuildRequest::Transfer { from: agent.public_key.clone(), to: to.into(), amount, memo: None };
-        let hash = send(adapter, &req, signing, agent).await.map_err(NativeFailure::Other)?;
+        let hash = send(adapter, &req, &sweep, signing, agent).await.map_err(NativeFailure::Other)?;
         Ok((hash, amount))
     }
 
@@ -310,11 +309,12 @@ enum NativeFailure {
 async fn send(
     adapter: &dyn ChainAdapter,
     req: &BuildRequest,
+    opts: &BuildOptions,
     signing: &Signing,
     agent: &AgentRecord,
 ) -> Result<String, String> {
     let chain_err = |e: ChainError| format!("{}: {}", e.code.as_str(), e.message);
-    let unsigned = adapter.build(req, &BuildOptions::default()).await.map_err(chain_err)?;
+    let unsigned = adapter.build(req, opts).await.map_err(chain_err)?;
     let sim = adapter.simulate(&unsigned).await.map_err(chain_err)?;
     if !sim.success {
         adapter.reset_nonce_tracker(Some(&agent.public_key));

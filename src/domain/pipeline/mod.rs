@@ -668,7 +668,13 @@ impl Pipeline {
         })?;
         let decided = decide::evaluate(&snap, &policies, &inputs);
         let estimated_fee = match self.chains.for_agent(agent).await {
-            Ok(adapter) => adapter.estimate_fee(&v.build, v.priority).await.ok(),
+            Ok(adapter) => adapter
+                .estimate_fee(
+                    &v.build,
+                    &crate::adapters::chains::types::BuildOptions { priority: v.priority, ..Default::default() },
+                )
+                .await
+                .ok(),
             Err(_) => None,
         };
         Ok(DryRun { decided, estimated_fee })

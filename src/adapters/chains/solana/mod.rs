@@ -331,7 +331,8 @@ impl ChainAdapter for SolanaAdapter {
         Ok(out)
     }
 
-    async fn estimate_fee(&self, req: &BuildRequest, prio: Priority) -> Result<FeeEstimate, ChainError> {
+    async fn estimate_fee(&self, req: &BuildRequest, opts: &BuildOptions) -> Result<FeeEstimate, ChainError> {
+        let prio = opts.priority;
         let mut plan = Plan::default();
         self.plan(req, &mut plan, false).await?;
         let cu_price = Self::cu_price(self.priority_fee().await, prio);
