@@ -726,3 +726,82 @@ async fn the_channel_cli_mirrors_the_routes() {
     let out = run(&["channel", "test", "0190b5a0-0000-7000-8000-000000000000", "--json"]);
     assert!(crate::support::text(&out.stderr).contains("CHANNEL_NOT_FOUND"));
 }
+
+// Issue #22: approval delivery under a flood of INFO events. 500 sessions are created in a
+// burst (500 SESSION_CREATED, INFO), then an APPROVAL-tier send follows: its
+// TX_APPROVAL_REQUEST (WARNING) reaches the owner's one channel within its 10 s bound — it may
+// take the bucket's urgent reserve, which the INFO flood cannot — for every channel kind; the
+// pending-approvals listing says the owner was told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_requests_get_through_a_flood_of_info_events_on_every_channel_kind() {
+    use crate::support::owner::{EVM_ADDR_0, EVM_KEY_0, Msg};
+    let anvil = crate::support::nodes::Anvil::start();
+    let r = Receiver::start();
+    r.behave("/hooks/owner", json!({"secret": SECRET})).await;
+    let token = "123456:ABC-DEF_secret";
+    let kinds = [
+        (
+            "TELEGRAM",
+            json!({"botToken": token, "chatId": "-1", "apiBaseUrl": r.url("")}),
+            format!("/bot{token}/sendMessage"),
+        ),
+        ("DISCORD", json!({"webhookUrl": r.url("/api/webhooks/9/flood")}), "/api/webhooks/9/flood".to_string()),
+        ("NTFY", json!({"serverUrl": r.url(""), "topic": "flood"}), "/flood".to_string()),
+        ("SLACK", json!({"webhookUrl": r.url("/services/T/B/flood")}), "/services/T/B/flood".to_string()),
+        ("WEBHOOK", json!({"url": r.url("/hooks/owner"), "secret": SECRET}), "/hooks/owner".to_string()),
+    ];
+    for (kind, config, path) in kinds {
+        let mut opts = crate::support::evm::opts(&anvil, &[]);
+        opts.config.push(("notifications", "enabled = true\nmin_channels = 1".into()));
+        opts.config.push((
+            "security",
+            "max_sessions_per_agent = 50\nrate_limit_global_ip_rpm = 10000\nrate_limit_session_rpm = 5000".into(),
+        ));
+        let d = TestDaemon::start(opts).await;
+        channel(&d, kind, "owner", config, 10).await;
+        // The owner's agent: a verified (LOCKED) owner, and 1 ETH is APPROVAL.
+        let a = d.create_agent(json!({"chain": "ethereum", "owner": EVM_ADDR_0})).await;
+        let aid = a["id"].as_str().unwrap().to_string();
+        let m = Msg::new(&d, "ethereum", EVM_ADDR_0, "verify_owner", &format!("agent:{aid}"), "31337").await;
+        let (st, v) = d.bearer("POST", &format!("/v1/owner/agents/{aid}/verify"), &m.evm(EVM_KEY_0), None).await;
+        assert_eq!(st, 200, "{v}");
+        crate::support::evm::send_eth(&anvil.url, a["address"].as_str().unwrap(), 2 * crate::support::api::ETH);
+        d.policy(json!({"agentId": aid, "type": "SPENDING_LIMIT", "priority": 10, "rules": {
+            "instant_max": "1", "notify_max": "1", "delay_max": "1", "delay_seconds": 60, "approval_timeout": 600}}))
+            .await;
+        let t = d.create_session(&aid, json!({})).await["token"].as_str().unwrap().to_string();
+        // The flood: 10 agents × 50 sessions, 25 requests at a time.
+        let mut flooders = Vec::new();
+        for i in 0..10 {
+            flooders.push(agent(&d, &format!("flood-{i}")).await);
+        }
+        let jobs: Vec<&String> = flooders.iter().flat_map(|a| std::iter::repeat_n(a, 50)).collect();
+        for chunk in jobs.chunks(25) {
+            futures_util::future::join_all(chunk.iter().map(|a| d.create_session(a, json!({})))).await;
+        }
+        let started = Instant::now();
+        let (st, v) = crate::support::api::send(&d, &t, json!({"to": EVM_ADDR_0, "amount": "1000"})).await;
+        assert_eq!((st, v["tier"].as_str()), (202, Some("APPROVAL")), "{kind}: {v}");
+        let tx = v["transactionId"].as_str().unwrap().to_string();
+        // The log filtered by event: the flood's 500 rows come first in the unfiltered one.
+        let took = loop {
+            let rows = log(&d, Some("TX_APPROVAL_REQUEST")).await;
+            if rows.iter().any(|e| e["referenceId"] == tx.as_str() && e["status"] == "DELIVERED") {
+                break started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "{kind}: not delivered: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(took < Duration::from_secs(10), "{kind}: the approval request took {took:?}");
+        assert!(
+            r.requests_to(&path).await.iter().any(|q| q.to_string().contains(&tx[..8])),
+            "{kind}: the service received the approval request"
+        );
+        // The flood did hit the limiter: most SESSION_CREATED were refused, none of them urgent.
+        let limited = log(&d, Some("SESSION_CREATED")).await.iter().filter(|e| e["status"] == "RATE_LIMITED").count();
+        assert!(limited > 0, "{kind}: the INFO flood was rate limited");
+        let (_, pending) = d.master("GET", "/v1/owner/pending-approvals", None).await;
+        let item = pending["transactions"].as_array().unwrap().iter().find(|i| i["txId"] == tx.as_str()).cloned();
+        assert_eq!(item.map(|i| i["ownerNotified"].clone()), Some(json!(true)), "{kind}: {pending}");
+    }
+}

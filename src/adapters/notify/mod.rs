@@ -7,8 +7,10 @@
 //! view. The one awaited send is `TX_APPROVAL_REQUEST` ([`Notifier::emit_awaited`], ≤ 10 s).
 //!
 //! Delivery rules: `notify` walks the enabled channels by priority and stops at the first that
-//! delivers; `broadcast` sends to all in parallel within 10 s. Each channel has a token bucket;
-//! a 429 is retried once after the service's own wait hint (≤ 10 s). Every attempt is written to
+//! delivers; `broadcast` sends to all in parallel within 10 s. Each channel has a token bucket
+//! whose last third only WARNING and CRITICAL events may take, and those wait up to 5 s for a
+//! token instead of being dropped, so INFO floods never cost the owner an approval request; a
+//! 429 is retried once after the service's own wait hint (≤ 10 s). Every attempt is written to
 //! the notification log; when nobody heard, an audit row says so.
 
 pub(crate) mod channel;
@@ -25,7 +27,7 @@ use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
 use waiaas_storage::{
     AuditEvent, AuditEventType, AuditSeverity, ChannelChange, ChannelRecord, ChannelType, LogQuery, MinChannels,
-    NotificationLogRecord, NotificationStatus, OpCtx, StoreError,
+    NotificationLevel, NotificationLogRecord, NotificationStatus, OpCtx, StoreError,
 };
 
 use crate::base::clock::Clock;
@@ -44,6 +46,9 @@ const CONCURRENT: usize = 32;
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 /// The bound of a broadcast and of the awaited approval request.
 const BROADCAST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an urgent message waits for its channel's next token (issue #22): within the
+/// 10 s an approval request has to reach the owner, with room for the send itself.
+const MAX_TOKEN_WAIT: Duration = Duration::from_secs(5);
 /// Consecutive failed health checks that make a channel unhealthy.
 const UNHEALTHY_AFTER: u32 = 3;
 
@@ -296,15 +301,25 @@ impl Notifier {
             Ok(c) => c,
             Err(e) => return self.log_row(m, Some(ch), NotificationStatus::Failed, Some(e.message), 0),
         };
-        let allowed = self
-            .buckets
-            .lock()
-            .expect("bucket lock")
-            .entry(ch.id)
-            .or_insert_with(|| TokenBucket::for_kind(ch.channel_type))
-            .take(Instant::now());
-        if !allowed {
-            return self.log_row(m, Some(ch), NotificationStatus::RateLimited, None, 0);
+        // WARNING and CRITICAL events — TX_APPROVAL_REQUEST among them — may take the bucket's
+        // reserve, and wait (bounded) for a token rather than be dropped (issue #22).
+        let urgent = m.level != NotificationLevel::Info;
+        let waited_since = Instant::now();
+        loop {
+            let taken = self
+                .buckets
+                .lock()
+                .expect("bucket lock")
+                .entry(ch.id)
+                .or_insert_with(|| TokenBucket::for_kind(ch.channel_type))
+                .take(Instant::now(), urgent);
+            match taken {
+                Ok(()) => break,
+                Err(wait) if urgent && waited_since.elapsed() + wait <= MAX_TOKEN_WAIT => {
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => return self.log_row(m, Some(ch), NotificationStatus::RateLimited, None, 0),
+            }
         }
         let mut retries = 0;
         loop {

@@ -81,7 +81,9 @@ pub(super) async fn reject(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiErr
 }
 
 /// `GET /v1/owner/pending-approvals?agentId&cursor&limit` (06-pipeline.md §8.5), each item with
-/// the approval summary an `approve_tx` message may carry.
+/// the approval summary an `approve_tx` message may carry, and `ownerNotified`: whether some
+/// channel delivered the request's notification (TX_APPROVAL_REQUEST, or the DELAY notices) —
+/// an owner who sees `false` knows the agent is waiting on a request nobody was told about.
 pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError> {
     let (page, filters) = crate::http::query::parse(req.query_params(), &["agentId"])?;
     let agent = filters
@@ -102,10 +104,24 @@ pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError>
     };
     let slice: Vec<_> = rows.iter().skip(start).take(page.limit).collect();
     let more = start + slice.len() < rows.len();
+    let ids: Vec<String> = slice.iter().map(|r| r.id.to_string()).collect();
+    let notified: Vec<bool> = app.db.read(|s| {
+        ids.iter()
+            .map(|id| {
+                for event in ["TX_APPROVAL_REQUEST", "TX_DELAY_QUEUED", "TX_DOWNGRADED_DELAY"] {
+                    if s.was_delivered(event, id)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .collect()
+    })?;
     let config = app.settings.get();
     let items: Vec<serde_json::Value> = slice
         .iter()
-        .map(|r| {
+        .zip(notified)
+        .map(|(r, notified)| {
             let a = agents.iter().find(|a| a.id == r.agent_id);
             let symbol = a.map_or("", |a| config.native_symbol(a.chain, a.network));
             json!({
@@ -114,6 +130,7 @@ pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError>
                 "chain": r.chain.as_str(), "network": r.network.as_str(), "tier": r.tier.map(|t| t.as_str()),
                 "queuedAt": r.queued_at.map(iso), "expiresAt": r.queue_expires_at.map(iso),
                 "summary": crate::rules::summary::approval_summary(r, symbol),
+                "ownerNotified": notified,
             })
         })
         .collect();
