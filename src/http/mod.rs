@@ -313,6 +313,9 @@ async fn handle_in_span(state: Arc<State>, inc: Incoming, id: String) -> warp::r
     resp.body(out.body.into()).unwrap_or_else(|_| warp::reply::Response::new(Vec::<u8>::new().into()))
 }
 
+/// How long an answer to a client over the per-IP request limit is held back.
+const OVER_LIMIT_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Layers 3–4 and everything inside them.
 async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
     let app = &state.app;
@@ -341,6 +344,10 @@ async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
         if global.audit {
             layers::audit_rate_limit(app, &format!("ip:{ip}"), Stage::Global, &ip);
         }
+        // A client over its per-IP budget waits before its 429 (issue #22): a flood of refused
+        // requests then costs its sender time and connections (capped per IP), not the
+        // daemon's CPU that every other client shares.
+        tokio::time::sleep(OVER_LIMIT_DELAY).await;
         let mut out = Out::error(&rate_limited(Stage::Global, &global), id);
         out.rate_headers(&global);
         return out;
