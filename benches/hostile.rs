@@ -77,7 +77,7 @@ struct Phase {
 async fn agents(d: &Daemon, tokens: &[(String, reqwest::Client)], rounds: usize) -> Phase {
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (token, http) in tokens.iter().cloned() {
+    for (token, http) in tokens.to_vec() {
         let base = d.base.clone();
         tasks.push(tokio::spawn(async move {
             let (mut reads, mut sends) = (Vec::new(), Vec::new());
