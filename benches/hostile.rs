@@ -77,8 +77,8 @@ struct Phase {
 async fn agents(d: &Daemon, tokens: &[(String, reqwest::Client)], rounds: usize) -> Phase {
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (token, http) in tokens.to_vec() {
-        let base = d.base.clone();
+    for (token, http) in tokens {
+        let (token, http, base) = (token.clone(), http.clone(), d.base.clone());
         tasks.push(tokio::spawn(async move {
             let (mut reads, mut sends) = (Vec::new(), Vec::new());
             for i in 0..rounds {
