@@ -13,7 +13,11 @@
 //!    open: how many were admitted and refused (503 TOO_MANY_CONNECTIONS), when the idle ones
 //!    were closed, and the daemon's peak file descriptors against the limit it set itself.
 //!
-//! Run: `cargo bench --bench hostile` (`WAIAAS_BIN=<path>` runs another build).
+//! 4. **Soak** (`-- --soak 200000`, instead of the above): that many requests from 16 workers —
+//!    INSTANT sends on anvil (one request in ten), reads, a new session every 40 sends and a new
+//!    agent every 200 — with the daemon's resident memory sampled every 10 s.
+//!
+//! Run: `cargo bench --bench hostile [-- --soak N]` (`WAIAAS_BIN=<path>` runs another build).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -369,6 +373,119 @@ async fn idle(d: &Daemon) {
     );
 }
 
+/// Resident memory of `pid` in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// One soak worker on its own address: sends (one in ten requests), reads, a new session every
+/// 40 sends (the old one revoked) and a new agent every 200 sends (the old one terminated).
+async fn soak_worker(base: String, node_url: String, w: usize, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
+    let http = client_from(&format!("127.0.3.{}", 1 + w));
+    let admin = reqwest::Client::new();
+    let m = |method: reqwest::Method, path: String, body: Option<serde_json::Value>| {
+        count.fetch_add(1, Ordering::Relaxed);
+        let (admin, base) = (admin.clone(), base.clone());
+        async move { master(&admin, &base, method, &path, body).await }
+    };
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let a = m(
+            reqwest::Method::POST,
+            "/v1/agents".into(),
+            Some(json!({"chain": "ethereum", "name": format!("soak-{w}-{n}")})),
+        )
+        .await;
+        let agent_id = a["id"].as_str().unwrap().to_string();
+        rpc(&admin, &node_url, "anvil_setBalance", json!([a["address"], "0x56bc75e2d63100000"])).await;
+        for _ in 0..5 {
+            let s = m(reqwest::Method::POST, "/v1/sessions".into(), Some(json!({"agentId": agent_id}))).await;
+            let token = s["token"].as_str().unwrap().to_string();
+            for _ in 0..40 {
+                let r = http
+                    .post(format!("{base}/v1/transactions/send"))
+                    .bearer_auth(&token)
+                    .json(&json!({"to": recipient("ethereum"), "amount": (1000 + n).to_string()}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+                n += 1;
+                for path in ["/v1/wallet/address", "/v1/transactions?limit=5", "/v1/wallet/balance", "/v1/session"]
+                    .iter()
+                    .cycle()
+                    .take(9)
+                {
+                    let r = http.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap();
+                    let _ = r.bytes().await;
+                }
+                count.fetch_add(10, Ordering::Relaxed);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+            let path = format!("/v1/sessions/{}", s["sessionId"].as_str().unwrap());
+            m(reqwest::Method::DELETE, path, None).await;
+        }
+        m(reqwest::Method::DELETE, format!("/v1/agents/{agent_id}"), None).await;
+    }
+}
+
+/// `--soak N`: N requests from 16 workers; RSS sampled every 10 s.
+async fn soak(total: u64) {
+    let node = start_node("ethereum");
+    let cache = std::env::var("SOAK_CACHE_MB").ok();
+    let d = start_daemon_with(&node, false, false, |c| match &cache {
+        Some(mb) => c.replacen("[database]\n", &format!("[database]\ncache_size_mb = {mb}\n"), 1),
+        None => c,
+    });
+    let http = reqwest::Client::new();
+    let rules = master(&http, &d.base, reqwest::Method::GET, "/v1/admin/auto-stop/rules", None).await;
+    for r in rules["rules"].as_array().unwrap() {
+        let path = format!("/v1/admin/auto-stop/rules/{}", r["id"].as_str().unwrap());
+        master(&http, &d.base, reqwest::Method::DELETE, &path, None).await;
+    }
+    let pid = d._proc.0.id();
+    let (stop, count) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let workers: Vec<_> = (0..16)
+        .map(|w| tokio::spawn(soak_worker(d.base.clone(), node.url.clone(), w, stop.clone(), count.clone())))
+        .collect();
+    let started = Instant::now();
+    println!("\n### Soak: {total} requests (sends, reads, session and agent churn), RSS every 10 s\n");
+    // The database file's size beside RSS: the page cache (`cache_size_mb`) fills as it grows.
+    let db_mib = || async {
+        let st = master(&http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await;
+        st["database"]["sizeBytes"].as_f64().unwrap_or(0.0) / 1048576.0
+    };
+    println!("| s | requests | RSS MiB | database MiB |");
+    println!("|---|---|---|---|");
+    println!("| 0 | 0 | {:.1} | {:.1} |", rss_mib(pid), db_mib().await);
+    let mut next = Duration::from_secs(10);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let done = count.load(Ordering::Relaxed);
+        if started.elapsed() >= next || done >= total {
+            let rss = rss_mib(pid);
+            println!("| {:.0} | {done} | {rss:.1} | {:.1} |", started.elapsed().as_secs_f64(), db_mib().await);
+            next += Duration::from_secs(10);
+        }
+        if done >= total {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--test") || !args.iter().any(|a| a == "--bench") {
@@ -380,6 +497,10 @@ fn main() {
     let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, lim);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
+        if let Some(n) = args.iter().position(|a| a == "--soak").and_then(|i| args.get(i + 1)) {
+            soak(n.parse().unwrap()).await;
+            return;
+        }
         flood_phase().await;
         let (_node, d) = fresh().await;
         slowloris(&d).await;

@@ -73,7 +73,8 @@ pub(crate) fn start_node(chain: &str) -> Node {
         "ethereum" => {
             let bin = tool("WAIAAS_TOOL_ANVIL", "foundry-1.7.1/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
             let mut c = Command::new(bin)
-                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337"])
+                // No history on disk: a long run would leave gigabytes in ~/.foundry/anvil/tmp.
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", "31337", "--prune-history"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
