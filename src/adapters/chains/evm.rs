@@ -747,6 +747,21 @@ impl ChainAdapter for EvmAdapter {
             TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone());
         let reads = self.build_reads(probe, from).await?;
         let (gas, prio, max, fee) = self.price_from(reads.estimate, mult, opts).await?;
+        // A sweep sends what the balance holds beyond the fee, priced from the same readings:
+        // a fee read again later could differ from the one the caller estimated with.
+        let value = match req {
+            BuildRequest::Transfer { .. } if opts.sweep => {
+                let swept = reads.balance.checked_sub(fee.total_fee.0).filter(|v| !v.is_zero()).ok_or_else(|| {
+                    ChainError::new(
+                        ErrorCode::InsufficientBalance,
+                        format!("balance {} wei cannot pay the fee {} wei", reads.balance, fee.total_fee.0),
+                    )
+                })?;
+                metadata.insert("sweptAmount".into(), json!(swept.to_string()));
+                swept
+            }
+            _ => value,
+        };
         let needed = value.saturating_add(fee.total_fee.0);
         if reads.balance < needed {
             return Err(ChainError::new(

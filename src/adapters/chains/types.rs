@@ -113,7 +113,9 @@ pub(crate) struct BuildOptions {
     /// EVM: the transfer empties the account (a withdrawal, issue #22). The gas limit is the
     /// estimate itself — a plain transfer to an account without code costs exactly its
     /// estimate — and `maxPriorityFeePerGas = maxFeePerGas`, so the price charged is exactly
-    /// `maxFeePerGas` and balance − amount − fee is zero, not the unused margin.
+    /// `maxFeePerGas`; a native transfer's value is the balance less that fee, from the
+    /// build's own readings (the request's amount is ignored; `metadata.sweptAmount` says
+    /// what it became), so nothing is left behind.
     pub(crate) sweep: bool,
 }
 

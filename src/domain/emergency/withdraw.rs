@@ -173,7 +173,7 @@ impl Withdrawals {
             let items = adapter.sweep_tokens(&agent.public_key, &owner, &hints).await.map_err(WithdrawError::Chain)?;
             for item in items {
                 match send(adapter.as_ref(), &item.build, &BuildOptions::default(), &signing, &agent).await {
-                    Ok(hash) => {
+                    Ok((hash, _)) => {
                         w.tx_hashes.push(hash);
                         w.rent_recovered = w.rent_recovered.saturating_add(item.rent);
                         w.tokens_recovered.push((item.mint, item.symbol, item.amount));
@@ -276,8 +276,9 @@ impl Withdrawals {
         }
         let amount = balance.saturating_sub(fee);
         let req = BuildRequest::Transfer { from: agent.public_key.clone(), to: to.into(), amount, memo: None };
-        let hash = send(adapter, &req, &sweep, signing, agent).await.map_err(NativeFailure::Other)?;
-        Ok((hash, amount))
+        let (hash, swept) = send(adapter, &req, &sweep, signing, agent).await.map_err(NativeFailure::Other)?;
+        // EVM prices the sweep again when it builds it; what it sent is what counts.
+        Ok((hash, swept.unwrap_or(amount)))
     }
 
     async fn audit(&self, agent: &AgentRecord, scope: Scope, w: &Withdrawal, actor: &str) -> Result<(), StoreError> {
@@ -305,14 +306,15 @@ enum NativeFailure {
 }
 
 /// One sweep transaction: build, simulate, sign, submit, wait for the confirmation (30 s).
-/// Returns the hash, or the error text recorded in `failed`.
+/// Returns the hash and, for an EVM sweep, the amount the build settled on; or the error text
+/// recorded in `failed`.
 async fn send(
     adapter: &dyn ChainAdapter,
     req: &BuildRequest,
     opts: &BuildOptions,
     signing: &Signing,
     agent: &AgentRecord,
-) -> Result<String, String> {
+) -> Result<(String, Option<Amount>), String> {
     let chain_err = |e: ChainError| format!("{}: {}", e.code.as_str(), e.message);
     let unsigned = adapter.build(req, opts).await.map_err(chain_err)?;
     let sim = adapter.simulate(&unsigned).await.map_err(chain_err)?;
@@ -339,7 +341,11 @@ async fn send(
         from: Some(agent.public_key.clone()),
     };
     match adapter.wait_for_confirmation(&hash, &ctx, Duration::from_secs(30)).await {
-        Ok(ChainTxStatus::Confirmed { .. } | ChainTxStatus::Finalized { .. }) => Ok(hash),
+        Ok(ChainTxStatus::Confirmed { .. } | ChainTxStatus::Finalized { .. }) => {
+            let swept =
+                unsigned.metadata.get("sweptAmount").and_then(Value::as_str).and_then(|a| Amount::parse(a).ok());
+            Ok((hash, swept))
+        }
         Ok(ChainTxStatus::Failed { error, .. }) => Err(chain_err(error)),
         Ok(other) => Err(format!("not confirmed within 30 s ({other:?}): {hash}")),
         Err(e) => Err(chain_err(e)),
