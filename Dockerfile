@@ -7,11 +7,12 @@
 # --- build ----------------------------------------------------------------------------------------
 FROM rust:1.95-slim-bookworm AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# pkg-config and libudev headers for the Ledger USB HID feature. Versions are not pinned: the
+# pkg-config and libudev headers for the Ledger USB HID feature, make for the jemalloc the
+# binary links (tikv-jemallocator builds it from source). Versions are not pinned: the
 # base image tag pins the Debian release, and a point release removes the versions it replaces.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends pkg-config libudev-dev \
+ && apt-get install -y --no-install-recommends pkg-config libudev-dev make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
