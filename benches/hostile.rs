@@ -71,6 +71,20 @@ fn p(sorted: &mut [f64], q: f64) -> f64 {
     percentile(sorted, q)
 }
 
+/// One INSTANT transfer of `amount` wei, asserted CONFIRMED.
+async fn send_confirmed(http: &reqwest::Client, base: &str, token: &str, amount: usize) {
+    let r = http
+        .post(format!("{base}/v1/transactions/send"))
+        .bearer_auth(token)
+        .json(&json!({"to": recipient("ethereum"), "amount": amount.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    assert!(status == 200 && body["status"] == "CONFIRMED", "send: {status} {body}");
+}
+
 struct Phase {
     reads: Vec<f64>,
     sends: Vec<f64>,
@@ -87,16 +101,7 @@ async fn agents(d: &Daemon, tokens: &[(String, reqwest::Client)], rounds: usize)
             let (mut reads, mut sends) = (Vec::new(), Vec::new());
             for i in 0..rounds {
                 let t0 = Instant::now();
-                let r = http
-                    .post(format!("{base}/v1/transactions/send"))
-                    .bearer_auth(&token)
-                    .json(&json!({"to": recipient("ethereum"), "amount": (1000 + i).to_string()}))
-                    .send()
-                    .await
-                    .unwrap();
-                let ok = r.status().as_u16() == 200;
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                assert!(ok && body["status"] == "CONFIRMED", "send: {body}");
+                send_confirmed(&http, &base, &token, 1000 + i).await;
                 sends.push(ms(t0.elapsed()));
                 for path in ["/v1/wallet/address", "/v1/transactions?limit=5"].iter().cycle().take(4) {
                     let t0 = Instant::now();
@@ -409,14 +414,7 @@ async fn soak_worker(base: String, node_url: String, w: usize, stop: Arc<AtomicB
             let s = m(reqwest::Method::POST, "/v1/sessions".into(), Some(json!({"agentId": agent_id}))).await;
             let token = s["token"].as_str().unwrap().to_string();
             for _ in 0..40 {
-                let r = http
-                    .post(format!("{base}/v1/transactions/send"))
-                    .bearer_auth(&token)
-                    .json(&json!({"to": recipient("ethereum"), "amount": (1000 + n).to_string()}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap_or_default());
+                send_confirmed(&http, &base, &token, 1000 + n).await;
                 n += 1;
                 for path in ["/v1/wallet/address", "/v1/transactions?limit=5", "/v1/wallet/balance", "/v1/session"]
                     .iter()

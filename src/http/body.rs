@@ -52,10 +52,9 @@ impl BodyRead {
     }
 }
 
+/// The rest of the body is never read: the answer closes the connection ([`BodyRead`]).
 pub(crate) fn too_large() -> ApiError {
-    // The rest of the body is never read, so the connection cannot carry another request.
     ApiError::new(ErrorCode::PayloadTooLarge, format!("Request body exceeds {MAX_BODY} bytes"))
-        .header("Connection", "close")
 }
 
 fn issue(path: &str, code: &str, message: impl Into<String>) -> ApiError {
@@ -109,7 +108,6 @@ impl Body {
                 ErrorCode::RequestTimeout,
                 format!("The request body did not arrive within {} s", self.timeout.as_secs()),
             )
-            .header("Connection", "close")
         })??;
         self.done.store(true, Ordering::Release);
         Ok(bytes)

@@ -18,8 +18,7 @@ pub(crate) const SECURE_HEADERS: &[(&str, &str)] = &[
     ("Cache-Control", "no-store"),
 ];
 
-/// Reuses a well-formed `X-Request-ID` (`^[A-Za-z0-9._:-]{1,128}$`), otherwise makes
-/// `req_` + 22 hex characters.
+/// Reuses a well-formed `X-Request-ID` (`^[A-Za-z0-9._:-]{1,128}$`), otherwise makes a new one.
 pub(crate) fn request_id(headers: &HeaderMap) -> String {
     if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
         && (1..=128).contains(&v.len())
@@ -27,6 +26,11 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
     {
         return v.to_string();
     }
+    new_request_id()
+}
+
+/// `req_` + 22 hex characters.
+pub(crate) fn new_request_id() -> String {
     let mut bytes = [0u8; 11];
     rand::thread_rng().fill_bytes(&mut bytes);
     format!("req_{}", hex::encode(bytes))

@@ -183,7 +183,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
         crate::base::error::ErrorCode::TooManyConnections,
         "Too many open connections; try again shortly",
     );
-    let body = super::Out::error(&e, &super::layers::request_id(&warp::http::HeaderMap::new())).body;
+    let body = super::Out::error(&e, &super::layers::new_request_id()).body;
     let retry = super::status::default_retry_after(e.code).unwrap_or(5);
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: {retry}\r\nConnection: close\r\n\r\n",

@@ -133,6 +133,11 @@ fn ceil_mul(v: u64, num: u64, den: u64) -> u64 {
     (v as u128 * num as u128).div_ceil(den as u128) as u64
 }
 
+/// The call a build estimates and simulates: `from` calling `to` with `value` and `input`.
+fn probe(from: Address, to: Address, value: U256, input: &Bytes) -> TransactionRequest {
+    TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone())
+}
+
 /// A build's reads from the node, answered together ([`EvmAdapter::build_reads`]).
 struct BuildReads {
     estimate: u64,
@@ -415,9 +420,7 @@ impl EvmAdapter {
         mult_x10: u64,
         opts: &BuildOptions,
     ) -> Result<(u64, u128, u128, FeeEstimate), ChainError> {
-        let probe =
-            TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone());
-        let estimate = self.estimate_gas(probe).await?;
+        let estimate = self.estimate_gas(probe(from, to, value, input)).await?;
         self.price_from(estimate, mult_x10, opts).await
     }
 
@@ -506,13 +509,8 @@ impl EvmAdapter {
         })
     }
 
-    /// Takes the next nonce: `max(pending count, tracker)`, then advances the tracker.
-    async fn take_nonce(&self, from: Address) -> Result<u64, ChainError> {
-        let pending = self.rpc(self.provider.get_transaction_count(from).pending()).await?;
-        Ok(self.next_nonce(from, pending))
-    }
-
-    /// `max(pending, tracker)` for a pending count already read, then advances the tracker.
+    /// The next nonce, `max(pending count, tracker)` (05-chains.md §2.2), for a pending count
+    /// the build read; advances the tracker.
     fn next_nonce(&self, from: Address, pending: u64) -> u64 {
         let mut map = self.nonces.lock().expect("nonce lock");
         let next = map.get(&from).copied().unwrap_or(0).max(pending);
@@ -719,15 +717,15 @@ impl ChainAdapter for EvmAdapter {
             let current = self.erc20(t, IERC20::allowanceCall { owner: from, spender: s }).await?;
             if !current.is_zero() {
                 let data: Bytes = IERC20::approveCall { spender: s, amount: U256::ZERO }.abi_encode().into();
-                let (gas, prio, max, fee) = self.price(from, t, U256::ZERO, &data, 12, opts).await?;
-                let balance = self.native_balance(from).await?;
-                if balance < fee.total_fee.0 {
+                let reads = self.build_reads(probe(from, t, U256::ZERO, &data), from).await?;
+                let (gas, prio, max, fee) = self.price_from(reads.estimate, 12, opts).await?;
+                if reads.balance < fee.total_fee.0 {
                     return Err(ChainError::new(
                         ErrorCode::InsufficientBalance,
                         "balance cannot pay the allowance reset",
                     ));
                 }
-                let nonce = self.take_nonce(from).await?;
+                let nonce = self.next_nonce(from, reads.pending);
                 let reset = self.tx(chain_id, nonce, (t, U256::ZERO, data), (gas, prio, max));
                 metadata.insert("nonce".into(), json!(nonce));
                 metadata.insert("from".into(), json!(from.to_checksum(None)));
@@ -743,9 +741,7 @@ impl ChainAdapter for EvmAdapter {
             }
         }
         let (to, value, input, mult, method) = self.call_of(req, opts, from).await?;
-        let probe =
-            TransactionRequest::default().with_from(from).with_to(to).with_value(value).with_input(input.clone());
-        let reads = self.build_reads(probe, from).await?;
+        let reads = self.build_reads(probe(from, to, value, &input), from).await?;
         let (gas, prio, max, fee) = self.price_from(reads.estimate, mult, opts).await?;
         // A sweep sends what the balance holds beyond the fee, priced from the same readings:
         // a fee read again later could differ from the one the caller estimated with.

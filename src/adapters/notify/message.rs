@@ -68,6 +68,11 @@ impl Event {
         })
     }
 
+    /// The events that tell the owner a transaction is queued for them: one of them delivered
+    /// means the owner was told (the pending-approvals listing's `ownerNotified`).
+    pub(crate) const QUEUED_NOTICES: [Event; 3] =
+        [Event::TxApprovalRequest, Event::TxDelayQueued, Event::TxDowngradedDelay];
+
     /// The wire spelling.
     pub(crate) fn as_str(self) -> &'static str {
         let own = match self {

@@ -108,8 +108,8 @@ pub(super) async fn pending(app: &Arc<App>, req: Req) -> Result<Reply, ApiError>
     let notified: Vec<bool> = app.db.read(|s| {
         ids.iter()
             .map(|id| {
-                for event in ["TX_APPROVAL_REQUEST", "TX_DELAY_QUEUED", "TX_DOWNGRADED_DELAY"] {
-                    if s.was_delivered(event, id)? {
+                for event in crate::adapters::notify::Event::QUEUED_NOTICES {
+                    if s.was_delivered(event.as_str(), id)? {
                         return Ok(true);
                     }
                 }
