@@ -1,14 +1,20 @@
 //! Rate limits (01-daemon.md §8.5): in-memory sliding windows of 60 s, reset on restart.
 //! Stage 1 keys on the client IP (LRU of 1000 keys), stage 2 on the session, `master` or owner
 //! (LRU of 10000 keys). A refused request does not count against the window.
+//!
+//! A window is 60 one-second buckets, not a log of every hit: its size is fixed (~150 bytes)
+//! whatever the limit, so the worst case — every LRU slot full at its limit — is about 1.7 MB in
+//! all, where a log of 8-byte times grew to 4 KiB per session key (300 hits round up to a
+//! 512-slot deque) and 41 MB over 10,000 churned sessions. A hit leaves the window at the end of
+//! the 60th second after its own, up to 1 s sooner than an exact log would let it.
 
-use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 use lru::LruCache;
 
 const WINDOW_MS: u64 = 60_000;
+const BUCKETS: u64 = 60;
 
 /// Which limiter answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +49,39 @@ pub(crate) struct Verdict {
     pub(crate) audit: bool,
 }
 
-#[derive(Debug, Default)]
+/// Hits per second over the last 60 seconds.
+#[derive(Debug)]
 struct Window {
-    hits: VecDeque<u64>,
+    /// `counts[s % 60]` is the number of hits in second `s`, for `s` in `newest-59 ..= newest`.
+    counts: [u16; BUCKETS as usize],
+    newest: u64,
+    total: u32,
     last_audit_ms: Option<u64>,
+}
+
+impl Window {
+    fn new(now_s: u64) -> Window {
+        Window { counts: [0; BUCKETS as usize], newest: now_s, total: 0, last_audit_ms: None }
+    }
+
+    /// Moves the window to end at `now_s`, dropping the seconds that left it.
+    fn advance(&mut self, now_s: u64) {
+        if now_s <= self.newest {
+            return;
+        }
+        let gone = (now_s - self.newest).min(BUCKETS);
+        for s in self.newest + 1..=self.newest + gone {
+            let slot = &mut self.counts[(s % BUCKETS) as usize];
+            self.total -= u32::from(*slot);
+            *slot = 0;
+        }
+        self.newest = now_s;
+    }
+
+    /// The second of the oldest hit still in the window.
+    fn oldest(&self) -> Option<u64> {
+        (self.newest.saturating_sub(BUCKETS - 1)..=self.newest).find(|s| self.counts[(s % BUCKETS) as usize] > 0)
+    }
 }
 
 /// Both limiter stages.
@@ -72,22 +107,24 @@ impl RateLimiter {
             Stage::Session | Stage::OwnerMessage => &self.session,
         };
         let mut cache = cache.lock().expect("rate limiter lock");
-        let w = cache.get_or_insert_mut(key.to_string(), Window::default);
-        while w.hits.front().is_some_and(|t| *t + WINDOW_MS <= now_ms) {
-            w.hits.pop_front();
-        }
+        let now_s = now_ms / 1000;
+        let w = cache.get_or_insert_mut(key.to_string(), || Window::new(now_s));
+        w.advance(now_s);
         let reset = now_ms / 1000 + 60;
-        if w.hits.len() as u32 >= limit {
-            let oldest = *w.hits.front().expect("a full window is not empty");
-            let retry_after = (oldest + WINDOW_MS - now_ms).div_ceil(1000).max(1);
+        if w.total >= limit {
+            let oldest = w.oldest().expect("a full window is not empty");
+            let retry_after = ((oldest + BUCKETS) * 1000).saturating_sub(now_ms).div_ceil(1000).max(1);
             let audit = w.last_audit_ms.is_none_or(|t| t + WINDOW_MS <= now_ms);
             if audit {
                 w.last_audit_ms = Some(now_ms);
             }
             return Verdict { allowed: false, limit, remaining: 0, reset, retry_after, audit };
         }
-        w.hits.push_back(now_ms);
-        Verdict { allowed: true, limit, remaining: limit - w.hits.len() as u32, reset, retry_after: 0, audit: false }
+        // A second holds at most `limit` hits (≤ 10,000), so a u16 bucket cannot overflow.
+        let slot = &mut w.counts[(now_s % BUCKETS) as usize];
+        *slot = slot.saturating_add(1);
+        w.total += 1;
+        Verdict { allowed: true, limit, remaining: limit - w.total, reset, retry_after: 0, audit: false }
     }
 }
 
@@ -109,5 +146,28 @@ mod tests {
         assert!(!l.check(Stage::Session, "k", 3, 30_001).audit, "audited once per minute");
         assert!(l.check(Stage::Session, "other", 3, 30_000).allowed);
         assert!(l.check(Stage::Session, "k", 3, 61_000).allowed);
+    }
+
+    /// The window slides second by second, including across gaps longer than the window, and
+    /// its memory does not depend on the limit.
+    #[test]
+    fn buckets_slide_and_stay_small() {
+        let l = RateLimiter::default();
+        for t in 0..120u64 {
+            // One hit a second at limit 60: always allowed, the window holds the last 60.
+            let v = l.check(Stage::Global, "ip", 60, t * 1000 + 500);
+            assert!(v.allowed, "second {t}");
+        }
+        let refused = l.check(Stage::Global, "ip", 60, 119_900);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, 1, "second 60's hit leaves at 120.000");
+        assert!(l.check(Stage::Global, "ip", 60, 120_000).allowed);
+        // 10,000 hits in one second at the largest limit, then a gap of 5 minutes empties it.
+        for _ in 0..10_000 {
+            assert!(l.check(Stage::Global, "burst", 10_000, 7_000).allowed);
+        }
+        assert!(!l.check(Stage::Global, "burst", 10_000, 7_500).allowed);
+        assert_eq!(l.check(Stage::Global, "burst", 10_000, 367_000).remaining, 9_999);
+        assert!(std::mem::size_of::<Window>() <= 160, "{}", std::mem::size_of::<Window>());
     }
 }
