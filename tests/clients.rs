@@ -205,3 +205,95 @@ async fn mcp_setup_picks_the_agent_or_asks_for_one() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert!(std::fs::read_to_string(d.path().join("mcp-token")).unwrap().starts_with("wai_sess_"));
 }
+
+/// What both pooled clients do: 1,000 requests on one client object, every third a POST of
+/// 300 KB the daemon refuses (413) before it reads the body; the others read the agent's
+/// address. Prints `{"answers": {status or code: count}, "transport": [errors…]}`.
+const POOLED_HTTP_CLIENT: &str = r#"
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=20)
+auth = {"Authorization": "Bearer " + sys.argv[2]}
+big = json.dumps({"to": "0x" + "1" * 40, "amount": "1", "memo": "x" * 300000}).encode()
+answers, transport = {}, []
+for i in range(1000):
+    try:
+        if i % 3 == 2:
+            c.request("POST", "/v1/transactions/send", body=big, headers={**auth, "Content-Type": "application/json"})
+        else:
+            c.request("GET", "/v1/wallet/address", headers=auth)
+        r = c.getresponse()
+        r.read()
+        key = str(r.status)
+        answers[key] = answers.get(key, 0) + 1
+    except Exception as e:  # anything here is a transport failure
+        transport.append(f"request {i}: {type(e).__name__}: {e}")
+        c.close()
+print(json.dumps({"answers": answers, "transport": transport}))
+"#;
+
+const POOLED_SDK: &str = r#"
+import asyncio, json, sys
+from waiaas import WAIaaSClient, WAIaaSError
+async def main():
+    answers, transport = {}, []
+    # No retries: a transport failure must show, not be papered over by a second attempt.
+    async with WAIaaSClient(f"http://127.0.0.1:{sys.argv[1]}", sys.argv[2], max_retries=0) as c:
+        for i in range(1000):
+            try:
+                if i % 3 == 2:
+                    await c.send_token("0x" + "1" * 40, "1", memo="x" * 300000)
+                    key = "sent"
+                else:
+                    await c.get_address()
+                    key = "200"
+            except WAIaaSError as e:
+                if e.code == "CONNECTION_ERROR":
+                    transport.append(f"request {i}: {e}")
+                    continue
+                key = f"{e.status} {e.code}"
+            answers[key] = answers.get(key, 0) + 1
+    print(json.dumps({"answers": answers, "transport": transport}))
+asyncio.run(main())
+"#;
+
+// Issue #22, pooled clients: Python's `http.client` and the SDK's httpx client each make 1,000
+// requests on one client object, a third of them large POSTs refused before the body is read.
+// The refusals say `Connection: close`, so neither client writes into a socket the daemon has
+// closed: no request fails on the transport.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_clients_survive_a_thousand_requests_with_refused_large_posts() {
+    install_sdk();
+    let anvil = Anvil::start();
+    let d = TestDaemon::start(Opts {
+        config: vec![
+            (
+                "security",
+                "rate_limit_global_ip_rpm = 10000\nrate_limit_session_rpm = 5000\nrate_limit_tx_rpm = 100".to_string(),
+            ),
+            ("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url)),
+        ],
+        ..Opts::default()
+    })
+    .await;
+    let a = d.create_agent(json!({"chain": "ethereum", "name": "pooled"})).await;
+    // Every large POST is refused before its body is read: the first 100 of a session by the
+    // body limit (413), the rest by the send rate limit (429, 100 a minute) — each client on a
+    // session of its own.
+    for (name, script, codes) in [
+        ("http.client", POOLED_HTTP_CLIENT, ["413", "429"]),
+        ("SDK (httpx)", POOLED_SDK, ["413 PAYLOAD_TOO_LARGE", "429 RATE_LIMIT_EXCEEDED"]),
+    ] {
+        let s = d.create_session(a["id"].as_str().unwrap(), json!({})).await;
+        let token = s["token"].as_str().unwrap().to_string();
+        let out = Command::new(clients_python()).args(["-c", script, &d.port.to_string(), &token]).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["transport"], json!([]), "{name}: transport failures: {v}");
+        let mut expected = serde_json::Map::new();
+        expected.insert("200".into(), json!(667));
+        expected.insert(codes[0].into(), json!(100));
+        expected.insert(codes[1].into(), json!(233));
+        assert_eq!(v["answers"], serde_json::Value::Object(expected), "{name}: {v}");
+        crate::support::report(&format!("pooled {name}: 1000 requests, {v}"));
+    }
+}
