@@ -14,6 +14,7 @@ app        base rules runtime adapters domain
 http       base rules runtime adapters domain app
 daemon     base rules runtime adapters domain app http::server
 cli        base rules runtime adapters domain app daemon
+fuzz       base rules runtime adapters domain
 '
 # (`http::server` on the daemon's line: the daemon starts the server through that one entry and
 # names nothing else of `http`.) Three more rules:

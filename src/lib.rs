@@ -36,6 +36,8 @@ mod base;
 mod cli;
 mod daemon;
 mod domain;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod rules;
 mod runtime;

@@ -7,9 +7,45 @@
 //! listing, itself computed here). The text is ASCII limited to the characters EIP-4361 allows in
 //! a statement, so wallets still recognise the message as a sign-in.
 
+use std::fmt;
+
 use waiaas_storage::{Amount, Chain, TransactionRecord, TxType};
 
 use crate::base::units::format_units;
+
+/// What a summary says. Every field is one word of statement-safe characters (`?` when nothing
+/// of it is left), so the text splits on spaces back into exactly these fields:
+/// `Summary::parse(&s.to_string()) == Some(s)` for any row (the `approval_summary` fuzz target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub(crate) what: What,
+    pub(crate) chain: String,
+    pub(crate) network: String,
+}
+
+/// The action, by transaction type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum What {
+    /// `send <quantity> to <address>` (TRANSFER, TOKEN_TRANSFER).
+    Send { amount: Quantity, to: String },
+    /// `call <contract> <selector> value <quantity>`.
+    Call { contract: String, method: String, value: Quantity },
+    /// `approve <spender> for <quantity>`.
+    Approve { spender: String, amount: Quantity },
+    /// `batch of <n> instructions moving <quantity>`.
+    Batch { count: usize, moving: Quantity },
+}
+
+/// An amount as the owner reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Quantity {
+    /// `0.5 ETH`, `2.5 0x5FbD...0aa3`: a decimal and its unit.
+    Units { value: String, unit: String },
+    /// `2500000 base units of 0x5FbD...0aa3`: a token whose decimals the request did not name.
+    Base { value: String, token: String },
+    /// `unlimited 0x5FbD...0aa3`.
+    Unlimited { token: String },
+}
 
 /// `0xAbCdEf...1234`: the first 6 and the last 4 characters.
 fn short(address: &str) -> String {
@@ -27,6 +63,12 @@ fn statement_safe(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric() || " -._~:/?#[]@!$&'()*+,;=".contains(*c)).collect()
 }
 
+/// One word of the summary: statement-safe, no spaces, never empty.
+fn word(s: &str) -> String {
+    let w: String = statement_safe(s).chars().filter(|c| *c != ' ').collect();
+    if w.is_empty() { "?".into() } else { w }
+}
+
 fn native_decimals(chain: Chain) -> u8 {
     match chain {
         Chain::Solana => 9,
@@ -35,49 +77,132 @@ fn native_decimals(chain: Chain) -> u8 {
 }
 
 /// A token amount: in human units when the request named the decimals, else in base units.
-fn token_amount(amount: Amount, decimals: Option<u8>, token: &str) -> String {
+fn token_amount(amount: Amount, decimals: Option<u8>, token: &str) -> Quantity {
     match decimals {
-        Some(d) => format!("{} {}", format_units(amount, d, ""), short(token)),
-        None => format!("{amount} base units of {}", short(token)),
+        Some(d) => Quantity::Units { value: format_units(amount, d, ""), unit: token.to_string() },
+        None => Quantity::Base { value: amount.to_string(), token: token.to_string() },
     }
 }
 
-/// The summary of a stored transaction row, `native` being the chain's coin symbol.
-pub(crate) fn approval_summary(row: &TransactionRecord, native: &str) -> String {
-    let native = statement_safe(native);
-    let coin = |a: Amount| format_units(a, native_decimals(row.chain), &native);
-    let on = format!("on {} {}", row.chain, row.network);
-    let addr = |a: &Option<String>| short(a.as_deref().unwrap_or("?"));
-    let decimals = row.request["token"]["decimals"].as_u64().map(|d| d as u8);
-    let token = row.token_mint.as_deref().unwrap_or("?");
-    let text = match row.tx_type {
-        TxType::Transfer => format!("send {} to {} {on}", coin(row.amount), addr(&row.to_address)),
-        TxType::TokenTransfer => {
-            format!("send {} to {} {on}", token_amount(row.amount, decimals, token), addr(&row.to_address))
-        }
-        TxType::ContractCall => {
-            let method = match row.chain {
-                Chain::Ethereum => {
-                    row.request["calldata"].as_str().and_then(|c| c.get(..10)).unwrap_or("0x").to_string()
+impl Summary {
+    /// The summary of a stored transaction row, `native` being the chain's coin symbol.
+    pub(crate) fn of(row: &TransactionRecord, native: &str) -> Summary {
+        let native = word(native);
+        let coin = |a: Amount| Quantity::Units {
+            value: format_units(a, native_decimals(row.chain), ""),
+            unit: native.clone(),
+        };
+        let addr = |a: &Option<String>| short(&word(a.as_deref().unwrap_or("?")));
+        let decimals = row.request["token"]["decimals"].as_u64().map(|d| d as u8);
+        let token = short(&word(row.token_mint.as_deref().unwrap_or("?")));
+        let what = match row.tx_type {
+            TxType::Transfer => What::Send { amount: coin(row.amount), to: addr(&row.to_address) },
+            TxType::TokenTransfer => {
+                What::Send { amount: token_amount(row.amount, decimals, &token), to: addr(&row.to_address) }
+            }
+            TxType::ContractCall => {
+                let method = match row.chain {
+                    Chain::Ethereum => row.request["calldata"].as_str().and_then(|c| c.get(..10)).unwrap_or("0x"),
+                    Chain::Solana => "program",
+                };
+                What::Call {
+                    contract: addr(&row.contract_address),
+                    method: word(method),
+                    value: coin(row.native_amount),
                 }
-                Chain::Solana => "program".to_string(),
-            };
-            format!("call {} {method} value {} {on}", addr(&row.contract_address), coin(row.native_amount))
+            }
+            TxType::Approve => {
+                let amount = if row.amount >= crate::rules::policy::rules::unlimited_threshold(row.chain) {
+                    Quantity::Unlimited { token }
+                } else {
+                    token_amount(row.amount, decimals, &token)
+                };
+                What::Approve { spender: addr(&row.spender_address), amount }
+            }
+            TxType::Batch => What::Batch {
+                count: row.request["instructions"].as_array().map_or(0, Vec::len),
+                moving: coin(row.native_amount),
+            },
+        };
+        Summary { what, chain: word(&row.chain.to_string()), network: word(&row.network.to_string()) }
+    }
+
+    /// Reads a summary back; `None` for any text [`Summary`]'s `Display` does not produce.
+    pub(crate) fn parse(text: &str) -> Option<Summary> {
+        let words: Vec<&str> = text.split(' ').collect();
+        let is_word = |w: &str| !w.is_empty() && word(w) == w;
+        let [body @ .., "on", chain, network] = words.as_slice() else { return None };
+        let what = match body {
+            ["send", q @ .., "to", to] => What::Send { amount: Quantity::parse(q)?, to: to.to_string() },
+            ["call", contract, method, "value", q @ ..] => {
+                What::Call { contract: contract.to_string(), method: method.to_string(), value: Quantity::parse(q)? }
+            }
+            ["approve", spender, "for", q @ ..] => {
+                What::Approve { spender: spender.to_string(), amount: Quantity::parse(q)? }
+            }
+            ["batch", "of", n, "instructions", "moving", q @ ..] => {
+                let count: usize = n.parse().ok().filter(|c: &usize| c.to_string() == *n)?;
+                What::Batch { count, moving: Quantity::parse(q)? }
+            }
+            _ => return None,
+        };
+        let words_ok = match &what {
+            What::Send { to, .. } => is_word(to),
+            What::Call { contract, method, .. } => is_word(contract) && is_word(method),
+            What::Approve { spender, .. } => is_word(spender),
+            What::Batch { .. } => true,
+        };
+        (words_ok && is_word(chain) && is_word(network)).then(|| Summary {
+            what,
+            chain: chain.to_string(),
+            network: network.to_string(),
+        })
+    }
+}
+
+impl Quantity {
+    fn parse(words: &[&str]) -> Option<Quantity> {
+        let is_word = |w: &str| !w.is_empty() && word(w) == w;
+        let is_number =
+            |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit() || c == '.') && w.matches('.').count() <= 1;
+        let q = match words {
+            ["unlimited", token] => Quantity::Unlimited { token: token.to_string() },
+            [value, unit] if is_number(value) => Quantity::Units { value: value.to_string(), unit: unit.to_string() },
+            [value, "base", "units", "of", token] if is_number(value) => {
+                Quantity::Base { value: value.to_string(), token: token.to_string() }
+            }
+            _ => return None,
+        };
+        let last = words.last().expect("matched a non-empty slice");
+        is_word(last).then_some(q)
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quantity::Units { value, unit } => write!(f, "{value} {unit}"),
+            Quantity::Base { value, token } => write!(f, "{value} base units of {token}"),
+            Quantity::Unlimited { token } => write!(f, "unlimited {token}"),
         }
-        TxType::Approve => {
-            let how_much = if row.amount >= crate::rules::policy::rules::unlimited_threshold(row.chain) {
-                format!("unlimited {}", short(token))
-            } else {
-                token_amount(row.amount, decimals, token)
-            };
-            format!("approve {} for {how_much} {on}", addr(&row.spender_address))
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.what {
+            What::Send { amount, to } => write!(f, "send {amount} to {to}")?,
+            What::Call { contract, method, value } => write!(f, "call {contract} {method} value {value}")?,
+            What::Approve { spender, amount } => write!(f, "approve {spender} for {amount}")?,
+            What::Batch { count, moving } => write!(f, "batch of {count} instructions moving {moving}")?,
         }
-        TxType::Batch => {
-            let n = row.request["instructions"].as_array().map_or(0, Vec::len);
-            format!("batch of {n} instructions moving {} {on}", coin(row.native_amount))
-        }
-    };
-    statement_safe(&text)
+        write!(f, " on {} {}", self.chain, self.network)
+    }
+}
+
+/// The summary text of a stored transaction row, `native` being the chain's coin symbol.
+pub(crate) fn approval_summary(row: &TransactionRecord, native: &str) -> String {
+    Summary::of(row, native).to_string()
 }
 
 #[cfg(test)]
@@ -126,5 +251,18 @@ mod tests {
         t.native_amount = Amount::from_u64(1_500_000_000);
         assert_eq!(approval_summary(&t, "SOL"), "batch of 3 instructions moving 1.5 SOL on solana devnet");
         assert_eq!(statement_safe("é<>\"x"), "x");
+        // Every field is one word, whatever the row holds, so the text parses back.
+        let mut t = row(Chain::Ethereum, TxType::Transfer, json!({}));
+        t.to_address = Some("a b\u{e9}".into());
+        let text = approval_summary(&t, "E T H");
+        assert_eq!(text, "send 0 ETH to ab on ethereum testnet");
+        assert_eq!(Summary::parse(&text), Some(Summary::of(&t, "E T H")));
+        t.to_address = Some("\u{e9}".into());
+        assert_eq!(approval_summary(&t, ""), "send 0 ? to ? on ethereum testnet");
+        for bad in
+            ["", "send 1 ETH to x on ethereum", "send 1 ETH to  on a b", "batch of 01 instructions moving 1 ETH on a b"]
+        {
+            assert_eq!(Summary::parse(bad), None, "{bad}");
+        }
     }
 }

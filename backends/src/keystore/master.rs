@@ -62,12 +62,20 @@ impl MasterFile {
     /// Reads and validates `path` (symlinks refused).
     pub fn load(path: &Path) -> Result<MasterFile, KeystoreError> {
         let bytes = fsutil::read_nofollow(path).map_err(|e| KeystoreError::io(path, e))?;
-        let file: MasterFile = serde_json::from_slice(&bytes)
-            .map_err(|e| KeystoreError::Malformed { reason: format!("{}: {e}", path.display()) })?;
+        MasterFile::from_json(&bytes).map_err(|e| match e {
+            KeystoreError::Malformed { reason } => {
+                KeystoreError::Malformed { reason: format!("{}: {reason}", path.display()) }
+            }
+            other => other,
+        })
+    }
+
+    /// Parses and validates the file's bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<MasterFile, KeystoreError> {
+        let file: MasterFile =
+            serde_json::from_slice(bytes).map_err(|e| KeystoreError::Malformed { reason: e.to_string() })?;
         if file.format != "waiaas-master" {
-            return Err(KeystoreError::Malformed {
-                reason: format!("{}: format must be waiaas-master", path.display()),
-            });
+            return Err(KeystoreError::Malformed { reason: "format must be waiaas-master".into() });
         }
         if file.version != 1 {
             return Err(KeystoreError::UnsupportedVersion { found: file.version });

@@ -203,7 +203,7 @@ impl HidReassembler {
 }
 
 /// Splits `data ‖ sw` into a response.
-pub(crate) fn split_sw(mut raw: Vec<u8>) -> Result<ApduResponse, TransportError> {
+pub fn split_sw(mut raw: Vec<u8>) -> Result<ApduResponse, TransportError> {
     if raw.len() < 2 {
         return Err(TransportError::Protocol("response shorter than a status word".into()));
     }

@@ -90,7 +90,7 @@ pub(crate) const CONSOLE_LOGIN_SUMMARY: &str = "read-only sign-in for 15 minutes
 pub(crate) const KILL_SWITCH_SUMMARY: &str = "stop all agents";
 
 /// The decoded `Authorization` payload (§7.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub(crate) struct Payload {
     pub(crate) chain: String,
     pub(crate) address: String,
@@ -543,12 +543,7 @@ impl OwnerAuth {
 
     /// §7.4 Ethereum: EIP-191 recovery, then ERC-1271 for contract wallets.
     async fn verify_evm(&self, p: &Payload, msg: &SiweMessage, agents: &[AgentRecord]) -> Result<(), OwnerAuthError> {
-        let address = parse_evm_address(&p.address).ok_or_else(|| invalid("not an Ethereum address"))?;
-        let sig = p
-            .signature
-            .strip_prefix("0x")
-            .and_then(|h| hex::decode(h).ok())
-            .ok_or_else(|| invalid("the signature is not 0x-hex"))?;
+        let (address, sig) = evm_parts(p)?;
         if let Some(recovered) = recover_eoa(&sig, &p.message)
             && recovered == address
         {
@@ -588,8 +583,19 @@ impl OwnerAuth {
     }
 }
 
+/// The claimed address and the signature bytes of an Ethereum payload.
+pub(crate) fn evm_parts(p: &Payload) -> Result<(Address, Vec<u8>), OwnerAuthError> {
+    let address = parse_evm_address(&p.address).ok_or_else(|| invalid("not an Ethereum address"))?;
+    let sig = p
+        .signature
+        .strip_prefix("0x")
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| invalid("the signature is not 0x-hex"))?;
+    Ok((address, sig))
+}
+
 /// Step 5: the message is the §7.2 template for this daemon, this payload and now.
-fn check_message(
+pub(crate) fn check_message(
     domains: &[(String, String)],
     p: &Payload,
     chain: Chain,
@@ -654,7 +660,7 @@ pub(crate) fn siws_candidates(signer: &[u8; 32], text: &str) -> Vec<Vec<u8>> {
 }
 
 /// §7.4 Solana: strict Ed25519 over any accepted encoding.
-fn verify_solana(p: &Payload) -> Result<(), OwnerAuthError> {
+pub(crate) fn verify_solana(p: &Payload) -> Result<(), OwnerAuthError> {
     let pk = parse_solana_address(&p.address).ok_or_else(|| invalid("not a Solana address"))?;
     let sig: [u8; 64] = bs58::decode(&p.signature)
         .into_vec()
