@@ -422,3 +422,159 @@ daemon_test!(the_openapi_document_lists_every_route_and_scheme, |d| {
     assert!(ops >= 9);
     assert_eq!(doc["paths"]["/v1/admin/status"]["get"]["x-waiaas-kill-switch-allowed"], true);
 });
+
+/// What the daemon has written: audit entries (the verified chain's length), agents, sessions,
+/// and the agent's transactions.
+async fn written(d: &crate::support::TestDaemon, token: &str) -> Vec<(&'static str, u64)> {
+    let (_, audit) = d.master("GET", "/v1/admin/audit-log/verify", None).await;
+    let (_, agents) = d.master("GET", "/v1/agents", None).await;
+    let (_, sessions) = d.master("GET", "/v1/sessions", None).await;
+    let (_, txs) = d.bearer("GET", "/v1/transactions?limit=100", token, None).await;
+    let len = |v: &Value| {
+        // A listing is an object with one array (`agents`, `sessions`, `items`) or an array.
+        let items = v.as_object().and_then(|o| o.values().find(|x| x.is_array())).unwrap_or(v);
+        items.as_array().map_or(u64::MAX, |a| a.len() as u64)
+    };
+    vec![
+        ("audit entries", audit["checkedEntries"].as_u64().expect("checkedEntries")),
+        ("agents", len(&agents)),
+        ("sessions", len(&sessions)),
+        ("transactions", len(&txs)),
+    ]
+}
+
+// Issue #22, bad input stays bad input: the inputs the fuzz targets cover, as they arrive over
+// HTTP — malformed session tokens, send bodies, owner payloads and SIWE messages, key files
+// with crafted KDF costs — each get their documented error code, and nothing is written: the
+// audit chain, the agents, the sessions and the transactions are exactly as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_its_documented_error_and_writes_nothing() {
+    use base64::Engine;
+
+    use crate::support::owner::{Msg, evm_sign};
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let anvil = crate::support::nodes::Anvil::start();
+    let d = crate::support::TestDaemon::start(Opts {
+        config: vec![("rpc", format!("ethereum_testnet = \"{}\"\nethereum_testnet_chain_id = 31337", anvil.url))],
+        ..Opts::default()
+    })
+    .await;
+    const OWNER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    const OWNER: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let a = d.create_agent(json!({"chain": "ethereum", "name": "bad-input", "owner": OWNER})).await;
+    let aid = a["id"].as_str().unwrap().to_string();
+    let token = d.create_session(&aid, json!({})).await["token"].as_str().unwrap().to_string();
+    let before = written(&d, &token).await;
+    let mut answers: Vec<(String, u16, String)> = Vec::new();
+    let mut note = |what: &str, (status, v): (u16, Value)| {
+        answers.push((what.to_string(), status, v["code"].as_str().unwrap_or("-").to_string()));
+    };
+
+    // Session tokens.
+    let none =
+        format!("wai_sess_{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(r#"{"iss":"waiaas","exp":9999999999}"#))
+            + "x";
+    for (what, t) in
+        [("token: garbage", "wai_sess_x"), ("token: three parts", "wai_sess_a.b.c"), ("token: alg none", &none)]
+    {
+        note(what, d.bearer("GET", "/v1/wallet/address", t, None).await);
+    }
+    // Send bodies (raw bytes, as a client could send them).
+    for (what, body) in [
+        ("send: not JSON", "{\"to\": "),
+        ("send: unknown field", r#"{"to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","amount":"1","fee":"9"}"#),
+        ("send: bad address", r#"{"to":"0x7099","amount":"1"}"#),
+        ("send: negative amount", r#"{"to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","amount":"-1"}"#),
+        ("send: batch on EVM", r#"{"type":"BATCH","instructions":[{},{}]}"#),
+        ("send: long memo", &format!(r#"{{"to":"{OWNER}","amount":"1","memo":"{}"}}"#, "m".repeat(201))),
+    ] {
+        let r = d
+            .http
+            .post(d.url("/v1/transactions/send"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        note(what, (status, r.json().await.unwrap_or(Value::Null)));
+    }
+    // Owner payloads and SIWE messages, on the owner-verification route.
+    let path = format!("/v1/owner/agents/{aid}/verify");
+    let target = format!("agent:{aid}");
+    note("owner: not base64", d.bearer("POST", &path, "%%%not-base64%%%", Some(json!({}))).await);
+    note("owner: not JSON", d.bearer("POST", &path, &b64("{\"chain\":"), Some(json!({}))).await);
+    let m = Msg::new(&d, "ethereum", OWNER, "verify_owner", &target, "31337").await;
+    let mut p: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(m.evm(OWNER_KEY)).unwrap())
+            .unwrap();
+    p["timestamp"] = json!("yesterday");
+    note("owner: bad timestamp", d.bearer("POST", &path, &b64(&p.to_string()), Some(json!({}))).await);
+    let mut unknown = m.clone();
+    unknown.nonce = "0123456789abcdef0123456789abcdef".into();
+    note("owner: unknown nonce", d.bearer("POST", &path, &unknown.evm(OWNER_KEY), Some(json!({}))).await);
+    // A fresh nonce each: a malformed message (a trailing line), and a signature by another key.
+    let m = Msg::new(&d, "ethereum", OWNER, "verify_owner", &target, "31337").await;
+    let mut p: Value = serde_json::from_str(
+        &String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(m.evm(OWNER_KEY)).unwrap()).unwrap(),
+    )
+    .unwrap();
+    p["message"] = json!(format!("{}\n", m.text()));
+    p["signature"] = json!(evm_sign(OWNER_KEY, &format!("{}\n", m.text())));
+    note("owner: malformed SIWE", d.bearer("POST", &path, &b64(&p.to_string()), Some(json!({}))).await);
+    let m = Msg::new(&d, "ethereum", OWNER, "verify_owner", &target, "31337").await;
+    let other_key = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    note("owner: another signer", d.bearer("POST", &path, &m.evm(other_key), Some(json!({}))).await);
+    // Key files: crafted KDF costs, a wrong format, a short Solana keypair.
+    let file = json!({"format": "waiaas-keystore", "version": 1, "kdf": {"memoryCost": 4_000_000_000u64}});
+    let v3 =
+        json!({"version": 3, "crypto": {"kdf": "scrypt", "kdfparams": {"n": 1u64 << 30, "r": 8, "p": 1, "dklen": 32}}});
+    for (what, keystore) in [
+        ("import: malformed key file", file),
+        ("import: scrypt 128 GiB", v3),
+        ("import: short keypair", json!([1, 2, 3])),
+    ] {
+        note(what, d.master("POST", "/v1/agents/import", Some(json!({"keystore": keystore, "password": "x"}))).await);
+    }
+
+    let expected: Vec<(&str, u16, &str)> = vec![
+        // Not `wai_sess_` and three parts: no token at all (04-auth.md §3.1).
+        ("token: garbage", 401, "AUTH_TOKEN_MISSING"),
+        ("token: three parts", 401, "AUTH_TOKEN_INVALID"),
+        ("token: alg none", 401, "AUTH_TOKEN_INVALID"),
+        ("send: not JSON", 400, "VALIDATION_ERROR"),
+        ("send: unknown field", 400, "VALIDATION_ERROR"),
+        ("send: bad address", 400, "VALIDATION_ERROR"),
+        ("send: negative amount", 400, "VALIDATION_ERROR"),
+        ("send: batch on EVM", 400, "BATCH_NOT_SUPPORTED"),
+        ("send: long memo", 400, "VALIDATION_ERROR"),
+        ("owner: not base64", 401, "INVALID_SIGNATURE"),
+        ("owner: not JSON", 401, "INVALID_SIGNATURE"),
+        ("owner: bad timestamp", 401, "INVALID_SIGNATURE"),
+        ("owner: unknown nonce", 401, "INVALID_NONCE"),
+        ("owner: malformed SIWE", 401, "INVALID_SIGNATURE"),
+        ("owner: another signer", 401, "INVALID_SIGNATURE"),
+        ("import: malformed key file", 400, "KEYSTORE_IMPORT_FAILED"),
+        ("import: scrypt 128 GiB", 400, "KEYSTORE_IMPORT_FAILED"),
+        ("import: short keypair", 400, "KEYSTORE_IMPORT_FAILED"),
+    ];
+    let got: Vec<(&str, u16, &str)> = answers.iter().map(|(w, s, c)| (w.as_str(), *s, c.as_str())).collect();
+    assert_eq!(got, expected);
+    // Each code and status is the one fixtures/api/error-codes.tsv (09-api.md §7) documents.
+    let table = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/api/error-codes.tsv")).unwrap();
+    let documented: std::collections::HashMap<&str, u16> = table
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?, f.next()?.parse().ok()?))
+        })
+        .collect();
+    for (what, status, code) in &expected {
+        assert_eq!(documented.get(code), Some(status), "{what}: {code} is documented with another status");
+    }
+    assert_eq!(written(&d, &token).await, before, "bad input wrote something");
+    assert!(before.iter().all(|(_, n)| *n != u64::MAX), "the counts are real: {before:?}");
+    assert!(before[..3].iter().all(|(_, n)| *n > 0), "the setup wrote: {before:?}");
+}

@@ -29,6 +29,38 @@ pub struct DecryptedImport {
     pub name: Option<String>,
 }
 
+/// The most memory a V3 file's scrypt may ask for: 1 GiB (geth's standard is 256 MiB).
+const MAX_SCRYPT_BYTES: u64 = 1 << 30;
+/// The most PBKDF2 rounds a V3 file may ask for (geth's light setting is 262,144).
+const MAX_PBKDF2_ROUNDS: u64 = 10_000_000;
+
+/// Refuses a V3 file whose KDF would take more than a gigabyte or minutes of CPU: its cost is
+/// the file's to choose, and it is paid before the password is checked.
+fn check_v3_cost(crypto: &Value) -> Result<(), KeystoreError> {
+    let params = &crypto["kdfparams"];
+    let num = |k: &str| params[k].as_u64();
+    let too_costly = |what: String| KeystoreError::Malformed { reason: format!("V3 keystore: {what}") };
+    match crypto["kdf"].as_str() {
+        Some("scrypt") => {
+            let (n, r, p) = (num("n").unwrap_or(0), num("r").unwrap_or(0), num("p").unwrap_or(0));
+            let bytes = 128u64.saturating_mul(r).saturating_mul(n);
+            if !n.is_power_of_two() || n < 2 || r == 0 || !(1..=16).contains(&p) || bytes > MAX_SCRYPT_BYTES {
+                return Err(too_costly(format!(
+                    "scrypt n={n} r={r} p={p} is outside what a key file needs (at most 1 GiB, p ≤ 16)"
+                )));
+            }
+        }
+        Some("pbkdf2") => {
+            let c = num("c").unwrap_or(0);
+            if !(1..=MAX_PBKDF2_ROUNDS).contains(&c) {
+                return Err(too_costly(format!("pbkdf2 c={c} (1 to {MAX_PBKDF2_ROUNDS} rounds)")));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl ImportSource {
     /// Recognises the format. A waiaas file of another version is `UnsupportedVersion`;
     /// anything unrecognisable is `Malformed`.
@@ -48,7 +80,10 @@ impl ImportSource {
             return KeyFile::from_json(&bytes).map(|f| ImportSource::Waiaas(Box::new(f)));
         }
         let crypto = value.get("crypto").or_else(|| value.get("Crypto"));
-        if value.get("version").and_then(Value::as_u64) == Some(3) && crypto.is_some() {
+        if value.get("version").and_then(Value::as_u64) == Some(3)
+            && let Some(crypto) = crypto
+        {
+            check_v3_cost(crypto)?;
             return Ok(ImportSource::EthereumV3(value.clone()));
         }
         Err(KeystoreError::Malformed {

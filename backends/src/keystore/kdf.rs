@@ -56,6 +56,13 @@ impl Default for KdfParams {
     }
 }
 
+/// The largest Argon2id memory a file may ask for (1 GiB, `[keystore].argon2_memory`'s maximum).
+pub const MAX_MEMORY_KIB: u32 = 1_048_576;
+/// The most Argon2id iterations (`argon2_time`'s maximum).
+pub const MAX_TIME: u32 = 20;
+/// The most Argon2id lanes (`argon2_parallelism`'s maximum).
+pub const MAX_LANES: u32 = 16;
+
 /// The Argon2id block stored in master.json and in every key file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -97,6 +104,19 @@ impl KdfBlock {
     fn check(&self) -> Result<(Params, [u8; 16]), KeystoreError> {
         if self.algorithm != "argon2id" || self.version != 19 {
             return Err(KeystoreError::Malformed { reason: "kdf must be argon2id version 19".into() });
+        }
+        // A file's cost is read before the password is tried: bound it by what waiaas itself
+        // writes (`[keystore]` argon2_*), so a crafted file cannot ask for terabytes or days.
+        if !(8..=MAX_MEMORY_KIB).contains(&self.memory_cost)
+            || !(1..=MAX_TIME).contains(&self.time_cost)
+            || !(1..=MAX_LANES).contains(&self.parallelism)
+        {
+            return Err(KeystoreError::Malformed {
+                reason: format!(
+                    "kdf parameters out of range (memoryCost ≤ {MAX_MEMORY_KIB} KiB, timeCost ≤ {MAX_TIME}, \
+                     parallelism ≤ {MAX_LANES})"
+                ),
+            });
         }
         let mut salt = [0u8; 16];
         hex::decode_to_slice(&self.salt, &mut salt)

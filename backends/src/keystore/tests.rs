@@ -360,3 +360,36 @@ fn a_kdf_block_other_than_masters_costs_one_more_derivation() {
     assert_eq!(unlocked.len(), 3);
     let _ = KdfBlock::fresh(LOW);
 }
+
+/// Issue #22: a file's KDF cost is bounded before anything runs. A key file asking Argon2id for
+/// 4 TiB or a million passes, and a V3 file asking scrypt for 128 GiB or PBKDF2 for 4 billion
+/// rounds, are refused as malformed at once (the unbounded ones would abort on allocation or
+/// burn a core for hours); the cost waiaas itself writes, and geth's standard V3 cost, pass.
+#[test]
+fn crafted_kdf_costs_are_refused_before_they_run() {
+    let v = vectors();
+    let file = &v["files"][0]["file"];
+    let started = Instant::now();
+    for (key, value) in [("memoryCost", 4_000_000_000u64), ("timeCost", 1_000_000), ("parallelism", 1_000)] {
+        let mut f = file.clone();
+        f["kdf"][key] = value.into();
+        let parsed = KeyFile::from_json(&serde_json::to_vec(&f).unwrap()).unwrap();
+        let e = parsed.open_with_password(b"anything").err().expect("refused");
+        assert!(matches!(e, KeystoreError::Malformed { .. }), "{key}: {e:?}");
+    }
+    let v3 = |kdf: &str, params: Value| serde_json::json!({"version": 3, "crypto": {"cipher": "aes-128-ctr", "kdf": kdf, "kdfparams": params}});
+    for bad in [
+        v3("scrypt", serde_json::json!({"n": 1u64 << 30, "r": 8, "p": 1, "dklen": 32})),
+        v3("scrypt", serde_json::json!({"n": 262_144, "r": 8, "p": 1_000, "dklen": 32})),
+        v3("scrypt", serde_json::json!({"n": 3, "r": 8, "p": 1, "dklen": 32})),
+        v3("pbkdf2", serde_json::json!({"c": 4_000_000_000u64, "prf": "hmac-sha256", "dklen": 32})),
+    ] {
+        let e = import::ImportSource::detect(&bad).err().expect("refused");
+        assert!(matches!(e, KeystoreError::Malformed { .. }), "{bad}: {e:?}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "refusals do not run the KDF");
+    import::ImportSource::detect(&v3("scrypt", serde_json::json!({"n": 262_144, "r": 8, "p": 1, "dklen": 32})))
+        .expect("geth's standard cost");
+    import::ImportSource::detect(&v3("pbkdf2", serde_json::json!({"c": 262_144, "prf": "hmac-sha256", "dklen": 32})))
+        .expect("geth's light pbkdf2 cost");
+}
