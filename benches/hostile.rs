@@ -378,16 +378,21 @@ async fn idle(d: &Daemon) {
     );
 }
 
-/// Resident memory of `pid` in MiB.
-fn rss_mib(pid: u32) -> f64 {
+/// A field of `/proc/<pid>/status` in MiB (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
+}
+
+/// Resident memory of `pid` in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS")
 }
 
 /// One soak worker on its own address: sends (one in ten requests), reads, a new session every
@@ -462,17 +467,28 @@ async fn soak(total: u64) {
         let st = master(&http, &d.base, reqwest::Method::GET, "/v1/admin/status", None).await;
         st["database"]["sizeBytes"].as_f64().unwrap_or(0.0) / 1048576.0
     };
-    println!("| s | requests | RSS MiB | database MiB |");
-    println!("|---|---|---|---|");
-    println!("| 0 | 0 | {:.1} | {:.1} |", rss_mib(pid), db_mib().await);
+    // RSS splits into anonymous memory (the heap: what could grow without bound) and file pages
+    // (the binary's code and data, faulted in as new code paths run).
+    println!("| s | requests | RSS MiB | anonymous MiB | file MiB | database MiB |");
+    println!("|---|---|---|---|---|---|");
+    let row = |done: u64, s: f64, db: f64| {
+        let (rss, anon, file) = (rss_mib(pid), status_mib(pid, "RssAnon"), status_mib(pid, "RssFile"));
+        println!("| {s:.0} | {done} | {rss:.1} | {anon:.1} | {file:.1} | {db:.1} |");
+    };
+    row(0, 0.0, db_mib().await);
     let mut next = Duration::from_secs(10);
+    let mut reference_taken = false;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let done = count.load(Ordering::Relaxed);
-        if started.elapsed() >= next || done >= total {
-            let rss = rss_mib(pid);
-            println!("| {:.0} | {done} | {rss:.1} | {:.1} |", started.elapsed().as_secs_f64(), db_mib().await);
-            next += Duration::from_secs(10);
+        // The reference point: the sample as the count passes 20,000.
+        let reference = !reference_taken && done >= 20_000;
+        if started.elapsed() >= next || done >= total || reference {
+            reference_taken |= reference;
+            row(done, started.elapsed().as_secs_f64(), db_mib().await);
+            if !reference {
+                next += Duration::from_secs(10);
+            }
         }
         if done >= total {
             break;
