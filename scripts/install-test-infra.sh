@@ -17,6 +17,9 @@
 #     axe-4.14.1/          npm axe-core                                accessibility checks in the browser
 #     env.sh               exports the paths below for scripts/test.sh
 #
+#   Debian packages (apt, when missing): qemu-user-static, systemd (systemd-analyze), chromium,
+#   postgresql (server binaries for scripts/pg-cluster.sh's throwaway cluster)
+#
 #   scripts/install-test-infra.sh --run-only
 #                          only what running the daemon locally needs (anvil and cast), for
 #                          scripts/run-local.sh; they are named in env-run.sh (env.sh stays the
@@ -77,6 +80,17 @@ apt_install qemu-arm-static qemu-user-static
 apt_install systemd-analyze systemd
 # The owner console's browser tests drive Debian's chromium; Playwright never downloads one.
 apt_install chromium chromium
+# PostgreSQL (scripts/pg-cluster.sh starts a throwaway cluster per test run): Debian keeps the
+# server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+if [ ! -x "$(pg_bin)/initdb" ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  log "installing postgresql (apt)"
+  [ -n "${APT_UPDATED:-}" ] || { $SUDO apt-get update -qq; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+PG_BIN="$(pg_bin)"
 
 # --- Speculos + the Boilerplate app ----------------------------------------------------------
 SPECULOS="$CACHE/speculos-$SPECULOS_VERSION"
@@ -169,5 +183,6 @@ export WAIAAS_TOOL_PYTHON_CLIENTS="$CLIENTS/bin/python"
 export WAIAAS_TOOL_PYTHON_BROWSER="$BROWSER/bin/python"
 export WAIAAS_TOOL_CHROMIUM="$(command -v chromium)"
 export WAIAAS_TOOL_AXE="$AXE/node_modules/axe-core/axe.min.js"
+export WAIAAS_TOOL_PG_BIN="$PG_BIN"
 EOF
 log "ready: $CACHE/env.sh"

@@ -20,6 +20,14 @@ if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
   export CARGO_TARGET_DIR="${WAIAAS_CACHE:-$HOME/.cache/waiaas}/target"
 fi
 
+# A throwaway PostgreSQL cluster for the storage tests that need one (spec 13-postgres-ha.md §9);
+# stopped and deleted on exit, pass or fail.
+pg_dir="$(mktemp -d -t waiaas-pg.XXXXXX)"
+rmdir "$pg_dir"
+trap 'scripts/pg-cluster.sh stop "$pg_dir"' EXIT
+WAIAAS_TEST_PG_URL="$(scripts/pg-cluster.sh start "$pg_dir")"
+export WAIAAS_TEST_PG_URL
+
 # One workspace-wide build: building a single package (-p) would resolve features differently
 # and rebuild the shared dependency tree. This also builds tools/surfnet-local, which the
 # integration tests start as the local Solana node.
