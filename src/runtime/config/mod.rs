@@ -6,6 +6,7 @@
 //! Every error is a `CONFIG_LOAD_ERROR` that names the key and where its value came from (the
 //! file and line, or the environment variable).
 
+pub(crate) mod postgres;
 mod raw;
 pub(crate) mod schema;
 mod validate;
@@ -143,6 +144,8 @@ pub(crate) struct DatabaseConfig {
     pub(crate) cache_size_mb: u64,
     pub(crate) backup_interval: u64,
     pub(crate) backup_keep: usize,
+    /// Which storage backend; `Postgres` carries its validated settings.
+    pub(crate) backend: postgres::StorageBackend,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

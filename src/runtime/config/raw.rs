@@ -69,6 +69,18 @@ pub(crate) struct RawDatabase {
     pub(crate) cache_size_mb: i64,
     pub(crate) backup_interval: i64,
     pub(crate) backup_keep: i64,
+    pub(crate) backend: String,
+    pub(crate) url: String,
+    pub(crate) url_file: String,
+    pub(crate) pool_size: i64,
+    pub(crate) connect_timeout: i64,
+    pub(crate) lock_timeout_ms: i64,
+    pub(crate) statement_timeout_ms: i64,
+    pub(crate) idle_tx_timeout_ms: i64,
+    pub(crate) leader_check_ms: i64,
+    pub(crate) keepalive_s: i64,
+    pub(crate) replica_id: String,
+    pub(crate) ca_file: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -85,6 +85,18 @@ keys! {
         cache_size_mb: Int = Some("64"); "redb page cache, 8-4096 MB.",
         backup_interval: Int = Some("86400"); "Seconds between automatic backups: 0 (off) or 3600-604800.",
         backup_keep: Int = Some("7"); "Automatic backup archives kept, 1-100.",
+        backend: Str = Some("\"redb\""); "redb (one embedded file, the default) or postgres (replicas sharing one database).",
+        url: Str = Some("\"\""); "postgres:// URL (a secret: never logged). Postgres needs exactly one of url and url_file.",
+        url_file: Str = Some("\"\""); "File whose first line is the URL, relative to the data directory or absolute; keep it 0600.",
+        pool_size: Int = Some("16"); "Pooled PostgreSQL connections, 2-256 (plus one for the leader election).",
+        connect_timeout: Int = Some("5"); "Seconds to connect or to wait for a pooled connection, 1-60.",
+        lock_timeout_ms: Int = Some("5000"); "PostgreSQL lock_timeout, 100-60000 ms.",
+        statement_timeout_ms: Int = Some("10000"); "PostgreSQL statement_timeout, 1000-300000 ms.",
+        idle_tx_timeout_ms: Int = Some("5000"); "PostgreSQL idle_in_transaction_session_timeout, 1000-60000 ms.",
+        leader_check_ms: Int = Some("500"); "How often a standby polls the leader lock and the leader pings, 100-5000 ms.",
+        keepalive_s: Int = Some("5"); "TCP keepalive idle time of the election connection, 1-60 s.",
+        replica_id: Str = Some("\"\""); "Unique per running replica, 1-64 of A-Z a-z 0-9 . _ -; empty = <hostname>-<hash of the data directory>.",
+        ca_file: Str = Some("\"\""); "PEM roots for TLS to PostgreSQL; empty = the system roots.",
     }
     rpc {
         solana_mainnet: Str = Some("\"https://api.mainnet-beta.solana.com\""); "Solana mainnet RPC URL.",

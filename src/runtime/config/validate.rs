@@ -7,16 +7,16 @@ use std::str::FromStr;
 use super::raw;
 use super::*;
 
-struct Check<'a> {
+pub(super) struct Check<'a> {
     layers: &'a Layers,
 }
 
 impl Check<'_> {
-    fn err(&self, section: &str, key: &str, what: String) -> ConfigError {
+    pub(super) fn err(&self, section: &str, key: &str, what: String) -> ConfigError {
         ConfigError(format!("[{section}].{key} {what} ({})", self.layers.source(section, key)))
     }
 
-    fn range(&self, section: &str, key: &str, v: i64, lo: i64, hi: i64) -> Result<u64, ConfigError> {
+    pub(super) fn range(&self, section: &str, key: &str, v: i64, lo: i64, hi: i64) -> Result<u64, ConfigError> {
         if v < lo || v > hi {
             return Err(self.err(section, key, format!("= {v} is out of range {lo}-{hi}")));
         }
@@ -33,7 +33,7 @@ impl Check<'_> {
         }
     }
 
-    fn one_of(&self, section: &str, key: &str, v: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    pub(super) fn one_of(&self, section: &str, key: &str, v: &str, allowed: &[&str]) -> Result<(), ConfigError> {
         if !allowed.contains(&v) {
             return Err(self.err(section, key, format!("= {v:?} must be one of {}", allowed.join(", "))));
         }
@@ -48,7 +48,7 @@ impl Check<'_> {
     }
 }
 
-fn resolve_path(data_dir: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve_path(data_dir: &Path, p: &str) -> PathBuf {
     let p = Path::new(p);
     if p.is_absolute() { p.to_path_buf() } else { data_dir.join(p) }
 }
@@ -70,7 +70,7 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             daemon: daemon(&c, &raw.daemon, data_dir)?,
             keystore: keystore(&c, &raw.keystore, &mut warnings)?,
-            database: database(&c, &raw.database, data_dir)?,
+            database: database(&c, &raw.database, data_dir, &mut warnings)?,
             rpc: rpc(&c, &raw.rpc)?,
             notifications: notifications(&c, &raw.notifications)?,
             security: security(&c, &raw.security)?,
@@ -175,8 +175,14 @@ fn keystore(c: &Check<'_>, k: &raw::RawKeystore, warnings: &mut Vec<String>) -> 
 }
 
 /// `[database]`.
-fn database(c: &Check<'_>, db: &raw::RawDatabase, data_dir: &Path) -> Result<DatabaseConfig, ConfigError> {
+fn database(
+    c: &Check<'_>,
+    db: &raw::RawDatabase,
+    data_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<DatabaseConfig, ConfigError> {
     let database = DatabaseConfig {
+        backend: postgres::backend(c, db, data_dir, warnings)?,
         path: resolve_path(data_dir, &db.path),
         cache_size_mb: c.range("database", "cache_size_mb", db.cache_size_mb, 8, 4096)?,
         backup_interval: c.off_or_range("database", "backup_interval", db.backup_interval, 3600, 604_800)?,
