@@ -227,7 +227,9 @@ fn postgres_settings_are_checked_and_the_url_stays_secret() {
     std::fs::write(&url_file, "postgres://waiaas:s3cret-in-file@127.0.0.1:5432/waiaas\n").unwrap();
     std::fs::set_permissions(&url_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let with = |keys: &str| original.replace("[database]\n", &format!("[database]\nbackend = \"postgres\"\n{keys}"));
-    let cases: Vec<(String, Vec<(&str, &str)>, Vec<&str>)> = vec![
+    // (config.toml, extra environment, what the output must say)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
         (with(""), vec![], vec!["CONFIG_LOAD_ERROR", "[database].url is required"]),
         (
             with("url = \"postgres://u:s3cret@127.0.0.1/db\"\nurl_file = \"pg-url\"\n"),
