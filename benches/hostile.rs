@@ -17,7 +17,7 @@
 //!    INSTANT sends on anvil (one request in ten), reads, a new session every 40 sends and a new
 //!    agent every 200 — with the daemon's resident memory sampled every 10 s.
 //!
-//! Run: `cargo bench --bench hostile [-- --soak N]` (`WAIAAS_BIN=<path>` runs another build).
+//! Run: `cargo bench --bench hostile [-- --soak N | --flood-only]` (`WAIAAS_BIN=<path>` runs another build).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -516,6 +516,9 @@ fn main() {
             return;
         }
         flood_phase().await;
+        if args.iter().any(|a| a == "--flood-only") {
+            return;
+        }
         let (_node, d) = fresh().await;
         slowloris(&d).await;
         idle(&d).await;
