@@ -390,11 +390,6 @@ fn status_mib(pid: u32, field: &str) -> f64 {
     kib / 1024.0
 }
 
-/// Resident memory of `pid` in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    status_mib(pid, "VmRSS")
-}
-
 /// One soak worker on its own address: sends (one in ten requests), reads, a new session every
 /// 40 sends (the old one revoked) and a new agent every 200 sends (the old one terminated).
 async fn soak_worker(base: String, node_url: String, w: usize, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
@@ -472,7 +467,7 @@ async fn soak(total: u64) {
     println!("| s | requests | RSS MiB | anonymous MiB | file MiB | database MiB |");
     println!("|---|---|---|---|---|---|");
     let row = |done: u64, s: f64, db: f64| {
-        let (rss, anon, file) = (rss_mib(pid), status_mib(pid, "RssAnon"), status_mib(pid, "RssFile"));
+        let (rss, anon, file) = (status_mib(pid, "VmRSS"), status_mib(pid, "RssAnon"), status_mib(pid, "RssFile"));
         println!("| {s:.0} | {done} | {rss:.1} | {anon:.1} | {file:.1} | {db:.1} |");
     };
     row(0, 0.0, db_mib().await);

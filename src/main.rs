@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc (issue #22's soak): the daemon frees memory on many
+/// jemalloc instead of glibc's malloc (issue #22's soak): the daemon frees memory on many
 /// threads (the async workers, the storage threads), and glibc kept what each thread's arena
 /// had freed, so resident memory grew with the request count although the live heap did not.
 #[global_allocator]

@@ -49,17 +49,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("approval_summary", approval_summary_round_trip),
 ];
 
-/// Runs target `name` on `data`; `false` when there is no such target.
-pub fn run(name: &str, data: &[u8]) -> bool {
-    match TARGETS.iter().find(|(n, _)| *n == name) {
-        Some((_, f)) => {
-            f(data);
-            true
-        }
-        None => false,
-    }
-}
-
 /// The daemon time the time-bound targets check against: the fixtures' `Issued At`.
 const NOW: u64 = 1_796_644_800; // 2026-12-07T12:00:00Z
 
@@ -103,12 +92,17 @@ pub fn owner_verify(data: &[u8]) {
     }
     match chain {
         Chain::Ethereum => {
-            if let Ok((address, sig)) = owner::evm_parts(&p)
+            // `v` may be written 0/1 or 27/28 (§7.4): both spellings of one parity recover the
+            // same signer.
+            if let Ok((_, sig)) = owner::evm_parts(&p)
                 && let Some(signer) = owner::recover_eoa(&sig, &p.message)
-                && signer == address
             {
-                // What recovers must recover again, whatever `v` encoding it used.
-                assert_eq!(owner::recover_eoa(&sig, &p.message), Some(address));
+                let mut other = sig.clone();
+                other[64] = match sig[64] {
+                    v @ (0 | 1) => v + 27,
+                    v => v - 27,
+                };
+                assert_eq!(owner::recover_eoa(&other, &p.message), Some(signer), "v {} and {}", sig[64], other[64]);
             }
         }
         Chain::Solana => {
@@ -232,10 +226,8 @@ fn apdu(app: App, data: &[u8]) {
                 assert_eq!(sig.recover_address_from_prehash(&hash).ok(), Some(expected));
             }
         }
-        App::Solana => {
-            let _: Result<[u8; 32], _> = resp.data.clone().try_into();
-            let _: Result<[u8; 64], _> = resp.data.try_into();
-        }
+        // The Solana app's public key and signature are taken by length alone (32, 64 bytes).
+        App::Solana => {}
     }
 }
 
@@ -433,90 +425,86 @@ fn collect_hex(v: &Value, f: &mut dyn FnMut(Vec<u8>)) {
     }
 }
 
-/// A small deterministic mutator for the test command's short run (libFuzzer does the real work).
-pub struct Mutator(u64);
-
-impl Mutator {
-    /// Seeded, so a failure names an input the next run reproduces.
-    pub fn new(seed: u64) -> Mutator {
-        Mutator(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-
-    /// One to four edits of `input`, sometimes spliced with `other`.
-    pub fn mutate(&mut self, input: &[u8], other: &[u8]) -> Vec<u8> {
-        const TOKENS: &[&[u8]] = &[
-            b"\"",
-            b"{",
-            b"}",
-            b"[",
-            b"]",
-            b"\n",
-            b":",
-            b",",
-            b"0",
-            b"-1",
-            b"99999999999999999999999",
-            b"\xff",
-            b" ",
-            b"\\u0000",
-            b"null",
-            b"0x",
-            b"=",
-        ];
-        let mut out = input.to_vec();
-        for _ in 0..1 + self.below(4) {
-            let at = self.below(out.len() + 1);
-            match self.below(7) {
-                0 if !out.is_empty() => {
-                    let i = self.below(out.len());
-                    out[i] ^= 1 << self.below(8);
-                }
-                1 if !out.is_empty() => {
-                    let i = self.below(out.len());
-                    out[i] = self.next() as u8;
-                }
-                2 => out.insert(at, self.next() as u8),
-                3 if !out.is_empty() => {
-                    let end = (at + 1 + self.below(16)).min(out.len());
-                    out.drain(at.min(end)..end);
-                }
-                4 => {
-                    let t = TOKENS[self.below(TOKENS.len())];
-                    out.splice(at..at, t.iter().copied());
-                }
-                5 if !out.is_empty() => {
-                    let start = self.below(out.len());
-                    let end = (start + 1 + self.below(32)).min(out.len());
-                    let piece = out[start..end].to_vec();
-                    out.splice(at..at, piece);
-                }
-                _ if !other.is_empty() => {
-                    let cut = self.below(other.len());
-                    out.truncate(at);
-                    out.extend_from_slice(&other[cut..]);
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small mutator for the test command's short run (libFuzzer does the real work), seeded
+    /// so a failure's input comes back on the next run.
+    struct Mutator(rand::rngs::StdRng);
+
+    impl Mutator {
+        fn new(seed: u64) -> Mutator {
+            Mutator(rand::SeedableRng::seed_from_u64(seed))
+        }
+
+        fn next(&mut self) -> u64 {
+            rand::RngCore::next_u64(&mut self.0)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            if n == 0 { 0 } else { rand::Rng::gen_range(&mut self.0, 0..n) }
+        }
+
+        /// One to four edits of `input`, sometimes spliced with `other`.
+        fn mutate(&mut self, input: &[u8], other: &[u8]) -> Vec<u8> {
+            const TOKENS: &[&[u8]] = &[
+                b"\"",
+                b"{",
+                b"}",
+                b"[",
+                b"]",
+                b"\n",
+                b":",
+                b",",
+                b"0",
+                b"-1",
+                b"99999999999999999999999",
+                b"\xff",
+                b" ",
+                b"\\u0000",
+                b"null",
+                b"0x",
+                b"=",
+            ];
+            let mut out = input.to_vec();
+            for _ in 0..1 + self.below(4) {
+                let at = self.below(out.len() + 1);
+                match self.below(7) {
+                    0 if !out.is_empty() => {
+                        let i = self.below(out.len());
+                        out[i] ^= 1 << self.below(8);
+                    }
+                    1 if !out.is_empty() => {
+                        let i = self.below(out.len());
+                        out[i] = self.next() as u8;
+                    }
+                    2 => out.insert(at, self.next() as u8),
+                    3 if !out.is_empty() => {
+                        let end = (at + 1 + self.below(16)).min(out.len());
+                        out.drain(at.min(end)..end);
+                    }
+                    4 => {
+                        let t = TOKENS[self.below(TOKENS.len())];
+                        out.splice(at..at, t.iter().copied());
+                    }
+                    5 if !out.is_empty() => {
+                        let start = self.below(out.len());
+                        let end = (start + 1 + self.below(32)).min(out.len());
+                        let piece = out[start..end].to_vec();
+                        out.splice(at..at, piece);
+                    }
+                    _ if !other.is_empty() => {
+                        let cut = self.below(other.len());
+                        out.truncate(at);
+                        out.extend_from_slice(&other[cut..]);
+                    }
+                    _ => {}
+                }
+            }
+            out
+        }
+    }
 
     /// Committed regression inputs of `target` (`fuzz/regressions/<target>/`).
     fn regressions(target: &str) -> Vec<(String, Vec<u8>)> {

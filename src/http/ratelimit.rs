@@ -110,10 +110,11 @@ impl RateLimiter {
         let now_s = now_ms / 1000;
         let w = cache.get_or_insert_mut(key.to_string(), || Window::new(now_s));
         w.advance(now_s);
-        let reset = now_ms / 1000 + 60;
+        let reset = now_s + 60;
         if w.total >= limit {
             let oldest = w.oldest().expect("a full window is not empty");
-            let retry_after = ((oldest + BUCKETS) * 1000).saturating_sub(now_ms).div_ceil(1000).max(1);
+            // The oldest second leaves the window when second `oldest + 60` starts.
+            let retry_after = (oldest + BUCKETS).saturating_sub(now_s).max(1);
             let audit = w.last_audit_ms.is_none_or(|t| t + WINDOW_MS <= now_ms);
             if audit {
                 w.last_audit_ms = Some(now_ms);

@@ -69,6 +69,11 @@ fn word(s: &str) -> String {
     if w.is_empty() { "?".into() } else { w }
 }
 
+/// Whether `w` is one word as [`word`] makes it.
+fn is_word(w: &str) -> bool {
+    !w.is_empty() && word(w) == w
+}
+
 fn native_decimals(chain: Chain) -> u8 {
     match chain {
         Chain::Solana => 9,
@@ -130,7 +135,6 @@ impl Summary {
     /// Reads a summary back; `None` for any text [`Summary`]'s `Display` does not produce.
     pub(crate) fn parse(text: &str) -> Option<Summary> {
         let words: Vec<&str> = text.split(' ').collect();
-        let is_word = |w: &str| !w.is_empty() && word(w) == w;
         let [body @ .., "on", chain, network] = words.as_slice() else { return None };
         let what = match body {
             ["send", q @ .., "to", to] => What::Send { amount: Quantity::parse(q)?, to: to.to_string() },
@@ -162,7 +166,6 @@ impl Summary {
 
 impl Quantity {
     fn parse(words: &[&str]) -> Option<Quantity> {
-        let is_word = |w: &str| !w.is_empty() && word(w) == w;
         let is_number =
             |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_digit() || c == '.') && w.matches('.').count() <= 1;
         let q = match words {
