@@ -48,7 +48,7 @@ fn bench(c: &mut Criterion) {
         store.insert_agent(&a, &ctx).unwrap();
         let rows: Vec<_> = (0..n).map(|i| confirmed(&a, i)).collect();
         for chunk in rows.chunks(10_000) {
-            store.raw_insert_transactions(chunk).unwrap();
+            store.redb().expect("a redb store").raw_insert_transactions(chunk).unwrap();
         }
         let to = format!("0x{:040x}", 7);
         let midnight = NOW - NOW % 86_400;
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                 t.status = TxStatus::Submitted;
                 t.executed_at = None;
                 i += 1;
-                store.raw_insert_transactions(std::slice::from_ref(&t)).unwrap();
+                store.redb().expect("a redb store").raw_insert_transactions(std::slice::from_ref(&t)).unwrap();
                 store.confirm_transaction(t.id, None, Some(1), &ctx).unwrap();
             })
         });

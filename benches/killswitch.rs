@@ -44,7 +44,7 @@ fn store_with(rows: usize) -> (tempfile::TempDir, Store) {
         })
         .collect();
     for chunk in txs.chunks(1000) {
-        store.raw_insert_transactions(chunk).unwrap();
+        store.redb().expect("a redb store").raw_insert_transactions(chunk).unwrap();
     }
     (dir, store)
 }

@@ -95,7 +95,7 @@ fn decision_snapshot(c: &mut Criterion) {
                     t
                 })
                 .collect();
-            store.raw_insert_transactions(&rows).unwrap();
+            store.redb().expect("a redb store").raw_insert_transactions(&rows).unwrap();
         }
         let probe = transfer(&a, "x", NOW);
         group.bench_function(format!("history_{history}/no_rate_limit"), |b| {

@@ -434,7 +434,7 @@ async fn restart_expires_the_previous_secret_and_ignores_config_edits() {
     {
         let store = d.store();
         let at = store.system_value("jwt_secret_rotated_at").unwrap().unwrap().as_u64().unwrap();
-        store.raw_put_state("jwt_secret_rotated_at", json!(at - 301)).unwrap();
+        store.redb().expect("a redb store").raw_put_state("jwt_secret_rotated_at", json!(at - 301)).unwrap();
     }
     let text = std::fs::read_to_string(d.path().join("config.toml")).unwrap();
     let edited: String =

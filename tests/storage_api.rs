@@ -29,7 +29,7 @@ async fn a_row_with_an_invalid_enum_gives_500_without_crashing() {
         store.insert_agent(&a, &OpCtx::new("test", 1)).unwrap();
         let mut v = serde_json::to_value(&a).unwrap();
         v["status"] = json!("BOGUS");
-        store.raw_put_agent(a.id, &serde_json::to_vec(&v).unwrap()).unwrap();
+        store.redb().expect("a redb store").raw_put_agent(a.id, &serde_json::to_vec(&v).unwrap()).unwrap();
     }
     let d = TestDaemon::start_in(dir, Opts::default()).await;
     let r = d.admin_get("/v1/admin/status").await;
@@ -68,9 +68,10 @@ async fn the_audit_chain_verifies_online_and_a_tampered_row_fails_offline() {
     // Alter seq 2's details offline.
     {
         let store = d.store();
-        let mut row: Value = serde_json::from_slice(&store.raw_get_audit(2).unwrap().unwrap()).unwrap();
+        let mut row: Value =
+            serde_json::from_slice(&store.redb().expect("a redb store").raw_get_audit(2).unwrap().unwrap()).unwrap();
         row["details"]["tampered"] = json!(true);
-        store.raw_put_audit(2, &serde_json::to_vec(&row).unwrap()).unwrap();
+        store.redb().expect("a redb store").raw_put_audit(2, &serde_json::to_vec(&row).unwrap()).unwrap();
     }
     let mut c = d.cli();
     c.args(["audit", "verify", "--offline"]);
@@ -85,7 +86,7 @@ fn a_database_from_a_newer_schema_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     init_dir(dir.path());
     let newer = (waiaas_storage::SCHEMA_VERSION + 1).to_string();
-    open(dir.path()).raw_put_meta("schema_version", newer.as_bytes()).unwrap();
+    open(dir.path()).redb().expect("a redb store").raw_put_meta("schema_version", newer.as_bytes()).unwrap();
     let mut c = cli(dir.path());
     c.env("WAIAAS_MASTER_PASSWORD", crate::support::PASSWORD).args([
         "start",

@@ -59,7 +59,7 @@ impl OpCtx {
 ///
 /// redb has one writer and commits in order, so a crash leaves a *prefix* of the commits: the
 /// last durable one and everything before it. A [`Commit::Lazy`] write is visible at once and
-/// becomes durable with the next durable commit (or [`Store::sync`]); an operation may be lazy
+/// becomes durable with the next durable commit (or [`RedbStore::sync`]); an operation may be lazy
 /// only when losing it in a crash is safe because nothing outside the daemon has seen its effect
 /// yet, or start-up recovery rebuilds it from a durable one (02-storage.md; issue #21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl Drop for Active<'_> {
 /// for a durability barrier; one barrier — one empty durable commit, one fsync — covers every
 /// commit made before it, so the writers that queued up during one fsync share the next one.
 /// A lone durable writer commits durably itself: exactly one fsync, no extra commit.
-pub struct Store {
+pub struct RedbStore {
     db: Database,
     path: PathBuf,
     dev_mode: AtomicBool,
@@ -121,7 +121,7 @@ pub struct Store {
     seq: Sequence,
 }
 
-impl Drop for Store {
+impl Drop for RedbStore {
     /// A clean close leaves nothing lazy behind (a crash is what the prefix rule is for).
     fn drop(&mut self) {
         if self.has_lazy_commits()
@@ -132,7 +132,7 @@ impl Drop for Store {
     }
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
@@ -150,13 +150,13 @@ fn open_file(path: &Path, create: bool) -> Result<std::fs::File, std::io::Error>
     opts.open(path)
 }
 
-impl Store {
+impl RedbStore {
     /// Creates a new database file (mode 0600) holding every table at [`SCHEMA_VERSION`].
     /// Fails if the file exists.
-    pub fn create(path: &Path, now: u64) -> Result<Store, StoreError> {
+    pub fn create(path: &Path, now: u64) -> Result<RedbStore, StoreError> {
         let file = open_file(path, true)?;
         let db = redb::Builder::new().create_with_backend(FileBackend::new(file)?)?;
-        let store = Store {
+        let store = RedbStore {
             db,
             path: path.to_path_buf(),
             dev_mode: AtomicBool::new(false),
@@ -175,10 +175,10 @@ impl Store {
 
     /// Opens an existing database, upgrading older schema versions in one write transaction.
     /// `cache_bytes` is redb's page cache size.
-    pub fn open(path: &Path, cache_bytes: usize) -> Result<(Store, OpenReport), StoreError> {
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<(RedbStore, OpenReport), StoreError> {
         let file = open_file(path, false)?;
         let db = redb::Builder::new().set_cache_size(cache_bytes).create_with_backend(FileBackend::new(file)?)?;
-        let store = Store {
+        let store = RedbStore {
             db,
             path: path.to_path_buf(),
             dev_mode: AtomicBool::new(false),
@@ -207,9 +207,9 @@ impl Store {
 
     /// [`create`](Self::create) on any redb storage backend (tests: a simulated disk).
     #[cfg(any(test, feature = "test-util"))]
-    pub fn create_on(backend: impl redb::StorageBackend, now: u64) -> Result<Store, StoreError> {
+    pub fn create_on(backend: impl redb::StorageBackend, now: u64) -> Result<RedbStore, StoreError> {
         let db = redb::Builder::new().create_with_backend(backend)?;
-        let store = Store {
+        let store = RedbStore {
             db,
             path: PathBuf::from(":backend:"),
             dev_mode: AtomicBool::new(false),
@@ -229,9 +229,9 @@ impl Store {
     /// Opens an existing database on any redb storage backend (tests: a disk image after a
     /// simulated power cut). No migrations: the image was written by this binary.
     #[cfg(any(test, feature = "test-util"))]
-    pub fn open_on(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+    pub fn open_on(backend: impl redb::StorageBackend) -> Result<RedbStore, StoreError> {
         let db = redb::Builder::new().create_with_backend(backend)?;
-        let store = Store {
+        let store = RedbStore {
             db,
             path: PathBuf::from(":backend:"),
             dev_mode: AtomicBool::new(false),
@@ -279,7 +279,7 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction committed as `commit` asks (see [`Commit`] and the
-    /// group commit of [`Store`]).
+    /// group commit of [`RedbStore`]).
     pub(crate) fn write_with<R>(
         &self,
         commit: Commit,
@@ -346,29 +346,6 @@ impl Store {
         self.seq.durable.fetch_max(barrier, Ordering::SeqCst);
         self.stats.committed(started.elapsed(), true);
         Ok(())
-    }
-
-    /// Starts the idle timer: a thread that, every `every` (the daemon uses 25 ms, within the
-    /// 50 ms bound of issue #21), makes pending lazy commits durable. It holds only a weak
-    /// reference and ends with the store.
-    pub fn start_idle_sync(store: &std::sync::Arc<Store>, every: std::time::Duration) {
-        let weak = std::sync::Arc::downgrade(store);
-        let spawned = std::thread::Builder::new().name("waiaas-idle-sync".into()).spawn(move || {
-            loop {
-                std::thread::sleep(every);
-                let Some(store) = weak.upgrade() else { return };
-                if store.has_lazy_commits()
-                    && let Err(e) = store.sync()
-                {
-                    eprintln!("waiaas-storage: the idle sync failed: {e}");
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            eprintln!(
-                "waiaas-storage: cannot start the idle sync thread ({e}); lazy commits become durable with the next durable one"
-            );
-        }
     }
 
     /// Whether some writer holds or waits for the write slot right now. A caller that must not

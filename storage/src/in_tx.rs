@@ -11,14 +11,14 @@ use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, KillSwitchStatus, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::records::*;
 use crate::rows::{self, get_agent, get_tx, put_agent, sync_children, update_tx};
 use crate::tables::*;
 
-/// Result of `Store::record_request` (and the decision operation, which records first).
+/// Result of `RedbStore::record_request` (and the decision operation, which records first).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordOutcome {
     /// The row was inserted as PENDING.
@@ -242,7 +242,7 @@ pub(crate) fn tx_event(name: AuditEventType, rec: &TransactionRecord, actor: &st
 
 /// GRACE → LOCKED inside `tx` when `address` is still the owner; returns whether it changed.
 pub(crate) fn mark_owner_verified_in(
-    store: &Store,
+    store: &RedbStore,
     tx: &WriteTransaction,
     agent_id: Uuid,
     address: &str,

@@ -15,6 +15,7 @@ pub mod records;
 mod rows;
 pub mod scope;
 mod stats;
+mod store;
 mod tables;
 #[cfg(feature = "test-util")]
 mod test_util;
@@ -22,7 +23,7 @@ mod test_util;
 pub use amount::{Amount, AmountError};
 pub use audit::{AuditEvent, AuditRecord, AuditVerification};
 pub use audit_events::AuditEventType;
-pub use db::{Commit, OpCtx, OpenReport, SCHEMA_VERSION, Store};
+pub use db::{Commit, OpCtx, OpenReport, RedbStore, SCHEMA_VERSION};
 pub use enums::*;
 pub use error::{SchemaError, StoreError};
 pub use in_tx::{IdempotencyClaim, TxFailure, min_uuid_v7_at};
@@ -42,6 +43,7 @@ pub use ops::tx_recovery::RecoveryReport;
 pub use rate::Window;
 pub use records::*;
 pub use stats::{COMMIT_BUCKETS, StatsSnapshot, TerminalKey};
+pub use store::{Store, StoreOps};
 
 #[cfg(test)]
 mod power_cut_tests;

@@ -224,7 +224,7 @@ fn run(senders: usize, per_sender: usize, per_point: usize, seed: u64) -> (Vec<C
         mid_commit_images: Vec::new(),
         checkpointed: checkpointed.clone(),
     }));
-    let store = Arc::new(Store::create_on(CutBackend(disk.clone()), NOW).unwrap());
+    let store = Arc::new(RedbStore::create_on(CutBackend(disk.clone()), NOW).unwrap());
     let agents: Vec<AgentRecord> = (0..senders)
         .map(|i| {
             let mut a =
@@ -319,7 +319,7 @@ fn run(senders: usize, per_sender: usize, per_point: usize, seed: u64) -> (Vec<C
 
 /// Reopens a cut image, runs start-up recovery and checks every promise; `Err` says which.
 fn check(cut: &Cut, full_audit: &[AuditRecord]) -> Result<(), String> {
-    let store = Store::open_on(Image(Mutex::new(cut.image.clone()))).map_err(|e| format!("reopen: {e}"))?;
+    let store = RedbStore::open_on(Image(Mutex::new(cut.image.clone()))).map_err(|e| format!("reopen: {e}"))?;
     // The audit log is a prefix of the uncut run's.
     let audit = store.audit_rows(0, usize::MAX).map_err(|e| e.to_string())?;
     if audit.len() > full_audit.len() || audit.iter().zip(full_audit).any(|(a, b)| a != b) {

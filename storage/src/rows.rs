@@ -2,7 +2,7 @@
 //!
 //! These helpers are the only code that writes record tables together with their indexes, so
 //! an index can never disagree with its row. Each takes the caller's transaction: composing
-//! them inside one `Store::write` keeps a whole business operation atomic.
+//! them inside one `RedbStore::write` keeps a whole business operation atomic.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;

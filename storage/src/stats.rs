@@ -3,7 +3,7 @@
 //!
 //! The terminal tally is taken at commit, not at the transition: `transition_in` notes each
 //! top-level row that reaches a terminal status in a per-thread list while the write runs (redb
-//! runs a write transaction on the calling thread), and [`Store::write`](crate::Store) adds the
+//! runs a write transaction on the calling thread), and [`RedbStore::write`](crate::RedbStore) adds the
 //! list to the tally only once the commit succeeded. An aborted write counts nothing, so the
 //! tally always agrees with the rows the database holds (since this store was opened).
 

@@ -3,11 +3,11 @@
 
 use uuid::Uuid;
 
-use crate::db::Store;
+use crate::db::RedbStore;
 use crate::error::StoreError;
 use crate::tables::*;
 
-impl Store {
+impl RedbStore {
     /// Overwrites the stored bytes of an agent row.
     pub fn raw_put_agent(&self, id: Uuid, json: &[u8]) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -43,7 +43,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Inserts many transaction rows in one write transaction, through the same row writer as
     /// every operation (indexes and rate counters included): for building long histories in
     /// benchmarks without paying one durable commit per row.

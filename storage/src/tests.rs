@@ -14,6 +14,18 @@ use crate::*;
 
 const NOW: u64 = 1_750_000_000;
 
+/// Reaches beneath the public operations (raw rows, unchecked transitions) to build states and
+/// tamper offline; only the redb engine offers this, so a test that uses it is an engine test.
+trait Engine {
+    fn engine(&self) -> &RedbStore;
+}
+
+impl Engine for Store {
+    fn engine(&self) -> &RedbStore {
+        self.redb().expect("the storage unit tests run on redb")
+    }
+}
+
 pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(&dir.path().join("waiaas.redb"), NOW).unwrap();
@@ -156,8 +168,11 @@ fn transaction_hash_is_unique_among_top_level_rows() {
     let submit = |t: &TransactionRecord| {
         store.record_request(t, &[], None, &ctx()).unwrap();
         store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-        store.transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
-        store.transition(
+        store
+            .engine()
+            .transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
+            .unwrap();
+        store.engine().transition(
             t.id,
             TxStatus::Executing,
             TxStatus::Submitted,
@@ -284,6 +299,7 @@ fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
     let (_d, store, a) = store_with_agent();
     // Offline tampering: rewrite the stored JSON with status BOGUS.
     store
+        .engine()
         .write(|tx| {
             let mut v: Value = serde_json::to_value(&a).unwrap();
             v["status"] = json!("BOGUS");
@@ -294,6 +310,7 @@ fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
     assert!(matches!(store.get_agent(a.id), Err(StoreError::Serde { table: "agents", .. })));
     // Unknown fields are refused too (a newer schema's row).
     store
+        .engine()
         .write(|tx| {
             let mut v: Value = serde_json::to_value(&a).unwrap();
             v["future_field"] = json!(1);
@@ -312,12 +329,12 @@ fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
     store.record_request(&t, &[], None, &ctx()).unwrap();
     // PENDING → SUBMITTED is not in the table.
     assert!(matches!(
-        store.transition(t.id, TxStatus::Pending, TxStatus::Submitted, TxPatch::default(), None, &ctx()),
+        store.engine().transition(t.id, TxStatus::Pending, TxStatus::Submitted, TxPatch::default(), None, &ctx()),
         Err(StoreError::Conflict { .. })
     ));
-    store.transition(t.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
+    store.engine().transition(t.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
     for to in TxStatus::ALL {
-        assert!(store.transition(t.id, TxStatus::Cancelled, *to, TxPatch::default(), None, &ctx()).is_err());
+        assert!(store.engine().transition(t.id, TxStatus::Cancelled, *to, TxPatch::default(), None, &ctx()).is_err());
     }
 }
 
@@ -403,11 +420,17 @@ fn termination_cancels_queued_work_revokes_sessions_and_refuses_while_executing(
     let executing = transfer(&a, Some(s.id), 10);
     store.record_request(&executing, &[], None, &ctx()).unwrap();
     store.decide_transaction(executing.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-    store.transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+    store
+        .engine()
+        .transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
+        .unwrap();
 
     let err = store.terminate_agent(a.id, &ctx()).unwrap_err();
     assert!(matches!(err, StoreError::Conflict { ref actual, .. } if actual == "EXECUTING"));
-    store.transition(executing.id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
+    store
+        .engine()
+        .transition(executing.id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &ctx())
+        .unwrap();
 
     let report = store.terminate_agent(a.id, &ctx()).unwrap();
     assert_eq!((report.sessions_revoked, report.transactions_cancelled), (1, 1));
@@ -468,7 +491,7 @@ fn a_cas_transition_raced_from_16_threads_has_exactly_one_winner() {
             let (store, barrier) = (store.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                store.transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
+                store.engine().transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
             })
         })
         .collect();
@@ -584,10 +607,13 @@ fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_poli
     };
     let (live1, _live2, done) = (decided(s.id), decided(s.id), decided(s.id));
     decided(other.id);
-    store.transition(done, TxStatus::Queued, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
+    store.engine().transition(done, TxStatus::Queued, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
     let cancelled = transfer(&a, Some(s.id), 5);
     store.record_request(&cancelled, &[], None, &ctx()).unwrap();
-    store.transition(cancelled.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
+    store
+        .engine()
+        .transition(cancelled.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx())
+        .unwrap();
 
     let probe = transfer(&a, Some(s.id), 1);
     let snap = store.dry_run_snapshot(probe.clone(), NOW).unwrap();
@@ -670,7 +696,7 @@ mod rate_counters {
                         let id = ids[n % ids.len()];
                         let to = [TxStatus::Cancelled, TxStatus::Expired, TxStatus::Failed][how as usize];
                         // Rows already ended refuse the transition; that is fine here.
-                        let _ = store.transition(id, TxStatus::Pending, to, TxPatch::error("X"), None, &OpCtx::new("s", now));
+                        let _ = store.engine().transition(id, TxStatus::Pending, to, TxPatch::error("X"), None, &OpCtx::new("s", now));
                     }
                     Step::End { .. } => {}
                 }
@@ -773,13 +799,13 @@ mod autostop_counters {
                     }
                     Step::End { n, ok } if !ids.is_empty() => {
                         let id = ids.remove(n % ids.len());
-                        store.transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &c).unwrap();
+                        store.engine().transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &c).unwrap();
                         if ok {
                             let p = TxPatch { tx_hash: Some(format!("h{id}")), ..TxPatch::default() };
-                            store.transition(id, TxStatus::Executing, TxStatus::Submitted, p, None, &c).unwrap();
+                            store.engine().transition(id, TxStatus::Executing, TxStatus::Submitted, p, None, &c).unwrap();
                             store.confirm_transaction(id, None, Some(1), &c).unwrap();
                         } else {
-                            store.transition(id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &c).unwrap();
+                            store.engine().transition(id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &c).unwrap();
                         }
                     }
                     Step::End { .. } => {}
@@ -797,7 +823,7 @@ mod autostop_counters {
             }
             // The v2 -> v3 upgrade builds the same counters from the rows alone (pruned
             // entries excepted: compare only windows inside the kept two days).
-            store.write(crate::autostop_counts::rebuild).unwrap();
+            store.engine().write(crate::autostop_counts::rebuild).unwrap();
             for q in [0u64, 3600, 86_399] {
                 let at = now.saturating_sub(q);
                 for to in ["to0", "to1", "to2"] {
@@ -906,6 +932,7 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
 
     // Alter seq 7's details offline.
     store
+        .engine()
         .write(|tx| {
             let mut r = rows[6].clone();
             r.details.insert("i".into(), json!(999));
@@ -924,6 +951,7 @@ fn a_truncated_audit_tail_is_detected() {
         store.append_audit(AuditEvent::new(AuditEventType::ConfigReloaded, "system"), &ctx()).unwrap();
     }
     store
+        .engine()
         .write(|tx| {
             tx.open_table(AUDIT_LOG)?.remove(3u64)?;
             Ok(())
@@ -960,7 +988,7 @@ fn startup_recovery_applies_the_restart_rules() {
     let signed = mk(Some(Tier::Instant));
     let unsigned = mk(Some(Tier::Notify));
     for id in [signed, unsigned] {
-        store.transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+        store.engine().transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
     }
     store.checkpoint(signed, crate::Checkpoint::signed("0xdeadbeef", "0xhash"), NOW).unwrap();
 
@@ -999,8 +1027,9 @@ fn confirmation_moves_the_reservation_into_session_usage() {
     store.record_request(&t, &[], None, &ctx()).unwrap();
     store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
     assert_eq!(store.get_transaction(t.id).unwrap().unwrap().reserved_amount, Some(Amount::from_u64(250)));
-    store.transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+    store.engine().transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
     store
+        .engine()
         .transition(
             t.id,
             TxStatus::Executing,
@@ -1025,6 +1054,7 @@ fn a_database_from_a_newer_schema_is_refused_and_a_foreign_file_is_not_waiaas() 
     let path = dir.path().join("db.redb");
     let store = Store::create(&path, NOW).unwrap();
     store
+        .engine()
         .write(|tx| {
             tx.open_table(META)?.insert("schema_version", b"4".as_slice())?;
             Ok(())
@@ -1126,7 +1156,10 @@ fn kill_switch_activation_cascades_once_and_leaves_executing_rows() {
     let executing = transfer(&a, Some(s.id), 1);
     store.record_request(&executing, &[], None, &ctx()).unwrap();
     store.decide_transaction(executing.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-    store.transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+    store
+        .engine()
+        .transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
+        .unwrap();
 
     let barrier = Arc::new(Barrier::new(2));
     let results: Vec<_> = (0..2)
@@ -1169,7 +1202,7 @@ fn the_write_slot_is_busy_exactly_while_a_writer_holds_or_waits_for_it() {
     let (inside, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let (s, i, r) = (store.clone(), inside.clone(), release.clone());
     let writer = std::thread::spawn(move || {
-        s.write_with(Commit::Lazy, |_tx| {
+        s.engine().write_with(Commit::Lazy, |_tx| {
             i.wait();
             r.wait();
             Ok(())
@@ -1182,7 +1215,7 @@ fn the_write_slot_is_busy_exactly_while_a_writer_holds_or_waits_for_it() {
     assert!(!store.write_slot_busy());
     assert!(store.has_lazy_commits(), "the lazy commit is not durable yet");
     let failed: Result<(), StoreError> =
-        store.write_with(Commit::Lazy, |_tx| Err(StoreError::Invariant("planted failure")));
+        store.engine().write_with(Commit::Lazy, |_tx| Err(StoreError::Invariant("planted failure")));
     assert!(failed.is_err());
     assert!(!store.write_slot_busy(), "an aborted write gives the slot back");
     store.sync().unwrap();

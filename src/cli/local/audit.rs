@@ -58,7 +58,9 @@ pub(crate) fn run(dir: &Path, cmd: AuditCommand) -> Result<(), CliError> {
             .map_err(|e| CliError::general(e.to_string()))?;
         let (mut store, _) = waiaas_storage::Store::open(&config.database.path, config.cache_bytes())
             .map_err(|e| CliError::general(format!("Error: {}: {e}", config.database.path.display())))?;
-        if !store.check_integrity().map_err(|e| CliError::general(format!("Error: integrity check failed: {e}")))? {
+        if let Some(redb) = store.redb_mut()
+            && !redb.check_integrity().map_err(|e| CliError::general(format!("Error: integrity check failed: {e}")))?
+        {
             eprintln!("Warning: redb repaired the database file during the integrity check");
         }
         let v = store.verify_audit().map_err(|e| CliError::general(format!("Error: {e}")))?;

@@ -144,7 +144,9 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
             .map_err(err)?
             .ok_or_else(|| CliError::new(exit::AUTH, "Error: the archive's master password does not match."))?;
         let (mut store, _) = Store::open(&staging.join("data/waiaas.redb"), 8 << 20).map_err(err)?;
-        if !store.check_integrity().map_err(err)? {
+        if let Some(redb) = store.redb_mut()
+            && !redb.check_integrity().map_err(err)?
+        {
             eprintln!("Warning: redb repaired the archived database during its integrity check");
         }
         let warnings = backup::reconcile(&store, &keystore_dir).map_err(err)?;

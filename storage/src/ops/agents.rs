@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AgentStatus, AuditSeverity, Chain, OwnerState, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{delete_session_in, end_many, mark_owner_verified_in, revoke_agent_sessions};
@@ -18,7 +18,7 @@ use crate::records::*;
 use crate::rows::{self, get_agent, put_agent};
 use crate::tables::*;
 
-/// Counts from [`Store::terminate_agent`].
+/// Counts from [`RedbStore::terminate_agent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TerminationReport {
     /// Live sessions revoked.
@@ -32,7 +32,7 @@ pub struct TerminationReport {
 /// Readable agents, and the ids of unreadable rows with their decoding errors.
 pub type AgentScan = (Vec<AgentRecord>, Vec<(Uuid, StoreError)>);
 
-/// Result of [`Store::set_owner`].
+/// Result of [`RedbStore::set_owner`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetOwnerOutcome {
     /// The agent after the change.
@@ -72,7 +72,7 @@ fn set_owner_index(tx: &WriteTransaction, old: &AgentRecord, new: &AgentRecord) 
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// Inserts a new ACTIVE agent: checks name and public-key uniqueness, writes the row and its
     /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
     /// transaction.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit_events::AuditEventType;
 use crate::codec::encode;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AgentStatus, AuditSeverity, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{TxPatch, mark_owner_verified_in, transition_in, tx_event};
@@ -45,7 +45,7 @@ pub enum RejectResult {
     AlreadyProcessed(TxStatus),
 }
 
-impl Store {
+impl RedbStore {
     /// Approves an APPROVAL-tier transaction for `owner` in one write transaction: the agent
     /// must be ACTIVE (else nothing is written); at or past the deadline the row becomes
     /// EXPIRED instead; otherwise CAS QUEUED → EXECUTING, the pending approval is consumed

@@ -7,7 +7,7 @@ use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::autostop_counts;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AgentStatus, AuditSeverity, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{min_uuid_v7_at, revoke_agent_sessions};
@@ -15,7 +15,7 @@ use crate::records::TransactionRecord;
 use crate::rows;
 use crate::tables::*;
 
-impl Store {
+impl RedbStore {
     /// The agent's FAILED top-level transactions since its most recent CONFIRMED one (CANCELLED,
     /// EXPIRED and non-terminal rows skipped), counted newest first and at most `cap`.
     pub fn consecutive_failures(&self, agent: Uuid, cap: u64) -> Result<u64, StoreError> {

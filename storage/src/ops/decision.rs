@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::amount::Amount;
 use crate::audit::AuditEvent;
-use crate::db::{Commit, OpCtx, Store};
+use crate::db::{Commit, OpCtx, RedbStore};
 use crate::enums::{PolicyType, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::IdempotencyClaim;
@@ -59,7 +59,7 @@ pub struct DecisionSnapshot {
     pub enabled_channels: u64,
 }
 
-/// What [`Store::record_and_decide`] did.
+/// What [`RedbStore::record_and_decide`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
     /// The idempotency key already had a record; nothing was written.
@@ -95,7 +95,7 @@ pub enum DecisionOutcome {
     },
 }
 
-impl Store {
+impl RedbStore {
     /// Decides a PENDING transaction in one write transaction (see the module docs): CAS the row
     /// out of PENDING, build the [`DecisionSnapshot`], call the pure `evaluate`, then write
     /// either CANCELLED (+ error, denial, audits) or QUEUED (+ tier, `queued_at`, reservation,
@@ -129,7 +129,7 @@ impl Store {
     /// decision and, for an inline INSTANT/NOTIFY execution, the claim — one **lazy** commit.
     /// Nothing outside the daemon has seen any of it yet: a crash before the signed checkpoint
     /// (the first durable commit after it) loses a request nobody was answered about. A caller
-    /// that answers a refusal or a queued row first calls [`Store::sync`]. Refused while the
+    /// that answers a refusal or a queued row first calls [`RedbStore::sync`]. Refused while the
     /// kill switch is on (`Restricted`), in the same transaction.
     pub fn record_and_decide(
         &self,

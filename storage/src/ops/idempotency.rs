@@ -6,12 +6,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codec::{decode, encode};
-use crate::db::{Commit, Store};
+use crate::db::{Commit, RedbStore};
 use crate::error::StoreError;
 use crate::records::*;
 use crate::tables::*;
 
-impl Store {
+impl RedbStore {
     /// Stores the final HTTP response of an idempotent request so replays return it unchanged.
     /// Lazy (issue #21): lost in a crash, the record is left without a response; a replay then
     /// gets `IDEMPOTENCY_IN_PROGRESS` with the transaction id, whose row holds the outcome, and

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::decode;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AgentStatus, AuditSeverity, KillSwitchActor, KillSwitchStatus, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{end_many, get_state, mark_owner_verified_in, revoke_agent_sessions, set_state, status_in};
@@ -23,7 +23,7 @@ use crate::records::*;
 use crate::rows;
 use crate::tables::*;
 
-/// Counts from [`Store::activate_kill_switch`].
+/// Counts from [`RedbStore::activate_kill_switch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActivationReport {
     /// Live sessions revoked.
@@ -36,7 +36,7 @@ pub struct ActivationReport {
     pub cascade_duration_ms: u64,
 }
 
-impl Store {
+impl RedbStore {
     /// Activates the kill switch with its whole cascade in one write transaction (module docs).
     /// `Conflict` (nothing written) when the state is not NORMAL.
     pub fn activate_kill_switch(
@@ -154,7 +154,7 @@ fn clear_recovery(tx: &redb::WriteTransaction, now: u64) -> Result<(), StoreErro
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// The kill-switch state and the recovery counters.
     pub fn kill_switch_state(&self) -> Result<KillSwitchState, StoreError> {
         self.read(|tx| {

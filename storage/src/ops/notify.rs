@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::decode;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, NotificationStatus};
 use crate::error::StoreError;
 use crate::records::*;
@@ -87,7 +87,7 @@ fn channel_event(name: AuditEventType, c: &ChannelRecord, ctx: &OpCtx) -> AuditE
         .detail("name", c.name.clone())
 }
 
-impl Store {
+impl RedbStore {
     /// Inserts a channel and audits `NOTIFICATION_CHANNEL_CREATED` (the config is not audited:
     /// it holds secrets) — one write transaction.
     pub fn insert_channel(&self, c: &ChannelRecord, ctx: &OpCtx) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, Chain};
 use crate::error::StoreError;
 use crate::in_tx::{insert_policy_in, insert_rule_in, scope};
@@ -38,7 +38,7 @@ fn policy_event(name: AuditEventType, p: &PolicyRecord, ctx: &OpCtx) -> AuditEve
     ev
 }
 
-impl Store {
+impl RedbStore {
     /// Inserts a policy (an agent policy's agent must exist) and audits `POLICY_CREATED`.
     pub fn insert_policy(&self, p: &PolicyRecord, ctx: &OpCtx) -> Result<(), StoreError> {
         self.write(|tx| {
@@ -174,7 +174,7 @@ pub struct RuleChange {
     pub enabled: Option<bool>,
 }
 
-impl Store {
+impl RedbStore {
     /// One AutoStop rule.
     pub fn get_auto_stop_rule(&self, id: Uuid) -> Result<Option<AutoStopRuleRecord>, StoreError> {
         self.read(|tx| rows::get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id))

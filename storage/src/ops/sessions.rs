@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::AgentStatus;
 use crate::error::StoreError;
 use crate::in_tx::delete_session_in;
@@ -17,7 +17,7 @@ use crate::records::*;
 use crate::rows::{self, get_agent};
 use crate::tables::*;
 
-/// Result of [`Store::cleanup_sessions`].
+/// Result of [`RedbStore::cleanup_sessions`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCleanup {
     /// Expired sessions deleted.
@@ -40,7 +40,7 @@ pub enum RenewalRefusal {
     },
 }
 
-/// Result of [`Store::renew_session`].
+/// Result of [`RedbStore::renew_session`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RenewOutcome {
     /// Renewed; the updated row.
@@ -75,7 +75,7 @@ fn count_live(tx: &WriteTransaction, agent: Uuid, now: u64) -> Result<u64, Store
     Ok(n)
 }
 
-impl Store {
+impl RedbStore {
     /// Creates a session in one write transaction: the agent must be ACTIVE (else `Conflict`),
     /// it must have fewer than `max_live` live sessions (else `Limit`), the token hash must be
     /// unused (else `Unique`); inserts the row with its indexes and audits `SESSION_ISSUED`.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::audit_events::AuditEventType;
 use crate::codec::decode;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, KillSwitchStatus};
 use crate::error::StoreError;
 use crate::in_tx::{get_state, insert_policy_in, insert_rule_in, set_state, status_in};
@@ -33,7 +33,7 @@ impl std::fmt::Debug for JwtSecrets {
     }
 }
 
-/// Result of [`Store::rotate_jwt_secret`].
+/// Result of [`RedbStore::rotate_jwt_secret`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// Rotated; the previous secret expires at this time.
@@ -71,7 +71,7 @@ fn read_secrets(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<O
     Ok(Some(JwtSecrets { current, previous, rotated_at }))
 }
 
-impl Store {
+impl RedbStore {
     /// Seeds a freshly created database (one write transaction): the JWT secret, kill switch
     /// NORMAL, the recovery counter, default policies and default AutoStop rules.
     pub fn seed_initial(&self, seed: &InitSeed, now: u64) -> Result<(), StoreError> {
@@ -230,7 +230,7 @@ impl Store {
     }
 }
 
-/// Filters for [`Store::query_audit`].
+/// Filters for [`RedbStore::query_audit`].
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     /// Only rows about this agent.
@@ -251,7 +251,7 @@ pub struct AuditQuery {
     pub desc: bool,
 }
 
-impl Store {
+impl RedbStore {
     /// A page of audit rows matching `q`; returns the rows and the cursor of the next page.
     /// Uses the agent or event index when that filter is given.
     pub fn query_audit(&self, q: &AuditQuery) -> Result<(Vec<AuditRecord>, Option<u64>), StoreError> {

@@ -11,7 +11,7 @@ use crate::amount::Amount;
 use crate::audit::AuditEvent;
 use crate::audit_events::AuditEventType;
 use crate::codec::{decode, encode};
-use crate::db::{Commit, OpCtx, Store};
+use crate::db::{Commit, OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{IdempotencyClaim, TxFailure, TxPatch, require_normal, transition_in, tx_event};
@@ -77,7 +77,7 @@ pub enum Signed {
     },
 }
 
-/// What a stage-5 checkpoint writes on an EXECUTING row ([`Store::checkpoint`]).
+/// What a stage-5 checkpoint writes on an EXECUTING row ([`RedbStore::checkpoint`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
     /// Signed bytes about to be submitted, if any; refused once the kill switch is on.
@@ -102,7 +102,7 @@ impl Checkpoint {
     }
 }
 
-/// Result of [`Store::claim_for_execution`].
+/// Result of [`RedbStore::claim_for_execution`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
     /// QUEUED → EXECUTING.
@@ -111,7 +111,7 @@ pub enum ClaimOutcome {
     AgentInactive(&'static str),
 }
 
-impl Store {
+impl RedbStore {
     /// Stage 1 (06-pipeline.md §2): in one write transaction, return an existing idempotency
     /// record untouched, or insert the PENDING row (+ BATCH children) with its indexes, the
     /// idempotency record and the `TX_REQUESTED` audit row.

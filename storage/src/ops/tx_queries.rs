@@ -5,7 +5,7 @@ use redb::ReadableTable;
 use uuid::Uuid;
 
 use crate::codec::decode;
-use crate::db::Store;
+use crate::db::RedbStore;
 use crate::enums::{Tier, TxStatus};
 use crate::error::StoreError;
 use crate::records::*;
@@ -29,7 +29,7 @@ pub struct StatusCounts {
     pub active_sessions: u64,
 }
 
-impl Store {
+impl RedbStore {
     /// Up to `limit` non-terminal top-level rows in `status` (e.g. SUBMITTED for the
     /// confirmation worker), oldest first.
     pub fn active_in_status(&self, status: TxStatus, limit: usize) -> Result<Vec<TransactionRecord>, StoreError> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::audit_events::AuditEventType;
-use crate::db::{OpCtx, Store};
+use crate::db::{OpCtx, RedbStore};
 use crate::enums::{AuditSeverity, Tier, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{TxFailure, TxPatch, transition_in, tx_event};
@@ -15,7 +15,7 @@ use crate::records::*;
 use crate::rows::get_tx;
 use crate::tables::*;
 
-/// Counts from [`Store::startup_recovery`].
+/// Counts from [`RedbStore::startup_recovery`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// PENDING → EXPIRED.
@@ -32,7 +32,7 @@ pub struct RecoveryReport {
     pub resume: Vec<Uuid>,
 }
 
-impl Store {
+impl RedbStore {
     /// Zombie sweep: PENDING top-level rows created at or before `now − min_age` become EXPIRED
     /// (`RESERVATION_TIMEOUT`), 500 rows per write transaction. Returns how many.
     pub fn sweep_pending(&self, now: u64, min_age: u64) -> Result<u64, StoreError> {
