@@ -246,11 +246,6 @@ fn postgres_settings_are_checked_and_the_url_stays_secret() {
             vec![("WAIAAS_DATABASE_URL", "postgres://u:s3cret@10.0.0.5:6432/db?sslmode=prefer")],
             vec!["[database].url points at 10.0.0.5", "WAIAAS_DATABASE_URL"],
         ),
-        (
-            with("url_file = \"pg-url\"\n"),
-            vec![],
-            vec!["not available in this build", "postgres://waiaas:***@127.0.0.1:5432/waiaas"],
-        ),
         (with("url = \"postgres://u:s3cret@127.0.0.1/db\"\npool_size = 1\n"), vec![], vec!["[database].pool_size"]),
         (
             with("url = \"postgres://u:s3cret@127.0.0.1/db\"\nreplica_id = \"a b\"\n"),
@@ -268,6 +263,16 @@ fn postgres_settings_are_checked_and_the_url_stays_secret() {
         }
         assert!(!all.contains("s3cret"), "the URL's password was shown: {all}");
     }
+    // url_file names a real, empty database: the start gets as far as the schema check (exit 3)
+    // and shows the URL only redacted.
+    let db = crate::support::pg::FreshDb::new();
+    std::fs::write(&url_file, format!("{}\n", db.url_with_password("s3cret-in-file"))).unwrap();
+    std::fs::write(&cfg, with("url_file = \"pg-url\"\n")).unwrap();
+    let out = start_fails(dir.path(), &[]);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(all.contains("Database: postgres postgres://postgres:***@127.0.0.1:"), "{all}");
+    assert!(all.contains("Run 'waiaas db migrate'") && !all.contains("s3cret"), "{all}");
     // Without `backend` nothing else is read: the same URL keys are ignored under redb.
     std::fs::write(&cfg, original.replace("[database]\n", "[database]\nurl = \"postgres://u:s3cret@10.0.0.5/db\"\n"))
         .unwrap();

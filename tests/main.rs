@@ -27,6 +27,7 @@ mod console;
 mod crash_matrix;
 mod emergency;
 mod evm;
+mod ha;
 mod http_layer;
 mod keys;
 mod keystore_cli;

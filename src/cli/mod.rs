@@ -17,7 +17,7 @@ pub(crate) mod password;
 pub(crate) mod progress;
 pub(crate) mod remote;
 
-use local::{audit, backup, health, init, keystore, start, status, stop};
+use local::{audit, backup, db, health, init, keystore, start, status, stop};
 use remote::{agent, channel, emergency, owner, policy, session};
 
 use std::fmt;
@@ -94,6 +94,9 @@ pub(crate) enum Command {
     /// Backup archives.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// The database: schema migrations and, under PostgreSQL, the leader and replicas.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Agents.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -189,6 +192,7 @@ pub fn run(args: Vec<std::ffi::OsString>) -> Result<(), CliError> {
         Command::Audit(c) => audit::run(&data_dir, c),
         Command::Keystore(c) => keystore::run(&data_dir, c),
         Command::Backup(c) => backup::run(&data_dir, c),
+        Command::Db(c) => db::run(&data_dir, c),
         Command::Agent(c) => agent::run(&data_dir, c),
         Command::Session(c) => session::run(&data_dir, c),
         Command::Secret(c) => session::run_secret(&data_dir, c),

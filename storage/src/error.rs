@@ -78,6 +78,56 @@ pub enum StoreError {
     /// Filesystem error outside redb (snapshots).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The database cannot be reached, or did not answer in time (PostgreSQL, 13-postgres-ha.md
+    /// §8). Retryable: 503 `DATABASE_UNAVAILABLE`. Nothing of the operation committed — or its
+    /// acknowledgement was lost, which the gates of §8 treat the same way.
+    #[error("database unavailable ({reason})")]
+    Unavailable {
+        /// Unreachable or timed out.
+        reason: Unavailability,
+    },
+    /// This replica's leader epoch is not the database's: another replica took over, and this
+    /// write was refused before it touched anything (§6). 503 `NOT_LEADER`.
+    #[error("fenced: this replica led epoch {mine}, the database is at epoch {current}")]
+    Fenced {
+        /// This replica's epoch (0 = standby).
+        mine: u64,
+        /// The database's epoch.
+        current: u64,
+    },
+    /// Any other PostgreSQL error: a bug or an operator problem (500).
+    #[error("PostgreSQL error {sqlstate}: {message}")]
+    Pg {
+        /// The SQLSTATE (empty when the error came from the client, not the server).
+        sqlstate: String,
+        /// The server's or the client's message.
+        message: String,
+    },
+}
+
+/// Why the database is unavailable (`details.reason` of `DATABASE_UNAVAILABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailability {
+    /// Connection refused or lost, the pool wait ran out, or the server is shutting down.
+    Unreachable,
+    /// A lock wait or a statement ran past its timeout.
+    Timeout,
+}
+
+impl Unavailability {
+    /// `unreachable` or `timeout`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unavailability::Unreachable => "unreachable",
+            Unavailability::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for Unavailability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Schema-version problems found when opening a database (§9).
@@ -101,6 +151,29 @@ pub enum SchemaError {
         from: u64,
         /// Why it failed.
         reason: String,
+    },
+    /// PostgreSQL: no `schema_migrations` table (13-postgres-ha.md §7; exit 3).
+    #[error("Database not initialised. Run 'waiaas db migrate' and 'waiaas init'.")]
+    NotInitialised,
+    /// PostgreSQL: migrations of this binary are not applied yet (exit 1).
+    #[error("database schema is v{applied}, this binary needs v{needed}: Run 'waiaas db migrate'")]
+    Pending {
+        /// Highest applied version.
+        applied: u32,
+        /// Highest version this binary embeds.
+        needed: u32,
+    },
+    /// PostgreSQL: an applied migration's checksum differs from the embedded file (exit 1).
+    #[error("Migration V{version:04} was modified (applied checksum differs from this binary's file)")]
+    Modified {
+        /// The migration.
+        version: u32,
+    },
+    /// PostgreSQL: an applied `contract` migration this binary does not know (exit 1).
+    #[error("database created by a newer waiaas (applied contract migration V{version:04} is unknown to this binary)")]
+    NewerContract {
+        /// The migration.
+        version: u32,
     },
 }
 

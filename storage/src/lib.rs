@@ -10,6 +10,8 @@ pub mod enums;
 pub mod error;
 mod in_tx;
 pub mod ops;
+#[cfg(feature = "postgres")]
+pub mod pg;
 mod rate;
 pub mod records;
 mod rows;
@@ -25,7 +27,7 @@ pub use audit::{AuditEvent, AuditRecord, AuditVerification};
 pub use audit_events::AuditEventType;
 pub use db::{Commit, OpCtx, OpenReport, RedbStore, SCHEMA_VERSION};
 pub use enums::*;
-pub use error::{SchemaError, StoreError};
+pub use error::{SchemaError, StoreError, Unavailability};
 pub use in_tx::{IdempotencyClaim, TxFailure, min_uuid_v7_at};
 pub use ops::agents::{AgentScan, SetOwnerOutcome, TerminationReport};
 pub use ops::approvals::{ApprovalResult, RejectResult};

@@ -9,6 +9,7 @@ pub(crate) mod api;
 pub(crate) mod evm;
 pub(crate) mod nodes;
 pub(crate) mod owner;
+pub(crate) mod pg;
 pub(crate) mod receiver;
 pub(crate) mod rpc_proxy;
 pub(crate) mod sink;

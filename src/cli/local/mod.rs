@@ -4,6 +4,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod db;
 pub(crate) mod health;
 pub(crate) mod init;
 pub(crate) mod keystore;

@@ -112,6 +112,8 @@ fn start_failure(e: StartError) -> CliError {
         StartError::AlreadyRunning { .. } => exit::RUNNING,
         StartError::WrongPassword => exit::AUTH,
         StartError::Password(_) | StartError::Failed(_) => exit::GENERAL,
+        StartError::Schema(waiaas_storage::SchemaError::NotInitialised) => exit::NOT_RUNNING,
+        StartError::Schema(_) => exit::GENERAL,
     };
     CliError::new(code, e.to_string())
 }

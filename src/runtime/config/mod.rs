@@ -7,6 +7,7 @@
 //! file and line, or the environment variable).
 
 pub(crate) mod postgres;
+pub(crate) use postgres::{PgConfig, StorageBackend};
 mod raw;
 pub(crate) mod schema;
 mod validate;

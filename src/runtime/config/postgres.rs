@@ -21,9 +21,8 @@ use super::validate::{Check, resolve_path};
 pub(crate) enum StorageBackend {
     /// One embedded redb file (the default).
     Redb,
-    /// A PostgreSQL database shared by replicas. Not constructed until the PostgreSQL store
-    /// lands (issue #23): [`backend`] validates every key, then refuses the backend.
-    #[allow(dead_code)]
+    /// A PostgreSQL database shared by replicas (a build without feature `postgres` refuses it
+    /// after validating every key).
     Postgres(Box<PgConfig>),
 }
 
@@ -52,7 +51,7 @@ pub(crate) struct PgUrl {
 
 impl PgUrl {
     /// The URL itself, for the connection only.
-    #[allow(dead_code)] // the PostgreSQL store (#23) is its reader
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn expose(&self) -> &str {
         self.secret.expose_secret()
     }
@@ -180,17 +179,38 @@ pub(super) fn backend(
         replica_id,
         ca_file: (!db.ca_file.is_empty()).then(|| resolve_path(data_dir, &db.ca_file)),
     };
-    // The settings are whole; the store that reads them is the rest of issue #23. Until it
-    // lands this build is one "without feature postgres" (13-postgres-ha.md §2).
+    if cfg!(feature = "postgres") {
+        return Ok(StorageBackend::Postgres(Box::new(pg)));
+    }
     Err(c.err(
         "database",
         "backend",
         format!(
-            "= \"postgres\" is not available in this build (database {}, replica {}); use backend = \"redb\"",
+            "= \"postgres\" is not available in this build (built without feature postgres; database {}, replica {})",
             pg.url.redacted(),
             pg.replica_id
         ),
     ))
+}
+
+#[cfg(feature = "postgres")]
+impl PgConfig {
+    /// What the storage engine needs to connect.
+    pub(crate) fn options(&self) -> waiaas_storage::pg::PgOptions {
+        use std::time::Duration;
+        waiaas_storage::pg::PgOptions {
+            url: SecretString::from(self.url.expose().to_string()),
+            redacted: self.url.redacted().to_string(),
+            pool_size: self.pool_size,
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            lock_timeout_ms: self.lock_timeout_ms,
+            statement_timeout_ms: self.statement_timeout_ms,
+            idle_tx_timeout_ms: self.idle_tx_timeout_ms,
+            keepalive: Duration::from_secs(self.keepalive_s),
+            replica_id: self.replica_id.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
