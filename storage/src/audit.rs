@@ -129,7 +129,7 @@ pub(crate) struct AuditHead {
     pub(crate) hash: String,
 }
 
-const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const HEAD_KEY: &str = "audit_head";
 
 pub(crate) fn read_head<T: ReadableTable<&'static str, &'static [u8]>>(meta: &T) -> Result<AuditHead, StoreError> {
@@ -145,28 +145,10 @@ pub(crate) fn read_head<T: ReadableTable<&'static str, &'static [u8]>>(meta: &T)
 /// single writer and the sequence stays gap-free. `dev_mode` adds `"dev_mode": true` to the
 /// details (01-daemon.md §3.4).
 pub(crate) fn append(tx: &WriteTransaction, event: &AuditEvent, now: u64, dev_mode: bool) -> Result<u64, StoreError> {
-    let mut details = event.details.clone();
-    if dev_mode {
-        details.insert("dev_mode".into(), Value::Bool(true));
-    }
     let mut meta = tx.open_table(META)?;
     let head = read_head(&meta)?;
-    let seq = head.seq + 1;
-    let mut record = AuditRecord {
-        seq,
-        timestamp: now,
-        event_type: event.event_type.as_str().to_string(),
-        actor: event.actor.clone(),
-        agent_id: event.agent_id,
-        session_id: event.session_id,
-        tx_id: event.tx_id,
-        severity: event.severity,
-        ip_address: event.ip_address.clone(),
-        details,
-        prev_hash: head.hash,
-        hash: String::new(),
-    };
-    record.hash = compute_hash(&record)?;
+    let record = next_record(&head, event, now, dev_mode)?;
+    let seq = record.seq;
 
     tx.open_table(AUDIT_LOG)?.insert(seq, encode("audit_log", &record)?.as_slice())?;
     if let Some(agent) = record.agent_id {
@@ -177,6 +159,36 @@ pub(crate) fn append(tx: &WriteTransaction, event: &AuditEvent, now: u64, dev_mo
     let head = AuditHead { seq, hash: record.hash };
     meta.insert(HEAD_KEY, encode("meta", &head)?.as_slice())?;
     Ok(seq)
+}
+
+/// The row that follows `head` for `event` at `now`, hashed: the one definition of an audit row,
+/// shared by every storage engine (each writes it under its own head lock).
+pub(crate) fn next_record(
+    head: &AuditHead,
+    event: &AuditEvent,
+    now: u64,
+    dev_mode: bool,
+) -> Result<AuditRecord, StoreError> {
+    let mut details = event.details.clone();
+    if dev_mode {
+        details.insert("dev_mode".into(), Value::Bool(true));
+    }
+    let mut record = AuditRecord {
+        seq: head.seq + 1,
+        timestamp: now,
+        event_type: event.event_type.as_str().to_string(),
+        actor: event.actor.clone(),
+        agent_id: event.agent_id,
+        session_id: event.session_id,
+        tx_id: event.tx_id,
+        severity: event.severity,
+        ip_address: event.ip_address.clone(),
+        details,
+        prev_hash: head.hash.clone(),
+        hash: String::new(),
+    };
+    record.hash = compute_hash(&record)?;
+    Ok(record)
 }
 
 /// `SHA-256(prev_hash(32) ‖ seq u64 BE ‖ canonical_json(body))`.
@@ -269,47 +281,73 @@ where
     T: ReadableTable<u64, &'static [u8]> + ReadableTableMetadata,
     M: ReadableTable<&'static str, &'static [u8]>,
 {
-    let head = read_head(meta)?;
-    let mut prev_hash = ZERO_HASH.to_string();
-    let mut checked = 0;
-    let mut expected_seq = 1;
-    let fail = |seq: u64, checked: u64| AuditVerification {
-        valid: false,
-        checked_entries: checked,
-        head_seq: head.seq,
-        head_hash: head.hash.clone(),
-        first_invalid_seq: Some(seq),
-    };
+    let mut v = Verifier::new(read_head(meta)?);
     for entry in log.iter()? {
-        let (k, v) = entry?;
-        let key = k.value();
-        checked += 1;
-        if key != expected_seq {
-            return Ok(fail(expected_seq, checked));
+        let (k, bytes) = entry?;
+        if let Some(broken) = v.row(k.value(), bytes.value()) {
+            return Ok(broken);
         }
-        let ok = match decode::<AuditRecord>("audit_log", v.value()) {
-            Ok(rec) => {
-                rec.seq == key && rec.prev_hash == prev_hash && compute_hash(&rec).ok().as_ref() == Some(&rec.hash)
+    }
+    Ok(v.finish())
+}
+
+/// Walks the chain row by row in `seq` order, on any engine: each row must follow the previous
+/// one without a gap, link to its hash and hash to its own; the head must name the last row.
+pub(crate) struct Verifier {
+    head: AuditHead,
+    prev_hash: String,
+    checked: u64,
+    expected_seq: u64,
+}
+
+impl Verifier {
+    pub(crate) fn new(head: AuditHead) -> Verifier {
+        Verifier { head, prev_hash: ZERO_HASH.to_string(), checked: 0, expected_seq: 1 }
+    }
+
+    fn fail(&self, seq: u64) -> AuditVerification {
+        AuditVerification {
+            valid: false,
+            checked_entries: self.checked,
+            head_seq: self.head.seq,
+            head_hash: self.head.hash.clone(),
+            first_invalid_seq: Some(seq),
+        }
+    }
+
+    /// The next row as stored; `Some` is the verdict when the chain breaks here.
+    pub(crate) fn row(&mut self, key: u64, bytes: &[u8]) -> Option<AuditVerification> {
+        self.checked += 1;
+        if key != self.expected_seq {
+            return Some(self.fail(self.expected_seq));
+        }
+        match decode::<AuditRecord>("audit_log", bytes) {
+            Ok(rec)
+                if rec.seq == key
+                    && rec.prev_hash == self.prev_hash
+                    && compute_hash(&rec).ok().as_ref() == Some(&rec.hash) =>
+            {
+                self.prev_hash = rec.hash;
+                self.expected_seq += 1;
+                None
             }
-            Err(_) => false,
-        };
-        if !ok {
-            return Ok(fail(key, checked));
+            _ => Some(self.fail(key)),
         }
-        prev_hash = decode::<AuditRecord>("audit_log", v.value())?.hash;
-        expected_seq += 1;
     }
-    // The head must point at the last row: a truncated tail is a break too.
-    if expected_seq - 1 != head.seq || prev_hash != head.hash {
-        return Ok(fail(expected_seq.min(head.seq.max(1)), checked));
+
+    /// The verdict after the last row: a truncated tail is a break too.
+    pub(crate) fn finish(self) -> AuditVerification {
+        if self.expected_seq - 1 != self.head.seq || self.prev_hash != self.head.hash {
+            return self.fail(self.expected_seq.min(self.head.seq.max(1)));
+        }
+        AuditVerification {
+            valid: true,
+            checked_entries: self.checked,
+            head_seq: self.head.seq,
+            head_hash: self.head.hash,
+            first_invalid_seq: None,
+        }
     }
-    Ok(AuditVerification {
-        valid: true,
-        checked_entries: checked,
-        head_seq: head.seq,
-        head_hash: head.hash,
-        first_invalid_seq: None,
-    })
 }
 
 #[cfg(test)]

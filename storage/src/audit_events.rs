@@ -90,5 +90,10 @@ crate::enums::closed_enum!(
         FundWithdrawn = "FUND_WITHDRAWN",
         FundPartiallyWithdrawn = "FUND_PARTIALLY_WITHDRAWN",
         FundWithdrawalFailed = "FUND_WITHDRAWAL_FAILED",
+        // Leadership and nonces under PostgreSQL (13-postgres-ha.md §6).
+        LeaderAcquired = "LEADER_ACQUIRED",
+        LeaderReleased = "LEADER_RELEASED",
+        NonceResynced = "NONCE_RESYNCED",
+        NonceGapFilled = "NONCE_GAP_FILLED",
     }
 );

@@ -95,6 +95,13 @@ pub enum StoreError {
         /// The database's epoch.
         current: u64,
     },
+    /// The operation has no implementation on this engine yet (the PostgreSQL engine is built
+    /// operation group by operation group; the daemon refuses to start on it until it is whole).
+    #[error("{operation} is not implemented on this storage engine yet")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+    },
     /// Any other PostgreSQL error: a bug or an operator problem (500).
     #[error("PostgreSQL error {sqlstate}: {message}")]
     Pg {

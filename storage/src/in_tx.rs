@@ -249,20 +249,27 @@ pub(crate) fn mark_owner_verified_in(
     ctx: &OpCtx,
 ) -> Result<bool, StoreError> {
     let old = get_agent(tx, agent_id)?;
+    let Some((new, ev)) = owner_verified(&old, address, ctx) else { return Ok(false) };
+    put_agent(tx, &new)?;
+    store.audit(tx, ev, ctx)?;
+    Ok(true)
+}
+
+/// GRACE → LOCKED for `old` when `address` is its owner and not yet verified: the new row and
+/// its `OWNER_VERIFIED` event; `None` when nothing changes.
+pub(crate) fn owner_verified(old: &AgentRecord, address: &str, ctx: &OpCtx) -> Option<(AgentRecord, AuditEvent)> {
     let matches = old.owner_key().as_deref() == Some(owner_key(old.chain, address).as_str());
     if old.owner_verified || !matches {
-        return Ok(false);
+        return None;
     }
     let mut new = old.clone();
     new.owner_verified = true;
     new.owner_verified_at = Some(ctx.now);
     new.updated_at = ctx.now;
-    put_agent(tx, &new)?;
     let ev = AuditEvent::new(AuditEventType::OwnerVerified, ctx.actor.clone())
-        .agent(agent_id)
+        .agent(old.id)
         .detail("address", old.owner_address.clone());
-    store.audit(tx, ev, ctx)?;
-    Ok(true)
+    Some((new, ev))
 }
 
 /// Revokes every live session of `agent` with `trigger`; returns the count.

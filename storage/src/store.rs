@@ -20,6 +20,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::RedbStore;
+#[cfg(feature = "postgres")]
+use crate::pg::PgStore;
 use crate::*;
 
 /// Declares the operations once and generates the trait, the redb forwarding impl and the enum's
@@ -47,6 +49,16 @@ macro_rules! store_ops {
             )*
         }
 
+        #[cfg(feature = "postgres")]
+        impl StoreOps for PgStore {
+            $(
+                #[allow(clippy::unused_unit, clippy::too_many_arguments)]
+                fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    PgStore::$name(self $(, $arg)*)
+                }
+            )*
+        }
+
         impl Store {
             $(
                 $(#[$meta])*
@@ -55,6 +67,8 @@ macro_rules! store_ops {
                 pub fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Store::Redb(s) => StoreOps::$name(s $(, $arg)*),
+                        #[cfg(feature = "postgres")]
+                        Store::Postgres(s) => StoreOps::$name(s $(, $arg)*),
                     }
                 }
             )*
@@ -67,6 +81,9 @@ macro_rules! store_ops {
 pub enum Store {
     /// One redb file on this host (the default; 02-storage.md).
     Redb(RedbStore),
+    /// A PostgreSQL database shared by replicas (13-postgres-ha.md).
+    #[cfg(feature = "postgres")]
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -84,6 +101,17 @@ impl Store {
     pub fn redb(&self) -> Option<&RedbStore> {
         match self {
             Store::Redb(s) => Some(s),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL engine, when this store is one (leadership, epoch).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(&self) -> Option<&PgStore> {
+        match self {
+            Store::Postgres(s) => Some(s),
+            Store::Redb(_) => None,
         }
     }
 
@@ -91,6 +119,8 @@ impl Store {
     pub fn redb_mut(&mut self) -> Option<&mut RedbStore> {
         match self {
             Store::Redb(s) => Some(s),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => None,
         }
     }
 
@@ -121,6 +151,8 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match self {
             Store::Redb(_) => "redb",
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => "postgres",
         }
     }
 }

@@ -26,14 +26,86 @@ impl Engine for Store {
     }
 }
 
-pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::create(&dir.path().join("waiaas.redb"), NOW).unwrap();
-    (dir, store)
+/// The engine a test runs on: redb unless the conformance instantiation below says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineKind {
+    Redb,
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
+thread_local! {
+    static ENGINE: std::cell::Cell<EngineKind> = const { std::cell::Cell::new(EngineKind::Redb) };
+}
+
+/// What keeps a test's store alive: its folder, or its PostgreSQL database.
+pub(crate) enum Fixture {
+    Dir(tempfile::TempDir),
+    /// Dropping it drops the database.
+    #[cfg(feature = "postgres")]
+    Pg(#[allow(dead_code)] crate::pg::test_db::TestDb),
+}
+
+impl Fixture {
+    /// The folder of a redb store (engine tests only).
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Fixture::Dir(d) => d.path(),
+            #[cfg(feature = "postgres")]
+            Fixture::Pg(_) => panic!("a redb engine test ran on PostgreSQL"),
+        }
+    }
+}
+
+/// A fresh, empty store on this test's engine; on PostgreSQL it leads (epoch 1).
+pub(crate) fn temp_store() -> (Fixture, Store) {
+    match ENGINE.get() {
+        EngineKind::Redb => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::create(&dir.path().join("waiaas.redb"), NOW).unwrap();
+            (Fixture::Dir(dir), store)
+        }
+        #[cfg(feature = "postgres")]
+        EngineKind::Postgres => {
+            let db = crate::pg::test_db::TestDb::new();
+            let store = Store::Postgres(db.leader("test"));
+            (Fixture::Pg(db), store)
+        }
+    }
+}
+
+/// The conformance suite on PostgreSQL: each listed test runs again on a fresh database. A test
+/// joins the list when the operations it uses have their PostgreSQL implementation; tests that
+/// reach beneath the operations (`Engine`) stay redb engine tests.
+#[cfg(feature = "postgres")]
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    super::ENGINE.set(super::EngineKind::Postgres);
+                    super::$test();
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(feature = "postgres")]
+conformance!(
+    session_token_hash_is_unique,
+    live_session_limit_counts_only_live_sessions,
+    auto_stop_rule_scope_and_type_are_unique_and_nonces_single_use,
+    a_second_wallet_connection_for_the_same_owner_and_chain_replaces_the_first,
+    invariants_are_checked_before_any_write,
+    owner_verification_flips_once_under_concurrency,
+    two_concurrent_renewals_with_one_token_have_one_winner,
+    dev_mode_marks_every_audit_row,
+);
+
 /// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").
-fn store_with_agent() -> (tempfile::TempDir, Store, AgentRecord) {
+fn store_with_agent() -> (Fixture, Store, AgentRecord) {
     let (dir, store) = temp_store();
     let a = agent("a", "pk");
     store.insert_agent(&a, &ctx()).unwrap();

@@ -3,6 +3,9 @@
 -- its serde record in `record` and exposes what is indexed, constrained, summed or compared as a
 -- STORED generated column, so a column can never disagree with its record. redb's index tables
 -- become the B-tree indexes below; the referential rules stay in the operations (02-storage.md §4).
+-- Two keys are Rust functions SQL cannot reproduce exactly (Unicode lowercasing of agent names,
+-- EVM owner addresses lowercased by chain): `name_key` and `owner_key` are plain columns that the
+-- one row writer of each table sets in the same statement as `record`.
 
 CREATE TABLE meta (
     key    text PRIMARY KEY,
@@ -13,16 +16,16 @@ CREATE TABLE agents (
     id          uuid PRIMARY KEY,
     record      jsonb NOT NULL,
     status      text GENERATED ALWAYS AS ((record->>'status')) STORED NOT NULL,
-    name_lc     text GENERATED ALWAYS AS (lower(record->>'name')) STORED NOT NULL,
+    name_key    text NOT NULL,
     public_key  text GENERATED ALWAYS AS ((record->>'public_key')) STORED NOT NULL,
-    owner_key   text GENERATED ALWAYS AS ((record->>'chain') || ':' || (record->>'owner_address')) STORED,
+    owner_key   text,
     chain       text GENERATED ALWAYS AS ((record->>'chain')) STORED NOT NULL,
     backend     text GENERATED ALWAYS AS ((record->>'backend')) STORED NOT NULL,
     CHECK (id = (record->>'id')::uuid)
 );
-CREATE UNIQUE INDEX agents_name_live ON agents (name_lc) WHERE status <> 'TERMINATED';
+CREATE UNIQUE INDEX agents_name_live ON agents (name_key) WHERE status <> 'TERMINATED';
 CREATE UNIQUE INDEX agents_public_key_live ON agents (public_key) WHERE status <> 'TERMINATED';
-CREATE INDEX agents_owner ON agents (owner_key) WHERE owner_key IS NOT NULL;
+CREATE INDEX agents_owner ON agents (chain, owner_key) WHERE owner_key IS NOT NULL;
 
 CREATE TABLE sessions (
     id          uuid PRIMARY KEY,
@@ -120,7 +123,7 @@ CREATE TABLE audit_head (
     seq   bigint NOT NULL CHECK (seq >= 0),
     hash  text NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
+INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, repeat('0', 64));
 
 CREATE TABLE notification_channels (
     id      uuid PRIMARY KEY,
@@ -143,7 +146,7 @@ CREATE INDEX notification_log_time ON notification_log (sent_at);
 CREATE TABLE wallet_connections (
     id         uuid PRIMARY KEY,
     record     jsonb NOT NULL,
-    owner_key  text GENERATED ALWAYS AS ((record->>'owner_address')) STORED NOT NULL,
+    owner_key  text NOT NULL,
     chain      text GENERATED ALWAYS AS ((record->>'chain')) STORED NOT NULL,
     CHECK (id = (record->>'id')::uuid),
     CONSTRAINT wallet_connections_owner_chain UNIQUE (owner_key, chain)

@@ -43,7 +43,8 @@ pub struct SetOwnerOutcome {
     pub approvals_cancelled: u64,
 }
 
-fn name_key(name: &str) -> String {
+/// The name uniqueness key (case-insensitive).
+pub(crate) fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
@@ -72,6 +73,94 @@ fn set_owner_index(tx: &WriteTransaction, old: &AgentRecord, new: &AgentRecord) 
     Ok(())
 }
 
+/// The audit rows of an agent's creation, in order: `AGENT_CREATED`, `OWNER_REGISTERED` with an
+/// owner, then the caller's extra row.
+pub(crate) fn creation_events(rec: &AgentRecord, extra: Option<AuditEvent>, ctx: &OpCtx) -> Vec<AuditEvent> {
+    let mut out = vec![
+        AuditEvent::new(AuditEventType::AgentCreated, ctx.actor.clone())
+            .agent(rec.id)
+            .detail("name", rec.name.clone())
+            .detail("chain", rec.chain.as_str())
+            .detail("network", rec.network.as_str())
+            .detail("backend", rec.backend.as_str())
+            .detail("publicKey", rec.public_key.clone()),
+    ];
+    if let Some(owner) = &rec.owner_address {
+        out.push(
+            AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone())
+                .agent(rec.id)
+                .detail("address", owner.clone()),
+        );
+    }
+    out.extend(extra.map(|ev| ev.agent(rec.id)));
+    out
+}
+
+/// What a new agent must be before it is written.
+pub(crate) fn check_new(rec: &AgentRecord) -> Result<(), StoreError> {
+    rec.check()?;
+    if rec.status != AgentStatus::Active || rec.owner_verified {
+        return Err(StoreError::Invariant("a new agent is ACTIVE with an unverified owner"));
+    }
+    Ok(())
+}
+
+/// A rename of `old` to `name` at `now`: `None` when the name is unchanged, else the new row and
+/// its `AGENT_UPDATED` event. Terminated agents keep their name.
+pub(crate) fn renamed(
+    old: &AgentRecord,
+    name: &str,
+    ctx: &OpCtx,
+) -> Result<Option<(AgentRecord, AuditEvent)>, StoreError> {
+    if old.status == AgentStatus::Terminated {
+        return Err(StoreError::conflict("not TERMINATED", old.status));
+    }
+    if old.name == name {
+        return Ok(None);
+    }
+    let mut new = old.clone();
+    new.name = name.to_string();
+    new.updated_at = ctx.now;
+    let ev = AuditEvent::new(AuditEventType::AgentUpdated, ctx.actor.clone())
+        .agent(old.id)
+        .detail("previousName", old.name.clone())
+        .detail("name", new.name.clone());
+    Ok(Some((new, ev)))
+}
+
+/// The ACTIVE <-> SUSPENDED compare-and-swap on `old`: the new row and its event.
+pub(crate) fn status_changed(
+    old: &AgentRecord,
+    expected: AgentStatus,
+    new_status: AgentStatus,
+    reason: Option<String>,
+    ctx: &OpCtx,
+) -> Result<(AgentRecord, AuditEvent), StoreError> {
+    if old.status != expected {
+        return Err(StoreError::conflict(expected, old.status));
+    }
+    let mut new = old.clone();
+    new.status = new_status;
+    new.updated_at = ctx.now;
+    let ev = match (expected, new_status) {
+        (AgentStatus::Active, AgentStatus::Suspended) => {
+            let reason = reason.unwrap_or_else(|| "manual".into());
+            new.suspended_at = Some(ctx.now);
+            new.suspension_reason = Some(reason.clone());
+            AuditEvent::new(AuditEventType::AgentSuspended, ctx.actor.clone())
+                .severity(AuditSeverity::Warning)
+                .detail("reason", reason)
+        }
+        (AgentStatus::Suspended, AgentStatus::Active) => {
+            new.suspended_at = None;
+            new.suspension_reason = None;
+            AuditEvent::new(AuditEventType::AgentResumed, ctx.actor.clone())
+        }
+        _ => return Err(StoreError::conflict("ACTIVE<->SUSPENDED", format!("{expected}->{new_status}"))),
+    };
+    Ok((new, ev.agent(old.id)))
+}
+
 impl RedbStore {
     /// Inserts a new ACTIVE agent: checks name and public-key uniqueness, writes the row and its
     /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
@@ -88,10 +177,7 @@ impl RedbStore {
         extra: Option<AuditEvent>,
         ctx: &OpCtx,
     ) -> Result<(), StoreError> {
-        rec.check()?;
-        if rec.status != AgentStatus::Active || rec.owner_verified {
-            return Err(StoreError::Invariant("a new agent is ACTIVE with an unverified owner"));
-        }
+        check_new(rec)?;
         self.write(|tx| {
             if tx.open_table(AGENTS)?.get(rec.id.as_u128())?.is_some() {
                 return Err(StoreError::Unique { index: "agents" });
@@ -103,22 +189,8 @@ impl RedbStore {
             if let Some(k) = rec.owner_key() {
                 tx.open_table(IDX_AGENT_OWNER)?.insert((k.as_str(), rec.id.as_u128()), ())?;
             }
-            let ev = AuditEvent::new(AuditEventType::AgentCreated, ctx.actor.clone())
-                .agent(rec.id)
-                .detail("name", rec.name.clone())
-                .detail("chain", rec.chain.as_str())
-                .detail("network", rec.network.as_str())
-                .detail("backend", rec.backend.as_str())
-                .detail("publicKey", rec.public_key.clone());
-            self.audit(tx, ev, ctx)?;
-            if let Some(owner) = &rec.owner_address {
-                let ev = AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone())
-                    .agent(rec.id)
-                    .detail("address", owner.clone());
+            for ev in creation_events(rec, extra.clone(), ctx) {
                 self.audit(tx, ev, ctx)?;
-            }
-            if let Some(ev) = extra {
-                self.audit(tx, ev.agent(rec.id), ctx)?;
             }
             Ok(())
         })
@@ -215,25 +287,13 @@ impl RedbStore {
         check_name(name)?;
         self.write(|tx| {
             let old = get_agent(tx, id)?;
-            if old.status == AgentStatus::Terminated {
-                return Err(StoreError::conflict("not TERMINATED", old.status));
-            }
-            if old.name == name {
-                return Ok(old);
-            }
-            let mut new = old.clone();
-            new.name = name.to_string();
-            new.updated_at = ctx.now;
+            let Some((new, ev)) = renamed(&old, name, ctx)? else { return Ok(old) };
             check_unique(tx, &new)?;
             put_agent(tx, &new)?;
             let mut idx = tx.open_table(IDX_AGENT_NAME)?;
             idx.remove(name_key(&old.name).as_str())?;
             idx.insert(name_key(&new.name).as_str(), id.as_u128())?;
             drop(idx);
-            let ev = AuditEvent::new(AuditEventType::AgentUpdated, ctx.actor.clone())
-                .agent(id)
-                .detail("previousName", old.name.clone())
-                .detail("name", new.name.clone());
             self.audit(tx, ev, ctx)?;
             Ok(new)
         })
@@ -252,30 +312,9 @@ impl RedbStore {
     ) -> Result<AgentRecord, StoreError> {
         self.write(|tx| {
             let old = get_agent(tx, id)?;
-            if old.status != expected {
-                return Err(StoreError::conflict(expected, old.status));
-            }
-            let mut new = old.clone();
-            new.status = new_status;
-            new.updated_at = ctx.now;
-            let ev = match (expected, new_status) {
-                (AgentStatus::Active, AgentStatus::Suspended) => {
-                    let reason = reason.clone().unwrap_or_else(|| "manual".into());
-                    new.suspended_at = Some(ctx.now);
-                    new.suspension_reason = Some(reason.clone());
-                    AuditEvent::new(AuditEventType::AgentSuspended, ctx.actor.clone())
-                        .severity(AuditSeverity::Warning)
-                        .detail("reason", reason)
-                }
-                (AgentStatus::Suspended, AgentStatus::Active) => {
-                    new.suspended_at = None;
-                    new.suspension_reason = None;
-                    AuditEvent::new(AuditEventType::AgentResumed, ctx.actor.clone())
-                }
-                _ => return Err(StoreError::conflict("ACTIVE<->SUSPENDED", format!("{expected}->{new_status}"))),
-            };
+            let (new, ev) = status_changed(&old, expected, new_status, reason.clone(), ctx)?;
             put_agent(tx, &new)?;
-            self.audit(tx, ev.agent(id), ctx)?;
+            self.audit(tx, ev, ctx)?;
             Ok(new)
         })
     }

@@ -26,7 +26,7 @@ pub struct PolicyChange {
     pub enabled: Option<bool>,
 }
 
-fn policy_event(name: AuditEventType, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
+pub(crate) fn policy_event(name: AuditEventType, p: &PolicyRecord, ctx: &OpCtx) -> AuditEvent {
     let mut ev = AuditEvent::new(name, ctx.actor.clone())
         .detail("policyId", p.id.to_string())
         .detail("type", p.policy_type.as_str())
@@ -36,6 +36,49 @@ fn policy_event(name: AuditEventType, p: &PolicyRecord, ctx: &OpCtx) -> AuditEve
         ev = ev.agent(a);
     }
     ev
+}
+
+pub(crate) fn rule_event(name: AuditEventType, r: &AutoStopRuleRecord, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(name, ctx.actor.clone()).detail("ruleId", r.id.to_string()).detail("type", r.rule_type.as_str())
+}
+
+pub(crate) fn connected_event(rec: &WalletConnectionRecord, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::OwnerConnected, ctx.actor.clone())
+        .detail("address", rec.owner_address.clone())
+        .detail("chain", rec.chain.as_str())
+}
+
+/// Applies a policy change (type, agent and chain are immutable) and checks the result.
+pub(crate) fn apply_policy_change(p: &mut PolicyRecord, change: &PolicyChange, now: u64) -> Result<(), StoreError> {
+    if let Some(r) = &change.rules {
+        p.rules = r.clone();
+    }
+    if let Some(n) = change.priority {
+        p.priority = n;
+    }
+    if let Some(e) = change.enabled {
+        p.enabled = e;
+    }
+    p.updated_at = now;
+    p.check()
+}
+
+/// Applies an AutoStop rule change.
+pub(crate) fn apply_rule_change(r: &mut AutoStopRuleRecord, change: &RuleChange, now: u64) -> Result<(), StoreError> {
+    if let Some(c) = &change.config {
+        if !c.is_object() {
+            return Err(StoreError::Invariant("AutoStop config must be a JSON object"));
+        }
+        r.config = c.clone();
+    }
+    if let Some(a) = change.action {
+        r.action = a;
+    }
+    if let Some(e) = change.enabled {
+        r.enabled = e;
+    }
+    r.updated_at = now;
+    Ok(())
 }
 
 impl RedbStore {
@@ -54,17 +97,7 @@ impl RedbStore {
     pub fn update_policy(&self, id: Uuid, change: &PolicyChange, ctx: &OpCtx) -> Result<PolicyRecord, StoreError> {
         self.write(|tx| {
             let mut p: PolicyRecord = rows::must_get(&tx.open_table(POLICIES)?, "policies", id)?;
-            if let Some(r) = &change.rules {
-                p.rules = r.clone();
-            }
-            if let Some(n) = change.priority {
-                p.priority = n;
-            }
-            if let Some(e) = change.enabled {
-                p.enabled = e;
-            }
-            p.updated_at = ctx.now;
-            p.check()?;
+            apply_policy_change(&mut p, change, ctx.now)?;
             rows::put(tx, POLICIES, "policies", p.id, &p)?;
             self.audit(tx, policy_event(AuditEventType::PolicyUpdated, &p, ctx), ctx)?;
             Ok(p)
@@ -102,10 +135,7 @@ impl RedbStore {
     pub fn insert_auto_stop_rule(&self, r: &AutoStopRuleRecord, ctx: &OpCtx) -> Result<(), StoreError> {
         self.write(|tx| {
             insert_rule_in(tx, r)?;
-            let ev = AuditEvent::new(AuditEventType::AutoStopRuleCreated, ctx.actor.clone())
-                .detail("ruleId", r.id.to_string())
-                .detail("type", r.rule_type.as_str());
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, rule_event(AuditEventType::AutoStopRuleCreated, r, ctx), ctx)?;
             Ok(())
         })
     }
@@ -133,10 +163,7 @@ impl RedbStore {
             drop(idx);
             tx.open_table(WALLET_CONNECTIONS)?
                 .insert(rec.id.as_u128(), encode("wallet_connections", rec)?.as_slice())?;
-            let ev = AuditEvent::new(AuditEventType::OwnerConnected, ctx.actor.clone())
-                .detail("address", rec.owner_address.clone())
-                .detail("chain", rec.chain.as_str());
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, connected_event(rec, ctx), ctx)?;
             Ok(())
         })
     }
@@ -190,24 +217,9 @@ impl RedbStore {
     ) -> Result<AutoStopRuleRecord, StoreError> {
         self.write(|tx| {
             let mut r: AutoStopRuleRecord = rows::must_get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id)?;
-            if let Some(c) = &change.config {
-                if !c.is_object() {
-                    return Err(StoreError::Invariant("AutoStop config must be a JSON object"));
-                }
-                r.config = c.clone();
-            }
-            if let Some(a) = change.action {
-                r.action = a;
-            }
-            if let Some(e) = change.enabled {
-                r.enabled = e;
-            }
-            r.updated_at = ctx.now;
+            apply_rule_change(&mut r, change, ctx.now)?;
             rows::put(tx, AUTO_STOP_RULES, "auto_stop_rules", r.id, &r)?;
-            let ev = AuditEvent::new(AuditEventType::AutoStopRuleUpdated, ctx.actor.clone())
-                .detail("ruleId", r.id.to_string())
-                .detail("type", r.rule_type.as_str());
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, rule_event(AuditEventType::AutoStopRuleUpdated, &r, ctx), ctx)?;
             Ok(r)
         })
     }
@@ -218,10 +230,7 @@ impl RedbStore {
             let r: AutoStopRuleRecord = rows::must_get(&tx.open_table(AUTO_STOP_RULES)?, "auto_stop_rules", id)?;
             tx.open_table(AUTO_STOP_RULES)?.remove(id.as_u128())?;
             tx.open_table(IDX_AUTO_STOP_SCOPE)?.remove((scope(r.agent_id), r.rule_type.as_str()))?;
-            let ev = AuditEvent::new(AuditEventType::AutoStopRuleDeleted, ctx.actor.clone())
-                .severity(AuditSeverity::Warning)
-                .detail("ruleId", r.id.to_string())
-                .detail("type", r.rule_type.as_str());
+            let ev = rule_event(AuditEventType::AutoStopRuleDeleted, &r, ctx).severity(AuditSeverity::Warning);
             self.audit(tx, ev, ctx)?;
             Ok(r)
         })

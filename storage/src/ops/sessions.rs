@@ -75,15 +75,86 @@ fn count_live(tx: &WriteTransaction, agent: Uuid, now: u64) -> Result<u64, Store
     Ok(n)
 }
 
+/// What a new session must be before it is written.
+pub(crate) fn check_new_session(rec: &SessionRecord) -> Result<(), StoreError> {
+    rec.check()?;
+    if rec.revoked_at.is_some() || rec.renewal_count != 0 {
+        return Err(StoreError::Invariant("a new session is unrevoked and unrenewed"));
+    }
+    Ok(())
+}
+
+pub(crate) fn issued_event(rec: &SessionRecord, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::SessionIssued, ctx.actor.clone())
+        .agent(rec.agent_id)
+        .session(Some(rec.id))
+        .detail("expiresAt", rec.expires_at)
+        .detail("maxRenewals", rec.max_renewals)
+}
+
+/// The renewal of `old` (read in the writing transaction; `None` = absent): the CAS on the
+/// presented token's hash, the guards, then the new row and its event.
+pub(crate) fn renewed(
+    id: Uuid,
+    old: Option<SessionRecord>,
+    expected_hash: &[u8; 32],
+    new_hash: [u8; 32],
+    new_expires_at: u64,
+    ctx: &OpCtx,
+) -> Result<Result<(SessionRecord, SessionRecord, AuditEvent), RenewalRefusal>, StoreError> {
+    let old = match old {
+        Some(s) if s.revoked_at.is_none() => s,
+        _ => return Err(StoreError::not_found("sessions", id)),
+    };
+    if &old.token_hash.0 != expected_hash {
+        return Err(StoreError::conflict("the presented token", "a newer token"));
+    }
+    if let Some(refusal) = renewal_guard(&old, ctx.now) {
+        return Ok(Err(refusal));
+    }
+    let mut new = old.clone();
+    new.token_hash = Hash32(new_hash);
+    new.expires_at = new_expires_at.min(old.absolute_expires_at);
+    new.renewal_count += 1;
+    new.last_renewed_at = Some(ctx.now);
+    let ev = AuditEvent::new(AuditEventType::SessionRenewed, ctx.actor.clone())
+        .agent(new.agent_id)
+        .session(Some(id))
+        .detail("renewalCount", new.renewal_count)
+        .detail("maxRenewals", new.max_renewals)
+        .detail("newExpiresAt", new.expires_at);
+    Ok(Ok((old, new, ev)))
+}
+
+/// The revocation of `old` with `trigger` (or the operator's, decided against this row).
+pub(crate) fn revoked(
+    old: &SessionRecord,
+    trigger: Option<&str>,
+    ctx: &OpCtx,
+) -> Result<(SessionRecord, AuditEvent), StoreError> {
+    if old.revoked_at.is_some() {
+        return Err(StoreError::conflict("not revoked", "revoked"));
+    }
+    let trigger = trigger.unwrap_or(match old.last_renewed_at {
+        Some(at) if ctx.now <= at + old.constraints.renewal_reject_window => "renewal_rejected",
+        _ => "manual_revoke",
+    });
+    let mut new = old.clone();
+    new.revoked_at = Some(ctx.now);
+    new.revoke_trigger = Some(trigger.to_string());
+    let ev = AuditEvent::new(AuditEventType::SessionRevoked, ctx.actor.clone())
+        .agent(new.agent_id)
+        .session(Some(old.id))
+        .detail("trigger", trigger);
+    Ok((new, ev))
+}
+
 impl RedbStore {
     /// Creates a session in one write transaction: the agent must be ACTIVE (else `Conflict`),
     /// it must have fewer than `max_live` live sessions (else `Limit`), the token hash must be
     /// unused (else `Unique`); inserts the row with its indexes and audits `SESSION_ISSUED`.
     pub fn create_session(&self, rec: &SessionRecord, max_live: u64, ctx: &OpCtx) -> Result<(), StoreError> {
-        rec.check()?;
-        if rec.revoked_at.is_some() || rec.renewal_count != 0 {
-            return Err(StoreError::Invariant("a new session is unrevoked and unrenewed"));
-        }
+        check_new_session(rec)?;
         self.write(|tx| {
             let agent = get_agent(tx, rec.agent_id)?;
             if agent.status != AgentStatus::Active {
@@ -106,12 +177,7 @@ impl RedbStore {
             tx.open_table(IDX_SESSION_AGENT)?.insert((rec.agent_id.as_u128(), key), ())?;
             tx.open_table(IDX_SESSION_EXPIRY)?.insert((rec.expires_at, key), ())?;
             rows::put(tx, SESSIONS, "sessions", rec.id, rec)?;
-            let ev = AuditEvent::new(AuditEventType::SessionIssued, ctx.actor.clone())
-                .agent(rec.agent_id)
-                .session(Some(rec.id))
-                .detail("expiresAt", rec.expires_at)
-                .detail("maxRenewals", rec.max_renewals);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, issued_event(rec, ctx), ctx)?;
             Ok(())
         })
     }
@@ -167,28 +233,12 @@ impl RedbStore {
         ctx: &OpCtx,
     ) -> Result<RenewOutcome, StoreError> {
         self.write(|tx| {
-            let old = match rows::get::<SessionRecord>(&tx.open_table(SESSIONS)?, "sessions", id)? {
-                Some(s) if s.revoked_at.is_none() => s,
-                _ => return Err(StoreError::not_found("sessions", id)),
+            let old = rows::get::<SessionRecord>(&tx.open_table(SESSIONS)?, "sessions", id)?;
+            let (old, new, ev) = match renewed(id, old, expected_hash, new_hash, new_expires_at, ctx)? {
+                Ok(r) => r,
+                Err(refusal) => return Ok(RenewOutcome::Refused(refusal)),
             };
-            if &old.token_hash.0 != expected_hash {
-                return Err(StoreError::conflict("the presented token", "a newer token"));
-            }
-            if let Some(refusal) = renewal_guard(&old, ctx.now) {
-                return Ok(RenewOutcome::Refused(refusal));
-            }
-            let mut new = old.clone();
-            new.token_hash = Hash32(new_hash);
-            new.expires_at = new_expires_at.min(old.absolute_expires_at);
-            new.renewal_count += 1;
-            new.last_renewed_at = Some(ctx.now);
             rows::update_session(tx, &old, &new)?;
-            let ev = AuditEvent::new(AuditEventType::SessionRenewed, ctx.actor.clone())
-                .agent(new.agent_id)
-                .session(Some(id))
-                .detail("renewalCount", new.renewal_count)
-                .detail("maxRenewals", new.max_renewals)
-                .detail("newExpiresAt", new.expires_at);
             self.audit(tx, ev, ctx)?;
             Ok(RenewOutcome::Renewed(Box::new(new)))
         })
@@ -201,21 +251,8 @@ impl RedbStore {
     pub fn revoke_session(&self, id: Uuid, trigger: Option<&str>, ctx: &OpCtx) -> Result<SessionRecord, StoreError> {
         self.write(|tx| {
             let old = rows::get_session(tx, id)?;
-            if old.revoked_at.is_some() {
-                return Err(StoreError::conflict("not revoked", "revoked"));
-            }
-            let trigger = trigger.unwrap_or(match old.last_renewed_at {
-                Some(at) if ctx.now <= at + old.constraints.renewal_reject_window => "renewal_rejected",
-                _ => "manual_revoke",
-            });
-            let mut new = old.clone();
-            new.revoked_at = Some(ctx.now);
-            new.revoke_trigger = Some(trigger.to_string());
+            let (new, ev) = revoked(&old, trigger, ctx)?;
             rows::update_session(tx, &old, &new)?;
-            let ev = AuditEvent::new(AuditEventType::SessionRevoked, ctx.actor.clone())
-                .agent(new.agent_id)
-                .session(Some(id))
-                .detail("trigger", trigger);
             self.audit(tx, ev, ctx)?;
             Ok(new)
         })

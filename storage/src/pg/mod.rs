@@ -11,11 +11,24 @@
 //! Everything here is async on the caller's runtime; the blocking [`crate::StoreOps`] facade
 //! drives it from `spawn_blocking` threads.
 
+mod codec;
 pub mod connect;
 pub mod locks;
 pub mod migrate;
+mod ops;
+mod pending;
+mod rows;
 mod sqlerr;
 pub mod status;
+mod store;
+#[cfg(test)]
+pub(crate) mod test_db;
 
 pub use connect::PgOptions;
+pub use store::PgStore;
+
+/// How many operations the PostgreSQL engine still lacks (the daemon refuses it until 0).
+pub fn pending_operations() -> &'static [&'static str] {
+    pending::PENDING
+}
 pub(crate) use sqlerr::map as map_err;

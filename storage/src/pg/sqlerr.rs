@@ -5,22 +5,28 @@ use tokio_postgres::error::SqlState;
 
 use crate::error::{StoreError, Unavailability};
 
-/// The backstop constraints of the schema, by name: a `23505` names one of them. (`Unique`
-/// carries a `&'static str`, like redb's index names.)
-const CONSTRAINTS: &[&str] = &[
-    "agents_name_live",
-    "agents_public_key_live",
-    "sessions_token_hash",
-    "transactions_tx_hash",
-    "transactions_batch_child",
-    "auto_stop_rules_scope_type",
-    "audit_log_no_fork",
-    "wallet_connections_owner_chain",
-    "evm_nonce_claims_pkey",
-    "evm_nonce_claims_tx_slot",
-    "nonces_pkey",
-    "idempotency_pkey",
-    "schema_migrations_pkey",
+/// The backstop constraints of the schema, and the name redb's matching index carries: a
+/// `23505` surfaces exactly as redb's `Unique` would, so callers branch on one name.
+const CONSTRAINTS: &[(&str, &str)] = &[
+    ("agents_name_live", "idx_agent_name"),
+    ("agents_public_key_live", "idx_agent_public_key"),
+    ("sessions_token_hash", "idx_session_token"),
+    ("transactions_tx_hash", "idx_tx_hash"),
+    ("transactions_batch_child", "idx_tx_children"),
+    ("auto_stop_rules_scope_type", "idx_auto_stop_scope"),
+    ("audit_log_no_fork", "audit_log"),
+    ("wallet_connections_owner_chain", "idx_wallet_connection"),
+    ("evm_nonce_claims_pkey", "evm_nonce_claims"),
+    ("evm_nonce_claims_tx_slot", "evm_nonce_claims"),
+    ("nonces_pkey", "nonces"),
+    ("idempotency_pkey", "idempotency"),
+    ("agents_pkey", "agents"),
+    ("sessions_pkey", "sessions"),
+    ("transactions_pkey", "transactions"),
+    ("policies_pkey", "policies"),
+    ("auto_stop_rules_pkey", "auto_stop_rules"),
+    ("notification_channels_pkey", "notification_channels"),
+    ("schema_migrations_pkey", "schema_migrations"),
 ];
 
 /// Maps a client error to the storage error the daemon branches on.
@@ -42,7 +48,7 @@ pub(crate) fn map(e: tokio_postgres::Error) -> StoreError {
     let db = e.as_db_error();
     if *state == SqlState::UNIQUE_VIOLATION {
         let name = db.and_then(|d| d.constraint()).unwrap_or("");
-        let index = CONSTRAINTS.iter().find(|c| **c == name).copied().unwrap_or("unknown constraint");
+        let index = CONSTRAINTS.iter().find(|(c, _)| *c == name).map_or("unknown constraint", |(_, i)| *i);
         tracing::error!(constraint = name, "a PostgreSQL backstop constraint fired");
         return StoreError::Unique { index };
     }
