@@ -56,7 +56,7 @@ impl TxPatch {
         TxPatch { error: Some(e.into()), ..TxPatch::default() }
     }
 
-    fn apply(self, rec: &mut TransactionRecord) {
+    pub(crate) fn apply(self, rec: &mut TransactionRecord) {
         if let Some(t) = self.tier {
             rec.tier = Some(t);
         }
@@ -162,6 +162,25 @@ pub(crate) fn transition_in(
     now: u64,
 ) -> Result<TransactionRecord, StoreError> {
     let old = get_tx(tx, id)?;
+    let mut new = transitioned(&old, from, to, patch, now)?;
+    update_tx(tx, &old, &mut new)?;
+    sync_children(tx, &new, now)?;
+    crate::stats::note_terminal(&new);
+    if let Some(outcome) = approval_settled_by(from, to) {
+        settle_approval(tx, id, outcome, now)?;
+    }
+    Ok(new)
+}
+
+/// The status compare-and-swap every engine applies to a top-level row: `old` must be in
+/// `from`, the move legal (06-pipeline.md §3.2); returns the row after the move and `patch`.
+pub(crate) fn transitioned(
+    old: &TransactionRecord,
+    from: TxStatus,
+    to: TxStatus,
+    patch: TxPatch,
+    now: u64,
+) -> Result<TransactionRecord, StoreError> {
     if old.status != from {
         return Err(StoreError::conflict(from, old.status));
     }
@@ -175,14 +194,52 @@ pub(crate) fn transition_in(
     new.status = to;
     new.updated_at = now;
     patch.apply(&mut new);
-    update_tx(tx, &old, &mut new)?;
-    sync_children(tx, &new, now)?;
-    crate::stats::note_terminal(&new);
-    if to.is_terminal() && to != TxStatus::Confirmed && from == TxStatus::Queued {
-        let outcome = if to == TxStatus::Expired { ApprovalOutcome::Expired } else { ApprovalOutcome::Rejected };
-        settle_approval(tx, id, outcome, now)?;
-    }
     Ok(new)
+}
+
+/// Which settlement a move gives the row's pending approval (if it has one): leaving QUEUED
+/// for a final status other than CONFIRMED.
+pub(crate) fn approval_settled_by(from: TxStatus, to: TxStatus) -> Option<ApprovalOutcome> {
+    (to.is_terminal() && to != TxStatus::Confirmed && from == TxStatus::Queued).then_some(if to == TxStatus::Expired {
+        ApprovalOutcome::Expired
+    } else {
+        ApprovalOutcome::Rejected
+    })
+}
+
+/// A BATCH child after its parent changed: it carries the parent's status, hash, tier, error
+/// and execution time, and no reservation of its own.
+pub(crate) fn child_follows(old: &TransactionRecord, parent: &TransactionRecord, now: u64) -> TransactionRecord {
+    let mut new = old.clone();
+    new.status = parent.status;
+    new.tx_hash = parent.tx_hash.clone();
+    new.tier = parent.tier;
+    new.error = parent.error.clone();
+    new.executed_at = parent.executed_at;
+    new.reserved_amount = None;
+    new.updated_at = now;
+    new
+}
+
+/// What every engine does to a row it is about to write: a failed, cancelled or expired row
+/// holds no reservation; then the record's own invariants.
+pub(crate) fn finalize_tx(new: &mut TransactionRecord) -> Result<(), StoreError> {
+    if matches!(new.status, TxStatus::Failed | TxStatus::Cancelled | TxStatus::Expired) {
+        new.reserved_amount = None;
+    }
+    new.check()
+}
+
+/// An approval marked rejected or expired at `now`, once (`None` if already settled).
+pub(crate) fn approval_settled(mut rec: ApprovalRecord, outcome: ApprovalOutcome, now: u64) -> Option<ApprovalRecord> {
+    if rec.is_settled() {
+        return None;
+    }
+    match outcome {
+        ApprovalOutcome::Rejected => rec.rejected_at = Some(now),
+        ApprovalOutcome::Expired => rec.expired_at = Some(now),
+    }
+    Some(rec)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -199,17 +256,12 @@ pub(crate) fn settle_approval(
     now: u64,
 ) -> Result<(), StoreError> {
     let mut table = tx.open_table(PENDING_APPROVALS)?;
-    let Some(mut rec): Option<ApprovalRecord> = rows::get(&table, "pending_approvals", id)? else {
+    let Some(rec): Option<ApprovalRecord> = rows::get(&table, "pending_approvals", id)? else {
         return Ok(());
     };
-    if rec.is_settled() {
-        return Ok(());
+    if let Some(rec) = approval_settled(rec, outcome, now) {
+        table.insert(id.as_u128(), encode("pending_approvals", &rec)?.as_slice())?;
     }
-    match outcome {
-        ApprovalOutcome::Rejected => rec.rejected_at = Some(now),
-        ApprovalOutcome::Expired => rec.expired_at = Some(now),
-    }
-    table.insert(id.as_u128(), encode("pending_approvals", &rec)?.as_slice())?;
     Ok(())
 }
 

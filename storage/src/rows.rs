@@ -161,10 +161,7 @@ pub(crate) fn update_tx(
     old: &TransactionRecord,
     new: &mut TransactionRecord,
 ) -> Result<(), StoreError> {
-    if matches!(new.status, TxStatus::Failed | TxStatus::Cancelled | TxStatus::Expired) {
-        new.reserved_amount = None;
-    }
-    new.check()?;
+    crate::in_tx::finalize_tx(new)?;
     let key = new.id.as_u128();
     if new.is_top_level() {
         if old.status.is_active() && !new.status.is_active() {
@@ -243,14 +240,7 @@ pub(crate) fn sync_children(tx: &WriteTransaction, parent: &TransactionRecord, n
     };
     for id in child_ids {
         let old = get_tx(tx, id)?;
-        let mut new = old.clone();
-        new.status = parent.status;
-        new.tx_hash = parent.tx_hash.clone();
-        new.tier = parent.tier;
-        new.error = parent.error.clone();
-        new.executed_at = parent.executed_at;
-        new.reserved_amount = None;
-        new.updated_at = now;
+        let mut new = crate::in_tx::child_follows(&old, parent, now);
         update_tx(tx, &old, &mut new)?;
     }
     Ok(())

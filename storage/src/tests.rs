@@ -102,6 +102,11 @@ conformance!(
     owner_verification_flips_once_under_concurrency,
     two_concurrent_renewals_with_one_token_have_one_winner,
     dev_mode_marks_every_audit_row,
+    idempotency_key_returns_the_existing_record_and_writes_nothing,
+    approve_reject_and_expire_race_with_one_winner,
+    twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five,
+    a_failure_inside_decide_transaction_leaves_the_row_pending,
+    session_cleanup_nulls_session_id_on_its_transactions,
 );
 
 /// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").

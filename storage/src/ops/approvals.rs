@@ -45,6 +45,89 @@ pub enum RejectResult {
     AlreadyProcessed(TxStatus),
 }
 
+/// What an approval does with the row it read (shared by every engine).
+pub(crate) enum Gate {
+    /// Answer without writing.
+    Answer(ApprovalResult),
+    /// Past its deadline: expire it (`APPROVAL_TIMEOUT`).
+    Expire,
+    /// QUEUED, in time, agent ACTIVE: approve.
+    Approve,
+}
+
+pub(crate) fn approval_gate(rec: &TransactionRecord, agent: &crate::records::AgentRecord, now: u64) -> Gate {
+    if agent.status != AgentStatus::Active {
+        return Gate::Answer(ApprovalResult::AgentInactive(agent.status));
+    }
+    if rec.tier != Some(Tier::Approval) {
+        return Gate::Answer(ApprovalResult::NotPendingApproval);
+    }
+    match rec.status {
+        TxStatus::Queued if rec.queue_expires_at.is_some_and(|due| now >= due) => Gate::Expire,
+        TxStatus::Queued => Gate::Approve,
+        TxStatus::Expired => Gate::Answer(ApprovalResult::Expired),
+        other => Gate::Answer(ApprovalResult::AlreadyProcessed(other)),
+    }
+}
+
+pub(crate) fn timeout_patch() -> TxPatch {
+    TxPatch::error("APPROVAL_TIMEOUT")
+}
+
+pub(crate) fn timeout_event(new: &TransactionRecord) -> crate::audit::AuditEvent {
+    tx_event(AuditEventType::TxExpired, new, "system")
+        .severity(AuditSeverity::Warning)
+        .detail("error", "APPROVAL_TIMEOUT")
+}
+
+/// The pending approval consumed by `owner`, once.
+pub(crate) fn approval_consumed(
+    mut a: ApprovalRecord,
+    owner: &str,
+    payload: Option<serde_json::Value>,
+    now: u64,
+) -> Result<ApprovalRecord, StoreError> {
+    if a.is_settled() {
+        // The status CAS before it makes this unreachable; never consume twice.
+        return Err(StoreError::Invariant("an approval settled while its row was QUEUED"));
+    }
+    a.approved_at = Some(now);
+    a.approved_by = Some(owner.to_string());
+    a.owner_payload = payload;
+    Ok(a)
+}
+
+pub(crate) fn approved_event(new: &TransactionRecord, owner: &str, ctx: &OpCtx) -> crate::audit::AuditEvent {
+    tx_event(AuditEventType::TxApproved, new, &ctx.actor).detail("approvedBy", owner)
+}
+
+/// A reject's answer without writing, if any.
+pub(crate) fn reject_gate(rec: &TransactionRecord) -> Option<RejectResult> {
+    if !matches!(rec.tier, Some(Tier::Delay | Tier::Approval)) {
+        return Some(RejectResult::NotPendingApproval);
+    }
+    (rec.status != TxStatus::Queued).then_some(RejectResult::AlreadyProcessed(rec.status))
+}
+
+pub(crate) fn reject_patch(reason: &str) -> TxPatch {
+    TxPatch::error(format!("REJECTED: {reason}"))
+}
+
+pub(crate) fn rejected_event(
+    new: &TransactionRecord,
+    reason: &str,
+    owner: Option<&str>,
+    ctx: &OpCtx,
+) -> crate::audit::AuditEvent {
+    let mut ev = tx_event(AuditEventType::TxCancelled, new, &ctx.actor)
+        .detail("error", new.error.clone())
+        .detail("reason", reason);
+    if let Some(owner) = owner {
+        ev = ev.detail("rejectedBy", owner);
+    }
+    ev
+}
+
 impl RedbStore {
     /// Approves an APPROVAL-tier transaction for `owner` in one write transaction: the agent
     /// must be ACTIVE (else nothing is written); at or past the deadline the row becomes
@@ -61,47 +144,24 @@ impl RedbStore {
         self.write(|tx| {
             let rec = get_tx(tx, id)?;
             let agent = rows::get_agent(tx, rec.agent_id)?;
-            if agent.status != AgentStatus::Active {
-                return Ok(ApprovalResult::AgentInactive(agent.status));
-            }
-            if rec.tier != Some(Tier::Approval) {
-                return Ok(ApprovalResult::NotPendingApproval);
-            }
-            match rec.status {
-                TxStatus::Queued => {}
-                TxStatus::Expired => return Ok(ApprovalResult::Expired),
-                other => return Ok(ApprovalResult::AlreadyProcessed(other)),
-            }
-            if rec.queue_expires_at.is_some_and(|due| ctx.now >= due) {
-                let new = transition_in(
-                    tx,
-                    id,
-                    TxStatus::Queued,
-                    TxStatus::Expired,
-                    TxPatch::error("APPROVAL_TIMEOUT"),
-                    ctx.now,
-                )?;
-                let ev = tx_event(AuditEventType::TxExpired, &new, "system")
-                    .severity(AuditSeverity::Warning)
-                    .detail("error", "APPROVAL_TIMEOUT");
-                self.audit(tx, ev, ctx)?;
-                return Ok(ApprovalResult::Expired);
+            match approval_gate(&rec, &agent, ctx.now) {
+                Gate::Answer(r) => return Ok(r),
+                Gate::Expire => {
+                    let new = transition_in(tx, id, TxStatus::Queued, TxStatus::Expired, timeout_patch(), ctx.now)?;
+                    self.audit(tx, timeout_event(&new), ctx)?;
+                    return Ok(ApprovalResult::Expired);
+                }
+                Gate::Approve => {}
             }
             let new = transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?;
             {
                 let mut table = tx.open_table(PENDING_APPROVALS)?;
-                let mut a: ApprovalRecord = rows::must_get(&table, "pending_approvals", id)?;
-                if a.is_settled() {
-                    // The status CAS above makes this unreachable; never consume twice.
-                    return Err(StoreError::Invariant("an approval settled while its row was QUEUED"));
-                }
-                a.approved_at = Some(ctx.now);
-                a.approved_by = Some(owner.to_string());
-                a.owner_payload = payload;
+                let a: ApprovalRecord = rows::must_get(&table, "pending_approvals", id)?;
+                let a = approval_consumed(a, owner, payload.clone(), ctx.now)?;
                 table.insert(id.as_u128(), encode("pending_approvals", &a)?.as_slice())?;
             }
             mark_owner_verified_in(self, tx, rec.agent_id, owner, ctx)?;
-            self.audit(tx, tx_event(AuditEventType::TxApproved, &new, &ctx.actor).detail("approvedBy", owner), ctx)?;
+            self.audit(tx, approved_event(&new, owner, ctx), ctx)?;
             Ok(ApprovalResult::Approved(Box::new(new)))
         })
     }
@@ -120,22 +180,14 @@ impl RedbStore {
     ) -> Result<RejectResult, StoreError> {
         self.write(|tx| {
             let rec = get_tx(tx, id)?;
-            if !matches!(rec.tier, Some(Tier::Delay | Tier::Approval)) {
-                return Ok(RejectResult::NotPendingApproval);
+            if let Some(r) = reject_gate(&rec) {
+                return Ok(r);
             }
-            if rec.status != TxStatus::Queued {
-                return Ok(RejectResult::AlreadyProcessed(rec.status));
-            }
-            let error = format!("REJECTED: {reason}");
-            let new =
-                transition_in(tx, id, TxStatus::Queued, TxStatus::Cancelled, TxPatch::error(error.clone()), ctx.now)?;
-            let mut ev =
-                tx_event(AuditEventType::TxCancelled, &new, &ctx.actor).detail("error", error).detail("reason", reason);
+            let new = transition_in(tx, id, TxStatus::Queued, TxStatus::Cancelled, reject_patch(reason), ctx.now)?;
             if let Some(owner) = owner {
                 mark_owner_verified_in(self, tx, rec.agent_id, owner, ctx)?;
-                ev = ev.detail("rejectedBy", owner);
             }
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, rejected_event(&new, reason, owner, ctx), ctx)?;
             Ok(RejectResult::Rejected(Box::new(new)))
         })
     }
@@ -159,18 +211,8 @@ impl RedbStore {
                     if rec.status != TxStatus::Queued {
                         continue;
                     }
-                    let new = transition_in(
-                        tx,
-                        *id,
-                        TxStatus::Queued,
-                        TxStatus::Expired,
-                        TxPatch::error("APPROVAL_TIMEOUT"),
-                        now,
-                    )?;
-                    let ev = tx_event(AuditEventType::TxExpired, &new, "system")
-                        .severity(AuditSeverity::Warning)
-                        .detail("error", "APPROVAL_TIMEOUT");
-                    self.audit(tx, ev, &ctx)?;
+                    let new = transition_in(tx, *id, TxStatus::Queued, TxStatus::Expired, timeout_patch(), now)?;
+                    self.audit(tx, timeout_event(&new), &ctx)?;
                     done.push(new);
                 }
                 Ok(done)

@@ -95,6 +95,72 @@ pub enum DecisionOutcome {
     },
 }
 
+impl DecisionOutcome {
+    /// The audit rows the decision writes.
+    pub(crate) fn audits(&self) -> &[AuditEvent] {
+        match self {
+            DecisionOutcome::Queue { audits, .. } | DecisionOutcome::Cancel { audits, .. } => audits,
+        }
+    }
+}
+
+/// What a decision writes, whatever the engine.
+pub(crate) enum Plan {
+    /// PENDING → CANCELLED with this patch.
+    Cancel(TxPatch),
+    /// PENDING → QUEUED with this patch (tier, queue times, the reservation — recorded in the
+    /// same transaction, never split), the pending-approval row for APPROVAL, and whether the
+    /// row is claimed (QUEUED → EXECUTING) in the same transaction.
+    Queue { patch: TxPatch, approval: Option<ApprovalRecord>, claim: bool },
+}
+
+/// The writes of `outcome` for the PENDING row `rec`.
+pub(crate) fn plan(
+    rec: &TransactionRecord,
+    outcome: &DecisionOutcome,
+    claim_inline: bool,
+    now: u64,
+) -> Result<Plan, StoreError> {
+    Ok(match outcome {
+        DecisionOutcome::Cancel { error, denial, .. } => {
+            let mut patch = TxPatch::error(error.clone());
+            if let Some(d) = denial {
+                patch.metadata.insert("denial".into(), d.clone());
+            }
+            Plan::Cancel(patch)
+        }
+        DecisionOutcome::Queue { tier, queue_expires_at, decision, approval_owner, .. } => {
+            let mut patch = TxPatch {
+                tier: Some(*tier),
+                queued_at: Some(now),
+                queue_expires_at: *queue_expires_at,
+                reserved_amount: Some(Some(rec.native_amount)),
+                ..TxPatch::default()
+            };
+            patch.metadata.insert("decision".into(), decision.clone());
+            let approval = if *tier == Tier::Approval {
+                let owner = approval_owner.clone().ok_or(StoreError::Invariant("APPROVAL needs an owner"))?;
+                let deadline = queue_expires_at.ok_or(StoreError::Invariant("APPROVAL needs a deadline"))?;
+                Some(ApprovalRecord {
+                    tx_id: rec.id,
+                    agent_id: rec.agent_id,
+                    owner_address: owner,
+                    expires_at: deadline,
+                    approved_at: None,
+                    approved_by: None,
+                    owner_payload: None,
+                    rejected_at: None,
+                    expired_at: None,
+                    created_at: now,
+                })
+            } else {
+                None
+            };
+            Plan::Queue { patch, approval, claim: claim_inline && matches!(tier, Tier::Instant | Tier::Notify) }
+        }
+    })
+}
+
 impl RedbStore {
     /// Decides a PENDING transaction in one write transaction (see the module docs): CAS the row
     /// out of PENDING, build the [`DecisionSnapshot`], call the pure `evaluate`, then write
@@ -176,56 +242,23 @@ impl RedbStore {
             let snapshot = self.snapshot_in(tx, rec, ctx.now, true)?;
             let outcome = evaluate(&snapshot)?;
             let rec = snapshot.tx;
-            let updated = match &outcome {
-                DecisionOutcome::Cancel { error, denial, audits } => {
-                    let mut patch = TxPatch::error(error.clone());
-                    if let Some(d) = denial {
-                        patch.metadata.insert("denial".into(), d.clone());
-                    }
-                    let new = transition_in(tx, id, TxStatus::Pending, TxStatus::Cancelled, patch, ctx.now)?;
-                    for ev in audits {
-                        self.audit(tx, ev.clone(), ctx)?;
-                    }
-                    new
-                }
-                DecisionOutcome::Queue { tier, queue_expires_at, decision, approval_owner, audits } => {
-                    let mut patch = TxPatch {
-                        tier: Some(*tier),
-                        queued_at: Some(ctx.now),
-                        queue_expires_at: *queue_expires_at,
-                        // Reserve and record in the same write transaction — never split.
-                        reserved_amount: Some(Some(rec.native_amount)),
-                        ..TxPatch::default()
-                    };
-                    patch.metadata.insert("decision".into(), decision.clone());
+            let updated = match plan(&rec, &outcome, claim_inline, ctx.now)? {
+                Plan::Cancel(patch) => transition_in(tx, id, TxStatus::Pending, TxStatus::Cancelled, patch, ctx.now)?,
+                Plan::Queue { patch, approval, claim } => {
                     let new = transition_in(tx, id, TxStatus::Pending, TxStatus::Queued, patch, ctx.now)?;
-                    if *tier == Tier::Approval {
-                        let owner = approval_owner.clone().ok_or(StoreError::Invariant("APPROVAL needs an owner"))?;
-                        let deadline = queue_expires_at.ok_or(StoreError::Invariant("APPROVAL needs a deadline"))?;
-                        let approval = ApprovalRecord {
-                            tx_id: id,
-                            agent_id: rec.agent_id,
-                            owner_address: owner,
-                            expires_at: deadline,
-                            approved_at: None,
-                            approved_by: None,
-                            owner_payload: None,
-                            rejected_at: None,
-                            expired_at: None,
-                            created_at: ctx.now,
-                        };
-                        rows::put(tx, PENDING_APPROVALS, "pending_approvals", id, &approval)?;
+                    if let Some(approval) = &approval {
+                        rows::put(tx, PENDING_APPROVALS, "pending_approvals", id, approval)?;
                     }
-                    for ev in audits {
-                        self.audit(tx, ev.clone(), ctx)?;
-                    }
-                    if claim_inline && matches!(tier, Tier::Instant | Tier::Notify) {
+                    if claim {
                         transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?
                     } else {
                         new
                     }
                 }
             };
+            for ev in outcome.audits() {
+                self.audit(tx, ev.clone(), ctx)?;
+            }
             Ok((updated, outcome))
         }
     }

@@ -111,6 +111,135 @@ pub enum ClaimOutcome {
     AgentInactive(&'static str),
 }
 
+/// What a new request must look like: PENDING, its children pointing at it.
+pub(crate) fn check_request(rec: &TransactionRecord, children: &[TransactionRecord]) -> Result<(), StoreError> {
+    if rec.status != TxStatus::Pending || children.iter().any(|c| c.parent_id != Some(rec.id)) {
+        return Err(StoreError::Invariant("a new request is PENDING and children point at it"));
+    }
+    Ok(())
+}
+
+/// The idempotency record a new request leaves under its key (incomplete until the answer).
+pub(crate) fn new_idempotency(claim: &IdempotencyClaim, rec: &TransactionRecord, now: u64) -> IdempotencyRecord {
+    IdempotencyRecord {
+        request_hash: claim.request_hash,
+        tx_id: Some(rec.id),
+        created_at: now,
+        completed_at: None,
+        response_status: None,
+        response_body: None,
+    }
+}
+
+pub(crate) fn requested_event(rec: &TransactionRecord, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::TxRequested, ctx.actor.clone())
+        .agent(rec.agent_id)
+        .session(rec.session_id)
+        .tx(rec.id)
+        .detail("type", rec.tx_type.as_str())
+        .detail("amount", rec.amount.to_string())
+        .detail("to", rec.to_address.clone())
+}
+
+/// SUBMITTED → FAILED or EXPIRED for a chain's failure or expiry: the target and its patch.
+pub(crate) fn chain_end(outcome: &ChainOutcome) -> (TxStatus, TxPatch) {
+    match outcome {
+        ChainOutcome::Failed { code, .. } => (TxStatus::Failed, TxPatch::error(format!("ONCHAIN_FAILURE: {code}"))),
+        _ => (TxStatus::Expired, TxPatch::error("BLOCKHASH_EXPIRED")),
+    }
+}
+
+pub(crate) fn chain_end_event(rec: &TransactionRecord, outcome: &ChainOutcome, ctx: &OpCtx) -> AuditEvent {
+    match outcome {
+        ChainOutcome::Failed { message, .. } => TxFailure::new(rec.error.clone().unwrap_or_default())
+            .event(rec, &ctx.actor)
+            .detail("message", message.clone()),
+        _ => tx_event(AuditEventType::TxExpired, rec, "system")
+            .severity(AuditSeverity::Warning)
+            .detail("error", "BLOCKHASH_EXPIRED"),
+    }
+}
+
+pub(crate) fn confirm_patch(fee: Option<Amount>, block: Option<u64>, ctx: &OpCtx) -> TxPatch {
+    let mut patch = TxPatch { executed_at: Some(ctx.now), reserved_amount: Some(None), ..TxPatch::default() };
+    if let Some(fee) = fee {
+        patch.metadata.insert("fee".into(), Value::String(fee.to_string()));
+    }
+    if let Some(b) = block {
+        patch.metadata.insert("blockNumber".into(), Value::from(b));
+    }
+    patch
+}
+
+/// The session after a confirmed row: one more transaction, its native amount added.
+pub(crate) fn with_usage(old: &SessionRecord, rec: &TransactionRecord, now: u64) -> Result<SessionRecord, StoreError> {
+    let mut new = old.clone();
+    new.usage.total_tx += 1;
+    new.usage.total_amount =
+        new.usage.total_amount.checked_add(rec.native_amount).map_err(|_| StoreError::Invariant("usage overflow"))?;
+    new.usage.last_tx_at = Some(now);
+    Ok(new)
+}
+
+pub(crate) fn confirmed_event(rec: &TransactionRecord, fee: Option<Amount>, block: Option<u64>) -> AuditEvent {
+    tx_event(AuditEventType::TxConfirmed, rec, "system")
+        .detail("txHash", rec.tx_hash.clone())
+        .detail("fee", fee.map(|f| f.to_string()))
+        .detail("blockNumber", block)
+}
+
+/// EXECUTING → SUBMITTED: the patch, and the `TX_SUBMITTED` row for the moved record.
+pub(crate) fn broadcast_change(b: &Broadcast) -> (TxPatch, impl Fn(&TransactionRecord) -> AuditEvent + '_) {
+    let mut patch = TxPatch { tx_hash: Some(b.hash.clone()), metadata: b.metadata.clone(), ..TxPatch::default() };
+    if b.uncertain {
+        patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
+    }
+    let ev = move |rec: &TransactionRecord| {
+        tx_event(AuditEventType::TxSubmitted, rec, "system")
+            .detail("txHash", b.hash.clone())
+            .detail("broadcastUncertain", b.uncertain)
+    };
+    (patch, ev)
+}
+
+/// Signed bytes travel only as [`Signed`], never as loose facts.
+pub(crate) fn check_checkpoint(c: &Checkpoint) -> Result<(), StoreError> {
+    if [meta::SIGNED_TX, meta::EXPECTED_HASH, meta::RESET_SIGNED_TX].iter().any(|k| c.facts.contains_key(*k)) {
+        return Err(StoreError::Invariant("signed bytes go in Checkpoint::signed, never in its facts"));
+    }
+    Ok(())
+}
+
+/// An EXECUTING row with the checkpoint merged into its metadata.
+pub(crate) fn checkpointed(old: &TransactionRecord, c: Checkpoint, now: u64) -> Result<TransactionRecord, StoreError> {
+    if old.status != TxStatus::Executing {
+        return Err(StoreError::conflict(TxStatus::Executing, old.status));
+    }
+    let mut new = old.clone();
+    match c.signed {
+        Some(Signed::Transaction { bytes, expected_hash }) => {
+            new.metadata.insert(meta::SIGNED_TX.into(), Value::String(bytes));
+            new.metadata.insert(meta::EXPECTED_HASH.into(), Value::String(expected_hash));
+        }
+        Some(Signed::ApproveReset { bytes }) => {
+            new.metadata.insert(meta::RESET_SIGNED_TX.into(), Value::String(bytes));
+        }
+        None => {}
+    }
+    new.metadata.extend(c.facts);
+    new.updated_at = now;
+    Ok(new)
+}
+
+/// Why a claim fails the row instead: the agent is no longer ACTIVE.
+pub(crate) fn inactive_code(status: crate::enums::AgentStatus) -> Option<&'static str> {
+    match status {
+        crate::enums::AgentStatus::Active => None,
+        crate::enums::AgentStatus::Suspended => Some("AGENT_SUSPENDED"),
+        crate::enums::AgentStatus::Terminated => Some("AGENT_TERMINATED"),
+    }
+}
+
 impl RedbStore {
     /// Stage 1 (06-pipeline.md §2): in one write transaction, return an existing idempotency
     /// record untouched, or insert the PENDING row (+ BATCH children) with its indexes, the
@@ -134,9 +263,7 @@ impl RedbStore {
         idempotency: Option<&IdempotencyClaim>,
         ctx: &OpCtx,
     ) -> Result<RecordOutcome, StoreError> {
-        if rec.status != TxStatus::Pending || children.iter().any(|c| c.parent_id != Some(rec.id)) {
-            return Err(StoreError::Invariant("a new request is PENDING and children point at it"));
-        }
+        check_request(rec, children)?;
         {
             if let Some(claim) = idempotency {
                 let table = tx.open_table(IDEMPOTENCY)?;
@@ -149,27 +276,13 @@ impl RedbStore {
                 insert_tx(tx, child)?;
             }
             if let Some(claim) = idempotency {
-                let record = IdempotencyRecord {
-                    request_hash: claim.request_hash,
-                    tx_id: Some(rec.id),
-                    created_at: ctx.now,
-                    completed_at: None,
-                    response_status: None,
-                    response_body: None,
-                };
+                let record = new_idempotency(claim, rec, ctx.now);
                 let key = (rec.agent_id.as_u128(), claim.key.as_str());
                 tx.open_table(IDEMPOTENCY)?.insert(key, encode("idempotency", &record)?.as_slice())?;
                 tx.open_table(IDX_IDEMPOTENCY_TIME)?
                     .insert((ctx.now, rec.agent_id.as_u128(), claim.key.as_str()), ())?;
             }
-            let ev = AuditEvent::new(AuditEventType::TxRequested, ctx.actor.clone())
-                .agent(rec.agent_id)
-                .session(rec.session_id)
-                .tx(rec.id)
-                .detail("type", rec.tx_type.as_str())
-                .detail("amount", rec.amount.to_string())
-                .detail("to", rec.to_address.clone());
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, requested_event(rec, ctx), ctx)?;
             Ok(RecordOutcome::Recorded)
         }
     }
@@ -246,26 +359,10 @@ impl RedbStore {
         match outcome {
             ChainOutcome::Pending => get_tx(tx, id),
             ChainOutcome::Confirmed { fee, block } => self.confirm_in(tx, id, fee, Some(block), ctx),
-            ChainOutcome::Failed { code, message } => {
-                let error = format!("ONCHAIN_FAILURE: {code}");
-                let rec = transition_in(tx, id, TxStatus::Submitted, TxStatus::Failed, TxPatch::error(error), ctx.now)?;
-                let ev = TxFailure::new(rec.error.clone().unwrap_or_default()).event(&rec, &ctx.actor);
-                self.audit(tx, ev.detail("message", message), ctx)?;
-                Ok(rec)
-            }
-            ChainOutcome::Expired => {
-                let rec = transition_in(
-                    tx,
-                    id,
-                    TxStatus::Submitted,
-                    TxStatus::Expired,
-                    TxPatch::error("BLOCKHASH_EXPIRED"),
-                    ctx.now,
-                )?;
-                let ev = tx_event(AuditEventType::TxExpired, &rec, "system")
-                    .severity(AuditSeverity::Warning)
-                    .detail("error", "BLOCKHASH_EXPIRED");
-                self.audit(tx, ev, ctx)?;
+            ChainOutcome::Failed { .. } | ChainOutcome::Expired => {
+                let (to, patch) = chain_end(&outcome);
+                let rec = transition_in(tx, id, TxStatus::Submitted, to, patch, ctx.now)?;
+                self.audit(tx, chain_end_event(&rec, &outcome, ctx), ctx)?;
                 Ok(rec)
             }
         }
@@ -292,35 +389,17 @@ impl RedbStore {
         block: Option<u64>,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        let mut patch = TxPatch { executed_at: Some(ctx.now), reserved_amount: Some(None), ..TxPatch::default() };
-        if let Some(fee) = fee {
-            patch.metadata.insert("fee".into(), Value::String(fee.to_string()));
-        }
-        if let Some(b) = block {
-            patch.metadata.insert("blockNumber".into(), Value::from(b));
-        }
-        let rec = transition_in(tx, id, TxStatus::Submitted, TxStatus::Confirmed, patch, ctx.now)?;
+        let rec =
+            transition_in(tx, id, TxStatus::Submitted, TxStatus::Confirmed, confirm_patch(fee, block, ctx), ctx.now)?;
         if let Some(sid) = rec.session_id {
             let table = tx.open_table(SESSIONS)?;
             let existing: Option<SessionRecord> = rows::get(&table, "sessions", sid)?;
             drop(table);
             if let Some(old) = existing {
-                let mut new = old.clone();
-                new.usage.total_tx += 1;
-                new.usage.total_amount = new
-                    .usage
-                    .total_amount
-                    .checked_add(rec.native_amount)
-                    .map_err(|_| StoreError::Invariant("usage overflow"))?;
-                new.usage.last_tx_at = Some(ctx.now);
-                rows::update_session(tx, &old, &new)?;
+                rows::update_session(tx, &old, &with_usage(&old, &rec, ctx.now)?)?;
             }
         }
-        let ev = tx_event(AuditEventType::TxConfirmed, &rec, "system")
-            .detail("txHash", rec.tx_hash.clone())
-            .detail("fee", fee.map(|f| f.to_string()))
-            .detail("blockNumber", block);
-        self.audit(tx, ev, ctx)?;
+        self.audit(tx, confirmed_event(&rec, fee, block), ctx)?;
         Ok(rec)
     }
 
@@ -340,16 +419,9 @@ impl RedbStore {
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
         self.write_with(Commit::Lazy, |tx| {
-            let mut patch =
-                TxPatch { tx_hash: Some(broadcast.hash.clone()), metadata: broadcast.metadata, ..TxPatch::default() };
-            if broadcast.uncertain {
-                patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
-            }
+            let (patch, ev) = broadcast_change(&broadcast);
             let rec = transition_in(tx, id, TxStatus::Executing, TxStatus::Submitted, patch, ctx.now)?;
-            let ev = tx_event(AuditEventType::TxSubmitted, &rec, "system")
-                .detail("txHash", broadcast.hash)
-                .detail("broadcastUncertain", broadcast.uncertain);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, ev(&rec), ctx)?;
             self.chain_outcome_in(tx, id, outcome, ctx)
         })
     }
@@ -361,31 +433,13 @@ impl RedbStore {
     /// ever broadcast (08-killswitch-autostop.md §2.2). The rule keys on the type — any
     /// [`Signed`] value — not on metadata key names.
     pub fn checkpoint(&self, id: Uuid, checkpoint: Checkpoint, now: u64) -> Result<(), StoreError> {
-        let Checkpoint { signed, facts } = checkpoint;
-        if [meta::SIGNED_TX, meta::EXPECTED_HASH, meta::RESET_SIGNED_TX].iter().any(|k| facts.contains_key(*k)) {
-            return Err(StoreError::Invariant("signed bytes go in Checkpoint::signed, never in its facts"));
-        }
+        check_checkpoint(&checkpoint)?;
         self.write(|tx| {
-            if signed.is_some() {
+            if checkpoint.signed.is_some() {
                 require_normal(tx)?;
             }
             let old = get_tx(tx, id)?;
-            if old.status != TxStatus::Executing {
-                return Err(StoreError::conflict(TxStatus::Executing, old.status));
-            }
-            let mut new = old.clone();
-            match &signed {
-                Some(Signed::Transaction { bytes, expected_hash }) => {
-                    new.metadata.insert(meta::SIGNED_TX.into(), Value::String(bytes.clone()));
-                    new.metadata.insert(meta::EXPECTED_HASH.into(), Value::String(expected_hash.clone()));
-                }
-                Some(Signed::ApproveReset { bytes }) => {
-                    new.metadata.insert(meta::RESET_SIGNED_TX.into(), Value::String(bytes.clone()));
-                }
-                None => {}
-            }
-            new.metadata.extend(facts);
-            new.updated_at = now;
+            let mut new = checkpointed(&old, checkpoint, now)?;
             update_tx(tx, &old, &mut new)
         })
     }
@@ -397,12 +451,7 @@ impl RedbStore {
         self.write(|tx| {
             let rec = get_tx(tx, id)?;
             let agent = rows::get_agent(tx, rec.agent_id)?;
-            let code = match agent.status {
-                crate::enums::AgentStatus::Active => None,
-                crate::enums::AgentStatus::Suspended => Some("AGENT_SUSPENDED"),
-                crate::enums::AgentStatus::Terminated => Some("AGENT_TERMINATED"),
-            };
-            match code {
+            match inactive_code(agent.status) {
                 None => {
                     let rec =
                         transition_in(tx, id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), ctx.now)?;

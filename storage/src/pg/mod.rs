@@ -23,6 +23,7 @@ pub mod status;
 mod store;
 #[cfg(test)]
 pub(crate) mod test_db;
+mod txrows;
 
 pub use connect::PgOptions;
 pub use store::PgStore;

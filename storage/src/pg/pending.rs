@@ -95,11 +95,6 @@ pending! {
     fn set_owner(&self, agent_id: Uuid, new_address: Option<&str>, expect: OwnerState, ctx: &OpCtx) -> Result<SetOwnerOutcome, StoreError>;
     fn disconnect_owner(&self, chain: Chain, address: &str, ctx: &OpCtx) -> Result<(u64, u64), StoreError>;
     // approvals
-    fn approve_transaction(&self, id: Uuid, owner: &str, payload: Option<serde_json::Value>, ctx: &OpCtx) -> Result<ApprovalResult, StoreError>;
-    fn reject_transaction(&self, id: Uuid, reason: &str, owner: Option<&str>, ctx: &OpCtx) -> Result<RejectResult, StoreError>;
-    fn expire_due_approvals(&self, now: u64) -> Result<Vec<TransactionRecord>, StoreError>;
-    fn queued_rows(&self, agent: Option<Uuid>) -> Result<Vec<TransactionRecord>, StoreError>;
-    fn get_approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
     // autostop
     fn consecutive_failures(&self, agent: Uuid, cap: u64) -> Result<u64, StoreError>;
     fn created_since(&self, agent: Uuid, since: u64, cap: u64) -> Result<u64, StoreError>;
@@ -108,13 +103,7 @@ pending! {
     fn autonomous_transfers_to_since(&self, agent: Uuid, to: &str, since: u64, cap: u64) -> Result<u64, StoreError>;
     fn auto_stop_suspend(&self, agent: Uuid, reason: &str, rule: Uuid, ctx: &OpCtx) -> Result<bool, StoreError>;
     // decision
-    fn decide_transaction(&self, id: Uuid, ctx: &OpCtx, evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>) -> Result<(TransactionRecord, DecisionOutcome), StoreError>;
-    fn decide_and_claim(&self, id: Uuid, ctx: &OpCtx, evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>) -> Result<(TransactionRecord, DecisionOutcome), StoreError>;
-    fn record_and_decide(&self, rec: &TransactionRecord, children: &[TransactionRecord], idempotency: Option<&IdempotencyClaim>, ctx: &OpCtx, claim_inline: bool, evaluate: impl FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome, StoreError>) -> Result<Recorded, StoreError>;
-    fn dry_run_snapshot(&self, tx_rec: TransactionRecord, now: u64) -> Result<DecisionSnapshot, StoreError>;
     // idempotency
-    fn complete_idempotency(&self, agent: Uuid, key: &str, status: u16, body: &Value, now: u64) -> Result<(), StoreError>;
-    fn cleanup_idempotency(&self, before: u64) -> Result<u64, StoreError>;
     // killswitch
     fn activate_kill_switch(&self, reason: &str, actor: KillSwitchActor, ctx: &OpCtx) -> Result<ActivationReport, StoreError>;
     fn kill_switch_state(&self) -> Result<KillSwitchState, StoreError>;
@@ -137,23 +126,7 @@ pending! {
     // sessions
     // system
     // tx_lifecycle
-    fn record_request(&self, rec: &TransactionRecord, children: &[TransactionRecord], idempotency: Option<&IdempotencyClaim>, ctx: &OpCtx) -> Result<RecordOutcome, StoreError>;
-    fn fail_transaction(&self, id: Uuid, from: TxStatus, failure: &TxFailure, ctx: &OpCtx) -> Result<TransactionRecord, StoreError>;
-    fn record_chain_outcome(&self, id: Uuid, outcome: ChainOutcome, ctx: &OpCtx) -> Result<TransactionRecord, StoreError>;
-    fn confirm_transaction(&self, id: Uuid, fee: Option<Amount>, block: Option<u64>, ctx: &OpCtx) -> Result<TransactionRecord, StoreError>;
-    fn record_broadcast(&self, id: Uuid, broadcast: Broadcast, outcome: ChainOutcome, ctx: &OpCtx) -> Result<TransactionRecord, StoreError>;
-    fn checkpoint(&self, id: Uuid, checkpoint: Checkpoint, now: u64) -> Result<(), StoreError>;
-    fn claim_for_execution(&self, id: Uuid, ctx: &OpCtx) -> Result<ClaimOutcome, StoreError>;
     // tx_queries
-    fn active_in_status(&self, status: TxStatus, limit: usize) -> Result<Vec<TransactionRecord>, StoreError>;
-    fn get_transaction(&self, id: Uuid) -> Result<Option<TransactionRecord>, StoreError>;
-    fn batch_children(&self, parent: Uuid) -> Result<Vec<TransactionRecord>, StoreError>;
-    fn list_transactions(&self, agent: Uuid, status: Option<TxStatus>, cursor: Option<Uuid>, limit: usize, desc: bool) -> Result<(Vec<TransactionRecord>, bool), StoreError>;
-    fn list_transactions_of(&self, agents: &[Uuid], status: Option<TxStatus>, cursor: Option<Uuid>, limit: usize, desc: bool) -> Result<(Vec<TransactionRecord>, bool), StoreError>;
-    fn confirmed_to_before(&self, agent: Uuid, to: &str, before: Uuid) -> Result<bool, StoreError>;
-    fn queued_by_tier(&self) -> Result<[(Tier, u64); 2], StoreError>;
-    fn due_rows(&self, tier: Tier, now: u64, limit: usize) -> Result<Vec<Uuid>, StoreError>;
-    fn status_counts(&self, now: u64) -> Result<StatusCounts, StoreError>;
     // tx_recovery
     fn sweep_pending(&self, now: u64, min_age: u64) -> Result<u64, StoreError>;
     fn startup_recovery(&self, now: u64) -> Result<RecoveryReport, StoreError>;

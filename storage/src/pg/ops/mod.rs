@@ -2,6 +2,10 @@
 //! the redb operation's contract (the conformance suite runs both) under the locks of §5.
 
 mod agents;
+mod approvals;
+mod decision;
 mod policies;
 mod sessions;
 mod system;
+mod tx_lifecycle;
+mod tx_queries;
