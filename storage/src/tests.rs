@@ -107,6 +107,10 @@ conformance!(
     twenty_concurrent_decisions_against_a_cap_of_five_reserve_exactly_five,
     a_failure_inside_decide_transaction_leaves_the_row_pending,
     session_cleanup_nulls_session_id_on_its_transactions,
+    agent_name_and_public_key_are_unique_among_live_agents,
+    an_owner_change_cancels_queued_approvals_but_not_delays,
+    delete_agent_restricts_on_transactions_and_cascades_the_rest,
+    sweep_pending_expires_only_old_rows,
 );
 
 /// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").

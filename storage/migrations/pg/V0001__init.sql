@@ -6,6 +6,8 @@
 -- Two keys are Rust functions SQL cannot reproduce exactly (Unicode lowercasing of agent names,
 -- EVM owner addresses lowercased by chain): `name_key` and `owner_key` are plain columns that the
 -- one row writer of each table sets in the same statement as `record`.
+-- redb's derived counters (rate_counts, autostop_daily, autostop_to) have no table here: an index
+-- range over the rows answers the same windows, so there is no second copy to keep in step.
 
 CREATE TABLE meta (
     key    text PRIMARY KEY,
@@ -64,6 +66,7 @@ CREATE TABLE transactions (
 CREATE UNIQUE INDEX transactions_tx_hash ON transactions (tx_hash) WHERE parent_id IS NULL AND tx_hash IS NOT NULL;
 CREATE UNIQUE INDEX transactions_batch_child ON transactions (parent_id, batch_index) WHERE parent_id IS NOT NULL;
 CREATE INDEX transactions_agent ON transactions (agent_id, id);
+CREATE INDEX transactions_agent_created ON transactions (agent_id, created_at) WHERE parent_id IS NULL;
 CREATE INDEX transactions_session ON transactions (session_id, id) WHERE session_id IS NOT NULL;
 CREATE INDEX transactions_active ON transactions (agent_id, id)
     WHERE status IN ('PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED');
@@ -140,8 +143,15 @@ CREATE TABLE notification_log (
     sent_at       bigint GENERATED ALWAYS AS ((record->>'sent_at')::bigint) STORED NOT NULL,
     CHECK (id = (record->>'id')::uuid)
 );
-CREATE INDEX notification_log_delivered ON notification_log (event, reference_id) WHERE status = 'SENT';
 CREATE INDEX notification_log_time ON notification_log (sent_at);
+
+-- "Delivered once" outlives the log rows that proved it (pruning keeps it).
+CREATE TABLE notification_delivered (
+    event         text NOT NULL,
+    reference_id  text NOT NULL,
+    log_id        uuid NOT NULL,
+    PRIMARY KEY (event, reference_id)
+);
 
 CREATE TABLE wallet_connections (
     id         uuid PRIMARY KEY,
@@ -159,28 +169,8 @@ CREATE TABLE nonces (
 );
 CREATE INDEX nonces_expiry ON nonces (expires_at);
 
-CREATE TABLE rate_counts (
-    agent_id  uuid NOT NULL,
-    kind      smallint NOT NULL,
-    bucket    bigint NOT NULL,
-    count     bigint NOT NULL CHECK (count >= 0),
-    PRIMARY KEY (agent_id, kind, bucket)
-);
 
-CREATE TABLE autostop_daily (
-    agent_id  uuid NOT NULL,
-    day       bigint NOT NULL,
-    record    jsonb NOT NULL,
-    PRIMARY KEY (agent_id, day)
-);
 
-CREATE TABLE autostop_to (
-    agent_id    uuid NOT NULL,
-    to_address  text NOT NULL,
-    at          bigint NOT NULL,
-    tx_id       uuid NOT NULL,
-    PRIMARY KEY (agent_id, to_address, at, tx_id)
-);
 
 CREATE TABLE system_state (
     key         text PRIMARY KEY,

@@ -161,6 +161,85 @@ pub(crate) fn status_changed(
     Ok((new, ev.agent(old.id)))
 }
 
+/// The owner change `set_owner` makes to `old`, after its checks; `None` when the address is
+/// the current one (a no-op).
+pub(crate) fn owner_changed(
+    old: &AgentRecord,
+    new_address: Option<&str>,
+    expect: OwnerState,
+    now: u64,
+) -> Result<Option<AgentRecord>, StoreError> {
+    if old.status == AgentStatus::Terminated {
+        return Err(StoreError::conflict("not TERMINATED", AgentStatus::Terminated));
+    }
+    let state = old.owner_state();
+    if state != expect {
+        return Err(StoreError::conflict(expect, state));
+    }
+    let same = match (&old.owner_address, new_address) {
+        (Some(a), Some(b)) => owner_key(old.chain, a) == owner_key(old.chain, b),
+        (None, None) => true,
+        _ => false,
+    };
+    if same {
+        return Ok(None);
+    }
+    if new_address.is_none() && state == OwnerState::Locked {
+        return Err(StoreError::conflict(OwnerState::Grace, OwnerState::Locked));
+    }
+    let mut new = old.clone();
+    new.owner_address = new_address.map(str::to_string);
+    if new_address.is_none() {
+        new.owner_verified = false;
+        new.owner_verified_at = None;
+    }
+    new.updated_at = now;
+    Ok(Some(new))
+}
+
+pub(crate) fn owner_change_event(old: &AgentRecord, new: &AgentRecord, cancelled: u64, ctx: &OpCtx) -> AuditEvent {
+    let ev = match (&old.owner_address, &new.owner_address) {
+        (Some(prev), Some(a)) => AuditEvent::new(AuditEventType::OwnerAddressChanged, ctx.actor.clone())
+            .severity(AuditSeverity::Warning)
+            .detail("previousAddress", prev.clone())
+            .detail("newAddress", a.clone())
+            .detail("approvalsCancelled", cancelled),
+        (Some(prev), None) => AuditEvent::new(AuditEventType::OwnerRemoved, ctx.actor.clone())
+            .severity(AuditSeverity::Warning)
+            .detail("previousAddress", prev.clone())
+            .detail("approvalsCancelled", cancelled),
+        (None, a) => AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone()).detail("address", a.clone()),
+    };
+    ev.agent(old.id)
+}
+
+/// `old` terminated at `now`.
+pub(crate) fn terminated(old: &AgentRecord, now: u64) -> AgentRecord {
+    let mut new = old.clone();
+    new.status = AgentStatus::Terminated;
+    new.terminated_at = Some(now);
+    new.suspended_at = None;
+    new.suspension_reason = None;
+    new.updated_at = now;
+    new
+}
+
+pub(crate) fn terminated_event(id: Uuid, revoked: u64, cancelled: u64, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::AgentTerminated, ctx.actor.clone())
+        .agent(id)
+        .severity(AuditSeverity::Warning)
+        .detail("sessionsRevoked", revoked)
+        .detail("transactionsCancelled", cancelled)
+}
+
+pub(crate) fn disconnected_event(chain: Chain, address: &str, agents: u64, expired: u64, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::OwnerDisconnected, ctx.actor.clone())
+        .detail("address", address)
+        .detail("chain", chain.as_str())
+        .detail("affectedAgents", agents)
+        .detail("expiredTransactions", expired)
+}
+
 impl RedbStore {
     /// Inserts a new ACTIVE agent: checks name and public-key uniqueness, writes the row and its
     /// indexes and audits `AGENT_CREATED` (+ `OWNER_REGISTERED` with an owner) — one write
@@ -346,20 +425,9 @@ impl RedbStore {
                 ctx.now,
             )?;
             let revoked = revoke_agent_sessions(tx, id, "agent_terminated", ctx.now)?;
-            let mut new = old.clone();
-            new.status = AgentStatus::Terminated;
-            new.terminated_at = Some(ctx.now);
-            new.suspended_at = None;
-            new.suspension_reason = None;
-            new.updated_at = ctx.now;
-            put_agent(tx, &new)?;
+            put_agent(tx, &terminated(&old, ctx.now))?;
             remove_unique_entries(tx, &old)?;
-            let ev = AuditEvent::new(AuditEventType::AgentTerminated, ctx.actor.clone())
-                .agent(id)
-                .severity(AuditSeverity::Warning)
-                .detail("sessionsRevoked", revoked)
-                .detail("transactionsCancelled", cancelled);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, terminated_event(id, revoked, cancelled, ctx), ctx)?;
             Ok(TerminationReport {
                 sessions_revoked: revoked,
                 transactions_cancelled: cancelled,
@@ -423,31 +491,9 @@ impl RedbStore {
     ) -> Result<SetOwnerOutcome, StoreError> {
         self.write(|tx| {
             let old = get_agent(tx, agent_id)?;
-            if old.status == AgentStatus::Terminated {
-                return Err(StoreError::conflict("not TERMINATED", AgentStatus::Terminated));
-            }
-            let state = old.owner_state();
-            if state != expect {
-                return Err(StoreError::conflict(expect, state));
-            }
-            let same = match (&old.owner_address, new_address) {
-                (Some(a), Some(b)) => owner_key(old.chain, a) == owner_key(old.chain, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if same {
+            let Some(new) = owner_changed(&old, new_address, expect, ctx.now)? else {
                 return Ok(SetOwnerOutcome { agent: old, changed: false, approvals_cancelled: 0 });
-            }
-            if new_address.is_none() && state == OwnerState::Locked {
-                return Err(StoreError::conflict(OwnerState::Grace, OwnerState::Locked));
-            }
-            let mut new = old.clone();
-            new.owner_address = new_address.map(str::to_string);
-            if new_address.is_none() {
-                new.owner_verified = false;
-                new.owner_verified_at = None;
-            }
-            new.updated_at = ctx.now;
+            };
             put_agent(tx, &new)?;
             set_owner_index(tx, &old, &new)?;
             let cancelled = if old.owner_address.is_some() {
@@ -464,22 +510,7 @@ impl RedbStore {
             } else {
                 0
             };
-            let ev = match (&old.owner_address, new_address) {
-                (None, Some(a)) => {
-                    AuditEvent::new(AuditEventType::OwnerRegistered, ctx.actor.clone()).detail("address", a)
-                }
-                (Some(prev), Some(a)) => AuditEvent::new(AuditEventType::OwnerAddressChanged, ctx.actor.clone())
-                    .severity(AuditSeverity::Warning)
-                    .detail("previousAddress", prev.clone())
-                    .detail("newAddress", a)
-                    .detail("approvalsCancelled", cancelled),
-                (Some(prev), None) => AuditEvent::new(AuditEventType::OwnerRemoved, ctx.actor.clone())
-                    .severity(AuditSeverity::Warning)
-                    .detail("previousAddress", prev.clone())
-                    .detail("approvalsCancelled", cancelled),
-                (None, None) => unreachable!("handled as a no-op above"),
-            };
-            self.audit(tx, ev.agent(agent_id), ctx)?;
+            self.audit(tx, owner_change_event(&old, &new, cancelled, ctx), ctx)?;
             Ok(SetOwnerOutcome { agent: new, changed: true, approvals_cancelled: cancelled })
         })
     }
@@ -525,12 +556,7 @@ impl RedbStore {
                 tx.open_table(WALLET_CONNECTIONS)?.remove(conn)?;
             }
             drop(idx);
-            let ev = AuditEvent::new(AuditEventType::OwnerDisconnected, ctx.actor.clone())
-                .detail("address", address)
-                .detail("chain", chain.as_str())
-                .detail("affectedAgents", agents.len() as u64)
-                .detail("expiredTransactions", expired);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, disconnected_event(chain, address, agents.len() as u64, expired, ctx), ctx)?;
             Ok((agents.len() as u64, expired))
         })
     }

@@ -15,6 +15,25 @@ use crate::records::TransactionRecord;
 use crate::rows;
 use crate::tables::*;
 
+/// `a` suspended by AutoStop at `now`.
+pub(crate) fn auto_suspended(a: &crate::records::AgentRecord, reason: &str, now: u64) -> crate::records::AgentRecord {
+    let mut s = a.clone();
+    s.status = AgentStatus::Suspended;
+    s.suspended_at = Some(now);
+    s.suspension_reason = Some(reason.to_string());
+    s.updated_at = now;
+    s
+}
+
+pub(crate) fn auto_suspend_event(agent: Uuid, rule: Uuid, reason: &str, revoked: u64, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::AutoStopSuspend, ctx.actor.clone())
+        .severity(AuditSeverity::Warning)
+        .agent(agent)
+        .detail("ruleId", rule.to_string())
+        .detail("reason", reason)
+        .detail("sessionsRevoked", revoked)
+}
+
 impl RedbStore {
     /// The agent's FAILED top-level transactions since its most recent CONFIRMED one (CANCELLED,
     /// EXPIRED and non-terminal rows skipped), counted newest first and at most `cap`.
@@ -110,20 +129,9 @@ impl RedbStore {
             if a.status != AgentStatus::Active {
                 return Ok(false);
             }
-            let mut s = a.clone();
-            s.status = AgentStatus::Suspended;
-            s.suspended_at = Some(ctx.now);
-            s.suspension_reason = Some(reason.to_string());
-            s.updated_at = ctx.now;
-            rows::put_agent(tx, &s)?;
+            rows::put_agent(tx, &auto_suspended(&a, reason, ctx.now))?;
             let revoked = revoke_agent_sessions(tx, agent, "auto_stop", ctx.now)?;
-            let ev = AuditEvent::new(AuditEventType::AutoStopSuspend, ctx.actor.clone())
-                .severity(AuditSeverity::Warning)
-                .agent(agent)
-                .detail("ruleId", rule.to_string())
-                .detail("reason", reason)
-                .detail("sessionsRevoked", revoked);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, auto_suspend_event(agent, rule, reason, revoked, ctx), ctx)?;
             Ok(true)
         })
     }

@@ -52,12 +52,8 @@ impl RedbStore {
                 return Err(StoreError::conflict(KillSwitchStatus::Normal, status));
             }
             let now = ctx.now;
-            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Activated.as_str().into()), now)?;
-            set_state(tx, "kill_switch_activated_at", Value::from(now), now)?;
-            set_state(tx, "kill_switch_reason", Value::String(reason.into()), now)?;
-            set_state(tx, "kill_switch_actor", Value::String(actor.as_str().into()), now)?;
-            for key in ["recovery_eligible_at", "recovery_wait_seconds", "recovery_has_owner"] {
-                set_state(tx, key, Value::Null, now)?;
+            for (key, value) in activation_state(reason, actor, now) {
+                set_state(tx, key, value, now)?;
             }
             let agents: Vec<AgentRecord> = {
                 let t = tx.open_table(AGENTS)?;
@@ -78,12 +74,7 @@ impl RedbStore {
                     |_| true,
                     now,
                 )?;
-                if a.status == AgentStatus::Active {
-                    let mut s = a.clone();
-                    s.status = AgentStatus::Suspended;
-                    s.suspended_at = Some(now);
-                    s.suspension_reason = Some(format!("KILL_SWITCH: {reason}"));
-                    s.updated_at = now;
+                if let Some(s) = ks_suspended(a, reason, now) {
                     rows::put_agent(tx, &s)?;
                     suspended += 1;
                 }
@@ -94,15 +85,7 @@ impl RedbStore {
                 agents_suspended: suspended,
                 cascade_duration_ms: started.elapsed().as_millis() as u64,
             };
-            let ev = AuditEvent::new(AuditEventType::KillSwitchActivated, ctx.actor.clone())
-                .severity(AuditSeverity::Critical)
-                .detail("reason", reason)
-                .detail("actor", actor.as_str())
-                .detail("sessionsRevoked", report.sessions_revoked)
-                .detail("transactionsCancelled", report.transactions_cancelled)
-                .detail("agentsSuspended", report.agents_suspended)
-                .detail("cascadeDurationMs", report.cascade_duration_ms);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, activated_event(reason, actor, &report, ctx), ctx)?;
             Ok(report)
         })
     }
@@ -147,11 +130,144 @@ pub const RECOVERY_MAX_FAILURES: u32 = 5;
 /// Seconds the recovery is refused after the fifth wrong password.
 pub const RECOVERY_LOCKOUT_SECS: u64 = 1800;
 
-fn clear_recovery(tx: &redb::WriteTransaction, now: u64) -> Result<(), StoreError> {
-    for key in ["recovery_eligible_at", "recovery_wait_seconds", "recovery_has_owner"] {
-        set_state(tx, key, Value::Null, now)?;
+/// `system_state` changes, applied in order by every engine.
+type StateChanges = Vec<(&'static str, Value)>;
+
+const RECOVERY_KEYS: [&str; 3] = ["recovery_eligible_at", "recovery_wait_seconds", "recovery_has_owner"];
+
+fn status_value(s: KillSwitchStatus) -> Value {
+    Value::String(s.as_str().into())
+}
+
+/// NORMAL → ACTIVATED.
+pub(crate) fn activation_state(reason: &str, actor: KillSwitchActor, now: u64) -> StateChanges {
+    let mut c = vec![
+        ("kill_switch_status", status_value(KillSwitchStatus::Activated)),
+        ("kill_switch_activated_at", Value::from(now)),
+        ("kill_switch_reason", Value::String(reason.into())),
+        ("kill_switch_actor", Value::String(actor.as_str().into())),
+    ];
+    c.extend(RECOVERY_KEYS.map(|k| (k, Value::Null)));
+    c
+}
+
+/// An ACTIVE agent suspended by the kill switch (`None` for any other status).
+pub(crate) fn ks_suspended(a: &AgentRecord, reason: &str, now: u64) -> Option<AgentRecord> {
+    (a.status == AgentStatus::Active).then(|| {
+        let mut s = a.clone();
+        s.status = AgentStatus::Suspended;
+        s.suspended_at = Some(now);
+        s.suspension_reason = Some(format!("KILL_SWITCH: {reason}"));
+        s.updated_at = now;
+        s
+    })
+}
+
+pub(crate) fn activated_event(reason: &str, actor: KillSwitchActor, r: &ActivationReport, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::KillSwitchActivated, ctx.actor.clone())
+        .severity(AuditSeverity::Critical)
+        .detail("reason", reason)
+        .detail("actor", actor.as_str())
+        .detail("sessionsRevoked", r.sessions_revoked)
+        .detail("transactionsCancelled", r.transactions_cancelled)
+        .detail("agentsSuspended", r.agents_suspended)
+        .detail("cascadeDurationMs", r.cascade_duration_ms)
+}
+
+/// ACTIVATED → RECOVERING.
+pub(crate) fn recovery_start_state(wait: u64, has_owner: bool, now: u64) -> StateChanges {
+    vec![
+        ("kill_switch_status", status_value(KillSwitchStatus::Recovering)),
+        ("recovery_eligible_at", Value::from(now + wait)),
+        ("recovery_wait_seconds", Value::from(wait)),
+        ("recovery_has_owner", Value::Bool(has_owner)),
+        ("recovery_failed_attempts", Value::from(0u32)),
+    ]
+}
+
+pub(crate) fn recovery_started_event(wait: u64, eligible: u64, has_owner: bool, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::KillSwitchRecoveryStarted, ctx.actor.clone())
+        .severity(AuditSeverity::Warning)
+        .detail("waitSeconds", wait)
+        .detail("recoveryEligibleAt", eligible)
+        .detail("hasOwner", has_owner)
+}
+
+/// A wrong recovery password in `status` after `failed` consecutive ones.
+pub(crate) fn recovery_failed(status: KillSwitchStatus, failed: u32, now: u64) -> (StateChanges, RecoveryFailure) {
+    let mut c = Vec::new();
+    let rolled_back = status == KillSwitchStatus::Recovering;
+    if rolled_back {
+        c.push(("kill_switch_status", status_value(KillSwitchStatus::Activated)));
+        c.extend(RECOVERY_KEYS.map(|k| (k, Value::Null)));
     }
-    Ok(())
+    let mut failed = failed + 1;
+    let mut lockout = None;
+    if failed >= RECOVERY_MAX_FAILURES {
+        lockout = Some(now + RECOVERY_LOCKOUT_SECS);
+        c.push(("recovery_lockout_until", Value::from(now + RECOVERY_LOCKOUT_SECS)));
+        failed = 0;
+    }
+    c.push(("recovery_failed_attempts", Value::from(failed)));
+    (c, RecoveryFailure { failed_attempts: failed, lockout_until: lockout, rolled_back })
+}
+
+pub(crate) fn recovery_failed_event(f: &RecoveryFailure, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::KillSwitchRecoveryFailed, ctx.actor.clone())
+        .severity(AuditSeverity::Critical)
+        .detail("rolledBack", f.rolled_back)
+        .detail("failedAttempts", f.failed_attempts)
+        .detail("lockoutUntil", f.lockout_until)
+}
+
+/// RECOVERING → NORMAL: every kill-switch and recovery key cleared.
+pub(crate) fn recovered_state() -> StateChanges {
+    let mut c = vec![("kill_switch_status", status_value(KillSwitchStatus::Normal))];
+    for k in ["kill_switch_activated_at", "kill_switch_reason", "kill_switch_actor", "recovery_lockout_until"] {
+        c.push((k, Value::Null));
+    }
+    c.extend(RECOVERY_KEYS.map(|k| (k, Value::Null)));
+    c.push(("recovery_failed_attempts", Value::from(0u32)));
+    c
+}
+
+/// An agent the kill switch suspended, active again (`None` for any other).
+pub(crate) fn ks_reactivated(a: &AgentRecord, now: u64) -> Option<AgentRecord> {
+    (a.status == AgentStatus::Suspended && a.suspension_reason.as_deref().is_some_and(|r| r.starts_with("KILL_SWITCH")))
+        .then(|| {
+            let mut s = a.clone();
+            s.status = AgentStatus::Active;
+            s.suspended_at = None;
+            s.suspension_reason = None;
+            s.updated_at = now;
+            s
+        })
+}
+
+pub(crate) fn recovered_event(reactivated: u64, ctx: &OpCtx) -> AuditEvent {
+    AuditEvent::new(AuditEventType::KillSwitchRecovered, ctx.actor.clone())
+        .severity(AuditSeverity::Warning)
+        .detail("agentsReactivated", reactivated)
+}
+
+/// The state from its `system_state` keys, read through `get` on any engine.
+pub(crate) fn state_from(
+    get: impl Fn(&str) -> Result<Option<Value>, StoreError>,
+) -> Result<KillSwitchState, StoreError> {
+    Ok(KillSwitchState {
+        status: match get("kill_switch_status")? {
+            Some(Value::String(s)) => s.parse().map_err(|_| StoreError::Invariant("invalid kill_switch_status"))?,
+            _ => KillSwitchStatus::Normal,
+        },
+        activated_at: get("kill_switch_activated_at")?.and_then(|v| v.as_u64()),
+        reason: get("kill_switch_reason")?.and_then(|v| v.as_str().map(str::to_string)),
+        actor: get("kill_switch_actor")?.and_then(|v| v.as_str().map(str::to_string)),
+        recovery_eligible_at: get("recovery_eligible_at")?.and_then(|v| v.as_u64()),
+        recovery_wait_seconds: get("recovery_wait_seconds")?.and_then(|v| v.as_u64()),
+        recovery_has_owner: get("recovery_has_owner")?.and_then(|v| v.as_bool()),
+        failed_attempts: get("recovery_failed_attempts")?.and_then(|v| v.as_u64()).unwrap_or(0) as u32,
+        lockout_until: get("recovery_lockout_until")?.and_then(|v| v.as_u64()),
+    })
 }
 
 impl RedbStore {
@@ -159,18 +275,7 @@ impl RedbStore {
     pub fn kill_switch_state(&self) -> Result<KillSwitchState, StoreError> {
         self.read(|tx| {
             let t = tx.open_table(SYSTEM_STATE)?;
-            let get = |k: &str| get_state(&t, k);
-            Ok(KillSwitchState {
-                status: status_in(&t)?,
-                activated_at: get("kill_switch_activated_at")?.and_then(|v| v.as_u64()),
-                reason: get("kill_switch_reason")?.and_then(|v| v.as_str().map(str::to_string)),
-                actor: get("kill_switch_actor")?.and_then(|v| v.as_str().map(str::to_string)),
-                recovery_eligible_at: get("recovery_eligible_at")?.and_then(|v| v.as_u64()),
-                recovery_wait_seconds: get("recovery_wait_seconds")?.and_then(|v| v.as_u64()),
-                recovery_has_owner: get("recovery_has_owner")?.and_then(|v| v.as_bool()),
-                failed_attempts: get("recovery_failed_attempts")?.and_then(|v| v.as_u64()).unwrap_or(0) as u32,
-                lockout_until: get("recovery_lockout_until")?.and_then(|v| v.as_u64()),
-            })
+            state_from(|k| get_state(&t, k))
         })
     }
 
@@ -190,11 +295,9 @@ impl RedbStore {
             }
             let now = ctx.now;
             let eligible = now + wait;
-            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Recovering.as_str().into()), now)?;
-            set_state(tx, "recovery_eligible_at", Value::from(eligible), now)?;
-            set_state(tx, "recovery_wait_seconds", Value::from(wait), now)?;
-            set_state(tx, "recovery_has_owner", Value::Bool(signer.is_some()), now)?;
-            set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
+            for (key, value) in recovery_start_state(wait, signer.is_some(), now) {
+                set_state(tx, key, value, now)?;
+            }
             if let Some((chain, address)) = &signer {
                 let agents: Vec<AgentRecord> = {
                     let t = tx.open_table(AGENTS)?;
@@ -206,12 +309,7 @@ impl RedbStore {
                     mark_owner_verified_in(self, tx, a.id, address, ctx)?;
                 }
             }
-            let ev = AuditEvent::new(AuditEventType::KillSwitchRecoveryStarted, ctx.actor.clone())
-                .severity(AuditSeverity::Warning)
-                .detail("waitSeconds", wait)
-                .detail("recoveryEligibleAt", eligible)
-                .detail("hasOwner", signer.is_some());
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, recovery_started_event(wait, eligible, signer.is_some(), ctx), ctx)?;
             Ok(eligible)
         })
     }
@@ -229,26 +327,12 @@ impl RedbStore {
                     get_state(&t, "recovery_failed_attempts")?.and_then(|v| v.as_u64()).unwrap_or(0) as u32,
                 )
             };
-            let rolled_back = status == KillSwitchStatus::Recovering;
-            if rolled_back {
-                set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Activated.as_str().into()), now)?;
-                clear_recovery(tx, now)?;
+            let (changes, failure) = recovery_failed(status, failed, now);
+            for (key, value) in changes {
+                set_state(tx, key, value, now)?;
             }
-            let mut failed = failed + 1;
-            let mut lockout = None;
-            if failed >= RECOVERY_MAX_FAILURES {
-                lockout = Some(now + RECOVERY_LOCKOUT_SECS);
-                set_state(tx, "recovery_lockout_until", Value::from(now + RECOVERY_LOCKOUT_SECS), now)?;
-                failed = 0;
-            }
-            set_state(tx, "recovery_failed_attempts", Value::from(failed), now)?;
-            let ev = AuditEvent::new(AuditEventType::KillSwitchRecoveryFailed, ctx.actor.clone())
-                .severity(AuditSeverity::Critical)
-                .detail("rolledBack", rolled_back)
-                .detail("failedAttempts", failed)
-                .detail("lockoutUntil", lockout);
-            self.audit(tx, ev, ctx)?;
-            Ok(RecoveryFailure { failed_attempts: failed, lockout_until: lockout, rolled_back })
+            self.audit(tx, recovery_failed_event(&failure, ctx), ctx)?;
+            Ok(failure)
         })
     }
 
@@ -263,13 +347,9 @@ impl RedbStore {
                 return Err(StoreError::conflict(KillSwitchStatus::Recovering, status));
             }
             let now = ctx.now;
-            set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Normal.as_str().into()), now)?;
-            for key in ["kill_switch_activated_at", "kill_switch_reason", "kill_switch_actor", "recovery_lockout_until"]
-            {
-                set_state(tx, key, Value::Null, now)?;
+            for (key, value) in recovered_state() {
+                set_state(tx, key, value, now)?;
             }
-            clear_recovery(tx, now)?;
-            set_state(tx, "recovery_failed_attempts", Value::from(0u32), now)?;
             let agents: Vec<AgentRecord> = {
                 let t = tx.open_table(AGENTS)?;
                 t.iter()?
@@ -278,22 +358,12 @@ impl RedbStore {
             };
             let mut reactivated = 0u64;
             for a in agents {
-                if a.status == AgentStatus::Suspended
-                    && a.suspension_reason.as_deref().is_some_and(|r| r.starts_with("KILL_SWITCH"))
-                {
-                    let mut s = a.clone();
-                    s.status = AgentStatus::Active;
-                    s.suspended_at = None;
-                    s.suspension_reason = None;
-                    s.updated_at = now;
+                if let Some(s) = ks_reactivated(&a, now) {
                     rows::put_agent(tx, &s)?;
                     reactivated += 1;
                 }
             }
-            let ev = AuditEvent::new(AuditEventType::KillSwitchRecovered, ctx.actor.clone())
-                .severity(AuditSeverity::Warning)
-                .detail("agentsReactivated", reactivated);
-            self.audit(tx, ev, ctx)?;
+            self.audit(tx, recovered_event(reactivated, ctx), ctx)?;
             Ok(reactivated)
         })
     }

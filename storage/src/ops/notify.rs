@@ -58,7 +58,7 @@ pub struct LogQuery {
     pub desc: bool,
 }
 
-fn check_channel(c: &ChannelRecord) -> Result<(), StoreError> {
+pub(crate) fn check_channel(c: &ChannelRecord) -> Result<(), StoreError> {
     let n = c.name.chars().count();
     if n == 0 || n > 100 {
         return Err(StoreError::Invariant("channel name must be 1-100 characters"));
@@ -80,11 +80,74 @@ fn enabled_count(tx: &redb::WriteTransaction) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-fn channel_event(name: AuditEventType, c: &ChannelRecord, ctx: &OpCtx) -> AuditEvent {
+pub(crate) fn channel_event(name: AuditEventType, c: &ChannelRecord, ctx: &OpCtx) -> AuditEvent {
     AuditEvent::new(name, ctx.actor.clone())
         .detail("channelId", c.id.to_string())
         .detail("type", c.channel_type.as_str())
         .detail("name", c.name.clone())
+}
+
+/// `MinChannels` when disabling one of `enabled()` channels would go below the minimum while
+/// notifications are on (the count is read in the caller's transaction).
+pub(crate) fn refuse_below_min(
+    rule: MinChannels,
+    enabled: impl FnOnce() -> Result<u64, StoreError>,
+) -> Result<(), StoreError> {
+    if rule.notifications_enabled {
+        let n = enabled()?;
+        if n >= rule.min && n - 1 < rule.min {
+            return Err(StoreError::MinChannels);
+        }
+    }
+    Ok(())
+}
+
+/// `old` after `change`, checked, and its audit row (DISABLED when it disables).
+pub(crate) fn channel_changed(
+    old: &ChannelRecord,
+    change: &ChannelChange,
+    ctx: &OpCtx,
+) -> Result<(ChannelRecord, AuditEvent), StoreError> {
+    let disabling = old.enabled && change.enabled == Some(false);
+    let mut new = old.clone();
+    if let Some(n) = &change.name {
+        new.name = n.clone();
+    }
+    if let Some(c) = &change.config {
+        new.config = c.clone();
+        // A new configuration starts a new health history.
+        new.consecutive_health_failures = 0;
+    }
+    if let Some(p) = change.priority {
+        new.priority = p;
+    }
+    if let Some(e) = change.enabled {
+        new.enabled = e;
+    }
+    new.updated_at = ctx.now;
+    check_channel(&new)?;
+    let ev = if disabling {
+        channel_event(AuditEventType::NotificationChannelDisabled, &new, ctx).severity(AuditSeverity::Warning)
+    } else {
+        channel_event(AuditEventType::NotificationChannelUpdated, &new, ctx)
+    };
+    Ok((new, ev))
+}
+
+/// One health check's result on `c`.
+pub(crate) fn health_recorded(c: &mut ChannelRecord, healthy: bool, now: u64) {
+    c.last_health_check = Some(now);
+    c.last_health_status = Some(healthy);
+    c.consecutive_health_failures = if healthy { 0 } else { c.consecutive_health_failures.saturating_add(1) };
+}
+
+impl LogQuery {
+    /// Whether a log row passes the filters.
+    pub(crate) fn matches(&self, e: &NotificationLogRecord) -> bool {
+        !(self.event.as_ref().is_some_and(|x| *x != e.event)
+            || self.status.is_some_and(|s| s != e.status)
+            || self.channel.is_some_and(|c| Some(c) != e.channel_id))
+    }
 }
 
 impl RedbStore {
@@ -118,35 +181,11 @@ impl RedbStore {
             let old: ChannelRecord =
                 rows::must_get(&tx.open_table(NOTIFICATION_CHANNELS)?, "notification_channels", id)?;
             let disabling = old.enabled && change.enabled == Some(false);
-            if disabling && rule.notifications_enabled {
-                let n = enabled_count(tx)?;
-                if n >= rule.min && n - 1 < rule.min {
-                    return Err(StoreError::MinChannels);
-                }
+            if disabling {
+                refuse_below_min(rule, || enabled_count(tx))?;
             }
-            let mut new = old.clone();
-            if let Some(n) = &change.name {
-                new.name = n.clone();
-            }
-            if let Some(c) = &change.config {
-                new.config = c.clone();
-                // A new configuration starts a new health history.
-                new.consecutive_health_failures = 0;
-            }
-            if let Some(p) = change.priority {
-                new.priority = p;
-            }
-            if let Some(e) = change.enabled {
-                new.enabled = e;
-            }
-            new.updated_at = ctx.now;
-            check_channel(&new)?;
+            let (new, ev) = channel_changed(&old, change, ctx)?;
             rows::put(tx, NOTIFICATION_CHANNELS, "notification_channels", id, &new)?;
-            let ev = if disabling {
-                channel_event(AuditEventType::NotificationChannelDisabled, &new, ctx).severity(AuditSeverity::Warning)
-            } else {
-                channel_event(AuditEventType::NotificationChannelUpdated, &new, ctx)
-            };
             self.audit(tx, ev, ctx)?;
             Ok(new)
         })
@@ -183,9 +222,7 @@ impl RedbStore {
         self.write(|tx| {
             let mut c: ChannelRecord =
                 rows::must_get(&tx.open_table(NOTIFICATION_CHANNELS)?, "notification_channels", id)?;
-            c.last_health_check = Some(now);
-            c.last_health_status = Some(healthy);
-            c.consecutive_health_failures = if healthy { 0 } else { c.consecutive_health_failures.saturating_add(1) };
+            health_recorded(&mut c, healthy, now);
             rows::put(tx, NOTIFICATION_CHANNELS, "notification_channels", id, &c)?;
             Ok(c)
         })
@@ -235,10 +272,7 @@ impl RedbStore {
             for r in iter {
                 let (_, v) = r?;
                 let e: NotificationLogRecord = decode("notification_log", v.value())?;
-                if q.event.as_ref().is_some_and(|x| *x != e.event)
-                    || q.status.is_some_and(|s| s != e.status)
-                    || q.channel.is_some_and(|c| Some(c) != e.channel_id)
-                {
+                if !q.matches(&e) {
                     continue;
                 }
                 if out.len() == q.limit {

@@ -32,16 +32,72 @@ pub struct RecoveryReport {
     pub resume: Vec<Uuid>,
 }
 
+/// What a sweep does to one row: the target, its patch and the event to audit.
+pub(crate) type SweepStep = Option<(TxStatus, TxPatch, AuditEventType)>;
+
+/// The zombie sweep's rule: a PENDING row created at or before `cutoff` expires.
+pub(crate) fn zombie(rec: &TransactionRecord, cutoff: u64) -> SweepStep {
+    (rec.status == TxStatus::Pending && rec.created_at <= cutoff)
+        .then(|| (TxStatus::Expired, TxPatch::error("RESERVATION_TIMEOUT"), AuditEventType::TxExpired))
+}
+
+/// EXECUTING DELAY/APPROVAL rows never signed: kept, and executed again.
+pub(crate) fn resumable(rec: &TransactionRecord) -> bool {
+    rec.status == TxStatus::Executing
+        && matches!(rec.tier, Some(Tier::Delay | Tier::Approval))
+        && rec.signed_tx().is_none()
+}
+
+/// Start-up recovery's rule (06-pipeline.md §10) for one active row.
+pub(crate) fn restart_rule(rec: &TransactionRecord) -> SweepStep {
+    match rec.status {
+        _ if resumable(rec) => None,
+        TxStatus::Pending => {
+            Some((TxStatus::Expired, TxPatch::error("RESERVATION_TIMEOUT"), AuditEventType::TxExpired))
+        }
+        TxStatus::Queued if matches!(rec.tier, Some(Tier::Instant | Tier::Notify)) => {
+            Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), AuditEventType::TxFailed))
+        }
+        TxStatus::Executing => match (rec.signed_tx(), rec.expected_hash()) {
+            (Some(_), Some(hash)) => {
+                let mut patch = TxPatch { tx_hash: Some(hash.to_string()), ..TxPatch::default() };
+                patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
+                Some((TxStatus::Submitted, patch, AuditEventType::TxSubmitted))
+            }
+            _ => Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), AuditEventType::TxFailed)),
+        },
+        _ => None,
+    }
+}
+
+/// The audit row of a swept row.
+pub(crate) fn swept_event(event: AuditEventType, new: &TransactionRecord, from: TxStatus) -> crate::audit::AuditEvent {
+    match event {
+        AuditEventType::TxFailed => TxFailure::new(new.error.clone().unwrap_or_default()).event(new, "system"),
+        AuditEventType::TxSubmitted => tx_event(event, new, "system"),
+        _ => tx_event(event, new, "system").severity(AuditSeverity::Warning).detail("error", new.error.clone()),
+    }
+    .detail("from", from.as_str())
+}
+
+impl RecoveryReport {
+    /// Counts one move.
+    pub(crate) fn count(&mut self, from: TxStatus, to: TxStatus) {
+        match (from, to) {
+            (TxStatus::Pending, _) => self.pending_expired += 1,
+            (TxStatus::Queued, _) => self.queued_failed += 1,
+            (TxStatus::Executing, TxStatus::Submitted) => self.resubmitted += 1,
+            _ => self.executing_failed += 1,
+        }
+    }
+}
+
 impl RedbStore {
     /// Zombie sweep: PENDING top-level rows created at or before `now − min_age` become EXPIRED
     /// (`RESERVATION_TIMEOUT`), 500 rows per write transaction. Returns how many.
     pub fn sweep_pending(&self, now: u64, min_age: u64) -> Result<u64, StoreError> {
         let cutoff = now.saturating_sub(min_age);
-        self.sweep(now, |rec| {
-            (rec.status == TxStatus::Pending && rec.created_at <= cutoff)
-                .then(|| (TxStatus::Expired, TxPatch::error("RESERVATION_TIMEOUT"), AuditEventType::TxExpired))
-        })
-        .map(|r| r.pending_expired)
+        self.sweep(now, |rec| zombie(rec, cutoff)).map(|r| r.pending_expired)
     }
 
     /// Startup recovery (06-pipeline.md §10), 500 rows per write transaction: PENDING → EXPIRED;
@@ -50,29 +106,7 @@ impl RedbStore {
     /// the process), DELAY/APPROVAL kept and listed in `resume` (the owner's approval or the
     /// cooldown still stands; issue #13). QUEUED DELAY/APPROVAL rows are kept.
     pub fn startup_recovery(&self, now: u64) -> Result<RecoveryReport, StoreError> {
-        let resumable = |rec: &TransactionRecord| {
-            rec.status == TxStatus::Executing
-                && matches!(rec.tier, Some(Tier::Delay | Tier::Approval))
-                && rec.signed_tx().is_none()
-        };
-        let mut report = self.sweep(now, |rec| match rec.status {
-            _ if resumable(rec) => None,
-            TxStatus::Pending => {
-                Some((TxStatus::Expired, TxPatch::error("RESERVATION_TIMEOUT"), AuditEventType::TxExpired))
-            }
-            TxStatus::Queued if matches!(rec.tier, Some(Tier::Instant | Tier::Notify)) => {
-                Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), AuditEventType::TxFailed))
-            }
-            TxStatus::Executing => match (rec.signed_tx(), rec.expected_hash()) {
-                (Some(_), Some(hash)) => {
-                    let mut patch = TxPatch { tx_hash: Some(hash.to_string()), ..TxPatch::default() };
-                    patch.metadata.insert("broadcastUncertain".into(), Value::Bool(true));
-                    Some((TxStatus::Submitted, patch, AuditEventType::TxSubmitted))
-                }
-                _ => Some((TxStatus::Failed, TxPatch::error("DAEMON_RESTARTED"), AuditEventType::TxFailed)),
-            },
-            _ => None,
-        })?;
+        let mut report = self.sweep(now, restart_rule)?;
         report.resume = self
             .active_in_status(TxStatus::Executing, usize::MAX)?
             .iter()
@@ -113,23 +147,8 @@ impl RedbStore {
                     if let Some((to, patch, event)) = decide(&rec) {
                         let from = rec.status;
                         let new = transition_in(tx, id, from, to, patch, now)?;
-                        let ev = match event {
-                            AuditEventType::TxFailed => {
-                                TxFailure::new(new.error.clone().unwrap_or_default()).event(&new, "system")
-                            }
-                            AuditEventType::TxSubmitted => tx_event(event, &new, "system"),
-                            _ => tx_event(event, &new, "system")
-                                .severity(AuditSeverity::Warning)
-                                .detail("error", new.error.clone()),
-                        }
-                        .detail("from", from.as_str());
-                        self.audit(tx, ev, &ctx)?;
-                        match (from, to) {
-                            (TxStatus::Pending, _) => report.pending_expired += 1,
-                            (TxStatus::Queued, _) => report.queued_failed += 1,
-                            (TxStatus::Executing, TxStatus::Submitted) => report.resubmitted += 1,
-                            _ => report.executing_failed += 1,
-                        }
+                        self.audit(tx, swept_event(event, &new, from), &ctx)?;
+                        report.count(from, to);
                     }
                 }
                 Ok((keys.len() < BATCH, keys.last().copied()))

@@ -1,11 +1,15 @@
 //! The operations of `StoreOps` on PostgreSQL, one file per group like `crate::ops`; each keeps
 //! the redb operation's contract (the conformance suite runs both) under the locks of §5.
 
+mod agent_cascades;
 mod agents;
 mod approvals;
 mod decision;
+mod killswitch;
+mod notify;
 mod policies;
 mod sessions;
 mod system;
 mod tx_lifecycle;
 mod tx_queries;
+mod tx_recovery;

@@ -9,7 +9,7 @@ use super::super::codec::{from_text, to_json};
 use super::super::map_err;
 use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
-use super::super::txrows::{self, agent_of, get_tx, insert_tx, transition_in, update_tx};
+use super::super::txrows::{agent_of, get_tx, insert_tx, transition_in, update_tx};
 use super::system::status_in;
 use crate::amount::Amount;
 use crate::db::OpCtx;
