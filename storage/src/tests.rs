@@ -111,6 +111,10 @@ conformance!(
     an_owner_change_cancels_queued_approvals_but_not_delays,
     delete_agent_restricts_on_transactions_and_cascades_the_rest,
     sweep_pending_expires_only_old_rows,
+    termination_cancels_queued_work_revokes_sessions_and_refuses_while_executing,
+    startup_recovery_applies_the_restart_rules,
+    confirmation_moves_the_reservation_into_session_usage,
+    kill_switch_activation_cascades_once_and_leaves_executing_rows,
 );
 
 /// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").
@@ -187,6 +191,11 @@ fn queue(tier: Tier) -> DecisionOutcome {
         approval_owner: (tier == Tier::Approval).then(|| "owner".to_string()),
         audits: vec![AuditEvent::new(AuditEventType::TxQueued, "system")],
     }
+}
+
+/// QUEUED → EXECUTING through the public claim.
+fn claim(store: &Store, id: Uuid) {
+    assert!(matches!(store.claim_for_execution(id, &ctx()).unwrap(), ClaimOutcome::Claimed(_)));
 }
 
 fn audit_count(store: &Store) -> u64 {
@@ -501,17 +510,11 @@ fn termination_cancels_queued_work_revokes_sessions_and_refuses_while_executing(
     let executing = transfer(&a, Some(s.id), 10);
     store.record_request(&executing, &[], None, &ctx()).unwrap();
     store.decide_transaction(executing.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-    store
-        .engine()
-        .transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
-        .unwrap();
+    claim(&store, executing.id);
 
     let err = store.terminate_agent(a.id, &ctx()).unwrap_err();
     assert!(matches!(err, StoreError::Conflict { ref actual, .. } if actual == "EXECUTING"));
-    store
-        .engine()
-        .transition(executing.id, TxStatus::Executing, TxStatus::Failed, TxPatch::error("X"), None, &ctx())
-        .unwrap();
+    store.fail_transaction(executing.id, TxStatus::Executing, &TxFailure::new("X"), &ctx()).unwrap();
 
     let report = store.terminate_agent(a.id, &ctx()).unwrap();
     assert_eq!((report.sessions_revoked, report.transactions_cancelled), (1, 1));
@@ -1069,7 +1072,7 @@ fn startup_recovery_applies_the_restart_rules() {
     let signed = mk(Some(Tier::Instant));
     let unsigned = mk(Some(Tier::Notify));
     for id in [signed, unsigned] {
-        store.engine().transition(id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+        claim(&store, id);
     }
     store.checkpoint(signed, crate::Checkpoint::signed("0xdeadbeef", "0xhash"), NOW).unwrap();
 
@@ -1108,18 +1111,9 @@ fn confirmation_moves_the_reservation_into_session_usage() {
     store.record_request(&t, &[], None, &ctx()).unwrap();
     store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
     assert_eq!(store.get_transaction(t.id).unwrap().unwrap().reserved_amount, Some(Amount::from_u64(250)));
-    store.engine().transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
-    store
-        .engine()
-        .transition(
-            t.id,
-            TxStatus::Executing,
-            TxStatus::Submitted,
-            TxPatch { tx_hash: Some("h".into()), ..TxPatch::default() },
-            None,
-            &ctx(),
-        )
-        .unwrap();
+    claim(&store, t.id);
+    let b = Broadcast { hash: "h".into(), uncertain: false, metadata: Default::default() };
+    store.record_broadcast(t.id, b, ChainOutcome::Pending, &ctx()).unwrap();
     let done = store.confirm_transaction(t.id, Some(Amount::from_u64(5000)), Some(42), &ctx()).unwrap();
     assert_eq!((done.status, done.reserved_amount), (TxStatus::Confirmed, None));
     let usage = store.get_session(s.id).unwrap().unwrap().usage;
@@ -1237,10 +1231,7 @@ fn kill_switch_activation_cascades_once_and_leaves_executing_rows() {
     let executing = transfer(&a, Some(s.id), 1);
     store.record_request(&executing, &[], None, &ctx()).unwrap();
     store.decide_transaction(executing.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-    store
-        .engine()
-        .transition(executing.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
-        .unwrap();
+    claim(&store, executing.id);
 
     let barrier = Arc::new(Barrier::new(2));
     let results: Vec<_> = (0..2)
