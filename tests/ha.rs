@@ -85,3 +85,186 @@ fn start_needs_a_migrated_schema_and_concurrent_migrations_apply_each_file_once(
     assert_eq!(v["leader"]["epoch"], 0, "{v}");
     assert!(!all.contains("s3cret"), "the password was shown: {all}");
 }
+
+/// One replica: its data directory, port and process.
+struct Replica {
+    dir: tempfile::TempDir,
+    id: &'static str,
+    port: u16,
+    url: String,
+    child: Option<std::process::Child>,
+}
+
+impl Replica {
+    /// `waiaas init` of a new data directory on the shared database.
+    fn init(url: &str, id: &'static str) -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(pg_cli(dir.path(), url, &["init", "--non-interactive"]), Duration::from_secs(60));
+        assert!(out.status.success(), "init {id}: {}{}", text(&out.stdout), text(&out.stderr));
+        Replica { dir, id, port: crate::support::free_port(), url: url.to_string(), child: None }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c = pg_cli(self.dir.path(), &self.url, args);
+        c.env("WAIAAS_DATABASE_REPLICA_ID", self.id)
+            .env("WAIAAS_DATABASE_LEADER_CHECK_MS", "100")
+            .env("WAIAAS_DAEMON_PORT", self.port.to_string());
+        c
+    }
+
+    /// Starts the daemon and waits until it answers `/health`.
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("test.log")).unwrap();
+        let child = self.command(&["start"]).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.get("/health").is_none() {
+            assert!(std::time::Instant::now() < deadline, "{} did not start: {}", self.id, self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("test.log")).unwrap_or_default()
+    }
+
+    /// `GET path`: status and JSON body, or `None` when nothing answers.
+    fn get(&self, path: &str) -> Option<(u16, Value)> {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .ok()?;
+        Some((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The (status, body) of `/ready`, waiting until some replica answers.
+fn ready(r: &Replica) -> (u16, Value) {
+    r.get("/ready").unwrap_or_else(|| panic!("{} does not answer: {}", r.id, r.log()))
+}
+
+// ACC-305.
+#[test]
+fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_writes() {
+    let db = FreshDb::new();
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    let mut a = Replica::init(&db.url, "replica-a");
+    let mut b = Replica::init(&db.url, "replica-b");
+    a.start();
+    b.start();
+    // Election is quick (100 ms polls); give it a bounded moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (ra, rb) = loop {
+        let (ra, rb) = (ready(&a), ready(&b));
+        if ra.0 == 200 || rb.0 == 200 || std::time::Instant::now() > deadline {
+            break (ra, rb);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!([ra.0, rb.0].iter().filter(|s| **s == 200).count(), 1, "{ra:?} {rb:?}");
+    let (leader, standby) = if ra.0 == 200 { (&a, &b) } else { (&b, &a) };
+    let (_, sb) = ready(standby);
+    assert_eq!(sb["reasons"], serde_json::json!(["standby"]), "{sb}");
+    assert_eq!(sb["role"], "standby");
+
+    // The standby refuses a send before authentication and writes nothing.
+    let audit_before = db.sql("SELECT count(*) FROM audit_log");
+    let r = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{}/v1/transactions/send", standby.port))
+        .header("Authorization", "Bearer wai_sess_x")
+        .json(
+            &serde_json::json!({"type": "TRANSFER", "to": "0x0000000000000000000000000000000000000001", "amount": "1"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().unwrap();
+    assert_eq!((body["code"].as_str(), body["retryable"].as_bool()), (Some("NOT_LEADER"), Some(true)), "{body}");
+    assert_eq!(body["details"]["leaderReplicaId"], leader.id, "{body}");
+    assert_eq!(db.sql("SELECT count(*) FROM transactions"), "0");
+    assert_eq!(db.sql("SELECT count(*) FROM audit_log"), audit_before, "the standby wrote nothing");
+
+    // `waiaas status --json` on both names the same leader and epoch.
+    let status = |r: &Replica| -> Value {
+        let out = run(r.command(&["status", "--json"]), Duration::from_secs(30));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stdout)))
+    };
+    let (sa, sb) = (status(&a), status(&b));
+    assert_eq!(sa["ha"]["leaderReplicaId"], leader.id, "{sa}");
+    assert_eq!(sa["ha"]["leaderReplicaId"], sb["ha"]["leaderReplicaId"]);
+    assert_eq!(sa["ha"]["epoch"], sb["ha"]["epoch"]);
+    assert_eq!(sa["ha"]["epoch"], 1);
+
+    // A third process with a live replica id exits 2 and says why.
+    let third = Replica::init(&db.url, "replica-a");
+    let out = run(third.command(&["start"]), Duration::from_secs(60));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("Replica id 'replica-a' is already running; set [database].replica_id"), "{all}");
+}
+
+// ACC-306.
+#[test]
+fn after_kill_9_of_the_leader_the_standby_leads_within_five_seconds() {
+    let db = FreshDb::new();
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    let mut a = Replica::init(&db.url, "replica-a");
+    let mut b = Replica::init(&db.url, "replica-b");
+    a.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ready(&a).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "a never led: {}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.start();
+    assert_eq!(ready(&b).0, 503);
+    let epoch_before: u64 = db.sql("SELECT epoch FROM leader").parse().unwrap();
+
+    a.kill9();
+    let killed = std::time::Instant::now();
+    loop {
+        if ready(&b).0 == 200 {
+            break;
+        }
+        assert!(killed.elapsed() < Duration::from_secs(5), "no takeover within 5 s: {}", b.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::support::report(&format!(
+        "ACC-306 failover after kill -9 of an idle leader: {} ms",
+        killed.elapsed().as_millis()
+    ));
+    let epoch: u64 = db.sql("SELECT epoch FROM leader").parse().unwrap();
+    assert_eq!(epoch, epoch_before + 1);
+    let row = db.sql(&format!(
+        "SELECT record->'details' FROM audit_log WHERE event_type = 'LEADER_ACQUIRED' AND (record->'details'->>'epoch')::bigint = {epoch}"
+    ));
+    let details: Value = serde_json::from_str(&row).unwrap();
+    assert_eq!(
+        (details["replicaId"].as_str(), details["previousReplicaId"].as_str()),
+        (Some("replica-b"), Some("replica-a"))
+    );
+
+    // The killed replica, restarted, stays a standby.
+    a.start();
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, body) = ready(&a);
+    assert_eq!((code, body["role"].as_str()), (503, Some("standby")), "{body}");
+    assert_eq!(ready(&b).0, 200);
+}

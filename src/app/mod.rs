@@ -7,6 +7,7 @@
 //! never see it — each was built with just the pieces it uses (see `runtime`). This folder may
 //! call `domain` and everything below it, never `http`, `daemon` or `cli`.
 
+pub(crate) mod leadership;
 pub(crate) mod metrics;
 pub(crate) mod workers;
 
@@ -54,6 +55,8 @@ pub(crate) struct App {
     pub(crate) autostop: Arc<crate::domain::emergency::autostop::AutoStop>,
     pub(crate) withdrawals: crate::domain::emergency::withdraw::Withdrawals,
     pub(crate) console: crate::domain::owner_console::OwnerConsole,
+    /// Leader, standby, or the single redb process.
+    pub(crate) leadership: Arc<leadership::Leadership>,
 }
 
 /// Why a daemon is not ready for traffic (`GET /ready`).
@@ -63,6 +66,7 @@ pub(crate) enum NotReady {
     KillSwitch,
     ShuttingDown,
     Database,
+    Standby,
 }
 
 impl NotReady {
@@ -72,6 +76,7 @@ impl NotReady {
             NotReady::KillSwitch => "kill_switch",
             NotReady::ShuttingDown => "shutting_down",
             NotReady::Database => "database",
+            NotReady::Standby => "standby",
         }
     }
 }
@@ -88,6 +93,7 @@ pub(crate) struct Parts {
     pub(crate) tokens: Tokens,
     pub(crate) nonces: crate::domain::auth::nonce::NonceStore,
     pub(crate) kill_switch: crate::domain::emergency::killswitch::KillSwitchView,
+    pub(crate) leadership: Arc<leadership::Leadership>,
 }
 
 impl App {
@@ -162,6 +168,7 @@ impl App {
             p.tokens.clone(),
         );
         App {
+            leadership: p.leadership,
             console,
             started_at: p.clock.now(),
             settings: p.settings,
@@ -202,6 +209,9 @@ impl App {
         }
         if self.db.call(|s| s.kill_switch_status()).await.is_err() {
             reasons.push(NotReady::Database);
+        }
+        if self.leadership.is_standby() {
+            reasons.push(NotReady::Standby);
         }
         reasons
     }

@@ -45,6 +45,8 @@ codes! {
     RequestTimeout = "REQUEST_TIMEOUT",
     SystemLocked = "SYSTEM_LOCKED",
     InternalError = "INTERNAL_ERROR",
+    NotLeader = "NOT_LEADER",
+    DatabaseUnavailable = "DATABASE_UNAVAILABLE",
     MasterPasswordRequired = "MASTER_PASSWORD_REQUIRED",
     InvalidMasterPassword = "INVALID_MASTER_PASSWORD",
     MasterPasswordLocked = "MASTER_PASSWORD_LOCKED",
@@ -171,6 +173,25 @@ pub(crate) fn details<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, 
 /// match it first and turn it into their own error.)
 impl Coded for waiaas_storage::StoreError {
     fn code(&self) -> ErrorCode {
-        ErrorCode::InternalError
+        use waiaas_storage::StoreError as E;
+        match self {
+            // PostgreSQL (13-postgres-ha.md §8): retryable, and the client may try the other
+            // replica; nothing of the operation committed.
+            E::Unavailable { .. } => ErrorCode::DatabaseUnavailable,
+            E::Fenced { .. } => ErrorCode::NotLeader,
+            _ => ErrorCode::InternalError,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            waiaas_storage::StoreError::Unavailable { reason } => details([("reason", Value::from(reason.as_str()))]),
+            _ => Map::new(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, waiaas_storage::StoreError::Unavailable { .. } | waiaas_storage::StoreError::Fenced { .. })
+            .then_some(1)
     }
 }

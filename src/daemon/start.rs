@@ -21,6 +21,7 @@ use waiaas_storage::{
 
 use super::lock::{self, InstanceLock};
 use super::logging;
+use crate::app::leadership::Leadership;
 use crate::app::{App, Parts};
 use crate::base::clock::Clock;
 use crate::base::datadir::{self, Layout};
@@ -64,6 +65,9 @@ pub(crate) enum StartError {
     /// The PostgreSQL schema is missing (exit 3) or not this binary's (exit 1).
     #[error("{0}")]
     Schema(waiaas_storage::SchemaError),
+    /// Another live process holds this `replica_id` (exit 2).
+    #[error("Replica id '{0}' is already running; set [database].replica_id")]
+    ReplicaBusy(String),
 }
 
 fn failed(message: impl Into<String>) -> StartError {
@@ -154,22 +158,41 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
 
     // Step 2: database, JWT secrets, nonce store, kill switch, recovery sweep.
     let clock = Clock::default();
-    if let config::StorageBackend::Postgres(pg) = &config.database.backend {
-        return Err(postgres_preflight(pg).await);
-    }
-    let (store, ks, jwt) =
-        tokio::time::timeout(Duration::from_secs(30), open_database(&config, dev_mode, clock.clone()))
-            .await
-            .map_err(|_| failed("DB_MIGRATION_TIMEOUT: opening the database took more than 30 s"))??;
+    let (store, ks, jwt, ha) = match &config.database.backend {
+        config::StorageBackend::Redb => {
+            let (store, ks, jwt) =
+                tokio::time::timeout(Duration::from_secs(30), open_database(&config, dev_mode, clock.clone()))
+                    .await
+                    .map_err(|_| failed("DB_MIGRATION_TIMEOUT: opening the database took more than 30 s"))??;
+            (store, ks, jwt, None)
+        }
+        config::StorageBackend::Postgres(pg) => {
+            let (store, ks, jwt, ha) = open_postgres(pg, dev_mode, clock.clone()).await?;
+            (store, ks, jwt, Some(ha))
+        }
+    };
     let nonces = if config.security.nonce_storage_redb {
         NonceStore::redb(config.security.nonce_cache_ttl)
     } else {
         NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
     };
     let db = Db::new(Arc::new(store));
-    // Lazy commits of the send path become durable within 25 ms when nothing else syncs them.
-    waiaas_storage::Store::start_idle_sync(db.store(), Duration::from_millis(25));
-    println!("Database ready (schema v{}, {})", waiaas_storage::SCHEMA_VERSION, human_size(db.store().size_bytes()));
+    let leadership = match &ha {
+        None => {
+            // Lazy commits of the send path become durable within 25 ms when nothing else syncs them.
+            waiaas_storage::Store::start_idle_sync(db.store(), Duration::from_millis(25));
+            println!(
+                "Database ready (schema v{}, {})",
+                waiaas_storage::SCHEMA_VERSION,
+                human_size(db.store().size_bytes())
+            );
+            Arc::new(Leadership::single())
+        }
+        Some(ha) => {
+            println!("Database ready (replica {}, standby until elected)", ha.replica_id);
+            Arc::new(Leadership::standby(ha.replica_id.clone()))
+        }
+    };
 
     // Step 3: the master password.
     let restricted = ks.status != KillSwitchStatus::Normal;
@@ -258,16 +281,19 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         tokens: Tokens::new(jwt),
         nonces,
         kill_switch: ks,
+        leadership,
     });
-    // Rows start-up recovery moved to SUBMITTED hold signed bytes the node may never have
-    // received. They go out again before the first request is served: an EVM send taking a
-    // nonce first would otherwise supersede them (the confirmation worker would rebroadcast
-    // them only after its first interval). Bounded: a node that does not answer delays start
-    // by at most this long, and the worker keeps trying. With no SUBMITTED row it is one read.
-    match tokio::time::timeout(Duration::from_secs(15), app.pipeline.confirmation_pass()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!("rebroadcast of recovered transactions: {e}"),
-        Err(_) => tracing::warn!("rebroadcast of recovered transactions: not finished after 15 s"),
+    if ha.is_none() {
+        // Rows start-up recovery moved to SUBMITTED hold signed bytes the node may never have
+        // received. They go out again before the first request is served: an EVM send taking a
+        // nonce first would otherwise supersede them (the confirmation worker would rebroadcast
+        // them only after its first interval). Bounded: a node that does not answer delays start
+        // by at most this long, and the worker keeps trying. With no SUBMITTED row it is one read.
+        match tokio::time::timeout(Duration::from_secs(15), app.pipeline.confirmation_pass()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("rebroadcast of recovered transactions: {e}"),
+            Err(_) => tracing::warn!("rebroadcast of recovered transactions: not finished after 15 s"),
+        }
     }
     let server = server::spawn(app.clone(), listener);
     crate::runtime::metrics::get().set_enabled(config.metrics.enabled);
@@ -280,17 +306,26 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         println!("Metrics on http://{host}:{port}/metrics");
     }
 
-    // Step 6: workers.
-    crate::app::workers::start_all(&app);
-    println!("Background workers started ({})", app.workers.count());
-    // Approved or due rows claimed before a crash but never signed execute now (not while the
-    // kill switch holds: execution waits for recovery).
-    if !app.kill_switch.is_restricted() {
-        match app.pipeline.resume_claimed().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("resumed {n} claimed DELAY/APPROVAL transaction(s)"),
-            Err(e) => tracing::error!("cannot resume claimed transactions: {e}"),
+    // Step 6: workers — under PostgreSQL the election loop instead; the replica that wins the
+    // leader lock recovers and starts them (13-postgres-ha.md §6.2).
+    match ha {
+        None => {
+            crate::app::workers::start_all(&app);
+            println!("Background workers started ({})", app.workers.count());
+            // Approved or due rows claimed before a crash but never signed execute now (not
+            // while the kill switch holds: execution waits for recovery).
+            if !app.kill_switch.is_restricted() {
+                match app.pipeline.resume_claimed().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("resumed {n} claimed DELAY/APPROVAL transaction(s)"),
+                    Err(e) => tracing::error!("cannot resume claimed transactions: {e}"),
+                }
+            }
         }
+        #[cfg(feature = "postgres")]
+        Some(ha) => crate::app::leadership::spawn_election(app.clone(), ha.election, ha.period),
+        #[cfg(not(feature = "postgres"))]
+        Some(_) => {}
     }
 
     // Step 7: PID file, ready line, audit.
@@ -298,17 +333,20 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     if let Err(e) = lock::write_pid_file(&config.daemon.pid_file) {
         tracing::warn!("cannot write the PID file {}: {e}", config.daemon.pid_file.display());
     }
-    let ev = AuditEvent::new(AuditEventType::DaemonStarted, "system")
-        .detail("version", env!("CARGO_PKG_VERSION"))
-        .detail("port", config.daemon.port)
-        .detail("pid", pid)
-        .detail("keysLoaded", keys_loaded)
-        .detail("restricted", restricted);
-    let ctx = OpCtx::new("system", app.clock.now());
-    app.db
-        .call(move |s| s.append_audit(ev, &ctx))
-        .await
-        .map_err(|e| failed(format!("cannot write the audit log: {e}")))?;
+    // A standby writes nothing: under PostgreSQL the first takeover audits the start.
+    if !app.leadership.is_standby() {
+        let ev = AuditEvent::new(AuditEventType::DaemonStarted, "system")
+            .detail("version", env!("CARGO_PKG_VERSION"))
+            .detail("port", config.daemon.port)
+            .detail("pid", pid)
+            .detail("keysLoaded", keys_loaded)
+            .detail("restricted", restricted);
+        let ctx = OpCtx::new("system", app.clock.now());
+        app.db
+            .call(move |s| s.append_audit(ev, &ctx))
+            .await
+            .map_err(|e| failed(format!("cannot write the audit log: {e}")))?;
+    }
     let dev_suffix = if dev_mode { " [DEV MODE]" } else { "" };
     println!(
         "WAIaaS daemon v{} ready on {}:{} (PID: {pid}){dev_suffix}",
@@ -391,38 +429,81 @@ fn scan_key_files(layout: &Layout, agents: &[AgentRecord]) {
     }
 }
 
-/// Under `backend = "postgres"`: reach the database (retrying within step 2's 30 s) and check
-/// its schema (13-postgres-ha.md §7). The PostgreSQL engine's operations are not complete in
-/// this build, so a database that passes is still refused, naming what is missing.
+/// What a PostgreSQL replica keeps from its start for the election loop.
+struct HaStart {
+    replica_id: String,
+    #[cfg(feature = "postgres")]
+    election: Arc<waiaas_storage::pg::election::Election>,
+    #[cfg(feature = "postgres")]
+    period: Duration,
+}
+
+/// Start step 2 under `backend = "postgres"` (13-postgres-ha.md §6.3): reach the database
+/// (retrying within the step's 30 s), check its schema, take the replica lock and read the
+/// state. A replica starts as a standby and writes nothing here: no recovery, no secret
+/// expiry — the takeover does those.
 #[cfg(feature = "postgres")]
-async fn postgres_preflight(pg: &config::PgConfig) -> StartError {
+async fn open_postgres(
+    pg: &config::PgConfig,
+    dev_mode: bool,
+    clock: Clock,
+) -> Result<(Store, KillSwitchView, JwtKeys, HaStart), StartError> {
+    use waiaas_storage::pg::{PgStore, election};
     let opts = pg.options();
     println!("Database: postgres {}", opts.redacted);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let client = loop {
-        match opts.connect().await {
-            Ok(c) => break c,
-            Err(e) if tokio::time::Instant::now() + Duration::from_secs(1) < deadline => {
+    let store = loop {
+        let o = opts.clone();
+        match tokio::task::spawn_blocking(move || PgStore::connect(o)).await {
+            Ok(Ok(s)) => break s,
+            Ok(Err(StoreError::Schema(e))) => return Err(StartError::Schema(e)),
+            Ok(Err(e)) if tokio::time::Instant::now() + Duration::from_secs(1) < deadline => {
                 tracing::warn!("database {} not reachable yet: {e}", opts.redacted);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(e) => return failed(format!("DATABASE_UNAVAILABLE: {}: {e}", opts.redacted)),
+            Ok(Err(e)) => return Err(failed(format!("DATABASE_UNAVAILABLE: {}: {e}", opts.redacted))),
+            Err(e) => return Err(failed(format!("database task failed: {e}"))),
         }
     };
-    match waiaas_storage::pg::migrate::check_database(&client).await {
-        Ok(v) => failed(format!(
-            "{} holds schema v{v}, but this build's PostgreSQL engine is not complete yet (issue #23); \
-             use backend = \"redb\"",
-            opts.redacted
-        )),
-        Err(waiaas_storage::StoreError::Schema(e)) => StartError::Schema(e),
-        Err(e) => failed(format!("{}: {e}", opts.redacted)),
-    }
+    let info = election::ReplicaInfo {
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string(),
+        pid: u64::from(std::process::id()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: clock.now(),
+    };
+    let election = election::Election::register(&opts, &info)
+        .await
+        .map_err(|e| failed(format!("DATABASE_UNAVAILABLE: {}: {e}", opts.redacted)))?
+        .ok_or_else(|| StartError::ReplicaBusy(opts.replica_id.clone()))?;
+    store.set_dev_mode(dev_mode);
+    let store = Store::Postgres(store);
+    let (store, ks, jwt) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let fail = |e: StoreError| failed(format!("database: {e}"));
+        let secrets =
+            store.jwt_secrets().map_err(fail)?.ok_or_else(|| failed("JWT_SECRET_MISSING: run 'waiaas init' first"))?;
+        let jwt = JwtKeys::from_secrets(&secrets)
+            .ok_or_else(|| failed("JWT_SECRET_MISSING: the stored secret is not 64 hex characters"))?;
+        let state = store.kill_switch_state().map_err(fail)?;
+        let view = KillSwitchView { status: state.status, activated_at: state.activated_at, reason: state.reason };
+        Ok((store, view, jwt))
+    })
+    .await
+    .map_err(|e| failed(format!("database task failed: {e}")))??;
+    let ha = HaStart {
+        replica_id: opts.replica_id.clone(),
+        election: Arc::new(election),
+        period: Duration::from_millis(pg.leader_check_ms),
+    };
+    Ok((store, ks, jwt, ha))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_preflight(_: &config::PgConfig) -> StartError {
-    failed("backend = \"postgres\": this build has no PostgreSQL engine (feature postgres)")
+async fn open_postgres(
+    _: &config::PgConfig,
+    _: bool,
+    _: Clock,
+) -> Result<(Store, KillSwitchView, JwtKeys, HaStart), StartError> {
+    Err(failed("backend = \"postgres\": this build has no PostgreSQL engine (feature postgres)"))
 }
 
 async fn open_database(

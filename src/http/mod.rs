@@ -336,6 +336,15 @@ async fn pipeline(state: &Arc<State>, id: &str, inc: Incoming) -> Out {
         out.set("Connection", "close");
         return out;
     }
+    // 3b. Leader guard (13-postgres-ha.md §6.3): a standby serves only the probes and the
+    // document, before authentication, so it writes nothing.
+    if app.leadership.is_standby() && !matches!(inc.path.as_str(), "/health" | "/v1/health" | "/doc") {
+        let (leader, epoch) = app.leadership.leader_hint();
+        let e = ApiError::new(ErrorCode::NotLeader, "This replica is a standby")
+            .detail("leaderReplicaId", leader)
+            .detail("epoch", epoch);
+        return Out::error(&e, id);
+    }
     // 4. Global rate limit, keyed by client IP.
     let config = app.settings.get();
     let ip = layers::client_ip(&inc, config.security.trust_proxy);

@@ -25,6 +25,8 @@ table! {
     RequestTimeout => (408, true, Some("Send the whole request body without pausing.")),
     SystemLocked => (503, false, Some("The kill switch is active; the operator must recover.")),
     InternalError => (500, true, None),
+    NotLeader => (503, true, Some("This replica is a standby; send the request to the leader (or retry).")),
+    DatabaseUnavailable => (503, true, Some("The database is unreachable or busy; retry with the same Idempotency-Key.")),
     MasterPasswordRequired => (401, false, Some("Send X-Master-Password.")),
     InvalidMasterPassword => (401, false, None),
     MasterPasswordLocked => (429, false, Some("Too many wrong passwords; wait 30 minutes.")),
@@ -143,6 +145,7 @@ pub(crate) fn hint(code: ErrorCode) -> Option<&'static str> {
 pub(crate) fn default_retry_after(code: ErrorCode) -> Option<u64> {
     match code {
         ErrorCode::ServiceShuttingDown => Some(30),
+        ErrorCode::NotLeader | ErrorCode::DatabaseUnavailable => Some(1),
         ErrorCode::NetworkError => Some(2),
         c if status(c) == 503 && retryable(c) => Some(5),
         _ => None,

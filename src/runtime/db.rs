@@ -9,7 +9,9 @@
 //!   nothing to wait for. When the slot is busy they take the blocking thread like any write.
 //!
 //! None of them lets a redb transaction span an `.await` (02-storage.md §1): each runs to its
-//! end inside one synchronous closure.
+//! end inside one synchronous closure. Under PostgreSQL every call is a round trip to the
+//! server: writes always take a blocking thread (the engine reports its write slot busy) and
+//! reads run in `block_in_place`.
 
 use std::sync::Arc;
 
@@ -44,8 +46,12 @@ impl Db {
 
     /// Runs a read-only storage call here, on the calling task. Only for calls that read
     /// (a `get_*`, a lookup, a snapshot): a write belongs in [`Db::call`] or [`Db::lazy`].
+    ///
+    /// A PostgreSQL read is a network round trip: it runs in `block_in_place`, so this worker
+    /// thread's other tasks move elsewhere while it waits (the daemon's runtime is
+    /// multi-threaded).
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Store) -> Result<R, StoreError>) -> Result<R, StoreError> {
-        f(&self.0)
+        if self.0.redb().is_some() { f(&self.0) } else { tokio::task::block_in_place(|| f(&self.0)) }
     }
 
     /// Runs a storage call that makes one lazy commit ([`waiaas_storage::Commit::Lazy`]): here

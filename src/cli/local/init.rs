@@ -215,8 +215,27 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
         jwt_secret = config.security.jwt_secret.clone();
     }
 
-    // Step: database.
-    if !before.database {
+    // Step: database. Under PostgreSQL the seed is one SERIALIZABLE transaction that does
+    // nothing when the database is already seeded (13-postgres-ha.md §7): a second replica's
+    // `init` with the same URL joins it.
+    #[cfg(feature = "postgres")]
+    if let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend {
+        let clock = Clock::default();
+        let store = waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| match e {
+            waiaas_storage::StoreError::Schema(s @ waiaas_storage::SchemaError::NotInitialised) => {
+                CliError::new(crate::cli::exit::NOT_RUNNING, format!("Error: {s}"))
+            }
+            e => io_err("cannot open the database", e),
+        })?;
+        let seed = InitSeed {
+            jwt_secret: jwt_secret.clone(),
+            policies: defaults::default_policies(&clock),
+            auto_stop_rules: defaults::default_auto_stop_rules(&clock),
+        };
+        store.seed_initial(&seed, clock.now()).map_err(|e| io_err("cannot seed the database", e))?;
+    }
+    let on_redb = matches!(config.database.backend, crate::runtime::config::StorageBackend::Redb);
+    if on_redb && !before.database {
         let clock = Clock::default();
         let path = layout.data().join("waiaas.redb");
         let store = Store::create(&path, clock.now()).map_err(|e| io_err("cannot create the database", e))?;

@@ -114,6 +114,7 @@ fn start_failure(e: StartError) -> CliError {
         StartError::Password(_) | StartError::Failed(_) => exit::GENERAL,
         StartError::Schema(waiaas_storage::SchemaError::NotInitialised) => exit::NOT_RUNNING,
         StartError::Schema(_) => exit::GENERAL,
+        StartError::ReplicaBusy(_) => exit::RUNNING,
     };
     CliError::new(code, e.to_string())
 }

@@ -44,7 +44,13 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
         std::fs::read_to_string(crate::cli::local::stop::pid_file(dir)).ok().and_then(|s| s.trim().parse().ok())
     });
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let port = crate::runtime::config::load(dir, &Default::default(), &env).map(|c| c.daemon.port).unwrap_or(3100);
+    let config = crate::runtime::config::load(dir, &Default::default(), &env).ok();
+    let port = config.as_ref().map(|c| c.daemon.port).unwrap_or(3100);
+    // `Database: postgres postgres://u:***@host:5432/db` (13-postgres-ha.md §6.3): never the password.
+    let pg_url = config.as_ref().and_then(|c| match &c.database.backend {
+        crate::runtime::config::StorageBackend::Postgres(pg) => Some(pg.url.redacted().to_string()),
+        crate::runtime::config::StorageBackend::Redb => None,
+    });
     let rt = crate::cli::runtime()?;
     let client = DaemonClient::new(port, master.clone());
     let health = rt.block_on(client.health());
@@ -67,6 +73,10 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
                 if let Some(r) = ready {
                     v["readiness"] = r;
                 }
+                let ha = v["services"]["database"]["ha"].clone();
+                if !ha.is_null() {
+                    v["ha"] = ha;
+                }
                 println!("{v}");
             } else {
                 println!(
@@ -77,6 +87,19 @@ pub(crate) fn run(dir: &Path, args: StatusArgs) -> Result<(), CliError> {
                 println!("  Uptime:      {}s", h["uptime"]);
                 println!("  Address:     127.0.0.1:{port}");
                 println!("  Kill switch: {}", h["killSwitch"]["status"].as_str().unwrap_or("?"));
+                if let Some(url) = &pg_url {
+                    println!("  Database:    postgres {url}");
+                    let ha = &h["services"]["database"]["ha"];
+                    match ha["role"].as_str() {
+                        Some("leader") => println!("  Role:        leader (epoch {})", ha["epoch"]),
+                        Some(_) => println!(
+                            "  Role:        standby (leader {}, epoch {})",
+                            ha["leaderReplicaId"].as_str().unwrap_or("none"),
+                            ha["epoch"]
+                        ),
+                        None => {}
+                    }
+                }
                 if let Some(r) = &ready {
                     let reasons: Vec<&str> =
                         r["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();

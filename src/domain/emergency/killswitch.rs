@@ -309,6 +309,13 @@ impl KillSwitch {
         self.view.write().expect("kill switch lock").status = status;
     }
 
+    /// Takes the stored state as the in-memory one (a takeover, 13-postgres-ha.md §6.2 step 5:
+    /// another replica may have activated or recovered meanwhile). Workers are the caller's.
+    pub(crate) fn adopt(&self, view: KillSwitchView) {
+        self.restricted.store(view.status != KillSwitchStatus::Normal, Ordering::SeqCst);
+        *self.view.write().expect("kill switch lock") = view;
+    }
+
     /// The state the guard checks.
     pub(crate) fn view(&self) -> KillSwitchView {
         self.view.read().expect("kill switch lock").clone()

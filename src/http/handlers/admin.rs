@@ -64,7 +64,7 @@ pub(super) async fn status(app: &Arc<App>) -> Result<Reply, ApiError> {
         "lastTransaction": counts.last.map(|(id, st, at)| json!({"id": id, "status": st.as_str(), "createdAt": iso(at)})),
         "adapters": app.chains.infos().iter().map(views::adapter_admin).collect::<Vec<_>>(),
         "workers": views::workers(&app.workers.snapshot()),
-        "database": {"path": store.redb().map(|r| r.path().display().to_string()), "sizeBytes": store.size_bytes(), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": store.commits(), "fsyncs": store.stats().fsyncs,
+        "database": {"path": store.redb().map(|r| r.path().display().to_string()), "backend": store.backend_name(), "sizeBytes": app.db.call(|s| Ok(s.size_bytes())).await.unwrap_or(0), "schemaVersion": waiaas_storage::SCHEMA_VERSION, "commits": store.commits(), "fsyncs": store.stats().fsyncs,
             "committedSeq": store.sequence().0, "durableSeq": store.sequence().1},
         "resources": {"memoryRssBytes": rss_bytes(), "keysLoaded": app.signers.keystore.keys_loaded().await,
             "argon2Runs": waiaas_backends::keystore::kdf::argon2_runs(),

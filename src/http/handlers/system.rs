@@ -33,7 +33,7 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
         "uptime": app.uptime(),
         "timestamp": iso(app.clock.now()),
         "services": {
-            "database": {"status": if db_ok { "ok" } else { "error" }, "sizeBytes": app.db.store().size_bytes()},
+            "database": database_health(app, db_ok).await,
             "keystore": {"status": keystore_status, "keysLoaded": keys_loaded},
             "adapters": adapters,
             "ledger": {"status": "not_used"},
@@ -42,14 +42,47 @@ pub(super) async fn health(app: &Arc<App>) -> Result<Reply, ApiError> {
     })))
 }
 
+/// `services.database` of `/health`: the engine, and under PostgreSQL who leads
+/// (13-postgres-ha.md §6.3).
+async fn database_health(app: &Arc<App>, db_ok: bool) -> Value {
+    // A PostgreSQL size is a round trip: off the async thread like every storage call.
+    let size = app.db.call(|s| Ok(s.size_bytes())).await.unwrap_or(0);
+    let mut out = json!({
+        "status": if db_ok { "ok" } else { "error" },
+        "backend": app.db.store().backend_name(),
+        "sizeBytes": size,
+    });
+    if let Some(replica) = app.leadership.replica_id() {
+        use crate::app::leadership::Role;
+        let (role, epoch) = match app.leadership.role() {
+            Role::Leader { epoch } => ("leader", epoch),
+            Role::Standby { epoch, .. } => ("standby", epoch),
+            Role::Single => ("leader", 0),
+        };
+        let (leader, _) = app.leadership.leader_hint();
+        out["ha"] = json!({"role": role, "replicaId": replica, "epoch": epoch, "leaderReplicaId": leader});
+    }
+    out
+}
+
 /// `GET /ready` (12-operations.md §4): 200 `{ready: true}`, or 503 with every reason.
 pub(crate) async fn ready(app: &Arc<App>) -> Result<Reply, ApiError> {
     let reasons = app.readiness().await;
-    if reasons.is_empty() {
-        return Ok(Reply::ok(json!({"ready": true})));
+    let mut body = if reasons.is_empty() {
+        json!({"ready": true})
+    } else {
+        let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        json!({"ready": false, "reasons": reasons})
+    };
+    if let Some(replica) = app.leadership.replica_id() {
+        let (leader, epoch) = app.leadership.leader_hint();
+        body["role"] = json!(if app.leadership.is_standby() { "standby" } else { "leader" });
+        body["replicaId"] = json!(replica);
+        body["epoch"] = json!(epoch);
+        body["leaderReplicaId"] = json!(leader);
     }
-    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-    Ok(Reply { status: 503, body: json!({"ready": false, "reasons": reasons}), headers: Vec::new() })
+    let status = if body["ready"] == json!(true) { 200 } else { 503 };
+    Ok(Reply { status, body, headers: Vec::new() })
 }
 
 /// `GET /doc`: the OpenAPI 3.1 document.

@@ -13,6 +13,7 @@
 
 mod codec;
 pub mod connect;
+pub mod election;
 pub mod locks;
 pub mod migrate;
 mod ops;

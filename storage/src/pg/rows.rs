@@ -127,3 +127,8 @@ pub(crate) async fn lock_agents(tx: &Transaction<'_>, ids: &[Uuid]) -> Result<()
     }
     Ok(())
 }
+
+/// A row count as a SQL `LIMIT` (a `usize::MAX` "no limit" becomes `i64::MAX`).
+pub(crate) fn sql_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

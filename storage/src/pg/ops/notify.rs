@@ -152,7 +152,7 @@ impl PgStore {
                 tx,
                 "notification_log",
                 &sql,
-                &[&q.cursor, &q.event, &status, &q.channel, &(q.limit as i64 + 1)],
+                &[&q.cursor, &q.event, &status, &q.channel, &super::super::rows::sql_limit(q.limit.saturating_add(1))],
             )
             .await
         })?;

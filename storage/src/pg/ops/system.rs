@@ -166,7 +166,7 @@ impl PgStore {
                 tx,
                 "audit_log",
                 "SELECT record::text FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
-                &[&(after as i64), &(limit as i64)],
+                &[&(after as i64), &super::super::rows::sql_limit(limit)],
             )
             .await
         })
@@ -220,7 +220,7 @@ impl PgStore {
                     &severity,
                     &since,
                     &until,
-                    &(q.limit as i64 + 1),
+                    &super::super::rows::sql_limit(q.limit.saturating_add(1)),
                 ],
             )
             .await

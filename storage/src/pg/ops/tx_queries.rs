@@ -22,7 +22,7 @@ impl PgStore {
                 tx,
                 "transactions",
                 "SELECT record::text FROM transactions WHERE status = $1 AND parent_id IS NULL ORDER BY id LIMIT $2",
-                &[&status.as_str(), &(limit as i64)],
+                &[&status.as_str(), &super::super::rows::sql_limit(limit)],
             )
             .await
         })
@@ -64,7 +64,13 @@ impl PgStore {
         );
         let status = status.map(|s| s.as_str());
         let mut out: Vec<TransactionRecord> = self.read(async |tx| {
-            rows::query(tx, "transactions", &sql, &[&agent, &status, &cursor, &(limit as i64 + 1)]).await
+            rows::query(
+                tx,
+                "transactions",
+                &sql,
+                &[&agent, &status, &cursor, &super::super::rows::sql_limit(limit.saturating_add(1))],
+            )
+            .await
         })?;
         let more = out.len() > limit;
         out.truncate(limit);
@@ -141,7 +147,7 @@ impl PgStore {
                 .query(
                     "SELECT id FROM transactions WHERE status = 'QUEUED' AND tier = $1 AND parent_id IS NULL
                        AND queue_expires_at <= $2 ORDER BY queue_expires_at, id LIMIT $3",
-                    &[&tier.as_str(), &(now as i64), &(limit as i64)],
+                    &[&tier.as_str(), &(now as i64), &super::super::rows::sql_limit(limit)],
                 )
                 .await
                 .map_err(map_err)?;

@@ -25,7 +25,7 @@ impl PgStore {
     pub fn startup_recovery(&self, now: u64) -> Result<RecoveryReport, StoreError> {
         let mut report = self.sweep(now, "status IN ('PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED')", restart_rule)?;
         report.resume = self
-            .active_in_status(TxStatus::Executing, usize::MAX >> 1)?
+            .active_in_status(TxStatus::Executing, usize::MAX)?
             .iter()
             .filter(|r| resumable(r))
             .map(|r| r.id)

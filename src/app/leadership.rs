@@ -1,0 +1,204 @@
+//! Who leads (13-postgres-ha.md §6). On redb there is one process and it always leads. Under
+//! PostgreSQL every replica starts as a standby: it serves `/health`, `/ready` and `/doc` and
+//! answers everything else 503 `NOT_LEADER`, while its election loop polls the leader lock.
+//! The replica that gets the lock takes over (§6.2): a new epoch under G exclusive (which fences
+//! the old leader's writes), start-up recovery, the in-memory state reloaded, the workers
+//! started — and only then does it take traffic.
+//!
+//! Losing leadership is fail-fast: a failed or slow heartbeat (or a `Fenced` write) makes the
+//! replica a standby in memory at once — every later write is refused before it reaches the
+//! database — and then the process exits, so its supervisor restarts it as a standby. Its
+//! unfinished rows are the next leader's recovery's job; nothing it signed without a committed
+//! checkpoint can reach the chain, because the checkpoint is fenced.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use waiaas_storage::{AuditEvent, AuditEventType, OpCtx};
+
+use crate::app::App;
+
+/// This process's role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// redb: the only process.
+    Single,
+    /// PostgreSQL, leading at this epoch.
+    Leader { epoch: u64 },
+    /// PostgreSQL, waiting; the leader the database names, if any.
+    Standby { leader: Option<String>, epoch: u64 },
+}
+
+/// The role, shared by the HTTP guard, `/ready`, `/health` and the election loop.
+#[derive(Debug)]
+pub(crate) struct Leadership {
+    replica_id: Option<String>,
+    standby: AtomicBool,
+    role: Mutex<Role>,
+    first_takeover_done: AtomicBool,
+    /// Milliseconds the last takeover took (logged and shown in `/health`).
+    last_takeover_ms: AtomicU64,
+}
+
+impl Leadership {
+    /// redb: always the leader.
+    pub(crate) fn single() -> Leadership {
+        Leadership {
+            replica_id: None,
+            standby: AtomicBool::new(false),
+            role: Mutex::new(Role::Single),
+            first_takeover_done: AtomicBool::new(true),
+            last_takeover_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// PostgreSQL: a standby until it takes over.
+    pub(crate) fn standby(replica_id: String) -> Leadership {
+        Leadership {
+            replica_id: Some(replica_id),
+            standby: AtomicBool::new(true),
+            role: Mutex::new(Role::Standby { leader: None, epoch: 0 }),
+            first_takeover_done: AtomicBool::new(false),
+            last_takeover_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether requests other than the probes must be refused with `NOT_LEADER`.
+    pub(crate) fn is_standby(&self) -> bool {
+        self.standby.load(Ordering::SeqCst)
+    }
+
+    /// The role now.
+    pub(crate) fn role(&self) -> Role {
+        self.role.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// This replica's id (PostgreSQL).
+    pub(crate) fn replica_id(&self) -> Option<&str> {
+        self.replica_id.as_deref()
+    }
+
+    fn set(&self, role: Role) {
+        self.standby.store(matches!(role, Role::Standby { .. }), Ordering::SeqCst);
+        *self.role.lock().unwrap_or_else(|e| e.into_inner()) = role;
+    }
+
+    /// What a standby tells a client: the leader it knows and its epoch.
+    pub(crate) fn leader_hint(&self) -> (Option<String>, u64) {
+        match self.role() {
+            Role::Standby { leader, epoch } => (leader, epoch),
+            Role::Leader { epoch } => (self.replica_id.clone(), epoch),
+            Role::Single => (None, 0),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use super::*;
+    use waiaas_storage::pg::election::Election;
+
+    /// §6.2 steps 2–6 on `app`, once this process holds the leader lock.
+    async fn take_over(app: &Arc<App>, started: Instant) -> Result<u64, String> {
+        let now = app.clock.now();
+        let epoch = app
+            .db
+            .call(move |s| s.postgres().ok_or(waiaas_storage::StoreError::Invariant("not postgres"))?.take_epoch(now))
+            .await
+            .map_err(|e| format!("cannot take the epoch: {e}"))?;
+        let report = app.db.call(move |s| s.startup_recovery(now)).await.map_err(|e| format!("recovery: {e}"))?;
+        if report != Default::default() {
+            tracing::info!("takeover recovery: {report:?}");
+        }
+        // Step 5: what start read may have changed while another replica led.
+        let secrets = app.db.call(|s| s.jwt_secrets()).await.map_err(|e| e.to_string())?;
+        if let Some(keys) = secrets.as_ref().and_then(crate::domain::auth::jwt::JwtKeys::from_secrets) {
+            app.tokens.replace(keys);
+        }
+        let ks = app.db.call(|s| s.kill_switch_state()).await.map_err(|e| e.to_string())?;
+        app.kill_switch.adopt(crate::domain::emergency::killswitch::KillSwitchView {
+            status: ks.status,
+            activated_at: ks.activated_at,
+            reason: ks.reason,
+        });
+        // Step 6: rebroadcast what recovery moved to SUBMITTED, then the workers, then traffic.
+        if let Err(e) = app.pipeline.confirmation_pass().await {
+            tracing::warn!("rebroadcast of recovered transactions: {e}");
+        }
+        crate::app::workers::start_all(app);
+        if !app.kill_switch.is_restricted()
+            && let Err(e) = app.pipeline.resume_claimed().await
+        {
+            tracing::error!("cannot resume claimed transactions: {e}");
+        }
+        let lead = &app.leadership;
+        if !lead.first_takeover_done.swap(true, Ordering::SeqCst) {
+            let ev = AuditEvent::new(AuditEventType::DaemonStarted, "system")
+                .detail("version", env!("CARGO_PKG_VERSION"))
+                .detail("port", app.settings.port)
+                .detail("pid", std::process::id())
+                .detail("replicaId", lead.replica_id.clone())
+                .detail("epoch", epoch);
+            let ctx = OpCtx::new("system", app.clock.now());
+            app.db.call(move |s| s.append_audit(ev, &ctx)).await.map_err(|e| e.to_string())?;
+        }
+        lead.set(Role::Leader { epoch });
+        let ms = started.elapsed().as_millis() as u64;
+        lead.last_takeover_ms.store(ms, Ordering::Relaxed);
+        tracing::warn!("Leader (epoch {epoch}) after {ms} ms");
+        println!("Leader (epoch {epoch}) after {ms} ms");
+        Ok(epoch)
+    }
+
+    /// Leaves leadership: refuse writes at once (memory and store), then exit so a supervisor
+    /// restarts this replica as a standby.
+    fn abdicate(app: &Arc<App>, why: &str) -> ! {
+        if let Some(s) = app.db.store().postgres() {
+            s.demote();
+        }
+        app.leadership.set(Role::Standby { leader: None, epoch: 0 });
+        tracing::error!("leadership lost ({why}); exiting so this replica restarts as a standby");
+        eprintln!("Leadership lost ({why}); exiting");
+        std::process::exit(1)
+    }
+
+    /// The election loop: a standby polls the leader lock; a leader pings on the same
+    /// connection and abdicates when a ping fails or takes longer than four periods.
+    pub(crate) fn spawn(app: Arc<App>, election: Arc<Election>, period: Duration) {
+        tokio::spawn(async move {
+            let mut since = Instant::now();
+            loop {
+                if app.shutdown.is_shutting_down() {
+                    return;
+                }
+                if app.leadership.is_standby() {
+                    match election.try_lead().await {
+                        Ok(true) => {
+                            if let Err(e) = take_over(&app, since).await {
+                                abdicate(&app, &format!("takeover failed: {e}"));
+                            }
+                        }
+                        Ok(false) => {
+                            if let Ok(l) = election.leader().await {
+                                app.leadership.set(Role::Standby { leader: l.replica_id, epoch: l.epoch });
+                            }
+                            since = Instant::now();
+                        }
+                        Err(e) => abdicate(&app, &format!("election connection: {e}")),
+                    }
+                } else {
+                    match tokio::time::timeout(period * 4, election.ping()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => abdicate(&app, &format!("heartbeat failed: {e}")),
+                        Err(_) => abdicate(&app, "heartbeat slower than 4 periods"),
+                    }
+                }
+                tokio::time::sleep(period).await;
+            }
+        });
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) use pg::spawn as spawn_election;
