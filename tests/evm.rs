@@ -197,9 +197,19 @@ async fn import_with_cast(d: &TestDaemon, key: &str, password: &str) -> Value {
 // ACC-145, issue 5: fifty concurrent sends from one agent all confirm, with consecutive nonces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_sends_confirm_with_consecutive_nonces() {
+    fifty_concurrent_sends(false).await;
+}
+
+// The same on PostgreSQL (13-postgres-ha.md): one leader, the whole send path through PgStore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_sends_confirm_with_consecutive_nonces_on_postgres() {
+    fifty_concurrent_sends(true).await;
+}
+
+async fn fifty_concurrent_sends(postgres: bool) {
     let anvil = Anvil::start();
     let rpc = anvil.url.clone();
-    let d = Arc::new(daemon(&rpc, &[]).await);
+    let d = Arc::new(crate::support::evm::daemon_on(&rpc, &[], postgres).await);
     let (agent, t) = funded_agent(&d, &rpc, 100, json!({})).await;
     let me = agent["address"].as_str().unwrap().to_string();
     let started = Instant::now();
@@ -212,7 +222,17 @@ async fn fifty_concurrent_sends_confirm_with_consecutive_nonces() {
     let mut hashes = Vec::new();
     for task in tasks {
         let (st, v) = task.await.unwrap();
-        assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+        let errors: Vec<String> = d
+            .stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .chain(d.stderr.lock().unwrap().iter())
+            .filter(|l| l.contains("ERROR") || l.contains("panic"))
+            .take(3)
+            .cloned()
+            .collect();
+        assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v} {errors:?}");
         hashes.push(v["txHash"].as_str().unwrap().to_string());
     }
     eprintln!("50 concurrent sends confirmed in {:?}", started.elapsed());

@@ -69,12 +69,17 @@ pub(crate) fn deploy_token(rpc: &str) -> String {
 
 /// A dev daemon on `rpc` (chain id 31337) with generous send limits.
 pub(crate) async fn daemon(rpc: &str, extra: &[(&'static str, String)]) -> TestDaemon {
+    daemon_on(rpc, extra, false).await
+}
+
+/// [`daemon`], on PostgreSQL when `postgres`.
+pub(crate) async fn daemon_on(rpc: &str, extra: &[(&'static str, String)], postgres: bool) -> TestDaemon {
     let mut config = vec![
         ("rpc", format!("ethereum_testnet = \"{rpc}\"\nethereum_testnet_chain_id = 31337")),
         ("security", "rate_limit_tx_rpm = 100\nrate_limit_session_rpm = 5000".to_string()),
     ];
     config.extend(extra.iter().cloned());
-    TestDaemon::start(Opts { dev: true, config, ..Opts::default() }).await
+    TestDaemon::start(Opts { dev: true, config, postgres, ..Opts::default() }).await
 }
 
 /// An EVM agent funded with `eth` ETH and a session token for it.

@@ -125,6 +125,9 @@ pub(crate) struct Opts {
     pub password: Option<String>,
     /// A fixed port (a restart that must keep its address); default: a free one.
     pub port: Option<u16>,
+    /// Run on a fresh PostgreSQL database of the test cluster (13-postgres-ha.md) instead of
+    /// redb: migrated, seeded by `init`, and led by this daemon before `start` returns.
+    pub postgres: bool,
     /// Keep the AutoStop rules `init` seeds enabled. Off by default: tests that are not about
     /// AutoStop send more than 50 transactions an hour, fail on purpose or move more than the
     /// default daily maximum, and must not be suspended for it.
@@ -133,6 +136,8 @@ pub(crate) struct Opts {
 
 /// A running daemon; killed (SIGKILL) when dropped unless already stopped.
 pub(crate) struct TestDaemon {
+    /// The PostgreSQL database, when the daemon runs on one (dropped after the daemon).
+    pub pg: Option<pg::FreshDb>,
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub child: Option<Child>,
@@ -153,6 +158,9 @@ fn pump(stream: impl Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
 impl TestDaemon {
     /// Initialises a fresh data directory and starts a daemon in it.
     pub(crate) async fn start(opts: Opts) -> TestDaemon {
+        if opts.postgres {
+            return TestDaemon::start_on_postgres(opts).await;
+        }
         let dir = tempfile::tempdir().unwrap();
         if opts.dev {
             let mut c = cli(dir.path());
@@ -165,6 +173,40 @@ impl TestDaemon {
             config_append(dir.path(), section, lines);
         }
         TestDaemon::start_in(dir, opts).await
+    }
+
+    /// [`start`](Self::start) on a fresh database of the test cluster: the configuration names
+    /// it before `init`, which then seeds it (after `db migrate`) instead of creating a redb
+    /// file; returns once this daemon leads.
+    async fn start_on_postgres(opts: Opts) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let db = pg::FreshDb::new();
+        std::fs::create_dir_all(dir.path()).unwrap();
+        config_append(dir.path(), "database", &format!("backend = \"postgres\"\nurl = \"{}\"", db.url));
+        for (section, lines) in &opts.config {
+            config_append(dir.path(), section, lines);
+        }
+        let mut c = cli(dir.path());
+        c.args(["db", "migrate"]);
+        let out = run(c, Duration::from_secs(60));
+        assert!(out.status.success(), "db migrate: {}{}", text(&out.stdout), text(&out.stderr));
+        let pw = if opts.dev { "waiaas-dev" } else { PASSWORD };
+        let mut c = cli(dir.path());
+        c.args(["init", "--non-interactive", "--json", "--master-password", pw]);
+        let out = run(c, Duration::from_secs(60));
+        assert!(out.status.success(), "init on postgres: {}{}", text(&out.stdout), text(&out.stderr));
+        let (autostop, password) = (opts.autostop, opts.password.clone());
+        let mut d = TestDaemon::start_in(dir, opts).await;
+        d.pg = Some(db);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while d.get("/ready").await.status() != 200 {
+            assert!(Instant::now() < deadline, "the daemon never led: {:?}", d.stdout.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !autostop {
+            d.set_default_autostop(false, password.as_deref()).await;
+        }
+        d
     }
 
     /// Starts a daemon in an existing data directory (retrying on a port race).
@@ -219,8 +261,8 @@ impl TestDaemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
-        let d = TestDaemon { dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev };
-        if !opts.autostop {
+        let d = TestDaemon { pg: None, dir, port, child: Some(child), stdout, stderr, http, dev: opts.dev };
+        if !opts.autostop && !opts.postgres {
             d.set_default_autostop(false, opts.password.as_deref()).await;
         }
         Ok(d)

@@ -113,7 +113,12 @@ impl PgStore {
         if outcome == ChainOutcome::Pending {
             return self.get_transaction(id)?.ok_or_else(|| StoreError::not_found("transactions", id));
         }
-        self.write(Global::Shared, async |tx| self.chain_outcome_in(tx, id, outcome.clone(), ctx).await)
+        self.write(Global::Shared, async |tx| {
+            // A confirmation writes the session's usage: agent lock first (§5), before any row
+            // or audit-head lock this transaction takes.
+            lock_agent(tx, agent_of(tx, id).await?).await?;
+            self.chain_outcome_in(tx, id, outcome.clone(), ctx).await
+        })
     }
 
     async fn chain_outcome_in(
@@ -143,7 +148,10 @@ impl PgStore {
         block: Option<u64>,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        self.write(Global::Shared, async |tx| self.confirm_in(tx, id, fee, block, ctx).await)
+        self.write(Global::Shared, async |tx| {
+            lock_agent(tx, agent_of(tx, id).await?).await?;
+            self.confirm_in(tx, id, fee, block, ctx).await
+        })
     }
 
     async fn confirm_in(
@@ -154,7 +162,7 @@ impl PgStore {
         block: Option<u64>,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        lock_agent(tx, agent_of(tx, id).await?).await?;
+        // The caller holds the agent's lock.
         let rec =
             transition_in(tx, id, TxStatus::Submitted, TxStatus::Confirmed, confirm_patch(fee, block, ctx), ctx.now)
                 .await?;
@@ -176,6 +184,8 @@ impl PgStore {
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
         self.write(Global::Shared, async |tx| {
+            // The inline outcome may be a confirmation (session usage): agent lock first.
+            lock_agent(tx, agent_of(tx, id).await?).await?;
             let (patch, ev) = broadcast_change(&broadcast);
             let rec = transition_in(tx, id, TxStatus::Executing, TxStatus::Submitted, patch, ctx.now).await?;
             self.audit(tx, ev(&rec), ctx).await?;
