@@ -157,14 +157,17 @@ fn ready(r: &Replica) -> (u16, Value) {
     r.get("/ready").unwrap_or_else(|| panic!("{} does not answer: {}", r.id, r.log()))
 }
 
+// ACC-300 (running replicas: the URL's password in no log line, status output or error),
 // ACC-305.
 #[test]
 fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_writes() {
     let db = FreshDb::new();
-    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    // Trust authentication ignores the password; it is there to be looked for.
+    let url = db.url_with_password("s3cret-pw");
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &url, &["db", "migrate"]);
     assert_eq!(code, Some(0), "{all}");
-    let mut a = Replica::init(&db.url, "replica-a");
-    let mut b = Replica::init(&db.url, "replica-b");
+    let mut a = Replica::init(&url, "replica-a");
+    let mut b = Replica::init(&url, "replica-b");
     a.start();
     b.start();
     // Election is quick (100 ms polls); give it a bounded moment.
@@ -206,6 +209,10 @@ fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stdout)))
     };
     let (sa, sb) = (status(&a), status(&b));
+    let out = run(a.command(&["status"]), Duration::from_secs(30));
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(shown.contains("Database:    postgres postgres://postgres:***@127.0.0.1:"), "{shown}");
+    assert!(shown.contains("Role:        "), "{shown}");
     assert_eq!(sa["ha"]["leaderReplicaId"], leader.id, "{sa}");
     assert_eq!(sa["ha"]["leaderReplicaId"], sb["ha"]["leaderReplicaId"]);
     assert_eq!(sa["ha"]["epoch"], sb["ha"]["epoch"]);
@@ -217,6 +224,9 @@ fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("Replica id 'replica-a' is already running; set [database].replica_id"), "{all}");
+    for text in [all, shown, sa.to_string(), sb.to_string(), a.log(), b.log(), third.log()] {
+        assert!(!text.contains("s3cret-pw"), "the URL's password was shown: {text}");
+    }
 }
 
 // ACC-306.
@@ -267,4 +277,68 @@ fn after_kill_9_of_the_leader_the_standby_leads_within_five_seconds() {
     let (code, body) = ready(&a);
     assert_eq!((code, body["role"].as_str()), (503, Some("standby")), "{body}");
     assert_eq!(ready(&b).0, 200);
+}
+
+/// The advisory-lock key of one agent (13-postgres-ha.md §5): class 0x5741_0005, object the
+/// XOR of the UUID's four big-endian 32-bit words.
+fn agent_lock(id: &str) -> (i32, i32) {
+    let u = uuid::Uuid::parse_str(id).unwrap();
+    let b = u.as_bytes();
+    let fold =
+        (0..4).fold(0i32, |acc, w| acc ^ i32::from_be_bytes([b[4 * w], b[4 * w + 1], b[4 * w + 2], b[4 * w + 3]]));
+    (0x5741_0005, fold)
+}
+
+// ACC-311.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_agent_lock_times_out_that_agent_alone() {
+    use crate::support::api::send;
+    let anvil = crate::support::nodes::Anvil::start();
+    let rpc = anvil.url.clone();
+    let d = crate::support::evm::daemon_on(&rpc, &[("database", "lock_timeout_ms = 500".into())], true).await;
+    let (held, t_held) = crate::support::evm::funded_agent(&d, &rpc, 10, serde_json::json!({})).await;
+    let (_, t_free) = crate::support::evm::funded_agent(&d, &rpc, 10, serde_json::json!({})).await;
+    let db = d.pg.as_ref().unwrap();
+
+    // An operator's session holds the first agent's lock.
+    let (class, obj) = agent_lock(held["id"].as_str().unwrap());
+    let mut psql = std::process::Command::new("psql")
+        .args([&db.url, "-X", "-qAt", "-c", &format!("SELECT pg_advisory_lock({class}, {obj}); SELECT pg_sleep(60)")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.sql(&format!(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = {}::bigint::oid",
+        obj as u32
+    )) != "1"
+    {
+        assert!(std::time::Instant::now() < deadline, "psql never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let to = "0x000000000000000000000000000000000000bEEF";
+    let started = std::time::Instant::now();
+    let (status, body) = send(&d, &t_held, serde_json::json!({"to": to, "amount": "1000"})).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (body["code"].as_str(), body["retryable"].as_bool(), body["details"]["reason"].as_str()),
+        (Some("DATABASE_UNAVAILABLE"), Some(true), Some("timeout")),
+        "{body}"
+    );
+    assert!(waited >= Duration::from_millis(500), "answered before lock_timeout_ms: {waited:?}");
+    let (status, body) = send(&d, &t_free, serde_json::json!({"to": to, "amount": "1000"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CONFIRMED")), "{body}");
+
+    // End the operator's session (killing the client alone leaves its backend asleep).
+    db.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = {}::bigint::oid",
+        obj as u32
+    ));
+    let _ = psql.kill();
+    let _ = psql.wait();
+    // The lock gone, the first agent sends again.
+    let (status, body) = send(&d, &t_held, serde_json::json!({"to": to, "amount": "1000"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("CONFIRMED")), "{body}");
 }

@@ -213,10 +213,10 @@ fn config_errors_stop_the_start_with_exit_1() {
     assert!(text(&out.stderr).contains("WAIAAS_DAEMON_SHUTDOWN_TIMEOUT"));
 }
 
-// Issue #23, the configuration half of 13-postgres-ha.md §9's first line (not labelled: the store is not built yet, so
-// this build refuses the backend as one "without feature postgres" does): neither or both of
-// url / url_file, a non-loopback host without sslmode=require, and WAIAAS_DATABASE_URL each stop
-// the start with exit 1 naming the key and its source, and the URL's password appears nowhere.
+// ACC-300 (the configuration half; `ha::two_replicas_…` checks running replicas): neither or
+// both of url / url_file, a non-loopback host without sslmode=require, and WAIAAS_DATABASE_URL
+// each stop the start with exit 1 naming the key and its source; a url_file naming a real empty
+// database gets to the schema check (exit 3); the URL's password appears nowhere.
 #[test]
 fn postgres_settings_are_checked_and_the_url_stays_secret() {
     let dir = tempfile::tempdir().unwrap();

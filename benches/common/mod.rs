@@ -144,7 +144,25 @@ pub(crate) fn start_daemon_with(
     if metrics {
         cfg = cfg.replacen("[metrics]\n", &format!("[metrics]\nenabled = true\nport = {}\n", free_port()), 1);
     }
+    // WAIAAS_BENCH_POSTGRES=<cluster URL> runs the daemon on a fresh PostgreSQL database of that
+    // cluster (13-postgres-ha.md) instead of redb: migrated, seeded by a second `init`.
+    let pg = std::env::var("WAIAAS_BENCH_POSTGRES").ok();
+    if let Some(cluster) = &pg {
+        let name = format!("bench_{}", std::process::id() as u64 * 1000 + u64::from(free_port() % 1000));
+        let ok = Command::new("psql").args([cluster, "-qAtc", &format!("CREATE DATABASE {name}")]).status().unwrap();
+        assert!(ok.success(), "CREATE DATABASE");
+        let url = format!("{}/{name}", cluster.rsplit_once('/').unwrap().0);
+        cfg = cfg.replacen("[database]\n", &format!("[database]\nbackend = \"postgres\"\nurl = \"{url}\"\n"), 1);
+    }
     std::fs::write(dir.path().join("config.toml"), edit(cfg)).unwrap();
+    if pg.is_some() {
+        for args in
+            [&["db", "migrate"][..], &["init", "--non-interactive", "--json", "--master-password", PASSWORD][..]]
+        {
+            let st = Command::new(&bin).arg("--data-dir").arg(dir.path()).args(args).stdout(Stdio::null()).status();
+            assert!(st.unwrap().success(), "{args:?}");
+        }
+    }
     let port = free_port();
     let mut c = Command::new(&bin)
         .arg("--data-dir")
@@ -154,7 +172,8 @@ pub(crate) fn start_daemon_with(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&mut c, " ready on ");
+    // A PostgreSQL replica starts as a standby: wait until it leads (its server is up by then).
+    wait_for(&mut c, if pg.is_some() { "Leader (epoch" } else { " ready on " });
     Daemon { _proc: Proc(c), _dir: dir, base: format!("http://127.0.0.1:{port}") }
 }
 

@@ -120,6 +120,25 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::general(format!("Error: {what}: {e}"))
 }
 
+/// Under `backend = "postgres"`: seed the shared database unless it is seeded already.
+#[cfg(feature = "postgres")]
+fn seed_postgres(config: &config::Config, jwt_secret: String) -> Result<(), CliError> {
+    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(()) };
+    let clock = Clock::default();
+    let store = waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| match e {
+        waiaas_storage::StoreError::Schema(s @ waiaas_storage::SchemaError::NotInitialised) => {
+            CliError::new(crate::cli::exit::NOT_RUNNING, format!("Error: {s}"))
+        }
+        e => io_err("cannot open the database", e),
+    })?;
+    let seed = InitSeed {
+        jwt_secret,
+        policies: defaults::default_policies(&clock),
+        auto_stop_rules: defaults::default_auto_stop_rules(&clock),
+    };
+    store.seed_initial(&seed, clock.now()).map_err(|e| io_err("cannot seed the database", e))
+}
+
 pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     if args.quickstart {
         return crate::cli::local::quickstart::run(dir, args);
@@ -150,6 +169,22 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
             )));
         }
         if before.all() {
+            // The directory is whole; a shared PostgreSQL database may still be unseeded (this
+            // replica joins a database another `init` did not create).
+            #[cfg(feature = "postgres")]
+            {
+                let env: Vec<(String, String)> = std::env::vars().collect();
+                let config = config::load(&layout.root, &Overrides::default(), &env)
+                    .map_err(|e| CliError::general(e.to_string()))?;
+                let mut secret = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut secret);
+                let jwt_secret = if config.security.jwt_secret.is_empty() {
+                    hex::encode(secret)
+                } else {
+                    config.security.jwt_secret.clone()
+                };
+                seed_postgres(&config, jwt_secret)?;
+            }
             print_json(&layout, true, before);
             return Ok(());
         }
@@ -219,21 +254,7 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     // nothing when the database is already seeded (13-postgres-ha.md §7): a second replica's
     // `init` with the same URL joins it.
     #[cfg(feature = "postgres")]
-    if let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend {
-        let clock = Clock::default();
-        let store = waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| match e {
-            waiaas_storage::StoreError::Schema(s @ waiaas_storage::SchemaError::NotInitialised) => {
-                CliError::new(crate::cli::exit::NOT_RUNNING, format!("Error: {s}"))
-            }
-            e => io_err("cannot open the database", e),
-        })?;
-        let seed = InitSeed {
-            jwt_secret: jwt_secret.clone(),
-            policies: defaults::default_policies(&clock),
-            auto_stop_rules: defaults::default_auto_stop_rules(&clock),
-        };
-        store.seed_initial(&seed, clock.now()).map_err(|e| io_err("cannot seed the database", e))?;
-    }
+    seed_postgres(&config, jwt_secret.clone())?;
     let on_redb = matches!(config.database.backend, crate::runtime::config::StorageBackend::Redb);
     if on_redb && !before.database {
         let clock = Clock::default();

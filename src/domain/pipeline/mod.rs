@@ -82,6 +82,10 @@ pub(crate) enum SendError {
     Failed { tx: Uuid, failure: ExecFailure },
     #[error("Internal server error")]
     Internal { tx: Option<Uuid> },
+    /// PostgreSQL (13-postgres-ha.md §8): the database did not answer in time, or this replica
+    /// lost leadership. Retryable; nothing of the failed step committed.
+    #[error("{error}")]
+    Database { tx: Uuid, error: StoreError },
 }
 
 /// A pre-execution check that failed.
@@ -111,6 +115,7 @@ impl SendError {
             | SendError::Precheck { tx, .. }
             | SendError::Failed { tx, .. } => Some(*tx),
             SendError::Internal { tx } => *tx,
+            SendError::Database { tx, .. } => Some(*tx),
             SendError::Invalid(_) | SendError::IdempotencyKeyReused | SendError::IdempotencyInProgress { .. } => None,
         }
     }
@@ -127,6 +132,7 @@ impl Coded for SendError {
             SendError::Precheck { cause, .. } => cause.code(),
             SendError::Failed { failure, .. } => failure.code(),
             SendError::Internal { .. } => ErrorCode::InternalError,
+            SendError::Database { error, .. } => error.code(),
         }
     }
 
@@ -137,6 +143,7 @@ impl Coded for SendError {
             SendError::Precheck { cause: Precheck::Adapter(e), .. } => e.details(),
             SendError::Failed { failure, .. } => failure.details(),
             SendError::IdempotencyInProgress { tx: Some(t) } => details([("transactionId", t.to_string().into())]),
+            SendError::Database { error, .. } => error.details(),
             _ => Map::new(),
         };
         if let Some(t) = self.transaction() {
@@ -148,6 +155,7 @@ impl Coded for SendError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             SendError::Refused { refusal, .. } => refusal.retry_after(),
+            SendError::Database { error, .. } => error.retry_after(),
             _ => None,
         }
     }
@@ -449,6 +457,10 @@ impl Pipeline {
             Ok(Err(existing)) => return self.replay(existing, in_flight, v).await,
             Err(StoreError::Conflict { .. } | StoreError::Restricted { .. }) => {
                 return Err(SendError::SystemLocked { tx });
+            }
+            Err(e @ (StoreError::Unavailable { .. } | StoreError::Fenced { .. })) => {
+                tracing::warn!("tx {tx}: recording or deciding failed: {e}");
+                return Err(SendError::Database { tx, error: e });
             }
             Err(e) => {
                 tracing::error!("tx {tx}: recording or deciding failed: {e}");
