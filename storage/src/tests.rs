@@ -12,7 +12,7 @@ use crate::ops::decision::DecisionOutcome;
 use crate::tables::*;
 use crate::*;
 
-const NOW: u64 = 1_750_000_000;
+pub(crate) const NOW: u64 = 1_750_000_000;
 
 /// Reaches beneath the public operations (raw rows, unchecked transitions) to build states and
 /// tamper offline; only the redb engine offers this, so a test that uses it is an engine test.
@@ -125,7 +125,7 @@ fn store_with_agent() -> (Fixture, Store, AgentRecord) {
     (dir, store, a)
 }
 
-fn ctx() -> OpCtx {
+pub(crate) fn ctx() -> OpCtx {
     OpCtx::new("admin", NOW)
 }
 
@@ -161,7 +161,7 @@ fn constraints() -> SessionConstraints {
     }
 }
 
-fn session(agent: Uuid, token: u8) -> SessionRecord {
+pub(crate) fn session(agent: Uuid, token: u8) -> SessionRecord {
     SessionRecord {
         id: id_at(NOW),
         agent_id: agent,
@@ -183,7 +183,7 @@ pub(crate) fn transfer(agent: &AgentRecord, session: Option<Uuid>, amount: u64) 
     TransactionRecord::native_transfer(id_at(NOW), agent, session, "x", amount, NOW)
 }
 
-fn queue(tier: Tier) -> DecisionOutcome {
+pub(crate) fn queue(tier: Tier) -> DecisionOutcome {
     DecisionOutcome::Queue {
         tier,
         queue_expires_at: matches!(tier, Tier::Delay | Tier::Approval).then_some(NOW + 300),

@@ -13,6 +13,8 @@
 
 mod codec;
 pub mod connect;
+#[cfg(test)]
+mod cross_process_tests;
 pub mod election;
 pub mod locks;
 pub mod migrate;

@@ -251,6 +251,13 @@ impl PgStore {
         self.epoch.store(1, Ordering::SeqCst);
     }
 
+    /// Writes at the database's current epoch without taking it (several test processes acting
+    /// as one leader, to race their writes against each other).
+    #[cfg(test)]
+    pub(crate) fn adopt_epoch_for_tests(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
     /// Becomes a standby: every later fenced write fails before touching the database.
     pub fn demote(&self) {
         self.epoch.store(0, Ordering::SeqCst);
