@@ -305,6 +305,7 @@ async fn a_held_agent_lock_times_out_that_agent_alone() {
     let mut psql = std::process::Command::new("psql")
         .args([&db.url, "-X", "-qAt", "-c", &format!("SELECT pg_advisory_lock({class}, {obj}); SELECT pg_sleep(60)")])
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null()) // its session is terminated below, on purpose
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -341,4 +342,44 @@ async fn a_held_agent_lock_times_out_that_agent_alone() {
     // The lock gone, the first agent sends again.
     let (status, body) = send(&d, &t_held, serde_json::json!({"to": to, "amount": "1000"})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("CONFIRMED")), "{body}");
+}
+
+// 13-postgres-ha.md §6.4: a leader stopped gracefully audits LEADER_RELEASED and gives the lock
+// back; the standby takes over at its next poll.
+#[test]
+fn a_gracefully_stopped_leader_hands_over_at_the_next_poll() {
+    let db = FreshDb::new();
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    let mut a = Replica::init(&db.url, "replica-a");
+    let mut b = Replica::init(&db.url, "replica-b");
+    a.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ready(&a).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "a never led: {}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.start();
+    let mut child = a.child.take().unwrap();
+    crate::support::signal(child.id(), "TERM");
+    let stopped = std::time::Instant::now();
+    assert!(
+        crate::support::wait_timeout(&mut child, Duration::from_secs(30)).is_some_and(|s| s.success()),
+        "{}",
+        a.log()
+    );
+    while ready(&b).0 != 200 {
+        assert!(stopped.elapsed() < Duration::from_secs(5), "no takeover: {}", b.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::support::report(&format!(
+        "graceful handover: standby led {} ms after SIGTERM",
+        stopped.elapsed().as_millis()
+    ));
+    let events = db.sql("SELECT string_agg(event_type || ':' || coalesce(record->'details'->>'replicaId', ''), ' ' ORDER BY seq) FROM audit_log");
+    assert!(
+        events.contains("DAEMON_STOPPED: LEADER_RELEASED:replica-a LEADER_ACQUIRED:replica-b"),
+        "the release precedes the takeover: {events}"
+    );
+    assert_eq!(db.sql("SELECT epoch FROM leader"), "2");
 }

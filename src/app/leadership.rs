@@ -39,6 +39,9 @@ pub(crate) struct Leadership {
     first_takeover_done: AtomicBool,
     /// Milliseconds the last takeover took (logged and shown in `/health`).
     last_takeover_ms: AtomicU64,
+    /// The election connection (PostgreSQL), for the release at a graceful shutdown.
+    #[cfg(feature = "postgres")]
+    election: std::sync::OnceLock<Arc<waiaas_storage::pg::election::Election>>,
 }
 
 impl Leadership {
@@ -50,6 +53,8 @@ impl Leadership {
             role: Mutex::new(Role::Single),
             first_takeover_done: AtomicBool::new(true),
             last_takeover_ms: AtomicU64::new(0),
+            #[cfg(feature = "postgres")]
+            election: std::sync::OnceLock::new(),
         }
     }
 
@@ -61,6 +66,8 @@ impl Leadership {
             role: Mutex::new(Role::Standby { leader: None, epoch: 0 }),
             first_takeover_done: AtomicBool::new(false),
             last_takeover_ms: AtomicU64::new(0),
+            #[cfg(feature = "postgres")]
+            election: std::sync::OnceLock::new(),
         }
     }
 
@@ -151,6 +158,29 @@ mod pg {
         Ok(epoch)
     }
 
+    /// Graceful shutdown of a leader (§6.4): audit `LEADER_RELEASED`, stop writing, and give the
+    /// leader lock back, so a standby takes over at its next poll instead of waiting for the
+    /// connection to be noticed gone. A standby has nothing to release.
+    pub(crate) async fn release(app: &Arc<App>) {
+        let Some(election) = app.leadership.election.get().cloned() else { return };
+        let Role::Leader { epoch } = app.leadership.role() else { return };
+        let ev = AuditEvent::new(AuditEventType::LeaderReleased, "system")
+            .severity(waiaas_storage::AuditSeverity::Warning)
+            .detail("replicaId", app.leadership.replica_id.clone())
+            .detail("epoch", epoch);
+        let ctx = OpCtx::new("system", app.clock.now());
+        if let Err(e) = app.db.call(move |s| s.append_audit(ev, &ctx)).await {
+            tracing::warn!("cannot audit the release of leadership: {e}");
+        }
+        if let Some(s) = app.db.store().postgres() {
+            s.demote();
+        }
+        app.leadership.set(Role::Standby { leader: None, epoch });
+        if let Err(e) = election.release().await {
+            tracing::warn!("cannot release the leader lock (closing the connection will): {e}");
+        }
+    }
+
     /// Leaves leadership: refuse writes at once (memory and store), then exit so a supervisor
     /// restarts this replica as a standby.
     fn abdicate(app: &Arc<App>, why: &str) -> ! {
@@ -166,6 +196,7 @@ mod pg {
     /// The election loop: a standby polls the leader lock; a leader pings on the same
     /// connection and abdicates when a ping fails or takes longer than four periods.
     pub(crate) fn spawn(app: Arc<App>, election: Arc<Election>, period: Duration) {
+        let _ = app.leadership.election.set(election.clone());
         tokio::spawn(async move {
             let mut since = Instant::now();
             loop {
@@ -201,4 +232,4 @@ mod pg {
 }
 
 #[cfg(feature = "postgres")]
-pub(crate) use pg::spawn as spawn_election;
+pub(crate) use pg::{release, spawn as spawn_election};

@@ -716,24 +716,32 @@ async fn shut_down(running: Running, by: &str) {
     app.signers.keystore.lock().await;
     let ctx = OpCtx::new("system", app.clock.now());
     let uptime = app.uptime();
-    let stopped = app
-        .db
-        .call(move |s| {
-            if was_unlocked {
+    // A standby writes nothing, its stop included.
+    let stopped = if app.leadership.is_standby() {
+        Ok(0)
+    } else {
+        app.db
+            .call(move |s| {
+                if was_unlocked {
+                    s.append_audit(
+                        AuditEvent::new(AuditEventType::KeystoreLocked, "system").detail("reason", "shutdown"),
+                        &ctx,
+                    )?;
+                }
                 s.append_audit(
-                    AuditEvent::new(AuditEventType::KeystoreLocked, "system").detail("reason", "shutdown"),
+                    AuditEvent::new(AuditEventType::DaemonStopped, "system")
+                        .detail("pid", pid)
+                        .detail("uptime", uptime),
                     &ctx,
-                )?;
-            }
-            s.append_audit(
-                AuditEvent::new(AuditEventType::DaemonStopped, "system").detail("pid", pid).detail("uptime", uptime),
-                &ctx,
-            )
-        })
-        .await;
+                )
+            })
+            .await
+    };
     if let Err(e) = stopped {
         tracing::warn!("cannot audit the stop: {e}");
     }
+    #[cfg(feature = "postgres")]
+    crate::app::leadership::release(&app).await;
     // Step 9: close the database, remove the PID file, release the lock.
     drop(app);
     let _ = std::fs::remove_file(&pid_file);
