@@ -132,3 +132,40 @@ pub(crate) async fn lock_agents(tx: &Transaction<'_>, ids: &[Uuid]) -> Result<()
 pub(crate) fn sql_limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// `execute` through the connection's statement cache: one round trip, not two (an uncached
+/// statement is parsed and described first).
+pub(crate) async fn exec(tx: &Transaction<'_>, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(map_err)?;
+    tx.execute(&stmt, params).await.map_err(map_err)
+}
+
+/// `query_one` through the statement cache.
+pub(crate) async fn one(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<tokio_postgres::Row, StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(map_err)?;
+    tx.query_one(&stmt, params).await.map_err(map_err)
+}
+
+/// `query_opt` through the statement cache.
+pub(crate) async fn opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<tokio_postgres::Row>, StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(map_err)?;
+    tx.query_opt(&stmt, params).await.map_err(map_err)
+}
+
+/// `query` through the statement cache.
+pub(crate) async fn all(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let stmt = tx.prepare_cached(sql).await.map_err(map_err)?;
+    tx.query(&stmt, params).await.map_err(map_err)
+}

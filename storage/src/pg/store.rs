@@ -213,15 +213,14 @@ impl PgStore {
             let mut client = self.pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(map_err)?;
             lock(&tx, locks::GLOBAL, true).await?;
-            let prev = tx.query_one("SELECT epoch, replica_id FROM leader WHERE id = 1", &[]).await.map_err(map_err)?;
+            let prev = super::rows::one(&tx, "SELECT epoch, replica_id FROM leader WHERE id = 1", &[]).await?;
             let (prev_epoch, prev_id): (i64, Option<String>) = (prev.get(0), prev.get(1));
-            let row = tx
-                .query_one(
-                    "UPDATE leader SET epoch = epoch + 1, replica_id = $1, since = $2 WHERE id = 1 RETURNING epoch",
-                    &[&self.opts.replica_id, &(now as i64)],
-                )
-                .await
-                .map_err(map_err)?;
+            let row = super::rows::one(
+                &tx,
+                "UPDATE leader SET epoch = epoch + 1, replica_id = $1, since = $2 WHERE id = 1 RETURNING epoch",
+                &[&self.opts.replica_id, &(now as i64)],
+            )
+            .await?;
             let epoch: i64 = row.get(0);
             let ev = AuditEvent::new(crate::audit_events::AuditEventType::LeaderAcquired, "system")
                 .severity(crate::enums::AuditSeverity::Warning)
@@ -270,17 +269,19 @@ impl PgStore {
         if ev.ip_address.is_none() {
             ev.ip_address = ctx.ip.clone();
         }
-        let head =
-            tx.query_one("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", &[]).await.map_err(map_err)?;
+        let head = super::rows::one(tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", &[]).await?;
         let head = AuditHead { seq: head.get::<_, i64>(0) as u64, hash: head.get(1) };
         let record = audit::next_record(&head, &ev, ctx.now, self.dev_mode.load(Ordering::Relaxed))?;
         let json = super::codec::to_json("audit_log", &record)?;
-        tx.execute("INSERT INTO audit_log (seq, record) VALUES ($1, $2)", &[&(record.seq as i64), &json])
+        // The row and the new head in one round trip.
+        let stmt = tx
+            .prepare_cached(
+                "WITH row AS (INSERT INTO audit_log (seq, record) VALUES ($1, $2))
+                 UPDATE audit_head SET seq = $1, hash = $3 WHERE id = 1",
+            )
             .await
             .map_err(map_err)?;
-        tx.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", &[&(record.seq as i64), &record.hash])
-            .await
-            .map_err(map_err)?;
+        tx.execute(&stmt, &[&(record.seq as i64), &json, &record.hash]).await.map_err(map_err)?;
         Ok(record.seq)
     }
 
@@ -342,14 +343,16 @@ impl PgStore {
     /// Verifies the whole chain in one snapshot, in pages of 1,000 rows.
     pub fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
         self.read(async |tx| {
-            let head = tx.query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await.map_err(map_err)?;
+            let head = super::rows::one(tx, "SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await?;
             let mut v = audit::Verifier::new(AuditHead { seq: head.get::<_, i64>(0) as u64, hash: head.get(1) });
             let mut after = 0i64;
             loop {
-                let rows = tx
-                    .query("SELECT seq, record::text FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000", &[&after])
-                    .await
-                    .map_err(map_err)?;
+                let rows = super::rows::all(
+                    tx,
+                    "SELECT seq, record::text FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000",
+                    &[&after],
+                )
+                .await?;
                 for r in &rows {
                     let (seq, text): (i64, String) = (r.get(0), r.get(1));
                     if let Some(broken) = v.row(seq as u64, text.as_bytes()) {
@@ -367,7 +370,7 @@ impl PgStore {
     /// `meta.created_at` (0 before `init` seeds it).
     pub fn created_at(&self) -> Result<u64, StoreError> {
         self.read(async |tx| {
-            let row = tx.query_opt("SELECT value FROM meta WHERE key = 'created_at'", &[]).await.map_err(map_err)?;
+            let row = super::rows::opt(tx, "SELECT value FROM meta WHERE key = 'created_at'", &[]).await?;
             Ok(row.and_then(|r| r.get::<_, serde_json::Value>(0).as_u64()).unwrap_or(0))
         })
     }
@@ -377,7 +380,7 @@ impl PgStore {
 pub(crate) async fn lock(tx: &Transaction<'_>, key: (i32, i32), exclusive: bool) -> Result<(), StoreError> {
     let sql =
         if exclusive { "SELECT pg_advisory_xact_lock($1, $2)" } else { "SELECT pg_advisory_xact_lock_shared($1, $2)" };
-    tx.execute(sql, &[&key.0, &key.1]).await.map_err(map_err)?;
+    super::rows::exec(tx, sql, &[&key.0, &key.1]).await?;
     Ok(())
 }
 
@@ -386,7 +389,7 @@ pub(crate) async fn lock(tx: &Transaction<'_>, key: (i32, i32), exclusive: bool)
 /// write of the old epoch can commit.
 async fn fence(tx: &Transaction<'_>, global: Global, mine: u64) -> Result<(), StoreError> {
     lock(tx, locks::GLOBAL, global == Global::Exclusive).await?;
-    let current: i64 = tx.query_one("SELECT epoch FROM leader WHERE id = 1", &[]).await.map_err(map_err)?.get(0);
+    let current: i64 = super::rows::one(tx, "SELECT epoch FROM leader WHERE id = 1", &[]).await?.get(0);
     if current as u64 != mine {
         return Err(StoreError::Fenced { mine, current: current as u64 });
     }

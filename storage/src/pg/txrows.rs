@@ -23,10 +23,12 @@ pub(crate) async fn get_tx(tx: &Transaction<'_>, id: Uuid) -> Result<Transaction
 
 /// `Unique { idx_tx_hash }` when another top-level row holds `hash`.
 async fn check_hash(tx: &Transaction<'_>, hash: &str, id: Uuid) -> Result<(), StoreError> {
-    let taken = tx
-        .query_opt("SELECT 1 FROM transactions WHERE tx_hash = $1 AND parent_id IS NULL AND id <> $2", &[&hash, &id])
-        .await
-        .map_err(map_err)?;
+    let taken = super::rows::opt(
+        tx,
+        "SELECT 1 FROM transactions WHERE tx_hash = $1 AND parent_id IS NULL AND id <> $2",
+        &[&hash, &id],
+    )
+    .await?;
     if taken.is_some() { Err(StoreError::Unique { index: "idx_tx_hash" }) } else { Ok(()) }
 }
 
@@ -76,6 +78,10 @@ pub(crate) async fn sync_children(
     parent: &TransactionRecord,
     now: u64,
 ) -> Result<(), StoreError> {
+    // Only a BATCH has children: any other row skips the round trip.
+    if parent.tx_type != crate::enums::TxType::Batch {
+        return Ok(());
+    }
     let children: Vec<TransactionRecord> = rows::query(
         tx,
         "transactions",
@@ -133,13 +139,13 @@ pub(crate) async fn get_approval(tx: &Transaction<'_>, id: Uuid) -> Result<Optio
 /// Writes a pending-approval row (insert or replace).
 pub(crate) async fn put_approval(tx: &Transaction<'_>, rec: &ApprovalRecord) -> Result<(), StoreError> {
     rec.check()?;
-    tx.execute(
+    super::rows::exec(
+        tx,
         "INSERT INTO pending_approvals (tx_id, record) VALUES ($1, $2)
          ON CONFLICT (tx_id) DO UPDATE SET record = EXCLUDED.record",
         &[&rec.tx_id, &to_json("pending_approvals", rec)?],
     )
-    .await
-    .map_err(map_err)?;
+    .await?;
     Ok(())
 }
 
@@ -166,22 +172,20 @@ pub(crate) async fn end_many(
 
 /// Ids of `agent`'s top-level non-terminal transactions, by id.
 pub(crate) async fn active_tx_ids(tx: &Transaction<'_>, agent: Uuid) -> Result<Vec<Uuid>, StoreError> {
-    let rows = tx
-        .query(
-            "SELECT id FROM transactions WHERE agent_id = $1 AND parent_id IS NULL
+    let rows = super::rows::all(
+        tx,
+        "SELECT id FROM transactions WHERE agent_id = $1 AND parent_id IS NULL
                AND status IN ('PENDING', 'QUEUED', 'EXECUTING', 'SUBMITTED') ORDER BY id",
-            &[&agent],
-        )
-        .await
-        .map_err(map_err)?;
+        &[&agent],
+    )
+    .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The agent of a transaction, without decoding it (to take the agent lock first).
 pub(crate) async fn agent_of(tx: &Transaction<'_>, id: Uuid) -> Result<Uuid, StoreError> {
-    tx.query_opt("SELECT agent_id FROM transactions WHERE id = $1", &[&id])
-        .await
-        .map_err(map_err)?
+    super::rows::opt(tx, "SELECT agent_id FROM transactions WHERE id = $1", &[&id])
+        .await?
         .map(|r| r.get(0))
         .ok_or_else(|| StoreError::not_found("transactions", id))
 }

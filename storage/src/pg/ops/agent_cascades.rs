@@ -89,19 +89,17 @@ impl PgStore {
         self.write(Global::Shared, async |tx| {
             lock_agent(tx, id).await?;
             rows::get_agent(tx, id).await?;
-            if tx
-                .query_opt("SELECT 1 FROM transactions WHERE agent_id = $1 LIMIT 1", &[&id])
-                .await
-                .map_err(map_err)?
+            if super::super::rows::opt(tx, "SELECT 1 FROM transactions WHERE agent_id = $1 LIMIT 1", &[&id])
+                .await?
                 .is_some()
             {
                 return Err(StoreError::Restricted { reason: "the agent has transactions" });
             }
-            for r in tx.query("SELECT id FROM sessions WHERE agent_id = $1", &[&id]).await.map_err(map_err)? {
+            for r in super::super::rows::all(tx, "SELECT id FROM sessions WHERE agent_id = $1", &[&id]).await? {
                 delete_session_in(tx, r.get(0)).await?;
             }
-            tx.execute("DELETE FROM policies WHERE agent_id = $1", &[&id]).await.map_err(map_err)?;
-            tx.execute("DELETE FROM auto_stop_rules WHERE scope = $1", &[&id]).await.map_err(map_err)?;
+            super::super::rows::exec(tx, "DELETE FROM policies WHERE agent_id = $1", &[&id]).await?;
+            super::super::rows::exec(tx, "DELETE FROM auto_stop_rules WHERE scope = $1", &[&id]).await?;
             rows::delete(tx, "agents", id).await?;
             Ok(())
         })
@@ -147,16 +145,15 @@ impl PgStore {
     pub fn disconnect_owner(&self, chain: Chain, address: &str, ctx: &OpCtx) -> Result<(u64, u64), StoreError> {
         let key = owner_key(chain, address);
         self.write(Global::Shared, async |tx| {
-            let ids: Vec<Uuid> = tx
-                .query(
-                    "SELECT id FROM agents WHERE chain = $1 AND owner_key = $2 AND status <> 'TERMINATED' ORDER BY id",
-                    &[&chain.as_str(), &key],
-                )
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let ids: Vec<Uuid> = super::super::rows::all(
+                tx,
+                "SELECT id FROM agents WHERE chain = $1 AND owner_key = $2 AND status <> 'TERMINATED' ORDER BY id",
+                &[&chain.as_str(), &key],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
             if ids.is_empty() {
                 return Err(StoreError::not_found("owners", address));
             }
@@ -175,9 +172,12 @@ impl PgStore {
                 )
                 .await?;
             }
-            tx.execute("DELETE FROM wallet_connections WHERE owner_key = $1 AND chain = $2", &[&key, &chain.as_str()])
-                .await
-                .map_err(map_err)?;
+            super::super::rows::exec(
+                tx,
+                "DELETE FROM wallet_connections WHERE owner_key = $1 AND chain = $2",
+                &[&key, &chain.as_str()],
+            )
+            .await?;
             self.audit(tx, disconnected_event(chain, address, ids.len() as u64, expired, ctx), ctx).await?;
             Ok((ids.len() as u64, expired))
         })
@@ -222,14 +222,13 @@ impl PgStore {
     pub fn created_since(&self, agent: Uuid, since: u64, cap: u64) -> Result<u64, StoreError> {
         let from = Uuid::from_u128(min_uuid_v7_at(since));
         self.read(async |tx| {
-            let row = tx
-                .query_one(
-                    "SELECT count(*) FROM (SELECT 1 FROM transactions
+            let row = super::super::rows::one(
+                tx,
+                "SELECT count(*) FROM (SELECT 1 FROM transactions
                        WHERE agent_id = $1 AND parent_id IS NULL AND id >= $2 LIMIT $3) c",
-                    &[&agent, &from, &(cap as i64)],
-                )
-                .await
-                .map_err(map_err)?;
+                &[&agent, &from, &(cap as i64)],
+            )
+            .await?;
             Ok(row.get::<_, i64>(0) as u64)
         })
     }
@@ -264,7 +263,7 @@ impl PgStore {
     ) -> Result<Amount, StoreError> {
         self.read(async |tx| {
             let mut sum = Amount::ZERO;
-            for r in tx.query(sql, params).await.map_err(map_err)? {
+            for r in super::super::rows::all(tx, sql, params).await? {
                 let a: Amount = r
                     .get::<_, &str>(0)
                     .parse()
@@ -284,16 +283,15 @@ impl PgStore {
         cap: u64,
     ) -> Result<u64, StoreError> {
         self.read(async |tx| {
-            let row = tx
-                .query_one(
-                    "SELECT count(*) FROM (SELECT 1 FROM transactions
+            let row = super::super::rows::one(
+                tx,
+                "SELECT count(*) FROM (SELECT 1 FROM transactions
                        WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'
                          AND tier IS DISTINCT FROM 'APPROVAL' AND record->>'to_address' = $2
                          AND created_at >= $3 LIMIT $4) c",
-                    &[&agent, &to, &(since as i64), &(cap as i64)],
-                )
-                .await
-                .map_err(map_err)?;
+                &[&agent, &to, &(since as i64), &(cap as i64)],
+            )
+            .await?;
             Ok(row.get::<_, i64>(0) as u64)
         })
     }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::super::codec;
 use super::super::codec::to_json;
 use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
-use super::super::{codec, map_err};
 use crate::audit::AuditEvent;
 use crate::db::OpCtx;
 use crate::enums::{AgentStatus, Chain};
@@ -29,7 +29,7 @@ pub(crate) async fn put_agent(tx: &Transaction<'_>, rec: &AgentRecord, new: bool
     } else {
         "UPDATE agents SET record = $2, name_key = $3, owner_key = $4 WHERE id = $1"
     };
-    let n = tx.execute(sql, &[&rec.id, &json, &name, &owner]).await.map_err(map_err)?;
+    let n = super::super::rows::exec(tx, sql, &[&rec.id, &json, &name, &owner]).await?;
     if n == 0 {
         return Err(StoreError::not_found("agents", rec.id));
     }
@@ -39,7 +39,7 @@ pub(crate) async fn put_agent(tx: &Transaction<'_>, rec: &AgentRecord, new: bool
 /// Name and public-key uniqueness among live agents other than `rec` itself.
 async fn check_unique(tx: &Transaction<'_>, rec: &AgentRecord) -> Result<(), StoreError> {
     let clash = |sql: &'static str, key: String, index: &'static str| async move {
-        let row = tx.query_opt(sql, &[&key, &rec.id]).await.map_err(map_err)?;
+        let row = super::super::rows::opt(tx, sql, &[&key, &rec.id]).await?;
         if row.is_some() { Err(StoreError::Unique { index }) } else { Ok(()) }
     };
     clash(
@@ -88,18 +88,13 @@ impl PgStore {
     pub fn agent_activity(&self, now: u64) -> Result<HashMap<Uuid, (u64, u64)>, StoreError> {
         self.read(async |tx| {
             let mut out: HashMap<Uuid, (u64, u64)> = HashMap::new();
-            let live = tx
-                .query(
-                    "SELECT agent_id, count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 GROUP BY agent_id",
-                    &[&(now as i64)],
-                )
-                .await
-                .map_err(map_err)?;
+            let live = super::super::rows::all(tx, "SELECT agent_id, count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 GROUP BY agent_id",
+                    &[&(now as i64)],).await?;
             for r in live {
                 out.entry(r.get(0)).or_default().0 = r.get::<_, i64>(1) as u64;
             }
             let txs =
-                tx.query("SELECT agent_id, count(*) FROM transactions GROUP BY agent_id", &[]).await.map_err(map_err)?;
+                super::super::rows::all(tx, "SELECT agent_id, count(*) FROM transactions GROUP BY agent_id", &[]).await?;
             for r in txs {
                 out.entry(r.get(0)).or_default().1 = r.get::<_, i64>(1) as u64;
             }
@@ -136,7 +131,7 @@ impl PgStore {
     pub fn scan_agents(&self) -> Result<AgentScan, StoreError> {
         self.read(async |tx| {
             let (mut ok, mut bad) = (Vec::new(), Vec::new());
-            for r in tx.query("SELECT id, record::text FROM agents ORDER BY id", &[]).await.map_err(map_err)? {
+            for r in super::super::rows::all(tx, "SELECT id, record::text FROM agents ORDER BY id", &[]).await? {
                 match codec::from_text::<AgentRecord>("agents", r.get(1)) {
                     Ok(a) => ok.push(a),
                     Err(e) => bad.push((r.get(0), e)),

@@ -102,13 +102,15 @@ impl PgStore {
             let n = due.len();
             let expired = self.write(Global::Shared, async |tx| {
                 // Approve and reject hold the agent's lock; so does this pass, in id order.
-                let agents: Vec<Uuid> = tx
-                    .query("SELECT DISTINCT agent_id FROM transactions WHERE id = ANY($1)", &[&due])
-                    .await
-                    .map_err(super::super::map_err)?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let agents: Vec<Uuid> = super::super::rows::all(
+                    tx,
+                    "SELECT DISTINCT agent_id FROM transactions WHERE id = ANY($1)",
+                    &[&due],
+                )
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
                 lock_agents(tx, &agents).await?;
                 let mut done = Vec::new();
                 for id in &due {

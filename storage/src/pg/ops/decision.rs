@@ -8,7 +8,6 @@ use std::cell::Cell;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::super::map_err;
 use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{get_tx, put_approval, transition_in};
@@ -28,15 +27,14 @@ type Evaluate<'a> = Box<dyn FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome,
 /// other than `exclude`, and the oldest creation time among them — answered by the index on
 /// the rows themselves (redb keeps bucket counters instead; the two agree by definition).
 async fn window(tx: &Transaction<'_>, agent: Uuid, from: u64, exclude: Uuid) -> Result<Window, StoreError> {
-    let row = tx
-        .query_one(
-            "SELECT count(*), min(created_at) FROM transactions
+    let row = super::super::rows::one(
+        tx,
+        "SELECT count(*), min(created_at) FROM transactions
              WHERE agent_id = $1 AND parent_id IS NULL AND status NOT IN ('CANCELLED', 'EXPIRED')
                AND created_at >= $2 AND id <> $3",
-            &[&agent, &(from as i64), &exclude],
-        )
-        .await
-        .map_err(map_err)?;
+        &[&agent, &(from as i64), &exclude],
+    )
+    .await?;
     Ok(Window { count: row.get::<_, i64>(0) as u64, oldest: row.get::<_, Option<i64>>(1).map(|t| t as u64) })
 }
 
@@ -94,11 +92,13 @@ async fn snapshot_in(tx: &Transaction<'_>, rec: TransactionRecord, now: u64) -> 
     } else {
         Default::default()
     };
-    let enabled: i64 = tx
-        .query_one("SELECT count(*) FROM notification_channels WHERE (record->>'enabled')::boolean", &[])
-        .await
-        .map_err(map_err)?
-        .get(0);
+    let enabled: i64 = super::super::rows::one(
+        tx,
+        "SELECT count(*) FROM notification_channels WHERE (record->>'enabled')::boolean",
+        &[],
+    )
+    .await?
+    .get(0);
     Ok(DecisionSnapshot {
         now,
         tx: rec,

@@ -9,7 +9,6 @@ use std::time::Instant;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::super::map_err;
 use super::super::rows::{self, set_state};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{active_tx_ids, end_many};
@@ -82,10 +81,8 @@ impl PgStore {
     /// The kill-switch state and the recovery counters, from one snapshot.
     pub fn kill_switch_state(&self) -> Result<KillSwitchState, StoreError> {
         self.read(async |tx| {
-            let all: HashMap<String, Value> = tx
-                .query("SELECT key, value FROM system_state", &[])
-                .await
-                .map_err(map_err)?
+            let all: HashMap<String, Value> = super::super::rows::all(tx, "SELECT key, value FROM system_state", &[])
+                .await?
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();

@@ -4,7 +4,6 @@
 use uuid::Uuid;
 
 use super::super::codec::to_json;
-use super::super::map_err;
 use super::super::rows;
 use super::super::store::{Global, PgStore};
 use crate::audit::AuditEvent;
@@ -43,11 +42,13 @@ impl PgStore {
         self.write(Global::Exclusive, async |tx| {
             let old: ChannelRecord = rows::must_get(tx, "notification_channels", id).await?;
             if old.enabled && change.enabled == Some(false) {
-                let n: i64 = tx
-                    .query_one("SELECT count(*) FROM notification_channels WHERE (record->>'enabled')::boolean", &[])
-                    .await
-                    .map_err(map_err)?
-                    .get(0);
+                let n: i64 = super::super::rows::one(
+                    tx,
+                    "SELECT count(*) FROM notification_channels WHERE (record->>'enabled')::boolean",
+                    &[],
+                )
+                .await?
+                .get(0);
                 refuse_below_min(rule, || Ok(n as u64))?;
             }
             let (new, ev) = channel_changed(&old, change, ctx)?;
@@ -78,11 +79,13 @@ impl PgStore {
     /// Records one health check (not configuration: G shared, row lock).
     pub fn record_channel_health(&self, id: Uuid, healthy: bool, now: u64) -> Result<ChannelRecord, StoreError> {
         self.write(Global::Shared, async |tx| {
-            let row = tx
-                .query_opt("SELECT record::text FROM notification_channels WHERE id = $1 FOR UPDATE", &[&id])
-                .await
-                .map_err(map_err)?
-                .ok_or_else(|| StoreError::not_found("notification_channels", id))?;
+            let row = super::super::rows::opt(
+                tx,
+                "SELECT record::text FROM notification_channels WHERE id = $1 FOR UPDATE",
+                &[&id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("notification_channels", id))?;
             let mut c: ChannelRecord = super::super::codec::from_text("notification_channels", row.get(0))?;
             health_recorded(&mut c, healthy, now);
             rows::update(tx, "notification_channels", id, &c).await?;
@@ -99,21 +102,21 @@ impl PgStore {
     ) -> Result<(), StoreError> {
         self.write(Global::Shared, async |tx| {
             for e in entries {
-                tx.execute(
+                super::super::rows::exec(
+                    tx,
                     "INSERT INTO notification_log (id, record) VALUES ($1, $2)
                      ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
                     &[&e.id, &to_json("notification_log", e)?],
                 )
-                .await
-                .map_err(map_err)?;
+                .await?;
                 if let (NotificationStatus::Delivered, Some(r)) = (e.status, &e.reference_id) {
-                    tx.execute(
+                    super::super::rows::exec(
+                        tx,
                         "INSERT INTO notification_delivered (event, reference_id, log_id) VALUES ($1, $2, $3)
                          ON CONFLICT (event, reference_id) DO UPDATE SET log_id = EXCLUDED.log_id",
                         &[&e.event, r, &e.id],
                     )
-                    .await
-                    .map_err(map_err)?;
+                    .await?;
                 }
             }
             if let Some(ev) = audit.clone() {
@@ -126,14 +129,13 @@ impl PgStore {
     /// Whether `event` for `reference` was ever delivered.
     pub fn was_delivered(&self, event: &str, reference: &str) -> Result<bool, StoreError> {
         self.read(async |tx| {
-            Ok(tx
-                .query_opt(
-                    "SELECT 1 FROM notification_delivered WHERE event = $1 AND reference_id = $2",
-                    &[&event, &reference],
-                )
-                .await
-                .map_err(map_err)?
-                .is_some())
+            Ok(super::super::rows::opt(
+                tx,
+                "SELECT 1 FROM notification_delivered WHERE event = $1 AND reference_id = $2",
+                &[&event, &reference],
+            )
+            .await?
+            .is_some())
         })
     }
 
@@ -167,13 +169,13 @@ impl PgStore {
         let mut total = 0;
         loop {
             let n = self.write(Global::Shared, async |tx| {
-                tx.execute(
+                super::super::rows::exec(
+                    tx,
                     "DELETE FROM notification_log WHERE id IN
                        (SELECT id FROM notification_log WHERE sent_at < $1 ORDER BY id LIMIT 1000)",
                     &[&(before as i64)],
                 )
                 .await
-                .map_err(map_err)
             })?;
             total += n;
             if n < 1000 {
@@ -185,8 +187,7 @@ impl PgStore {
     /// Rows in the notification log.
     pub fn notification_log_len(&self) -> Result<u64, StoreError> {
         self.read(async |tx| {
-            Ok(tx.query_one("SELECT count(*) FROM notification_log", &[]).await.map_err(map_err)?.get::<_, i64>(0)
-                as u64)
+            Ok(super::super::rows::one(tx, "SELECT count(*) FROM notification_log", &[]).await?.get::<_, i64>(0) as u64)
         })
     }
 }

@@ -5,7 +5,6 @@ use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
 use super::super::codec::to_json;
-use super::super::map_err;
 use super::super::rows;
 use super::super::store::{Global, PgStore};
 use crate::audit_events::AuditEventType;
@@ -40,14 +39,13 @@ pub(crate) async fn insert_rule_in(tx: &Transaction<'_>, r: &AutoStopRuleRecord)
     if let Some(agent) = r.agent_id {
         rows::get_agent(tx, agent).await?;
     }
-    let taken = tx
-        .query_opt(
-            "SELECT 1 FROM auto_stop_rules WHERE scope = coalesce($1::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
+    let taken = super::super::rows::opt(
+        tx,
+        "SELECT 1 FROM auto_stop_rules WHERE scope = coalesce($1::uuid, '00000000-0000-0000-0000-000000000000'::uuid)
                AND rule_type = $2",
-            &[&r.agent_id, &r.rule_type.as_str()],
-        )
-        .await
-        .map_err(map_err)?;
+        &[&r.agent_id, &r.rule_type.as_str()],
+    )
+    .await?;
     if taken.is_some() {
         return Err(StoreError::Unique { index: "idx_auto_stop_scope" });
     }
@@ -117,18 +115,18 @@ impl PgStore {
         let key = owner_key(rec.chain, &rec.owner_address);
         let json = to_json("wallet_connections", rec)?;
         self.write(Global::Exclusive, async |tx| {
-            tx.execute(
+            super::super::rows::exec(
+                tx,
                 "DELETE FROM wallet_connections WHERE owner_key = $1 AND chain = $2",
                 &[&key, &rec.chain.as_str()],
             )
-            .await
-            .map_err(map_err)?;
-            tx.execute(
+            .await?;
+            super::super::rows::exec(
+                tx,
                 "INSERT INTO wallet_connections (id, record, owner_key) VALUES ($1, $2, $3)",
                 &[&rec.id, &json, &key],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
             self.audit(tx, connected_event(rec, ctx), ctx).await?;
             Ok(())
         })

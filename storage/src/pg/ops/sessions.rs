@@ -5,7 +5,6 @@
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::super::map_err;
 use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
 use crate::audit::AuditEvent;
@@ -18,19 +17,19 @@ use crate::records::*;
 
 /// Deletes a session; its transactions keep their rows with `session_id` nulled (§4).
 pub(crate) async fn delete_session_in(tx: &Transaction<'_>, id: Uuid) -> Result<(), StoreError> {
-    tx.execute(
+    super::super::rows::exec(
+        tx,
         "UPDATE transactions SET record = jsonb_set(record, '{session_id}', 'null') WHERE session_id = $1",
         &[&id],
     )
-    .await
-    .map_err(map_err)?;
+    .await?;
     rows::delete(tx, "sessions", id).await?;
     Ok(())
 }
 
 /// The agent of a session, without decoding it (to lock before reading).
 async fn agent_of(tx: &Transaction<'_>, id: Uuid) -> Result<Option<Uuid>, StoreError> {
-    Ok(tx.query_opt("SELECT agent_id FROM sessions WHERE id = $1", &[&id]).await.map_err(map_err)?.map(|r| r.get(0)))
+    Ok(super::super::rows::opt(tx, "SELECT agent_id FROM sessions WHERE id = $1", &[&id]).await?.map(|r| r.get(0)))
 }
 
 impl PgStore {
@@ -44,14 +43,13 @@ impl PgStore {
             if agent.status != AgentStatus::Active {
                 return Err(StoreError::conflict(AgentStatus::Active, agent.status));
             }
-            let live: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM sessions WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > $2",
-                    &[&rec.agent_id, &(ctx.now as i64)],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let live: i64 = super::super::rows::one(
+                tx,
+                "SELECT count(*) FROM sessions WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                &[&rec.agent_id, &(ctx.now as i64)],
+            )
+            .await?
+            .get(0);
             let live = live as u64;
             if live >= max_live {
                 return Err(StoreError::Limit { what: "sessions per agent", limit: max_live, current: live });
@@ -60,8 +58,7 @@ impl PgStore {
                 return Err(StoreError::Unique { index: "sessions" });
             }
             let hash = hex::encode(rec.token_hash.0);
-            if tx.query_opt("SELECT 1 FROM sessions WHERE token_hash = $1", &[&hash]).await.map_err(map_err)?.is_some()
-            {
+            if super::super::rows::opt(tx, "SELECT 1 FROM sessions WHERE token_hash = $1", &[&hash]).await?.is_some() {
                 return Err(StoreError::Unique { index: "idx_session_token" });
             }
             rows::insert(tx, "sessions", rec.id, rec).await?;
@@ -142,21 +139,11 @@ impl PgStore {
         let ctx = OpCtx::new("system", now);
         loop {
             let (batch, more) = self.write(Global::Shared, async |tx| {
-                let expired = tx
-                    .query(
-                        "SELECT id, agent_id FROM sessions WHERE expires_at < $1 ORDER BY expires_at, id LIMIT $2",
-                        &[&(now as i64), &BATCH],
-                    )
-                    .await
-                    .map_err(map_err)?;
+                let expired = super::super::rows::all(tx, "SELECT id, agent_id FROM sessions WHERE expires_at < $1 ORDER BY expires_at, id LIMIT $2",
+                        &[&(now as i64), &BATCH],).await?;
                 let room = BATCH - expired.len() as i64;
-                let old_revoked = tx
-                    .query(
-                        "SELECT id FROM sessions WHERE revoked_at < $1 AND expires_at >= $2 ORDER BY revoked_at, id LIMIT $3",
-                        &[&(now.saturating_sub(86_400) as i64), &(now as i64), &room],
-                    )
-                    .await
-                    .map_err(map_err)?;
+                let old_revoked = super::super::rows::all(tx, "SELECT id FROM sessions WHERE revoked_at < $1 AND expires_at >= $2 ORDER BY revoked_at, id LIMIT $3",
+                        &[&(now.saturating_sub(86_400) as i64), &(now as i64), &room],).await?;
                 let mut done = SessionCleanup::default();
                 for r in &expired {
                     let (id, agent): (Uuid, Uuid) = (r.get(0), r.get(1));

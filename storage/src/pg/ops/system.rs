@@ -3,9 +3,9 @@
 use deadpool_postgres::Transaction;
 use serde_json::Value;
 
+use super::super::codec;
 use super::super::rows::{self, get_state, set_state};
 use super::super::store::{Global, PgStore};
-use super::super::{codec, map_err};
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::audit_events::AuditEventType;
 use crate::db::OpCtx;
@@ -44,12 +44,12 @@ impl PgStore {
             set_state(tx, "jwt_secret_current", Value::String(seed.jwt_secret.clone()), now).await?;
             set_state(tx, "kill_switch_status", Value::String(KillSwitchStatus::Normal.as_str().into()), now).await?;
             set_state(tx, "recovery_failed_attempts", Value::from(0u32), now).await?;
-            tx.execute(
+            super::super::rows::exec(
+                tx,
                 "INSERT INTO meta (key, value) VALUES ('created_at', $1) ON CONFLICT (key) DO NOTHING",
                 &[&Value::from(now)],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
             for p in &seed.policies {
                 super::policies::insert_policy_in(tx, p).await?;
             }
@@ -127,13 +127,12 @@ impl PgStore {
     pub fn insert_nonce(&self, nonce: &str, expires_at: u64) -> Result<(), StoreError> {
         codec::to_json("nonces", &nonce)?;
         self.write(Global::Shared, async |tx| {
-            let n = tx
-                .execute(
-                    "INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                    &[&nonce, &(expires_at as i64)],
-                )
-                .await
-                .map_err(map_err)?;
+            let n = super::super::rows::exec(
+                tx,
+                "INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&nonce, &(expires_at as i64)],
+            )
+            .await?;
             if n == 0 {
                 return Err(StoreError::Unique { index: "nonces" });
             }
@@ -144,10 +143,9 @@ impl PgStore {
     /// Consumes a nonce once: `DELETE … RETURNING`, valid only if it had not expired.
     pub fn consume_nonce(&self, nonce: &str, now: u64) -> Result<bool, StoreError> {
         self.write(Global::Shared, async |tx| {
-            let row = tx
-                .query_opt("DELETE FROM nonces WHERE nonce = $1 RETURNING expires_at", &[&nonce])
-                .await
-                .map_err(map_err)?;
+            let row =
+                super::super::rows::opt(tx, "DELETE FROM nonces WHERE nonce = $1 RETURNING expires_at", &[&nonce])
+                    .await?;
             Ok(row.is_some_and(|r| r.get::<_, i64>(0) as u64 > now))
         })
     }
@@ -155,7 +153,7 @@ impl PgStore {
     /// Deletes expired nonces.
     pub fn cleanup_nonces(&self, now: u64) -> Result<u64, StoreError> {
         self.write(Global::Shared, async |tx| {
-            tx.execute("DELETE FROM nonces WHERE expires_at <= $1", &[&(now as i64)]).await.map_err(map_err)
+            super::super::rows::exec(tx, "DELETE FROM nonces WHERE expires_at <= $1", &[&(now as i64)]).await
         })
     }
 

@@ -6,7 +6,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::super::codec::{from_text, to_json};
-use super::super::map_err;
 use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{agent_of, get_tx, insert_tx, transition_in, update_tx};
@@ -57,22 +56,20 @@ impl PgStore {
         check_request(rec, children)?;
         if let Some(claim) = idempotency {
             let record = to_json("idempotency", &new_idempotency(claim, rec, ctx.now))?;
-            let inserted = tx
-                .query_opt(
-                    "INSERT INTO idempotency (agent_id, key, record) VALUES ($1, $2, $3)
+            let inserted = super::super::rows::opt(
+                tx,
+                "INSERT INTO idempotency (agent_id, key, record) VALUES ($1, $2, $3)
                      ON CONFLICT (agent_id, key) DO NOTHING RETURNING 1",
-                    &[&rec.agent_id, &claim.key, &record],
-                )
-                .await
-                .map_err(map_err)?;
+                &[&rec.agent_id, &claim.key, &record],
+            )
+            .await?;
             if inserted.is_none() {
-                let row = tx
-                    .query_one(
-                        "SELECT record::text FROM idempotency WHERE agent_id = $1 AND key = $2",
-                        &[&rec.agent_id, &claim.key],
-                    )
-                    .await
-                    .map_err(map_err)?;
+                let row = super::super::rows::one(
+                    tx,
+                    "SELECT record::text FROM idempotency WHERE agent_id = $1 AND key = $2",
+                    &[&rec.agent_id, &claim.key],
+                )
+                .await?;
                 return Ok(RecordOutcome::Existing(from_text("idempotency", row.get(0))?));
             }
         }
@@ -238,24 +235,23 @@ impl PgStore {
         now: u64,
     ) -> Result<(), StoreError> {
         self.write(Global::Shared, async |tx| {
-            let row = tx
-                .query_opt(
-                    "SELECT record::text FROM idempotency WHERE agent_id = $1 AND key = $2 FOR UPDATE",
-                    &[&agent, &key],
-                )
-                .await
-                .map_err(map_err)?
-                .ok_or_else(|| StoreError::not_found("idempotency", key))?;
+            let row = super::super::rows::opt(
+                tx,
+                "SELECT record::text FROM idempotency WHERE agent_id = $1 AND key = $2 FOR UPDATE",
+                &[&agent, &key],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("idempotency", key))?;
             let mut rec: IdempotencyRecord = from_text("idempotency", row.get(0))?;
             rec.completed_at = Some(now);
             rec.response_status = Some(status);
             rec.response_body = Some(body.clone());
-            tx.execute(
+            super::super::rows::exec(
+                tx,
                 "UPDATE idempotency SET record = $3 WHERE agent_id = $1 AND key = $2",
                 &[&agent, &key, &to_json("idempotency", &rec)?],
             )
-            .await
-            .map_err(map_err)?;
+            .await?;
             Ok(())
         })
     }
@@ -263,7 +259,7 @@ impl PgStore {
     /// Deletes idempotency records created before `before`.
     pub fn cleanup_idempotency(&self, before: u64) -> Result<u64, StoreError> {
         self.write(Global::Shared, async |tx| {
-            tx.execute("DELETE FROM idempotency WHERE created_at < $1", &[&(before as i64)]).await.map_err(map_err)
+            super::super::rows::exec(tx, "DELETE FROM idempotency WHERE created_at < $1", &[&(before as i64)]).await
         })
     }
 }

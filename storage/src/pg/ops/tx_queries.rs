@@ -3,7 +3,6 @@
 
 use uuid::Uuid;
 
-use super::super::map_err;
 use super::super::rows;
 use super::super::store::PgStore;
 use crate::enums::{Tier, TxStatus};
@@ -125,14 +124,13 @@ impl PgStore {
     /// How many rows wait in the DELAY and in the APPROVAL queue.
     pub fn queued_by_tier(&self) -> Result<[(Tier, u64); 2], StoreError> {
         self.read(async |tx| {
-            let row = tx
-                .query_one(
-                    "SELECT count(*) FILTER (WHERE tier = 'DELAY'), count(*) FILTER (WHERE tier = 'APPROVAL')
+            let row = super::super::rows::one(
+                tx,
+                "SELECT count(*) FILTER (WHERE tier = 'DELAY'), count(*) FILTER (WHERE tier = 'APPROVAL')
                      FROM transactions WHERE status = 'QUEUED' AND parent_id IS NULL AND queue_expires_at IS NOT NULL",
-                    &[],
-                )
-                .await
-                .map_err(map_err)?;
+                &[],
+            )
+            .await?;
             Ok([(Tier::Delay, row.get::<_, i64>(0) as u64), (Tier::Approval, row.get::<_, i64>(1) as u64)])
         })
     }
@@ -143,14 +141,13 @@ impl PgStore {
             return Ok(Vec::new());
         }
         self.read(async |tx| {
-            let rows = tx
-                .query(
-                    "SELECT id FROM transactions WHERE status = 'QUEUED' AND tier = $1 AND parent_id IS NULL
+            let rows = super::super::rows::all(
+                tx,
+                "SELECT id FROM transactions WHERE status = 'QUEUED' AND tier = $1 AND parent_id IS NULL
                        AND queue_expires_at <= $2 ORDER BY queue_expires_at, id LIMIT $3",
-                    &[&tier.as_str(), &(now as i64), &super::super::rows::sql_limit(limit)],
-                )
-                .await
-                .map_err(map_err)?;
+                &[&tier.as_str(), &(now as i64), &super::super::rows::sql_limit(limit)],
+            )
+            .await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -158,15 +155,14 @@ impl PgStore {
     /// Transaction and session counts at `now`, from one snapshot.
     pub fn status_counts(&self, now: u64) -> Result<StatusCounts, StoreError> {
         self.read(async |tx| {
-            let row = tx
-                .query_one(
-                    "SELECT count(*) FILTER (WHERE status = 'PENDING'), count(*) FILTER (WHERE status = 'QUEUED'),
+            let row = super::super::rows::one(
+                tx,
+                "SELECT count(*) FILTER (WHERE status = 'PENDING'), count(*) FILTER (WHERE status = 'QUEUED'),
                             count(*) FILTER (WHERE status = 'EXECUTING'), count(*) FILTER (WHERE status = 'SUBMITTED')
                      FROM transactions WHERE parent_id IS NULL",
-                    &[],
-                )
-                .await
-                .map_err(map_err)?;
+                &[],
+            )
+            .await?;
             let n = |i: usize| row.get::<_, i64>(i) as u64;
             let last: Option<TransactionRecord> = rows::query(
                 tx,
@@ -176,14 +172,13 @@ impl PgStore {
             )
             .await?
             .pop();
-            let live: i64 = tx
-                .query_one(
-                    "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
-                    &[&(now as i64)],
-                )
-                .await
-                .map_err(map_err)?
-                .get(0);
+            let live: i64 = super::super::rows::one(
+                tx,
+                "SELECT count(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1",
+                &[&(now as i64)],
+            )
+            .await?
+            .get(0);
             Ok(StatusCounts {
                 pending: n(0),
                 queued: n(1),

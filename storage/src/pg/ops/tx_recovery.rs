@@ -4,7 +4,6 @@
 
 use uuid::Uuid;
 
-use super::super::map_err;
 use super::super::rows::lock_agents;
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{get_tx, transition_in};
@@ -48,7 +47,7 @@ impl PgStore {
         let mut after = Uuid::nil();
         loop {
             let (done, last) = self.write(Global::Shared, async |tx| {
-                let rows = tx.query(&sql, &[&after, &BATCH]).await.map_err(map_err)?;
+                let rows = super::super::rows::all(tx, &sql, &[&after, &BATCH]).await?;
                 let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
                 let agents: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
                 lock_agents(tx, &agents).await?;
