@@ -185,6 +185,13 @@ fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_
     assert_eq!(sb["reasons"], serde_json::json!(["standby"]), "{sb}");
     assert_eq!(sb["role"], "standby");
 
+    // SIWE nonces live in the shared database, whatever `[security].nonce_storage` says: the
+    // one the leader issues is a row every replica reads.
+    let (status, issued) = leader.get("/v1/nonce").unwrap();
+    assert_eq!(status, 200, "{issued}");
+    let nonce = issued["nonce"].as_str().unwrap();
+    assert_eq!(db.sql(&format!("SELECT count(*) FROM nonces WHERE nonce = '{nonce}'")), "1");
+
     // The standby refuses a send before authentication and writes nothing.
     let audit_before = db.sql("SELECT count(*) FROM audit_log");
     let r = reqwest::blocking::Client::new()

@@ -171,7 +171,9 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
             (store, ks, jwt, Some(ha))
         }
     };
-    let nonces = if config.security.nonce_storage_redb {
+    // Under PostgreSQL the SIWE nonces always live in the shared database (13-postgres-ha.md §2):
+    // a nonce one replica issued must be accepted, once, by the one that leads after it.
+    let nonces = if config.security.nonce_storage_redb || ha.is_some() {
         NonceStore::redb(config.security.nonce_cache_ttl)
     } else {
         NonceStore::memory(config.security.nonce_cache_max, config.security.nonce_cache_ttl)
