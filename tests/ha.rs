@@ -152,6 +152,23 @@ impl Drop for Replica {
     }
 }
 
+/// A migrated database, replica `a` leading and replica `b` started as its standby.
+fn a_leads_b_waits() -> (FreshDb, Replica, Replica) {
+    let db = FreshDb::new();
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    let mut a = Replica::init(&db.url, "replica-a");
+    let mut b = Replica::init(&db.url, "replica-b");
+    a.start();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ready(&a).0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "a never led: {}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b.start();
+    (db, a, b)
+}
+
 /// The (status, body) of `/ready`, waiting until some replica answers.
 fn ready(r: &Replica) -> (u16, Value) {
     r.get("/ready").unwrap_or_else(|| panic!("{} does not answer: {}", r.id, r.log()))
@@ -239,18 +256,7 @@ fn two_replicas_on_one_database_have_exactly_one_leader_and_the_standby_refuses_
 // ACC-306.
 #[test]
 fn after_kill_9_of_the_leader_the_standby_leads_within_five_seconds() {
-    let db = FreshDb::new();
-    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
-    assert_eq!(code, Some(0), "{all}");
-    let mut a = Replica::init(&db.url, "replica-a");
-    let mut b = Replica::init(&db.url, "replica-b");
-    a.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ready(&a).0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "a never led: {}", a.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    b.start();
+    let (db, mut a, b) = a_leads_b_waits();
     assert_eq!(ready(&b).0, 503);
     let epoch_before: u64 = db.sql("SELECT epoch FROM leader").parse().unwrap();
 
@@ -355,18 +361,7 @@ async fn a_held_agent_lock_times_out_that_agent_alone() {
 // back; the standby takes over at its next poll.
 #[test]
 fn a_gracefully_stopped_leader_hands_over_at_the_next_poll() {
-    let db = FreshDb::new();
-    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
-    assert_eq!(code, Some(0), "{all}");
-    let mut a = Replica::init(&db.url, "replica-a");
-    let mut b = Replica::init(&db.url, "replica-b");
-    a.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ready(&a).0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "a never led: {}", a.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    b.start();
+    let (db, mut a, b) = a_leads_b_waits();
     let mut child = a.child.take().unwrap();
     crate::support::signal(child.id(), "TERM");
     let stopped = std::time::Instant::now();

@@ -11,7 +11,7 @@
 //! unfinished rows are the next leader's recovery's job; nothing it signed without a committed
 //! checkpoint can reach the chain, because the checkpoint is fenced.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,6 @@ pub(crate) struct Leadership {
     standby: AtomicBool,
     role: Mutex<Role>,
     first_takeover_done: AtomicBool,
-    /// Milliseconds the last takeover took (logged and shown in `/health`).
-    last_takeover_ms: AtomicU64,
     /// The election connection (PostgreSQL), for the release at a graceful shutdown.
     #[cfg(feature = "postgres")]
     election: std::sync::OnceLock<Arc<waiaas_storage::pg::election::Election>>,
@@ -52,7 +50,6 @@ impl Leadership {
             standby: AtomicBool::new(false),
             role: Mutex::new(Role::Single),
             first_takeover_done: AtomicBool::new(true),
-            last_takeover_ms: AtomicU64::new(0),
             #[cfg(feature = "postgres")]
             election: std::sync::OnceLock::new(),
         }
@@ -65,7 +62,6 @@ impl Leadership {
             standby: AtomicBool::new(true),
             role: Mutex::new(Role::Standby { leader: None, epoch: 0 }),
             first_takeover_done: AtomicBool::new(false),
-            last_takeover_ms: AtomicU64::new(0),
             #[cfg(feature = "postgres")]
             election: std::sync::OnceLock::new(),
         }
@@ -152,7 +148,6 @@ mod pg {
         }
         lead.set(Role::Leader { epoch });
         let ms = started.elapsed().as_millis() as u64;
-        lead.last_takeover_ms.store(ms, Ordering::Relaxed);
         tracing::warn!("Leader (epoch {epoch}) after {ms} ms");
         println!("Leader (epoch {epoch}) after {ms} ms");
         Ok(epoch)

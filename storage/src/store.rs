@@ -147,6 +147,51 @@ impl Store {
         }
     }
 
+    /// A page of the top-level transactions of several agents (one owner's, in the console),
+    /// merged by id — UUID v7, so by creation time — newest first when `desc`. Returns the rows
+    /// and whether more exist. Each agent's page is read on its own (a read is a snapshot; the
+    /// page is for display). Built on [`StoreOps::list_transactions`], so every engine agrees.
+    pub fn list_transactions_of(
+        &self,
+        agents: &[Uuid],
+        status: Option<TxStatus>,
+        cursor: Option<Uuid>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<(Vec<TransactionRecord>, bool), StoreError> {
+        let mut all = Vec::new();
+        let mut more = false;
+        for a in agents {
+            let (rows, m) = self.list_transactions(*a, status, cursor, limit, desc)?;
+            more |= m;
+            all.extend(rows);
+        }
+        all.sort_by_key(|r| r.id);
+        if desc {
+            all.reverse();
+        }
+        if all.len() > limit {
+            all.truncate(limit);
+            more = true;
+        }
+        Ok((all, more))
+    }
+
+    /// Non-terminated agents whose owner is `address` on `chain` (the owner scope, less the
+    /// terminated).
+    pub fn agents_owned_by(&self, chain: Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
+        let mut out = self.owner_scope(chain, address)?;
+        out.retain(|a| a.status != AgentStatus::Terminated);
+        Ok(out)
+    }
+
+    /// `DELETE /v1/owner/notification-channels/:id`: disables the channel under the
+    /// minimum-channels rule (see [`StoreOps::update_channel`]). Channels are never physically
+    /// deleted.
+    pub fn disable_channel(&self, id: Uuid, rule: MinChannels, ctx: &OpCtx) -> Result<ChannelRecord, StoreError> {
+        self.update_channel(id, &ChannelChange { enabled: Some(false), ..ChannelChange::default() }, rule, ctx)
+    }
+
     /// The engine's name as `/health` and `waiaas status` show it.
     pub fn backend_name(&self) -> &'static str {
         match self {
@@ -179,7 +224,6 @@ store_ops! {
     fn find_agent_by_name(&self, name: &str) -> Result<Option<AgentRecord>, StoreError>;
     fn list_agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
     fn scan_agents(&self) -> Result<AgentScan, StoreError>;
-    fn agents_owned_by(&self, chain: Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError>;
     fn owner_scope(&self, chain: Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError>;
     fn update_agent_name(&self, id: Uuid, name: &str, ctx: &OpCtx) -> Result<AgentRecord, StoreError>;
     fn set_agent_status(&self, id: Uuid, expected: AgentStatus, new_status: AgentStatus, reason: Option<String>, ctx: &OpCtx) -> Result<AgentRecord, StoreError>;
@@ -218,7 +262,6 @@ store_ops! {
     // notify
     fn insert_channel(&self, c: &ChannelRecord, ctx: &OpCtx) -> Result<(), StoreError>;
     fn update_channel(&self, id: Uuid, change: &ChannelChange, rule: MinChannels, ctx: &OpCtx) -> Result<ChannelRecord, StoreError>;
-    fn disable_channel(&self, id: Uuid, rule: MinChannels, ctx: &OpCtx) -> Result<ChannelRecord, StoreError>;
     fn get_channel(&self, id: Uuid) -> Result<Option<ChannelRecord>, StoreError>;
     fn list_channels(&self) -> Result<Vec<ChannelRecord>, StoreError>;
     fn record_channel_health(&self, id: Uuid, healthy: bool, now: u64) -> Result<ChannelRecord, StoreError>;
@@ -276,7 +319,6 @@ store_ops! {
     fn get_transaction(&self, id: Uuid) -> Result<Option<TransactionRecord>, StoreError>;
     fn batch_children(&self, parent: Uuid) -> Result<Vec<TransactionRecord>, StoreError>;
     fn list_transactions(&self, agent: Uuid, status: Option<TxStatus>, cursor: Option<Uuid>, limit: usize, desc: bool) -> Result<(Vec<TransactionRecord>, bool), StoreError>;
-    fn list_transactions_of(&self, agents: &[Uuid], status: Option<TxStatus>, cursor: Option<Uuid>, limit: usize, desc: bool) -> Result<(Vec<TransactionRecord>, bool), StoreError>;
     fn confirmed_to_before(&self, agent: Uuid, to: &str, before: Uuid) -> Result<bool, StoreError>;
     fn queued_by_tier(&self) -> Result<[(Tier, u64); 2], StoreError>;
     fn due_rows(&self, tier: Tier, now: u64, limit: usize) -> Result<Vec<Uuid>, StoreError>;

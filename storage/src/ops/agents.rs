@@ -333,13 +333,6 @@ impl RedbStore {
         })
     }
 
-    /// Non-terminated agents whose owner is `address` on `chain`.
-    pub fn agents_owned_by(&self, chain: crate::enums::Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
-        let mut out = self.owner_scope(chain, address)?;
-        out.retain(|a| a.status != AgentStatus::Terminated);
-        Ok(out)
-    }
-
     /// Every agent on `chain` whose current owner is `address` (EVM case-insensitive), the
     /// terminated included, oldest first: what an owner-console token may see
     /// (11-owner-console.md §3.2), re-read on every request.

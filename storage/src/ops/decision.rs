@@ -59,6 +59,39 @@ pub struct DecisionSnapshot {
     pub enabled_channels: u64,
 }
 
+/// What the snapshot adds up over the agent's other active rows (every engine).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    /// The session's other non-terminal rows.
+    pub(crate) in_flight: u64,
+    /// Their reservations.
+    pub(crate) reserved: Amount,
+    /// The agent's QUEUED DELAY/APPROVAL rows.
+    pub(crate) queued_pending: u64,
+    /// The earliest `queue_expires_at` among them.
+    pub(crate) queued_ends_at: Option<u64>,
+}
+
+impl InFlight {
+    /// Counts `t`, an active row of the agent of `rec` other than `rec` itself.
+    pub(crate) fn add(&mut self, rec: &TransactionRecord, t: &TransactionRecord) -> Result<(), StoreError> {
+        if rec.session_id.is_some() && t.session_id == rec.session_id {
+            self.in_flight += 1;
+            if let Some(r) = t.reserved_amount {
+                self.reserved =
+                    self.reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
+            }
+        }
+        if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
+            self.queued_pending += 1;
+            if let Some(end) = t.queue_expires_at {
+                self.queued_ends_at = Some(self.queued_ends_at.map_or(end, |e| e.min(end)));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What [`RedbStore::record_and_decide`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
@@ -309,26 +342,13 @@ impl RedbStore {
         };
         // The session's in-flight rows and the agent's queued ones, from the agent's active
         // index: a few rows, however long the agent's history.
-        let (mut in_flight, mut reserved, mut queued_pending) = (0u64, Amount::ZERO, 0u64);
-        let mut queued_ends_at: Option<u64> = None;
+        let mut figures = InFlight::default();
         for tid in rows::active_tx_ids(tx, agent.id)? {
-            if tid == rec.id {
-                continue;
-            }
-            let t = rows::get_tx(tx, tid)?;
-            if rec.session_id.is_some() && t.session_id == rec.session_id {
-                in_flight += 1;
-                if let Some(r) = t.reserved_amount {
-                    reserved = reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
-                }
-            }
-            if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
-                queued_pending += 1;
-                if let Some(end) = t.queue_expires_at {
-                    queued_ends_at = Some(queued_ends_at.map_or(end, |e| e.min(end)));
-                }
+            if tid != rec.id {
+                figures.add(&rec, &rows::get_tx(tx, tid)?)?;
             }
         }
+        let InFlight { in_flight, reserved, queued_pending, queued_ends_at } = figures;
         // The request being decided is stored (and counted) unless this is a dry run.
         let exclude = stored.then_some(rec.created_at);
         let (hour, day) = if policies.iter().any(|p| p.policy_type == PolicyType::RateLimit) {

@@ -191,13 +191,6 @@ impl RedbStore {
         })
     }
 
-    /// `DELETE /v1/owner/notification-channels/:id`: disables the channel under the
-    /// minimum-channels rule (see [`update_channel`](Self::update_channel)). Channels are never
-    /// physically deleted.
-    pub fn disable_channel(&self, id: Uuid, rule: MinChannels, ctx: &OpCtx) -> Result<ChannelRecord, StoreError> {
-        self.update_channel(id, &ChannelChange { enabled: Some(false), ..ChannelChange::default() }, rule, ctx)
-    }
-
     /// One channel.
     pub fn get_channel(&self, id: Uuid) -> Result<Option<ChannelRecord>, StoreError> {
         self.read(|tx| rows::get(&tx.open_table(NOTIFICATION_CHANNELS)?, "notification_channels", id))

@@ -111,6 +111,14 @@ pub enum ClaimOutcome {
     AgentInactive(&'static str),
 }
 
+/// `fail_transaction` is for rows that have not reached the chain.
+pub(crate) fn check_failable(from: TxStatus) -> Result<(), StoreError> {
+    if !matches!(from, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing) {
+        return Err(StoreError::Invariant("fail_transaction is for rows that have not reached the chain"));
+    }
+    Ok(())
+}
+
 /// What a new request must look like: PENDING, its children pointing at it.
 pub(crate) fn check_request(rec: &TransactionRecord, children: &[TransactionRecord]) -> Result<(), StoreError> {
     if rec.status != TxStatus::Pending || children.iter().any(|c| c.parent_id != Some(rec.id)) {
@@ -318,9 +326,7 @@ impl RedbStore {
         failure: &TxFailure,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        if !matches!(from, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing) {
-            return Err(StoreError::Invariant("fail_transaction is for rows that have not reached the chain"));
-        }
+        check_failable(from)?;
         self.write(|tx| {
             let rec = transition_in(tx, id, from, TxStatus::Failed, TxPatch::error(failure.error.clone()), ctx.now)?;
             self.audit(tx, failure.event(&rec, &ctx.actor), ctx)?;

@@ -107,36 +107,6 @@ impl RedbStore {
         })
     }
 
-    /// A page of the top-level transactions of several agents (one owner's, in the console),
-    /// merged by id — UUID v7, so by creation time — newest first when `desc`. Returns the rows
-    /// and whether more exist. Each agent's page is read on its own (a read is a snapshot; the
-    /// page is for display).
-    pub fn list_transactions_of(
-        &self,
-        agents: &[Uuid],
-        status: Option<TxStatus>,
-        cursor: Option<Uuid>,
-        limit: usize,
-        desc: bool,
-    ) -> Result<(Vec<TransactionRecord>, bool), StoreError> {
-        let mut all = Vec::new();
-        let mut more = false;
-        for a in agents {
-            let (rows, m) = self.list_transactions(*a, status, cursor, limit, desc)?;
-            more |= m;
-            all.extend(rows);
-        }
-        all.sort_by_key(|r| r.id);
-        if desc {
-            all.reverse();
-        }
-        if all.len() > limit {
-            all.truncate(limit);
-            more = true;
-        }
-        Ok((all, more))
-    }
-
     /// Whether `agent` has a CONFIRMED top-level row to `to` created before `before` (an
     /// earlier id): the console's "new recipient" badge is its negation. EVM addresses compare
     /// case-insensitively.

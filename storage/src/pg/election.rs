@@ -88,9 +88,4 @@ impl Election {
     pub async fn leader(&self) -> Result<Leader, StoreError> {
         Ok(read_status(&self.client).await?.0)
     }
-
-    /// This replica's id.
-    pub fn replica_id(&self) -> &str {
-        &self.replica_id
-    }
 }

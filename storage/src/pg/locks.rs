@@ -27,11 +27,6 @@ pub fn agent(id: Uuid) -> (i32, i32) {
     (C + 5, fold(id))
 }
 
-/// The lock of one policy (a cross-agent cumulative policy; none exists yet).
-pub fn policy(id: Uuid) -> (i32, i32) {
-    (C + 6, fold(id))
-}
-
 fn fold(id: Uuid) -> i32 {
     let b = id.as_bytes();
     (0..4).fold(0i32, |acc, w| acc ^ i32::from_be_bytes([b[4 * w], b[4 * w + 1], b[4 * w + 2], b[4 * w + 3]]))
@@ -43,10 +38,10 @@ mod tests {
 
     #[test]
     fn classes_are_distinct_and_keys_fold_every_word() {
-        let classes = [LEADER.0, replica("a").0, MIGRATE.0, GLOBAL.0, agent(Uuid::nil()).0, policy(Uuid::nil()).0];
+        let classes = [LEADER.0, replica("a").0, MIGRATE.0, GLOBAL.0, agent(Uuid::nil()).0];
         let mut sorted = classes.to_vec();
         sorted.dedup();
-        assert_eq!(sorted.len(), 6);
+        assert_eq!(sorted.len(), 5);
         assert_eq!(agent(Uuid::nil()).1, 0);
         // Changing any one word changes the key.
         for w in 0..4 {

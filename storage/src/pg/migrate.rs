@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
-use tokio_postgres::error::SqlState;
 
 use super::locks;
 use crate::error::{SchemaError, StoreError};
@@ -226,12 +225,6 @@ async fn apply(client: &mut Client, m: &Migration, now: u64) -> Result<(), tokio
     )
     .await?;
     tx.commit().await
-}
-
-/// Whether an error is PostgreSQL saying a relation does not exist (a database without the
-/// schema, read by `db status`).
-pub fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNDEFINED_TABLE)
 }
 
 #[cfg(test)]

@@ -31,8 +31,4 @@ mod txrows;
 pub use connect::PgOptions;
 pub use store::PgStore;
 
-/// How many operations the PostgreSQL engine still lacks (the daemon refuses it until 0).
-pub fn pending_operations() -> &'static [&'static str] {
-    pending::PENDING
-}
 pub(crate) use sqlerr::map as map_err;

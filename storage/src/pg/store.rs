@@ -101,11 +101,6 @@ impl PgStore {
         Ok(store)
     }
 
-    /// The options this store connected with (the URL only redacted in `Debug`).
-    pub fn options(&self) -> &PgOptions {
-        &self.opts
-    }
-
     /// This replica's leader epoch (0 = standby).
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)

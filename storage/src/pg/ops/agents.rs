@@ -141,13 +141,6 @@ impl PgStore {
         })
     }
 
-    /// Non-terminated agents whose owner is `address` on `chain`.
-    pub fn agents_owned_by(&self, chain: Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
-        let mut out = self.owner_scope(chain, address)?;
-        out.retain(|a| a.status != AgentStatus::Terminated);
-        Ok(out)
-    }
-
     /// Every agent on `chain` whose current owner is `address`, oldest first.
     pub fn owner_scope(&self, chain: Chain, address: &str) -> Result<Vec<AgentRecord>, StoreError> {
         let key = owner_key(chain, address);

@@ -12,12 +12,11 @@ use super::super::rows::{self, lock_agent};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{get_tx, put_approval, transition_in};
 use super::tx_lifecycle::require_normal;
-use crate::amount::Amount;
 use crate::db::OpCtx;
-use crate::enums::{PolicyType, Tier, TxStatus};
+use crate::enums::{PolicyType, TxStatus};
 use crate::error::StoreError;
 use crate::in_tx::{IdempotencyClaim, RecordOutcome, TxPatch};
-use crate::ops::decision::{DecisionOutcome, DecisionSnapshot, Plan, Recorded, plan};
+use crate::ops::decision::{DecisionOutcome, DecisionSnapshot, InFlight, Plan, Recorded, plan};
 use crate::rate::Window;
 use crate::records::*;
 
@@ -68,22 +67,11 @@ async fn snapshot_in(tx: &Transaction<'_>, rec: TransactionRecord, now: u64) -> 
         &[&agent.id, &rec.id],
     )
     .await?;
-    let (mut in_flight, mut reserved, mut queued_pending) = (0u64, Amount::ZERO, 0u64);
-    let mut queued_ends_at: Option<u64> = None;
+    let mut figures = InFlight::default();
     for t in &active {
-        if rec.session_id.is_some() && t.session_id == rec.session_id {
-            in_flight += 1;
-            if let Some(r) = t.reserved_amount {
-                reserved = reserved.checked_add(r).map_err(|_| StoreError::Invariant("reservation overflow"))?;
-            }
-        }
-        if t.status == TxStatus::Queued && matches!(t.tier, Some(Tier::Delay | Tier::Approval)) {
-            queued_pending += 1;
-            if let Some(end) = t.queue_expires_at {
-                queued_ends_at = Some(queued_ends_at.map_or(end, |e| e.min(end)));
-            }
-        }
+        figures.add(&rec, t)?;
     }
+    let InFlight { in_flight, reserved, queued_pending, queued_ends_at } = figures;
     let (rate_1h, rate_24h) = if policies.iter().any(|p| p.policy_type == PolicyType::RateLimit) {
         (
             window(tx, agent.id, now.saturating_sub(3600), rec.id).await?,

@@ -58,11 +58,6 @@ impl PgStore {
         })
     }
 
-    /// Disables a channel under the minimum-channels rule.
-    pub fn disable_channel(&self, id: Uuid, rule: MinChannels, ctx: &OpCtx) -> Result<ChannelRecord, StoreError> {
-        self.update_channel(id, &ChannelChange { enabled: Some(false), ..ChannelChange::default() }, rule, ctx)
-    }
-
     /// One channel.
     pub fn get_channel(&self, id: Uuid) -> Result<Option<ChannelRecord>, StoreError> {
         self.read(async |tx| rows::get(tx, "notification_channels", id).await)

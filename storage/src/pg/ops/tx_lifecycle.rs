@@ -17,8 +17,8 @@ use crate::error::StoreError;
 use crate::in_tx::{IdempotencyClaim, RecordOutcome, TxFailure, TxPatch};
 use crate::ops::tx_lifecycle::{
     Broadcast, ChainOutcome, Checkpoint, ClaimOutcome, broadcast_change, chain_end, chain_end_event, check_checkpoint,
-    check_request, checkpointed, confirm_patch, confirmed_event, inactive_code, new_idempotency, requested_event,
-    with_usage,
+    check_failable, check_request, checkpointed, confirm_patch, confirmed_event, inactive_code, new_idempotency,
+    requested_event, with_usage,
 };
 use crate::records::*;
 
@@ -89,9 +89,7 @@ impl PgStore {
         failure: &TxFailure,
         ctx: &OpCtx,
     ) -> Result<TransactionRecord, StoreError> {
-        if !matches!(from, TxStatus::Pending | TxStatus::Queued | TxStatus::Executing) {
-            return Err(StoreError::Invariant("fail_transaction is for rows that have not reached the chain"));
-        }
+        check_failable(from)?;
         self.write(Global::Shared, async |tx| {
             let rec =
                 transition_in(tx, id, from, TxStatus::Failed, TxPatch::error(failure.error.clone()), ctx.now).await?;

@@ -76,33 +76,6 @@ impl PgStore {
         Ok((out, more))
     }
 
-    /// A page over several agents, merged by id.
-    pub fn list_transactions_of(
-        &self,
-        agents: &[Uuid],
-        status: Option<TxStatus>,
-        cursor: Option<Uuid>,
-        limit: usize,
-        desc: bool,
-    ) -> Result<(Vec<TransactionRecord>, bool), StoreError> {
-        let mut all = Vec::new();
-        let mut more = false;
-        for a in agents {
-            let (rows, m) = self.list_transactions(*a, status, cursor, limit, desc)?;
-            more |= m;
-            all.extend(rows);
-        }
-        all.sort_by_key(|r| r.id);
-        if desc {
-            all.reverse();
-        }
-        if all.len() > limit {
-            all.truncate(limit);
-            more = true;
-        }
-        Ok((all, more))
-    }
-
     /// Whether `agent` has a CONFIRMED top-level row to `to` created before `before`.
     pub fn confirmed_to_before(&self, agent: Uuid, to: &str, before: Uuid) -> Result<bool, StoreError> {
         let rows: Vec<TransactionRecord> = self.read(async |tx| {
