@@ -10,8 +10,7 @@
 //!
 //! None of them lets a redb transaction span an `.await` (02-storage.md §1): each runs to its
 //! end inside one synchronous closure. Under PostgreSQL every call is a round trip to the
-//! server: writes always take a blocking thread (the engine reports its write slot busy) and
-//! reads run in `block_in_place`.
+//! server: writes always take a blocking thread and reads run in `block_in_place`.
 
 use std::sync::Arc;
 
@@ -62,6 +61,10 @@ impl Db {
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        if self.0.write_slot_busy() { self.call(f).await } else { f(&self.0) }
+        // Only redb can commit without waiting; a PostgreSQL call is a round trip to the server.
+        match self.0.redb() {
+            Some(redb) if !redb.write_slot_busy() => f(&self.0),
+            _ => self.call(f).await,
+        }
     }
 }

@@ -207,7 +207,6 @@ store_ops! {
     fn size_bytes(&self) -> u64;
     fn set_dev_mode(&self, on: bool) -> ();
     fn sync(&self) -> Result<(), StoreError>;
-    fn write_slot_busy(&self) -> bool;
     fn has_lazy_commits(&self) -> bool;
     fn sequence(&self) -> (u64, u64);
     fn commits(&self) -> u64;

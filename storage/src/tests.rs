@@ -1270,7 +1270,7 @@ fn kill_switch_activation_cascades_once_and_leaves_executing_rows() {
 fn the_write_slot_is_busy_exactly_while_a_writer_holds_or_waits_for_it() {
     let (_dir, store) = temp_store();
     let store = Arc::new(store);
-    assert!(!store.write_slot_busy());
+    assert!(!store.engine().write_slot_busy());
     let (inside, release) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let (s, i, r) = (store.clone(), inside.clone(), release.clone());
     let writer = std::thread::spawn(move || {
@@ -1281,15 +1281,15 @@ fn the_write_slot_is_busy_exactly_while_a_writer_holds_or_waits_for_it() {
         })
     });
     inside.wait();
-    assert!(store.write_slot_busy(), "a writer holds the slot");
+    assert!(store.engine().write_slot_busy(), "a writer holds the slot");
     release.wait();
     writer.join().unwrap().unwrap();
-    assert!(!store.write_slot_busy());
+    assert!(!store.engine().write_slot_busy());
     assert!(store.has_lazy_commits(), "the lazy commit is not durable yet");
     let failed: Result<(), StoreError> =
         store.engine().write_with(Commit::Lazy, |_tx| Err(StoreError::Invariant("planted failure")));
     assert!(failed.is_err());
-    assert!(!store.write_slot_busy(), "an aborted write gives the slot back");
+    assert!(!store.engine().write_slot_busy(), "an aborted write gives the slot back");
     store.sync().unwrap();
     assert!(!store.has_lazy_commits());
 }

@@ -268,7 +268,7 @@ impl RedbStore {
             if let Some(k) = rec.owner_key() {
                 tx.open_table(IDX_AGENT_OWNER)?.insert((k.as_str(), rec.id.as_u128()), ())?;
             }
-            for ev in creation_events(rec, extra.clone(), ctx) {
+            for ev in creation_events(rec, extra, ctx) {
                 self.audit(tx, ev, ctx)?;
             }
             Ok(())

@@ -302,12 +302,6 @@ impl PgStore {
         Ok(())
     }
 
-    /// Always true: a caller must not block an async thread on a PostgreSQL round trip, so the
-    /// daemon runs every call on a blocking thread.
-    pub fn write_slot_busy(&self) -> bool {
-        true
-    }
-
     /// No lazy commits on PostgreSQL.
     pub fn has_lazy_commits(&self) -> bool {
         false
