@@ -6,6 +6,8 @@
 # Usage: scripts/pg-cluster.sh start DIR   initialise and start a cluster in DIR (created, empty);
 #                                          prints its URL, also written to DIR/url
 #        scripts/pg-cluster.sh stop DIR    stop it (immediate) and delete DIR
+#        scripts/pg-cluster.sh down DIR    stop it the way an operator does (`-m fast`), keep DIR
+#        scripts/pg-cluster.sh up DIR      start a stopped cluster again, on the same port
 #
 # initdb refuses to run as root, so as root every server command runs as the `postgres` user,
 # who owns DIR.
@@ -15,6 +17,12 @@ bin="${WAIAAS_TOOL_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort 
 [ -x "$bin/initdb" ] || { echo "pg-cluster: no initdb (run scripts/install-test-infra.sh)" >&2; exit 1; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+server_start() {
+  as_pg "$bin/pg_ctl" -D "$dir/db" -l "$dir/server.log" -w \
+    -o "-k $dir -p $(cat "$dir/port") -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start \
+    >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 case "$cmd" in
   start)
     mkdir -p "$dir"
@@ -22,9 +30,8 @@ case "$cmd" in
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_pg "$bin/initdb" -D "$dir/db" -A trust --no-sync -U postgres >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
-    as_pg "$bin/pg_ctl" -D "$dir/db" -l "$dir/server.log" -w \
-      -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
-      || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    server_start
     as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres waiaas
     url="postgres://postgres@127.0.0.1:$port/waiaas"
     echo "$url" >"$dir/url"
@@ -34,5 +41,7 @@ case "$cmd" in
     if [ -d "$dir/db" ]; then as_pg "$bin/pg_ctl" -D "$dir/db" -m immediate stop >/dev/null 2>&1 || true; fi
     rm -rf "$dir"
     ;;
-  *) echo "pg-cluster: start or stop" >&2; exit 2 ;;
+  down) as_pg "$bin/pg_ctl" -D "$dir/db" -m fast -w stop >/dev/null ;;
+  up) server_start ;;
+  *) echo "pg-cluster: start, stop, down or up" >&2; exit 2 ;;
 esac

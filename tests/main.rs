@@ -28,6 +28,7 @@ mod crash_matrix;
 mod emergency;
 mod evm;
 mod ha;
+mod ha_chain;
 mod http_layer;
 mod keys;
 mod keystore_cli;

@@ -5,11 +5,14 @@
 //! the old leader's writes), start-up recovery, the in-memory state reloaded, the workers
 //! started — and only then does it take traffic.
 //!
-//! Losing leadership is fail-fast: a failed or slow heartbeat (or a `Fenced` write) makes the
-//! replica a standby in memory at once — every later write is refused before it reaches the
-//! database — and then the process exits, so its supervisor restarts it as a standby. Its
-//! unfinished rows are the next leader's recovery's job; nothing it signed without a committed
-//! checkpoint can reach the chain, because the checkpoint is fenced.
+//! Losing leadership (§6.4) — a failed or slow heartbeat, a lost election connection, a takeover
+//! that could not finish — makes the replica a standby in memory at once: every later write is
+//! refused before it reaches the database, and the leader guard answers `NOT_LEADER`. Then the
+//! election connection is dropped (which frees the leader lock if the server still holds it),
+//! the workers stop, and the loop reconnects and waits as a standby. The process never exits
+//! for it, so a replica that lost the database comes back by itself when the database does.
+//! Its unfinished rows are the next leader's recovery's job; nothing it signed without a
+//! committed checkpoint can reach the chain, because the checkpoint is fenced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,9 +40,10 @@ pub(crate) struct Leadership {
     standby: AtomicBool,
     role: Mutex<Role>,
     first_takeover_done: AtomicBool,
-    /// The election connection (PostgreSQL), for the release at a graceful shutdown.
+    /// The election connection while there is one (PostgreSQL), for the release at a graceful
+    /// shutdown.
     #[cfg(feature = "postgres")]
-    election: std::sync::OnceLock<Arc<waiaas_storage::pg::election::Election>>,
+    election: Mutex<Option<Arc<waiaas_storage::pg::election::Election>>>,
 }
 
 impl Leadership {
@@ -51,7 +55,7 @@ impl Leadership {
             role: Mutex::new(Role::Single),
             first_takeover_done: AtomicBool::new(true),
             #[cfg(feature = "postgres")]
-            election: std::sync::OnceLock::new(),
+            election: Mutex::new(None),
         }
     }
 
@@ -63,7 +67,7 @@ impl Leadership {
             role: Mutex::new(Role::Standby { leader: None, epoch: 0 }),
             first_takeover_done: AtomicBool::new(false),
             #[cfg(feature = "postgres")]
-            election: std::sync::OnceLock::new(),
+            election: Mutex::new(None),
         }
     }
 
@@ -157,7 +161,7 @@ mod pg {
     /// leader lock back, so a standby takes over at its next poll instead of waiting for the
     /// connection to be noticed gone. A standby has nothing to release.
     pub(crate) async fn release(app: &Arc<App>) {
-        let Some(election) = app.leadership.election.get().cloned() else { return };
+        let Some(election) = app.leadership.election() else { return };
         let Role::Leader { epoch } = app.leadership.role() else { return };
         let ev = AuditEvent::new(AuditEventType::LeaderReleased, "system")
             .severity(waiaas_storage::AuditSeverity::Warning)
@@ -176,33 +180,86 @@ mod pg {
         }
     }
 
-    /// Leaves leadership: refuse writes at once (memory and store), then exit so a supervisor
-    /// restarts this replica as a standby.
-    fn abdicate(app: &Arc<App>, why: &str) -> ! {
+    impl Leadership {
+        fn election(&self) -> Option<Arc<Election>> {
+            self.election.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+
+        fn set_election(&self, e: Option<Arc<Election>>) {
+            *self.election.lock().unwrap_or_else(|e| e.into_inner()) = e;
+        }
+    }
+
+    /// Leaves leadership (§6.4), in this order: refuse writes (store and guard) at once, drop
+    /// the election connection — the server frees the leader lock with it, if it still holds
+    /// it — and stop the workers. The caller's loop reconnects as a standby.
+    async fn demote(app: &Arc<App>, election: &mut Option<Arc<Election>>, why: &str) {
         if let Some(s) = app.db.store().postgres() {
             s.demote();
         }
-        app.leadership.set(Role::Standby { leader: None, epoch: 0 });
-        tracing::error!("leadership lost ({why}); exiting so this replica restarts as a standby");
-        eprintln!("Leadership lost ({why}); exiting");
-        std::process::exit(1)
+        let role = app.leadership.role();
+        let epoch = match role {
+            Role::Leader { epoch } | Role::Standby { epoch, .. } => epoch,
+            Role::Single => 0,
+        };
+        app.leadership.set(Role::Standby { leader: None, epoch });
+        election.take();
+        app.leadership.set_election(None);
+        if matches!(role, Role::Leader { .. }) {
+            tracing::error!("leadership lost ({why}); standing by");
+            eprintln!("Leadership lost ({why}); standing by");
+        } else {
+            tracing::warn!("{why}; reconnecting");
+        }
+        app.workers.stop_all().await;
+    }
+
+    /// What the loop needs to open a new election connection after losing one.
+    pub(crate) struct Reconnect {
+        pub(crate) opts: waiaas_storage::pg::PgOptions,
+        pub(crate) info: waiaas_storage::pg::election::ReplicaInfo,
     }
 
     /// The election loop: a standby polls the leader lock; a leader pings on the same
-    /// connection and abdicates when a ping fails or takes longer than four periods.
-    pub(crate) fn spawn(app: Arc<App>, election: Arc<Election>, period: Duration) {
-        let _ = app.leadership.election.set(election.clone());
+    /// connection and demotes when a ping fails or takes longer than four periods. A lost
+    /// connection is opened again (the replica lock with it) every period until it works.
+    pub(crate) fn spawn(app: Arc<App>, election: Arc<Election>, reconnect: Reconnect, period: Duration) {
+        app.leadership.set_election(Some(election.clone()));
         tokio::spawn(async move {
+            let mut current = Some(election);
             let mut since = Instant::now();
+            let mut reconnecting_since: Option<Instant> = None;
             loop {
                 if app.shutdown.is_shutting_down() {
                     return;
                 }
+                let Some(election) = current.clone() else {
+                    match Election::register(&reconnect.opts, &reconnect.info).await {
+                        Ok(Some(e)) => {
+                            let e = Arc::new(e);
+                            app.leadership.set_election(Some(e.clone()));
+                            current = Some(e);
+                            tracing::warn!("election connection open again; standby");
+                            reconnecting_since = None;
+                        }
+                        // The server has not noticed this replica's old session gone yet.
+                        Ok(None) => tracing::debug!("the replica lock is still held by the old session"),
+                        Err(e) => {
+                            if reconnecting_since.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                                tracing::warn!("database not reachable for the election connection: {e}");
+                                reconnecting_since = Some(Instant::now());
+                            }
+                        }
+                    }
+                    since = Instant::now();
+                    tokio::time::sleep(period).await;
+                    continue;
+                };
                 if app.leadership.is_standby() {
                     match election.try_lead().await {
                         Ok(true) => {
                             if let Err(e) = take_over(&app, since).await {
-                                abdicate(&app, &format!("takeover failed: {e}"));
+                                demote(&app, &mut current, &format!("takeover failed: {e}")).await;
                             }
                         }
                         Ok(false) => {
@@ -211,13 +268,13 @@ mod pg {
                             }
                             since = Instant::now();
                         }
-                        Err(e) => abdicate(&app, &format!("election connection: {e}")),
+                        Err(e) => demote(&app, &mut current, &format!("election connection: {e}")).await,
                     }
                 } else {
                     match tokio::time::timeout(period * 4, election.ping()).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => abdicate(&app, &format!("heartbeat failed: {e}")),
-                        Err(_) => abdicate(&app, "heartbeat slower than 4 periods"),
+                        Ok(Err(e)) => demote(&app, &mut current, &format!("heartbeat failed: {e}")).await,
+                        Err(_) => demote(&app, &mut current, "heartbeat slower than 4 periods").await,
                     }
                 }
                 tokio::time::sleep(period).await;
@@ -227,4 +284,4 @@ mod pg {
 }
 
 #[cfg(feature = "postgres")]
-pub(crate) use pg::{release, spawn as spawn_election};
+pub(crate) use pg::{Reconnect, release, spawn as spawn_election};

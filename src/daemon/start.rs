@@ -325,7 +325,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
             }
         }
         #[cfg(feature = "postgres")]
-        Some(ha) => crate::app::leadership::spawn_election(app.clone(), ha.election, ha.period),
+        Some(ha) => crate::app::leadership::spawn_election(app.clone(), ha.election, ha.reconnect, ha.period),
         #[cfg(not(feature = "postgres"))]
         Some(_) => {}
     }
@@ -436,6 +436,9 @@ struct HaStart {
     replica_id: String,
     #[cfg(feature = "postgres")]
     election: Arc<waiaas_storage::pg::election::Election>,
+    /// To open the election connection again after losing it.
+    #[cfg(feature = "postgres")]
+    reconnect: crate::app::leadership::Reconnect,
     #[cfg(feature = "postgres")]
     period: Duration,
 }
@@ -495,6 +498,7 @@ async fn open_postgres(
         replica_id: opts.replica_id.clone(),
         election: Arc::new(election),
         period: Duration::from_millis(pg.leader_check_ms),
+        reconnect: crate::app::leadership::Reconnect { opts, info },
     };
     Ok((store, ks, jwt, ha))
 }

@@ -92,6 +92,25 @@ pub(crate) fn init_dir(dir: &Path) -> Output {
     out
 }
 
+/// Copies a data directory's files, but not its lock, PID file or logs.
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.ends_with(".lock") || name.ends_with(".pid") || name.ends_with(".log") {
+            continue;
+        }
+        let target = to.join(&name);
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            std::fs::set_permissions(&target, e.metadata().unwrap().permissions()).unwrap();
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
 /// Appends lines to `[section]` of config.toml (creating the section at the end).
 pub(crate) fn config_append(dir: &Path, section: &str, lines: &str) {
     let path = dir.join("config.toml");
@@ -128,6 +147,9 @@ pub(crate) struct Opts {
     /// Run on a fresh PostgreSQL database of the test cluster (13-postgres-ha.md) instead of
     /// redb: migrated, seeded by `init`, and led by this daemon before `start` returns.
     pub postgres: bool,
+    /// With `postgres`: the admin URL of the cluster to make the database on (default: the
+    /// suite's, `WAIAAS_TEST_PG_URL`).
+    pub pg_cluster: Option<String>,
     /// Keep the AutoStop rules `init` seeds enabled. Off by default: tests that are not about
     /// AutoStop send more than 50 transactions an hour, fail on purpose or move more than the
     /// default daily maximum, and must not be suspended for it.
@@ -180,7 +202,10 @@ impl TestDaemon {
     /// file; returns once this daemon leads.
     async fn start_on_postgres(opts: Opts) -> TestDaemon {
         let dir = tempfile::tempdir().unwrap();
-        let db = pg::FreshDb::new();
+        let db = match &opts.pg_cluster {
+            Some(admin) => pg::FreshDb::on(admin),
+            None => pg::FreshDb::new(),
+        };
         std::fs::create_dir_all(dir.path()).unwrap();
         config_append(dir.path(), "database", &format!("backend = \"postgres\"\nurl = \"{}\"", db.url));
         for (section, lines) in &opts.config {
@@ -207,6 +232,18 @@ impl TestDaemon {
             d.set_default_autostop(false, password.as_deref()).await;
         }
         d
+    }
+
+    /// A second replica on this daemon's PostgreSQL database: a copy of its data directory
+    /// (configuration and `keystore/`, so it can sign for the agents created so far — key files
+    /// are not in the database yet), started with `opts`. Its replica id differs, since it is
+    /// derived from the directory. The configuration is the copied one (`opts.config` is not
+    /// applied); `opts` gives the environment and arguments. Returns once it answers, normally
+    /// as a standby.
+    pub(crate) async fn second_replica(&self, opts: Opts) -> TestDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(self.dir.path(), dir.path());
+        TestDaemon::start_in(dir, Opts { postgres: true, ..opts }).await
     }
 
     /// Starts a daemon in an existing data directory (retrying on a port race).

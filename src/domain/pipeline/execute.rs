@@ -89,6 +89,11 @@ pub(crate) enum ExecFailure {
     Timeout(u128),
     #[error("Internal server error")]
     Internal,
+    /// The database was unreachable or this replica no longer leads (13-postgres-ha.md §8): the
+    /// execution stopped at a durability gate and the row is left as it is, for the next
+    /// leader's recovery. Retryable with the same idempotency key.
+    #[error(transparent)]
+    Database(waiaas_storage::StoreError),
 }
 
 impl Coded for ExecFailure {
@@ -98,6 +103,7 @@ impl Coded for ExecFailure {
             ExecFailure::Signer(e) => e.code(),
             ExecFailure::Timeout(_) => ErrorCode::Stage5Timeout,
             ExecFailure::Internal => ErrorCode::InternalError,
+            ExecFailure::Database(e) => e.code(),
         }
     }
 
@@ -105,7 +111,15 @@ impl Coded for ExecFailure {
         match self {
             ExecFailure::Chain(e) => e.details(),
             ExecFailure::Signer(e) => e.details(),
+            ExecFailure::Database(e) => e.details(),
             _ => Map::new(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ExecFailure::Database(e) => e.retry_after(),
+            _ => None,
         }
     }
 }
@@ -117,6 +131,19 @@ enum Fail {
     Signer(SignerError),
     Timeout,
     Internal(String),
+    /// A storage step hit an unreachable database or was fenced: stop, write nothing more.
+    Database(waiaas_storage::StoreError),
+}
+
+/// A storage error of a step inside stage 5: losing the database or the leadership stops the
+/// execution where it is (the row is recovery's); anything else fails the row.
+fn storage_fail(step: &str, e: waiaas_storage::StoreError) -> Fail {
+    match e {
+        e @ (waiaas_storage::StoreError::Unavailable { .. } | waiaas_storage::StoreError::Fenced { .. }) => {
+            Fail::Database(e)
+        }
+        e => Fail::Internal(format!("{step}: {e}")),
+    }
 }
 
 /// Per-execution bookkeeping.
@@ -272,6 +299,10 @@ pub(crate) async fn execute(
         Err(fail) => {
             // A nonce taken for a transaction that was never broadcast is released.
             adapter.reset_nonce_tracker(Some(&agent.public_key));
+            if let Fail::Database(e) = fail {
+                tracing::warn!("tx {}: execution stopped at a durability gate ({e}); left to recovery", run.id);
+                return Err(ExecFailure::Database(e));
+            }
             Err(record_failure(&run, agent, fail).await)
         }
     }
@@ -400,7 +431,7 @@ async fn stage5(
             // The kill switch went on after the signature: the keys are locked, and these
             // bytes are never sent.
             waiaas_storage::StoreError::Restricted { .. } => Fail::Signer(SignerError::KeystoreLocked),
-            e => Fail::Internal(format!("checkpoint: {e}")),
+            e => storage_fail("checkpoint", e),
         })?;
         failpoint::pass(failpoint::Point::Checkpointed);
         // (i) submit.
@@ -458,7 +489,7 @@ async fn stage5(
                     s.checkpoint(id, Checkpoint::facts(facts), now)
                 })
                 .await
-                .map_err(|e| Fail::Internal(format!("checkpoint: {e}")))?;
+                .map_err(|e| storage_fail("checkpoint", e))?;
             reset_done = true;
             continue 'build;
         }
@@ -559,6 +590,7 @@ async fn record_failure(run: &Run<'_>, agent: &AgentRecord, fail: Fail) -> ExecF
             tracing::error!("tx {}: {m}", run.id);
             ("INTERNAL_ERROR".to_string(), "PERMANENT", ExecFailure::Internal)
         }
+        Fail::Database(e) => return ExecFailure::Database(e),
     };
     let id = run.id;
     let failure_row = TxFailure::new(error).at(run.step).retried(category, run.budget.retries);

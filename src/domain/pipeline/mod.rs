@@ -121,6 +121,15 @@ impl SendError {
     }
 }
 
+impl SendError {
+    /// The database was lost or this replica stopped leading mid-request: the row's fate is the
+    /// next recovery's, so the answer must not become the idempotency key's final response —
+    /// the client's retry with the same key gets the recovered row instead.
+    pub(crate) fn left_to_recovery(&self) -> bool {
+        matches!(self, SendError::Database { .. } | SendError::Failed { failure: ExecFailure::Database(_), .. })
+    }
+}
+
 impl Coded for SendError {
     fn code(&self) -> ErrorCode {
         match self {
@@ -156,6 +165,7 @@ impl Coded for SendError {
         match self {
             SendError::Refused { refusal, .. } => refusal.retry_after(),
             SendError::Database { error, .. } => error.retry_after(),
+            SendError::Failed { failure, .. } => failure.retry_after(),
             _ => None,
         }
     }

@@ -90,7 +90,7 @@ pub(super) async fn send(app: &Arc<App>, mut req: Req) -> Result<Reply, ApiError
     let recorded = match &sent.result {
         Ok(SendOutcome::Executed { .. } | SendOutcome::Queued { .. }) => true,
         Ok(SendOutcome::Replayed { .. } | SendOutcome::Recovered { .. }) => false,
-        Err(e) => e.transaction().is_some(),
+        Err(e) => e.transaction().is_some() && !e.left_to_recovery(),
     };
     let reply = match sent.result {
         Ok(SendOutcome::Executed { row, estimated_fee }) => Ok(Reply::ok(success_body(&row, estimated_fee))),
