@@ -5,14 +5,14 @@
 //! Replica `b` is a copy of `a`'s data directory made after the agents exist, because key files
 //! still live in each replica's `keystore/` (the `keys` table is not built yet).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::evm::funded_agent;
 use crate::support::nodes::{Anvil, rpc_blocking};
-use crate::support::pg::{OwnCluster, psql};
+use crate::support::pg::OwnCluster;
 use crate::support::rpc_proxy::RpcProxy;
 use crate::support::{Opts, TestDaemon, signal};
 
@@ -152,4 +152,251 @@ async fn a_paused_ex_leader_never_broadcasts_what_it_signed() {
     assert_eq!(mined.len(), 1, "{mined:?}");
     assert_eq!((mined[0].1, mined[0].2), (0, 2222), "b's send took nonce 0, the one a had signed");
     assert_eq!(proxy.count("eth_sendRawTransaction"), 1, "b's send was the only one");
+}
+
+/// One send with an idempotency key: `(status, code or row status)`, None when nothing answered.
+async fn fire(d: &TestDaemon, token: &str, key: usize) -> Option<(u16, String, bool)> {
+    let body = json!({"to": TO, "amount": (BASE + key as u128).to_string()});
+    let r = d
+        .http
+        .post(d.url("/v1/transactions/send"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", format!("ha-{key}"))
+        .timeout(Duration::from_secs(60))
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.ok()?;
+    let what = v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string();
+    Some((status, what, v["retryable"].as_bool().unwrap_or(false)))
+}
+
+/// Key `k` sends `BASE + k` wei: an amount on chain names its key.
+const BASE: u128 = 1_000_000;
+
+/// Which of the replicas leads now, if one does.
+async fn leader<'a>(replicas: &[&'a TestDaemon]) -> Option<&'a TestDaemon> {
+    for d in replicas {
+        if let Some((st, v)) = ready(d).await
+            && leads(st, &v)
+        {
+            return Some(d);
+        }
+    }
+    None
+}
+
+/// Retries `keys` (agent `k % tokens.len()`) on whichever replica leads until each gets a final
+/// answer (anything but a 503 or no answer); returns the answers.
+async fn retry_until_answered(
+    replicas: &[&TestDaemon],
+    tokens: &[String],
+    keys: impl IntoIterator<Item = usize>,
+) -> BTreeMap<String, u32> {
+    let mut answers = BTreeMap::new();
+    for k in keys {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "key {k} never got a final answer");
+            let Some(d) = leader(replicas).await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            match fire(d, &tokens[k % tokens.len()], k).await {
+                // The rate-limit windows start over on a new leader; a client waits them out.
+                Some((429, _, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Some((st, what, _)) if st != 503 => {
+                    *answers.entry(format!("{st} {what}")).or_default() += 1;
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    answers
+}
+
+/// Every agent's transaction rows, through the leader's API, once none is in flight (the
+/// daemon clock is advanced past the confirmation interval while waiting).
+async fn settled_rows(d: &TestDaemon, tokens: &[String]) -> Vec<Value> {
+    let final_status = |r: &Value| matches!(r["status"].as_str(), Some("CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED"));
+    for _ in 0..60 {
+        let mut all = Vec::new();
+        for t in tokens {
+            let mut cursor: Option<String> = None;
+            loop {
+                let path = match &cursor {
+                    Some(c) => format!("/v1/transactions?limit=100&cursor={c}"),
+                    None => "/v1/transactions?limit=100".to_string(),
+                };
+                let (st, v) = d.bearer("GET", &path, t, None).await;
+                assert_eq!(st, 200, "{v}");
+                all.extend(v["transactions"].as_array().unwrap().iter().cloned());
+                match v["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+        }
+        if all.iter().all(final_status) {
+            return all;
+        }
+        d.advance(11).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("rows never settled");
+}
+
+/// What the chain holds from `agents`, checked against the rows: each key landed at most once,
+/// each agent's nonces are exactly `0..n`, nothing waits in the mempool, and every mined
+/// transaction is a CONFIRMED row's stored hash. Returns how many landed.
+fn check_chain(rpc: &str, agents: &[String], rows: &[Value]) -> usize {
+    let stored: HashMap<String, &Value> =
+        rows.iter().filter_map(|r| Some((r["txHash"].as_str()?.to_ascii_lowercase(), r))).collect();
+    let mut per_amount: HashMap<u128, u32> = HashMap::new();
+    let mut landed = 0;
+    for a in agents {
+        let mined = mined_from(rpc, a);
+        let mut nonces: Vec<u64> = mined.iter().map(|m| m.1).collect();
+        nonces.sort_unstable();
+        assert_eq!(nonces, (0..mined.len() as u64).collect::<Vec<_>>(), "{a}: nonces 0..n, no gap, no duplicate");
+        let pending = hex(&rpc_blocking(rpc, "eth_getTransactionCount", json!([a, "pending"])));
+        assert_eq!(pending as usize, mined.len(), "{a}: nothing stuck in the mempool");
+        for (hash, _, value) in &mined {
+            let row = stored.get(hash).unwrap_or_else(|| panic!("{a}: mined {hash} is no row's signed transaction"));
+            assert_eq!(row["status"], "CONFIRMED", "{row}");
+            *per_amount.entry(*value).or_default() += 1;
+        }
+        landed += mined.len();
+    }
+    let twice: Vec<_> = per_amount.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "keys landed more than once (amount → count): {twice:?}");
+    let confirmed = rows.iter().filter(|r| r["status"] == "CONFIRMED").count();
+    assert_eq!(confirmed, landed, "every CONFIRMED row landed");
+    landed
+}
+
+// ACC-310: the database stops (`pg_ctl stop -m fast`) in the middle of sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_send_is_retryable_and_heals_by_itself() {
+    let cluster = OwnCluster::start();
+    let anvil = Anvil::start();
+    let proxy = RpcProxy::start(&anvil.url);
+    let a = TestDaemon::start(replica(&proxy.url, None, Some(&cluster))).await;
+    let mut agents = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (agent, token) = funded_agent(&a, &anvil.url, 10, json!({})).await;
+        agents.push(agent["address"].as_str().unwrap().to_string());
+        tokens.push(token);
+    }
+    let b = a.second_replica(replica(&proxy.url, None, None)).await;
+    let replicas = [&a, &b];
+
+    // Four senders keep sending new keys to a; the database stops once 8 have confirmed.
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (next, stop, confirmed) = (next.clone(), stop.clone(), confirmed.clone());
+        let (http, port, tokens) = (a.http.clone(), a.port, tokens.clone());
+        senders.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = json!({"to": TO, "amount": (BASE + k as u128).to_string()});
+                let r = http
+                    .post(format!("http://127.0.0.1:{port}/v1/transactions/send"))
+                    .bearer_auth(&tokens[k % tokens.len()])
+                    .header("Idempotency-Key", format!("ha-{k}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                let answer = match r {
+                    Ok(r) => {
+                        let st = r.status().as_u16();
+                        let v: Value = r.json().await.unwrap_or(Value::Null);
+                        if v["status"] == "CONFIRMED" {
+                            confirmed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        let what = v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string();
+                        (st, what, v["retryable"].as_bool().unwrap_or(false))
+                    }
+                    Err(_) => (0, "no answer".to_string(), true),
+                };
+                // A client backs off after a 503.
+                let pause = if answer.0 == 503 || answer.0 == 0 { 200 } else { 20 };
+                seen.push((k, answer));
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            seen
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while confirmed.load(std::sync::atomic::Ordering::SeqCst) < 8 {
+        assert!(Instant::now() < deadline, "sends never confirmed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let epoch_before = ready(&a).await.unwrap().1["epoch"].as_u64().unwrap();
+    let down_at = next.load(std::sync::atomic::Ordering::SeqCst);
+    cluster.down();
+    // Both replicas stop being ready; sends during the outage get retryable 503s.
+    for d in replicas {
+        until_ready(d, Duration::from_secs(10), "503 while the database is down", |st, v| {
+            st == 503 && v["role"] == "standby"
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut answers: Vec<(usize, (u16, String, bool))> = Vec::new();
+    for s in senders {
+        answers.extend(s.await.unwrap());
+    }
+    let during: Vec<_> = answers.iter().filter(|(k, _)| *k >= down_at).collect();
+    assert!(!during.is_empty());
+    for (k, (st, what, retryable)) in &during {
+        assert!(
+            *st == 503 && *retryable && (what == "DATABASE_UNAVAILABLE" || what == "NOT_LEADER"),
+            "key {k} during the outage: {st} {what} retryable={retryable}"
+        );
+    }
+    let mut tally: BTreeMap<String, u32> = BTreeMap::new();
+    for (_, (st, what, _)) in &answers {
+        *tally.entry(format!("{st} {what}")).or_default() += 1;
+    }
+    assert!(tally.keys().any(|k| k == "503 DATABASE_UNAVAILABLE"), "a send saw the database go: {tally:?}");
+    assert!(tally.keys().all(|k| k == "200 CONFIRMED" || k.starts_with("503 ")), "{tally:?}");
+
+    // The database comes back: one replica leads again, at a higher epoch, within 10 s.
+    let up_at = Instant::now();
+    cluster.up();
+    let led = loop {
+        if let Some(d) = leader(&replicas).await {
+            break d;
+        }
+        assert!(up_at.elapsed() < Duration::from_secs(10), "no leader 10 s after the database came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let epoch_after = ready(led).await.unwrap().1["epoch"].as_u64().unwrap();
+    crate::support::report(&format!(
+        "ACC-310: a replica led {} ms after the database came back (epoch {epoch_before} → {epoch_after}); answers {tally:?}",
+        up_at.elapsed().as_millis()
+    ));
+    assert!(epoch_after > epoch_before);
+
+    // Every key that got no final answer is retried with its key; then the chain decides.
+    let unanswered: Vec<usize> =
+        answers.iter().filter(|(_, (st, _, _))| *st == 503 || *st == 0).map(|(k, _)| *k).collect();
+    let retried = retry_until_answered(&replicas, &tokens, unanswered.iter().copied()).await;
+    let led = leader(&replicas).await.expect("a leader");
+    let rows = settled_rows(led, &tokens).await;
+    let landed = check_chain(&anvil.url, &agents, &rows);
+    assert!(landed >= 8, "{landed}");
+    let (st, v) = led.master("GET", "/v1/admin/audit-log/verify", None).await;
+    assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
+    eprintln!("ACC-310: {} keys retried: {retried:?}; {landed} landed, none twice", unanswered.len());
 }

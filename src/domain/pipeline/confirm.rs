@@ -43,7 +43,8 @@ pub(crate) fn status_context(rec: &TransactionRecord, agent: &AgentRecord) -> St
 
 /// Stage 6 for a fresh broadcast: waits for confirmation until `deadline`, then records the
 /// broadcast and whatever the wait learned in one write transaction. Returns the row as it
-/// ends up (`None` when it could not be recorded; the checkpoint then recovers it at restart).
+/// ends up, or why it could not be recorded (the signed checkpoint then lets the next recovery
+/// finish it).
 pub(crate) async fn finish(
     p: &Pipeline,
     adapter: &Arc<dyn ChainAdapter>,
@@ -52,7 +53,7 @@ pub(crate) async fn finish(
     broadcast: Broadcast,
     deadline: Instant,
     timing: &mut Timing,
-) -> Option<TransactionRecord> {
+) -> Result<TransactionRecord, StoreError> {
     let mut row = rec.clone();
     row.metadata.extend(broadcast.metadata.clone());
     let ctx = status_context(&row, agent);
@@ -66,11 +67,11 @@ pub(crate) async fn finish(
         Ok(row) => {
             crate::base::failpoint::pass(crate::base::failpoint::Point::OutcomeRecorded);
             p.notify_outcome(&row, agent);
-            Some(row)
+            Ok(row)
         }
         Err(e) => {
             tracing::error!("tx {id}: cannot record the broadcast: {e}");
-            None
+            Err(e)
         }
     }
 }

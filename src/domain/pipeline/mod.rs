@@ -517,13 +517,16 @@ impl Pipeline {
         let done = confirm::finish(self, &adapter, &row, &agent, executed.broadcast, deadline, timing).await;
         timing.add(Stage::Confirm, t0.elapsed());
         match done {
-            Some(row) => {
+            Ok(row) => {
                 if tier == Tier::Notify && matches!(row.status, TxStatus::Submitted | TxStatus::Confirmed) {
                     self.notifier.emit(Message::tx_notify(&row, &self.party(&row, &agent), self.clock.now()));
                 }
                 Ok(SendOutcome::Executed { row, estimated_fee: executed.estimated_fee })
             }
-            None => Err(SendError::Internal { tx: Some(tx) }),
+            Err(error @ (StoreError::Unavailable { .. } | StoreError::Fenced { .. })) => {
+                Err(SendError::Database { tx, error })
+            }
+            Err(_) => Err(SendError::Internal { tx: Some(tx) }),
         }
     }
 

@@ -302,6 +302,6 @@ impl Pipeline {
             sent.tx_hash = Some(executed.broadcast.hash.clone());
             self.notifier.emit(Message::tx_delay_executed(&sent, &self.party(&sent, &agent), self.clock.now()));
         }
-        confirm::finish(self, &adapter, &row, &agent, executed.broadcast, deadline, &mut timing).await
+        confirm::finish(self, &adapter, &row, &agent, executed.broadcast, deadline, &mut timing).await.ok()
     }
 }
