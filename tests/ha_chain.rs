@@ -221,7 +221,8 @@ async fn retry_until_answered(
 /// Every agent's transaction rows, through the leader's API, once none is in flight (the
 /// daemon clock is advanced past the confirmation interval while waiting).
 async fn settled_rows(d: &TestDaemon, tokens: &[String]) -> Vec<Value> {
-    let final_status = |r: &Value| matches!(r["status"].as_str(), Some("CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED"));
+    let final_status =
+        |r: &Value| matches!(r["status"].as_str(), Some("CONFIRMED" | "FAILED" | "CANCELLED" | "EXPIRED"));
     for _ in 0..60 {
         let mut all = Vec::new();
         for t in tokens {
@@ -399,4 +400,150 @@ async fn a_database_outage_mid_send_is_retryable_and_heals_by_itself() {
     let (st, v) = led.master("GET", "/v1/admin/audit-log/verify", None).await;
     assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
     eprintln!("ACC-310: {} keys retried: {retried:?}; {landed} landed, none twice", unanswered.len());
+}
+
+/// [`fire`] on a port.
+async fn fire_at(http: &reqwest::Client, port: u16, token: &str, key: usize) -> Option<(u16, String)> {
+    let body = json!({"to": TO, "amount": (BASE + key as u128).to_string()});
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/v1/transactions/send"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", format!("ha-{key}"))
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.ok()?;
+    Some((status, v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string()))
+}
+
+/// An agent's client: its keys one after another; a 503 or no answer is retried with the same
+/// key on the other replica, as the spec tells clients to.
+async fn soak_client(ports: [u16; 2], token: String, keys: std::ops::Range<usize>) -> Vec<(usize, String)> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let mut which = 0;
+    let mut out = Vec::new();
+    for k in keys {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(Instant::now() < deadline, "key {k} never got a final answer");
+            match fire_at(&http, ports[which], &token, k).await {
+                Some((429, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Some((st, what)) if st != 503 => {
+                    out.push((k, format!("{st} {what}")));
+                    break;
+                }
+                _ => {
+                    which ^= 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    out
+}
+
+const SOAK_AGENTS: usize = 8;
+const SOAK_SENDS: usize = 40;
+/// Each agent's session may move this much: 35 sends at most, so some of the 40 are refused.
+const SOAK_CAP: u128 = 35_500_000;
+
+// ACC-307, ACC-308 (all but `evm_nonces.next`: the nonce table is not built): the soak.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_leader_killed_at_three_points_loses_and_duplicates_nothing() {
+    let anvil = Anvil::start();
+    let proxy = RpcProxy::start(&anvil.url);
+    // Who dies where: a at after_decide, then b at after_checkpoint_signed, then a (restarted)
+    // at after_broadcast; each time at its 25th pass while leading.
+    // What each replica is armed with at its next (re)start, by replica.
+    let mut plans = [
+        vec![Some("after_broadcast:25"), None].into_iter(),
+        vec![Some("after_checkpoint_signed:25"), None].into_iter(),
+    ];
+    let a = TestDaemon::start(replica(&proxy.url, Some("after_decide:25"), None)).await;
+    let mut agents = Vec::new();
+    let mut tokens = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..SOAK_AGENTS {
+        let (agent, _) = funded_agent(&a, &anvil.url, 10, json!({})).await;
+        let s = a
+            .create_session(
+                agent["id"].as_str().unwrap(),
+                json!({"constraints": {"maxTotalAmount": SOAK_CAP.to_string()}}),
+            )
+            .await;
+        agents.push(agent["address"].as_str().unwrap().to_string());
+        tokens.push(s["token"].as_str().unwrap().to_string());
+        sessions.push(s["sessionId"].as_str().unwrap().to_string());
+    }
+    let env = |fp: Option<&str>| fp.map(|f| ("WAIAAS_FAILPOINT".to_string(), f.to_string())).into_iter().collect();
+    let b = a.second_replica(Opts { dev: true, env: env(plans[1].next().unwrap()), ..Opts::default() }).await;
+    let ports = [a.port, b.port];
+    let mut replicas = [a, b];
+
+    let clients: Vec<_> = (0..SOAK_AGENTS)
+        .map(|i| tokio::spawn(soak_client(ports, tokens[i].clone(), i * SOAK_SENDS..(i + 1) * SOAK_SENDS)))
+        .collect();
+    let mut failovers = Vec::new();
+    while !clients.iter().all(|c| c.is_finished()) {
+        for i in 0..2 {
+            let Some(status) = replicas[i].child.as_mut().unwrap().try_wait().unwrap() else { continue };
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(9), "replica {i} died by its failpoint: {}", replicas[i].stderr_text());
+            // The other one takes over while this one is down.
+            let took = until_ready(&replicas[1 - i], Duration::from_secs(5), "takeover under load", leads).await;
+            failovers.push(took.as_millis());
+            crate::support::report(&format!("ACC-307: failover {} ms under load", took.as_millis()));
+            let dir = std::mem::replace(&mut replicas[i].dir, tempfile::tempdir().unwrap());
+            // The database goes with the daemon value that holds it (dropping it drops the database).
+            let pg = replicas[i].pg.take();
+            let next = plans[i].next().flatten();
+            replicas[i] = TestDaemon::start_in(
+                dir,
+                Opts { dev: true, postgres: true, port: Some(ports[i]), env: env(next), ..Opts::default() },
+            )
+            .await;
+            replicas[i].pg = pg;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut answers: BTreeMap<String, u32> = BTreeMap::new();
+    for c in clients {
+        for (_, a) in c.await.unwrap() {
+            *answers.entry(a).or_default() += 1;
+        }
+    }
+    assert_eq!(failovers.len(), 3, "the leader died at each of the three points: {answers:?}");
+
+    // Every key once more: a replay is the stored or recovered answer, never "in progress".
+    let [a, b] = &replicas;
+    let led = leader(&[a, b]).await.expect("a leader");
+    let http = reqwest::Client::new();
+    for k in 0..SOAK_AGENTS * SOAK_SENDS {
+        let (st, what) = fire_at(&http, led.port, &tokens[k / SOAK_SENDS], k).await.expect("an answer");
+        assert_ne!(st, 409, "key {k}: {what}");
+        assert_ne!(st, 503, "key {k}: {what}");
+    }
+    let rows = settled_rows(led, &tokens).await;
+    let landed = check_chain(&anvil.url, &agents, &rows);
+    // Caps: on chain and in the sessions' usage.
+    for (i, a) in agents.iter().enumerate() {
+        let sent: u128 = mined_from(&anvil.url, a).iter().map(|m| m.2).sum();
+        assert!(sent <= SOAK_CAP, "{a}: {sent} moved past the cap {SOAK_CAP}");
+        let (st, s) = led.master("GET", &format!("/v1/sessions/{}", sessions[i]), None).await;
+        assert_eq!(st, 200, "{s}");
+        let used: u128 = s["usageStats"]["totalAmount"].as_str().unwrap().parse().unwrap();
+        assert!(used <= SOAK_CAP, "{s}");
+    }
+    // The audit chain verifies across all four epochs, and its seq has no gap.
+    let (st, v) = led.master("GET", "/v1/admin/audit-log/verify", None).await;
+    assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
+    let db = replicas[0].pg.as_ref().unwrap();
+    assert_eq!(db.sql("SELECT count(*) = max(seq) AND min(seq) = 1 FROM audit_log"), "t", "seq gap-free");
+    assert_eq!(db.sql("SELECT epoch FROM leader"), "4");
+    eprintln!(
+        "ACC-307: {} keys, {landed} landed once, none twice; failovers {failovers:?} ms; answers {answers:?}",
+        SOAK_AGENTS * SOAK_SENDS
+    );
 }
