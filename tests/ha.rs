@@ -323,7 +323,7 @@ async fn a_held_agent_lock_times_out_that_agent_alone() {
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while db.sql(&format!(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = {}::bigint::oid",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = {}::bigint::oid",
         obj as u32
     )) != "1"
     {
@@ -347,7 +347,7 @@ async fn a_held_agent_lock_times_out_that_agent_alone() {
 
     // End the operator's session (killing the client alone leaves its backend asleep).
     db.sql(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid = {}::bigint::oid",
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = {}::bigint::oid",
         obj as u32
     ));
     let _ = psql.kill();

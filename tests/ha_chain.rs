@@ -118,7 +118,7 @@ async fn a_paused_ex_leader_never_broadcasts_what_it_signed() {
     // Its election connection is cut (the session holding the leader lock), and b takes over.
     let cut = db.sql(
         "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND classid = 1463877633::oid AND objid = 0::oid AND objsubid = 2",
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 1463877633::oid AND objid = 0::oid AND objsubid = 2",
     );
     assert_eq!(cut, "t", "a held the leader lock");
     let failover = until_ready(&b, Duration::from_secs(10), "b leads", leads).await;

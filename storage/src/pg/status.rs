@@ -34,7 +34,8 @@ pub struct Replica {
     pub live: bool,
 }
 
-/// Reads the leader row and every replica, with liveness from `pg_locks`.
+/// Reads the leader row and every replica, with liveness from `pg_locks` (this database's
+/// rows only: advisory locks are per database, `pg_locks` is per cluster).
 pub async fn read(client: &Client) -> Result<(Leader, Vec<Replica>), StoreError> {
     let leader = client
         .query_one("SELECT epoch, replica_id, since FROM leader WHERE id = 1", &[])
@@ -47,7 +48,8 @@ pub async fn read(client: &Client) -> Result<(Leader, Vec<Replica>), StoreError>
     };
     let held = client
         .query(
-            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid",
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             &[&(locks::replica("").0 as i64)],
         )
         .await
