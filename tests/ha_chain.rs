@@ -2,8 +2,8 @@
 //! what happens to money when the leader is paused, loses the database or is killed in the
 //! middle of sends. Everything is checked on anvil, not on what the daemons say.
 //!
-//! Replica `b` is a copy of `a`'s data directory made after the agents exist, because key files
-//! still live in each replica's `keystore/` (the `keys` table is not built yet).
+//! Replica `b` is a copy of `a`'s configuration (the same database URL); its `keystore/` is
+//! empty like `a`'s, because the key files are in the database.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -546,4 +546,54 @@ async fn soak_leader_killed_at_three_points_loses_and_duplicates_nothing() {
         "ACC-307: {} keys, {landed} landed once, none twice; failovers {failovers:?} ms; answers {answers:?}",
         SOAK_AGENTS * SOAK_SENDS
     );
+}
+
+// ACC-312: what lives in the shared database survives failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_state_survives_failover() {
+    use crate::support::owner::{EVM_ADDR_0, EVM_KEY_0, Msg, nonce};
+    let anvil = Anvil::start();
+    let mut a = TestDaemon::start(replica(&anvil.url, None, None)).await;
+    // b starts before the agent exists: it must find the key in the database when it leads.
+    let b = a.second_replica(Opts { dev: true, ..Opts::default() }).await;
+    let (agent, token) = funded_agent(&a, &anvil.url, 10, json!({"owner": EVM_ADDR_0})).await;
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    // a issues a SIWE nonce.
+    let issued = nonce(&a).await;
+    // Five wrong master passwords on a lock masterAuth.
+    let wrong =
+        |d: &TestDaemon| d.http.get(d.url("/v1/admin/status")).header("X-Master-Password", "not the password").send();
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(wrong(&a).await.unwrap().status().as_u16());
+    }
+    assert_eq!(codes, [401; 5]);
+    assert_eq!(wrong(&a).await.unwrap().status().as_u16(), 429, "a locked itself");
+
+    a.kill9();
+    until_ready(&b, Duration::from_secs(5), "b leads", leads).await;
+    // The agent created on a signs on b.
+    let (st, body) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "777"})).await;
+    assert_eq!((st, body["status"].as_str()), (200, Some("CONFIRMED")), "{body}");
+    // The lockout a started holds on b, even for the right password.
+    let (st, v) = b.master("GET", "/v1/admin/status", None).await;
+    assert_eq!((st, v["code"].as_str()), (429, Some("MASTER_PASSWORD_LOCKED")), "{v}");
+    // a's nonce is accepted once by b.
+    let mut m = Msg::new(&b, "ethereum", EVM_ADDR_0, "verify_owner", &format!("agent:{agent_id}"), "31337").await;
+    m.nonce = issued;
+    let signed = m.evm(EVM_KEY_0);
+    let verify = async || b.bearer("POST", &format!("/v1/owner/agents/{agent_id}/verify"), &signed, None).await;
+    let (st, v) = verify().await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = verify().await;
+    assert_eq!((st, v["code"].as_str()), (401, Some("INVALID_NONCE")), "{v}");
+    // No key file on disk in either data directory.
+    for d in [&a, &b] {
+        let files: Vec<_> =
+            std::fs::read_dir(d.dir.path().join("keystore")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(files.is_empty(), "{:?}: {files:?}", d.dir.path());
+    }
+    let db = a.pg.as_ref().unwrap();
+    assert_eq!(db.sql("SELECT count(*) FROM keys"), "1");
+    assert_eq!(db.sql("SELECT count(*) FROM keystore_master"), "1");
 }

@@ -123,6 +123,7 @@ mod pg {
         if let Some(keys) = secrets.as_ref().and_then(crate::domain::auth::jwt::JwtKeys::from_secrets) {
             app.tokens.replace(keys);
         }
+        load_new_keys(app).await;
         let ks = app.db.call(|s| s.kill_switch_state()).await.map_err(|e| e.to_string())?;
         app.kill_switch.adopt(crate::domain::emergency::killswitch::KillSwitchView {
             status: ks.status,
@@ -155,6 +156,32 @@ mod pg {
         tracing::warn!("Leader (epoch {epoch}) after {ms} ms");
         println!("Leader (epoch {epoch}) after {ms} ms");
         Ok(epoch)
+    }
+
+    /// Step 5's keys: decrypts, with the KEK kept from start, the key files other replicas
+    /// created while this one stood by. A key that does not open is logged, not fatal: that
+    /// agent's sends fail `KEY_NOT_FOUND` while every other agent works.
+    async fn load_new_keys(app: &Arc<App>) {
+        let agents = match app.db.call(|s| s.list_agents()).await {
+            Ok(a) => a,
+            Err(e) => return tracing::error!("takeover: cannot list agents for their keys: {e}"),
+        };
+        let infos: Vec<_> = agents
+            .iter()
+            .filter(|a| {
+                a.status != waiaas_storage::AgentStatus::Terminated && a.backend == waiaas_storage::Backend::Keystore
+            })
+            .map(crate::domain::agents::key_info)
+            .collect();
+        // Locked (restricted mode): recovery decrypts every key with the password later.
+        if let Ok((n, failed)) = app.signers.keystore.with(|ks| ks.load_missing(&infos)).await {
+            if n > 0 {
+                tracing::info!("takeover: {n} key(s) created on another replica decrypted");
+            }
+            for e in failed {
+                tracing::error!("takeover: a key created on another replica does not open: {e}");
+            }
+        }
     }
 
     /// Graceful shutdown of a leader (§6.4): audit `LEADER_RELEASED`, stop writing, and give the

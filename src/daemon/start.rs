@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use waiaas_backends::keystore::{AgentKeyInfo, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore};
+use waiaas_backends::keystore::{
+    AgentKeyInfo, KeyDir, KeyFileStore, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore,
+};
 use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
     AgentRecord, AgentStatus, AuditEvent, AuditEventType, AuditSeverity, Backend, KillSwitchStatus, OpCtx, Store,
@@ -210,8 +212,19 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         return Err(StartError::WrongPassword);
     }
     println!("Unlocking keystore... (Argon2id)");
-    let locked = LockedKeystore::open(&layout.keystore())
-        .map_err(|e| failed(format!("cannot open the keystore {}: {e}", layout.keystore().display())))?;
+    // Under PostgreSQL the key files live in the shared database (13-postgres-ha.md §3).
+    let key_files: Arc<dyn KeyFileStore> = match db.store().backend_name() {
+        #[cfg(feature = "postgres")]
+        "postgres" => Arc::new(crate::runtime::keyfiles::DbKeyFiles::new(db.store().clone())),
+        _ => Arc::new(KeyDir::new(layout.keystore())),
+    };
+    let locked = {
+        let files = key_files.clone();
+        tokio::task::spawn_blocking(move || LockedKeystore::open_in(files))
+            .await
+            .map_err(|e| failed(format!("keystore task failed: {e}")))?
+            .map_err(|e| failed(format!("cannot open the keystore: {e}")))?
+    };
     let master_file = locked.master().clone();
     let (agents, unreadable) =
         db.call(|s| s.scan_agents()).await.map_err(|e| failed(format!("cannot read agents: {e}")))?;
@@ -241,12 +254,18 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         Err(KeystoreError::WrongPassword) => return Err(StartError::WrongPassword),
         Err(e) => return Err(failed(format!("KeyStore unlock failed: {e}"))),
     };
-    scan_key_files(&layout, &agents);
-    let master = MasterAuth::new(master_file);
+    if key_files.dir().is_some() {
+        scan_key_files(&layout, &agents);
+    }
+    let master = match db.store().backend_name() {
+        #[cfg(feature = "postgres")]
+        "postgres" => MasterAuth::shared(master_file, db.clone()),
+        _ => MasterAuth::new(master_file),
+    };
     master.prime(pw.expose_secret().as_bytes());
     drop(pw);
     let keys_loaded = unlocked.as_ref().map(UnlockedKeystore::len).unwrap_or(0);
-    let keystore = Arc::new(KeystoreBackend::new(layout.keystore(), unlocked));
+    let keystore = Arc::new(KeystoreBackend::over(key_files, unlocked));
     if restricted {
         println!("KeyStore locked (restricted mode: no key decrypted)");
     } else {

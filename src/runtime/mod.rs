@@ -8,6 +8,8 @@
 
 pub(crate) mod config;
 mod db;
+#[cfg(feature = "postgres")]
+pub(crate) mod keyfiles;
 pub(crate) mod metrics;
 pub(crate) mod scheduler;
 mod settings;

@@ -355,9 +355,14 @@ impl KeyFile {
 
     /// Writes the file atomically, mode 0600, pretty JSON with a 2-space indent.
     pub fn save(&self, path: &Path) -> Result<(), KeystoreError> {
+        fsutil::write_atomic(path, &self.to_json(), 0o600).map_err(|e| KeystoreError::io(path, e))
+    }
+
+    /// The file's bytes: pretty JSON with a 2-space indent and a final newline.
+    pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).expect("serialisable");
         json.push(b'\n');
-        fsutil::write_atomic(path, &json, 0o600).map_err(|e| KeystoreError::io(path, e))
+        json
     }
 
     /// The chain family.

@@ -88,9 +88,14 @@ impl MasterFile {
 
     /// Writes pretty JSON (2-space indent), mode 0600, atomically.
     pub fn save(&self, path: &Path) -> Result<(), KeystoreError> {
+        fsutil::write_atomic(path, &self.to_json(), 0o600).map_err(|e| KeystoreError::io(path, e))
+    }
+
+    /// The file's bytes: pretty JSON (2-space indent) and a final newline.
+    pub fn to_json(&self) -> Vec<u8> {
         let mut json = serde_json::to_vec_pretty(self).expect("serialisable");
         json.push(b'\n');
-        fsutil::write_atomic(path, &json, 0o600).map_err(|e| KeystoreError::io(path, e))
+        json
     }
 
     /// Verifies `password`; on success returns the KEK. One Argon2id run.

@@ -11,6 +11,7 @@
 //! behind an async `RwLock`: signing holds the read side, locking takes the write side (waiting
 //! at most 10 s for in-flight signatures) and drops the keys, zeroizing them.
 
+pub mod files;
 pub mod guarded;
 pub mod import;
 pub mod kdf;
@@ -20,7 +21,7 @@ pub mod rotate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,6 +31,7 @@ use zeroize::Zeroizing;
 use crate::seam::{
     self, BackendKind, ChainKind, KeyRef, SignContext, SignIntent, SignOutput, SignerBackend, SignerError,
 };
+pub use files::{KeyDir, KeyFileStore};
 use guarded::Guarded;
 use kdf::{KdfBlock, KdfParams, Key32};
 use keyfile::{KeyFile, KeyFileIdentity, KeyMetadata, SecretKey};
@@ -83,6 +85,18 @@ pub enum KeystoreError {
     /// No key for this agent.
     #[error("no key for agent {0}")]
     NotFound(Uuid),
+    /// Not possible where the key files are kept (a password change of key files in the
+    /// database).
+    #[error("{operation} is not supported where the key files are kept ({store})")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+        /// Where the files are.
+        store: &'static str,
+    },
+    /// The database holding the key files failed.
+    #[error("key store: {0}")]
+    Store(String),
 }
 
 impl KeystoreError {
@@ -117,9 +131,9 @@ fn now_iso() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// A keystore directory whose keys are not decrypted.
+/// A keystore whose keys are not decrypted.
 pub struct LockedKeystore {
-    dir: PathBuf,
+    files: Arc<dyn KeyFileStore>,
     master: MasterFile,
 }
 
@@ -127,9 +141,14 @@ impl LockedKeystore {
     /// Opens `dir` (the `keystore/` directory): finishes or rolls back an interrupted password
     /// change first (03-keys.md §6), then reads master.json.
     pub fn open(dir: &Path) -> Result<LockedKeystore, KeystoreError> {
-        rotate::recover(dir)?;
-        let master = MasterFile::load(&dir.join("master.json"))?;
-        Ok(LockedKeystore { dir: dir.to_path_buf(), master })
+        LockedKeystore::open_in(Arc::new(KeyDir::new(dir)))
+    }
+
+    /// Opens the keystore whose files `files` holds.
+    pub fn open_in(files: Arc<dyn KeyFileStore>) -> Result<LockedKeystore, KeystoreError> {
+        files.prepare()?;
+        let master = files.master()?;
+        Ok(LockedKeystore { files, master })
     }
 
     /// The master file.
@@ -137,9 +156,9 @@ impl LockedKeystore {
         &self.master
     }
 
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The directory, when the files are a directory.
+    pub fn dir(&self) -> Option<&Path> {
+        self.files.dir()
     }
 
     /// Verifies `password` (one Argon2id run) and returns the KEK on success.
@@ -166,35 +185,54 @@ impl LockedKeystore {
         let mut other_keks: HashMap<KdfBlock, Key32> = HashMap::new();
         let mut keys = HashMap::with_capacity(agents.len());
         for a in agents {
-            let file =
-                KeyFile::load(&key_path(&self.dir, a.agent_id)).map_err(|e| KeystoreError::agent(a.agent_id, e))?;
-            if file.agent_id != a.agent_id
-                || file.public_key != a.public_key
-                || file.chain_kind().ok() != Some(a.chain)
-                || file.network != a.network
-            {
-                return Err(KeystoreError::agent(
-                    a.agent_id,
-                    KeystoreError::Malformed { reason: "key file does not match the agent row".into() },
-                ));
-            }
-            let secret = if file.kdf == self.master.kdf {
-                file.open(&kek)
-            } else {
-                if !other_keks.contains_key(&file.kdf) {
-                    let root =
-                        kdf::derive_root(password, &file.kdf).map_err(|e| KeystoreError::agent(a.agent_id, e))?;
-                    other_keks.insert(file.kdf.clone(), kdf::kek_from_root(&root));
-                }
-                file.open(&other_keks[&file.kdf])
-            }
-            .map_err(|e| KeystoreError::agent(a.agent_id, e))?;
+            let secret = open_key(&*self.files, &self.master, &kek, Some(password), &mut other_keks, a)?;
             keys.insert(a.agent_id, LoadedKey { public_key: a.public_key.clone(), secret });
         }
         let kek = guard_key(kek)?;
         tracing::info!("KeyStore unlocked ({} keys loaded)", keys.len());
-        Ok(UnlockedKeystore { dir: self.dir, master: self.master, kek, keys: RwLock::new(keys) })
+        Ok(UnlockedKeystore { files: self.files, master: self.master, kek, keys: RwLock::new(keys) })
     }
+}
+
+/// Reads agent `a`'s key file, checks it against the agent row and decrypts it: under the
+/// master KEK, or — for a file imported under its own Argon2id block — under a KEK derived from
+/// `password` (cached per block); without the password such a file cannot be opened.
+fn open_key(
+    files: &dyn KeyFileStore,
+    master: &MasterFile,
+    kek: &Key32,
+    password: Option<&[u8]>,
+    other_keks: &mut HashMap<KdfBlock, Key32>,
+    a: &AgentKeyInfo,
+) -> Result<SecretKey, KeystoreError> {
+    let file = files.load(a.agent_id).map_err(|e| KeystoreError::agent(a.agent_id, e))?;
+    if file.agent_id != a.agent_id
+        || file.public_key != a.public_key
+        || file.chain_kind().ok() != Some(a.chain)
+        || file.network != a.network
+    {
+        return Err(KeystoreError::agent(
+            a.agent_id,
+            KeystoreError::Malformed { reason: "key file does not match the agent row".into() },
+        ));
+    }
+    if file.kdf == master.kdf {
+        return file.open(kek).map_err(|e| KeystoreError::agent(a.agent_id, e));
+    }
+    if !other_keks.contains_key(&file.kdf) {
+        let password = password.ok_or_else(|| {
+            KeystoreError::agent(
+                a.agent_id,
+                KeystoreError::Unsupported {
+                    operation: "opening a key under its own KDF block without the password",
+                    store: "memory",
+                },
+            )
+        })?;
+        let root = kdf::derive_root(password, &file.kdf).map_err(|e| KeystoreError::agent(a.agent_id, e))?;
+        other_keks.insert(file.kdf.clone(), kdf::kek_from_root(&root));
+    }
+    file.open(&other_keks[&file.kdf]).map_err(|e| KeystoreError::agent(a.agent_id, e))
 }
 
 fn guard_key(k: Key32) -> Result<Guarded<32>, KeystoreError> {
@@ -209,7 +247,7 @@ struct LoadedKey {
 
 /// The unlocked keystore: the KEK and every key in guarded memory.
 pub struct UnlockedKeystore {
-    dir: PathBuf,
+    files: Arc<dyn KeyFileStore>,
     master: MasterFile,
     kek: Guarded<32>,
     keys: RwLock<HashMap<Uuid, LoadedKey>>,
@@ -256,7 +294,7 @@ impl UnlockedKeystore {
             metadata: KeyMetadata { name: name.to_string(), created_at: now_iso(), exported_at: None },
         };
         let file = self.with_kek(|kek| KeyFile::seal(&secret, kek, &self.master.kdf, who))?;
-        file.save(&key_path(&self.dir, agent_id))?;
+        self.files.save(agent_id, &file)?;
         let public_key = file.public_key.clone();
         self.keys.write().expect("keys lock").insert(agent_id, LoadedKey { public_key: public_key.clone(), secret });
         Ok(public_key)
@@ -280,18 +318,34 @@ impl UnlockedKeystore {
     /// Forgets (zeroizes) an agent's key and deletes its file.
     pub fn remove(&self, agent_id: Uuid) -> Result<(), KeystoreError> {
         self.keys.write().expect("keys lock").remove(&agent_id);
-        let path = key_path(&self.dir, agent_id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(KeystoreError::io(&path, e)),
+        self.files.delete(agent_id)
+    }
+
+    /// Decrypts, under the KEK this keystore holds, the keys of `agents` it has not loaded yet:
+    /// a replica that takes over loads the keys another replica created meanwhile (13-postgres-
+    /// ha.md §6.2 step 5). Returns how many it loaded and, per agent, why a key did not load (a
+    /// file under another Argon2id block needs the password); one bad file stops no other.
+    pub fn load_missing(&self, agents: &[AgentKeyInfo]) -> (usize, Vec<KeystoreError>) {
+        let missing: Vec<&AgentKeyInfo> = {
+            let keys = self.keys.read().expect("keys lock");
+            agents.iter().filter(|a| !keys.contains_key(&a.agent_id)).collect()
+        };
+        let (mut loaded, mut failed) = (Vec::with_capacity(missing.len()), Vec::new());
+        for a in missing {
+            match self.with_kek(|kek| open_key(&*self.files, &self.master, kek, None, &mut HashMap::new(), a)) {
+                Ok(secret) => loaded.push((a.agent_id, LoadedKey { public_key: a.public_key.clone(), secret })),
+                Err(e) => failed.push(e),
+            }
         }
+        let n = loaded.len();
+        self.keys.write().expect("keys lock").extend(loaded);
+        (n, failed)
     }
 
     /// Exports an agent's key as a v1 file that only `password` opens: a fresh Argon2id block
     /// (one run) with `params`, fresh HKDF salt and nonce, `exportedAt` in the metadata.
     pub fn export(&self, agent_id: Uuid, password: &[u8], params: KdfParams) -> Result<KeyFile, KeystoreError> {
-        let original = KeyFile::load(&key_path(&self.dir, agent_id))?;
+        let original = self.files.load(agent_id)?;
         let keys = self.keys.read().expect("keys lock");
         let key = keys.get(&agent_id).ok_or(KeystoreError::NotFound(agent_id))?;
         let block = KdfBlock::fresh(params);
@@ -321,7 +375,7 @@ impl UnlockedKeystore {
     /// file, parses, matches the agent row, decrypts with the in-memory KEK and derives the stored
     /// public key; the in-memory key derives it too. Returns the problem found.
     pub fn check_integrity(&self, agent: &AgentKeyInfo) -> Result<(), String> {
-        let file = KeyFile::load(&key_path(&self.dir, agent.agent_id)).map_err(|e| e.to_string())?;
+        let file = self.files.load(agent.agent_id).map_err(|e| e.to_string())?;
         if file.agent_id != agent.agent_id
             || file.public_key != agent.public_key
             || file.network != agent.network
@@ -374,14 +428,19 @@ pub(crate) fn sign_with(secret: &SecretKey, intent: &SignIntent) -> Result<SignO
 
 /// The keystore as a signer backend: locked or unlocked at run time.
 pub struct KeystoreBackend {
-    dir: PathBuf,
+    files: Arc<dyn KeyFileStore>,
     state: tokio::sync::RwLock<Option<UnlockedKeystore>>,
 }
 
 impl KeystoreBackend {
     /// A backend over the keystore directory `dir` holding `unlocked` (or locked when `None`).
     pub fn new(dir: PathBuf, unlocked: Option<UnlockedKeystore>) -> KeystoreBackend {
-        KeystoreBackend { dir, state: tokio::sync::RwLock::new(unlocked) }
+        KeystoreBackend::over(Arc::new(KeyDir::new(dir)), unlocked)
+    }
+
+    /// A backend over the key files `files` holds.
+    pub fn over(files: Arc<dyn KeyFileStore>, unlocked: Option<UnlockedKeystore>) -> KeystoreBackend {
+        KeystoreBackend { files, state: tokio::sync::RwLock::new(unlocked) }
     }
 
     /// Forgets an agent's key and deletes its file, locked or not: a terminated agent's key must
@@ -391,12 +450,7 @@ impl KeystoreBackend {
         if let Some(ks) = guard.as_ref() {
             return ks.remove(agent_id);
         }
-        let path = key_path(&self.dir, agent_id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(KeystoreError::io(&path, e)),
-        }
+        self.files.delete(agent_id)
     }
 
     /// Runs `f` with the unlocked keystore, or fails with `KeystoreLocked`.
@@ -436,15 +490,15 @@ impl KeystoreBackend {
         password: Zeroizing<Vec<u8>>,
         agents: Vec<AgentKeyInfo>,
     ) -> Result<UnlockedKeystore, KeystoreError> {
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || LockedKeystore::open(&dir)?.unlock(&password, &agents))
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || LockedKeystore::open_in(files)?.unlock(&password, &agents))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
     /// Another backend over the same directory holding `unlocked`, leaving this one as it is.
     pub fn sibling(&self, unlocked: UnlockedKeystore) -> KeystoreBackend {
-        KeystoreBackend::new(self.dir.clone(), Some(unlocked))
+        KeystoreBackend::over(self.files.clone(), Some(unlocked))
     }
 
     /// Installs a freshly unlocked keystore (recovery).

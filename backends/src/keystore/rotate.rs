@@ -57,7 +57,8 @@ pub fn key_files(dir: &Path) -> Result<Vec<(Uuid, PathBuf)>, KeystoreError> {
 /// `keystore/` itself changes. Any key file that does not decrypt aborts the change.
 pub fn stage(ks: &LockedKeystore, old: &[u8], new: &[u8], params: KdfParams) -> Result<StagedChange, KeystoreError> {
     let old_kek = ks.verify(old)?.ok_or(KeystoreError::WrongPassword)?;
-    let staging = staging_dir(ks.dir());
+    let dir = ks.dir().ok_or(KeystoreError::Unsupported { operation: "changing the password", store: "database" })?;
+    let staging = staging_dir(dir);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| KeystoreError::io(&staging, e))?;
     }
@@ -65,7 +66,7 @@ pub fn stage(ks: &LockedKeystore, old: &[u8], new: &[u8], params: KdfParams) -> 
     let (mut master, new_kek) = MasterFile::create(new, params)?;
     master.created_at = ks.master().created_at.clone();
     let mut files = 0;
-    for (id, path) in key_files(ks.dir())? {
+    for (id, path) in key_files(dir)? {
         let file = KeyFile::load(&path)?;
         let secret = if file.kdf == ks.master().kdf {
             file.open(&old_kek)
@@ -85,7 +86,7 @@ pub fn stage(ks: &LockedKeystore, old: &[u8], new: &[u8], params: KdfParams) -> 
     }
     master.save(&staging.join("master.json"))?;
     fsutil::sync_dir(&staging).map_err(|e| KeystoreError::io(&staging, e))?;
-    Ok(StagedChange { dir: ks.dir().to_path_buf(), files })
+    Ok(StagedChange { dir: dir.to_path_buf(), files })
 }
 
 impl StagedChange {

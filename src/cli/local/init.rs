@@ -139,6 +139,47 @@ fn seed_postgres(config: &config::Config, jwt_secret: String) -> Result<(), CliE
     store.seed_initial(&seed, clock.now()).map_err(|e| io_err("cannot seed the database", e))
 }
 
+/// Under `backend = "postgres"`, the keystore step (13-postgres-ha.md §7): master.json goes into
+/// the shared database, or — when another replica's `init` put one there — the password is
+/// checked against it (a different password: exit 4). Nothing is written to `keystore/`.
+/// Returns false under redb (the caller writes the file).
+#[cfg(feature = "postgres")]
+fn keystore_postgres(
+    config: &config::Config,
+    pw: &SecretString,
+    params: KdfParams,
+    quiet: bool,
+) -> Result<bool, CliError> {
+    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(false) };
+    let store =
+        waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| io_err("cannot open the database", e))?;
+    let mismatch =
+        || CliError::new(exit::AUTH, "Error: the master password does not match the shared keystore in the database");
+    let verify = |bytes: &[u8]| -> Result<bool, CliError> {
+        let master = MasterFile::from_json(bytes).map_err(|e| io_err("the database's master.json", e))?;
+        match master.verify(pw.expose_secret().as_bytes()) {
+            Ok(Some(_)) => Ok(true),
+            _ => Err(mismatch()),
+        }
+    };
+    if let Some(bytes) = store.keystore_master().map_err(|e| io_err("cannot read the keystore", e))? {
+        return verify(&bytes);
+    }
+    let progress = crate::cli::progress::Progress::start(
+        format!("Deriving the key-encryption key (Argon2id, {} MiB)", params.memory_kib / 1024),
+        quiet,
+    );
+    let (master, _kek) = MasterFile::create(pw.expose_secret().as_bytes(), params)
+        .map_err(|e| io_err("cannot derive the master key", e))?;
+    drop(progress);
+    if store.put_keystore_master(&master.to_json()).map_err(|e| io_err("cannot store master.json", e))? {
+        return Ok(true);
+    }
+    // Another replica's `init` stored one first: this password must open it.
+    let bytes = store.keystore_master().map_err(|e| io_err("cannot read the keystore", e))?.unwrap_or_default();
+    verify(&bytes)
+}
+
 pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     if args.quickstart {
         return crate::cli::local::quickstart::run(dir, args);
@@ -275,6 +316,13 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
             time: config.keystore.argon2_time,
             parallelism: config.keystore.argon2_parallelism,
         };
+        #[cfg(feature = "postgres")]
+        let in_database = keystore_postgres(&config, &pw, params, args.json || args.quiet)?;
+        #[cfg(not(feature = "postgres"))]
+        let in_database = false;
+        if in_database {
+            return finish(&layout, &config, (args.json, args.quiet), before);
+        }
         let progress = crate::cli::progress::Progress::start(
             format!("Deriving the key-encryption key (Argon2id, {} MiB)", params.memory_kib / 1024),
             args.json || args.quiet,
@@ -284,10 +332,19 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
         drop(progress);
         master.save(&layout.master()).map_err(|e| io_err("cannot write master.json", e))?;
     }
+    finish(&layout, &config, (args.json, args.quiet), before)
+}
 
-    if args.json {
-        print_json(&layout, false, before);
-    } else if !args.quiet {
+/// What `init` prints at the end.
+fn finish(
+    layout: &Layout,
+    config: &config::Config,
+    (json, quiet): (bool, bool),
+    before: Steps,
+) -> Result<(), CliError> {
+    if json {
+        print_json(layout, false, before);
+    } else if !quiet {
         println!("WAIaaS initialized successfully!");
         println!("  Data directory: {}", layout.root.display());
         println!("  Config:         {}", layout.config().display());

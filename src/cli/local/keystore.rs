@@ -44,6 +44,17 @@ pub(crate) fn run(dir: &Path, cmd: KeystoreCommand) -> Result<(), CliError> {
     let env_pw = password::take_env(&args.password.password_env);
     let layout = Layout::new(dir.to_path_buf());
     if !layout.master().exists() {
+        // Under PostgreSQL master.json is in the shared database (13-postgres-ha.md §7), and
+        // changing its password there is not built yet.
+        if layout.config().is_file()
+            && let Ok(c) = crate::runtime::config::load(dir, &Default::default(), &std::env::vars().collect::<Vec<_>>())
+            && !matches!(c.database.backend, crate::runtime::config::StorageBackend::Redb)
+        {
+            return Err(CliError::general(
+                "Error: keystore change-password is not supported under backend = \"postgres\" yet \
+                 (the key files are in the database)",
+            ));
+        }
         return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
     }
     let _lock = offline_lock(&layout)?;

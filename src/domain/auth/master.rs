@@ -45,12 +45,20 @@ struct Failures {
     lockout_until: Option<u64>,
 }
 
+/// Where the failure count lives.
+enum Counter {
+    Memory(Mutex<Failures>),
+    /// PostgreSQL: `system_state` of the shared database.
+    #[cfg(feature = "postgres")]
+    Shared(crate::runtime::Db),
+}
+
 /// The masterAuth verifier with its cache and lockout.
 pub(crate) struct MasterAuth {
     file: Arc<MasterFile>,
     key: Zeroizing<[u8; 32]>,
     cached: Mutex<Option<[u8; 32]>>,
-    failures: Mutex<Failures>,
+    failures: Counter,
     argon: Semaphore,
     /// Argon2id verifications run since start (cache misses), for the operator status.
     slow: AtomicU64,
@@ -58,13 +66,23 @@ pub(crate) struct MasterAuth {
 
 impl MasterAuth {
     pub(crate) fn new(file: MasterFile) -> MasterAuth {
+        MasterAuth::with_counter(file, Counter::Memory(Mutex::new(Failures::default())))
+    }
+
+    /// Under PostgreSQL: the failure count and the lockout in the shared database.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn shared(file: MasterFile, db: crate::runtime::Db) -> MasterAuth {
+        MasterAuth::with_counter(file, Counter::Shared(db))
+    }
+
+    fn with_counter(file: MasterFile, failures: Counter) -> MasterAuth {
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
         MasterAuth {
             file: Arc::new(file),
             key,
             cached: Mutex::new(None),
-            failures: Mutex::new(Failures::default()),
+            failures,
             argon: Semaphore::new(2),
             slow: AtomicU64::new(0),
         }
@@ -115,25 +133,62 @@ impl MasterAuth {
 
     /// Checks a header value at daemon time `now`.
     pub(crate) async fn verify(&self, header: Option<&str>, now: u64) -> MasterOutcome {
-        if let Some(until) = self.failures.lock().expect("failures lock").lockout_until.filter(|u| *u > now) {
+        if let Some(until) = self.lockout_until().await.filter(|u| *u > now) {
             return MasterOutcome::Locked { retry_after: until - now };
         }
         let Some(pw) = header.filter(|h| !h.is_empty()) else { return MasterOutcome::Required };
         let valid = self.check(pw).await;
-        let mut f = self.failures.lock().expect("failures lock");
-        if valid {
-            f.count = 0;
-            f.lockout_until = None;
-            return MasterOutcome::Ok;
-        }
-        f.count += 1;
-        let locked_now = f.count >= MAX_FAILURES;
-        if locked_now {
-            f.count = 0;
-            f.lockout_until = Some(now + LOCKOUT_SECS);
-        }
-        MasterOutcome::Invalid { locked_now }
+        let locked_now = match &self.failures {
+            Counter::Memory(m) => {
+                let mut f = m.lock().expect("failures lock");
+                if valid {
+                    f.count = 0;
+                    f.lockout_until = None;
+                    false
+                } else {
+                    f.count += 1;
+                    let locked_now = f.count >= MAX_FAILURES;
+                    if locked_now {
+                        f.count = 0;
+                        f.lockout_until = Some(now + LOCKOUT_SECS);
+                    }
+                    locked_now
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Counter::Shared(db) => {
+                let r = if valid {
+                    db.call(move |s| pg(s)?.master_auth_success(now)).await.map(|()| false)
+                } else {
+                    db.call(move |s| pg(s)?.master_auth_failure(now, MAX_FAILURES, LOCKOUT_SECS))
+                        .await
+                        .map(|f| f.locked_now)
+                };
+                // The database is gone: nothing else works either; the count resumes with it.
+                r.unwrap_or_else(|e| {
+                    tracing::warn!("cannot count the masterAuth result in the database: {e}");
+                    false
+                })
+            }
+        };
+        if valid { MasterOutcome::Ok } else { MasterOutcome::Invalid { locked_now } }
     }
+
+    async fn lockout_until(&self) -> Option<u64> {
+        match &self.failures {
+            Counter::Memory(m) => m.lock().expect("failures lock").lockout_until,
+            #[cfg(feature = "postgres")]
+            Counter::Shared(db) => db.call(|s| pg(s)?.master_auth_lockout_until()).await.unwrap_or_else(|e| {
+                tracing::warn!("cannot read the masterAuth lockout: {e}");
+                None
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn pg(s: &waiaas_storage::Store) -> Result<&waiaas_storage::pg::PgStore, waiaas_storage::StoreError> {
+    s.postgres().ok_or(waiaas_storage::StoreError::Invariant("the shared masterAuth counter needs postgres"))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub(crate) mod test_db;
 mod txrows;
 
 pub use connect::PgOptions;
+pub use ops::keys::MasterAuthFailure;
 pub use store::PgStore;
 
 pub(crate) use sqlerr::map as map_err;

@@ -5,6 +5,7 @@ mod agent_cascades;
 mod agents;
 mod approvals;
 mod decision;
+pub(super) mod keys;
 mod killswitch;
 mod notify;
 mod policies;
