@@ -285,7 +285,15 @@ async fn a_database_outage_mid_send_is_retryable_and_heals_by_itself() {
     let cluster = OwnCluster::start();
     let anvil = Anvil::start();
     let proxy = RpcProxy::start(&anvil.url);
-    let a = TestDaemon::start(replica(&proxy.url, None, Some(&cluster))).await;
+    // A heartbeat of 1 s: the leader notices the database gone at its next ping, so sends in
+    // that window meet the database itself (DATABASE_UNAVAILABLE) rather than the leader guard.
+    let mut opts = replica(&proxy.url, None, Some(&cluster));
+    for (section, lines) in &mut opts.config {
+        if *section == "database" {
+            *lines = "leader_check_ms = 1000\nconnect_timeout = 2".to_string();
+        }
+    }
+    let a = TestDaemon::start(opts).await;
     let mut agents = Vec::new();
     let mut tokens = Vec::new();
     for _ in 0..2 {
