@@ -605,3 +605,100 @@ async fn shared_state_survives_failover() {
     assert_eq!(db.sql("SELECT count(*) FROM keys"), "1");
     assert_eq!(db.sql("SELECT count(*) FROM keystore_master"), "1");
 }
+
+// ACC-304: `db copy` moves a redb deployment onto PostgreSQL; a second copy into the now
+// non-empty target exits 1 and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_copy_moves_a_redb_deployment_onto_postgres() {
+    use crate::support::{cli, config_append, run, text};
+    let anvil = Anvil::start();
+    let mut d = crate::support::evm::daemon_on(&anvil.url, &[crate::support::sink::notifications_on()], false).await;
+    // DELAY needs a notification channel; the sink's rows are copied too.
+    let _sink = d.sink_channel().await;
+    let (agent, token) = funded_agent(&d, &anvil.url, 10, json!({})).await;
+    let (_, broke) = funded_agent(&d, &anvil.url, 0, json!({})).await;
+    d.policy(json!({"agentId": agent["id"], "type": "SPENDING_LIMIT", "priority": 10, "rules": {
+        "instant_max": "1000000000000000", "notify_max": "1000000000000000", "delay_max": "10000000000000000",
+        "delay_seconds": 3600, "approval_timeout": 3600}}))
+        .await;
+    // Rows in four statuses, and at least 200 audit rows.
+    let send =
+        async |t: &str, amount: &str| crate::support::api::send(&d, t, json!({"to": TO, "amount": amount})).await;
+    let (st, v) = send(&broke, "1").await;
+    assert!(st >= 400 || v["status"] == "FAILED", "{v}");
+    let (st, queued) = send(&token, "5000000000000000").await;
+    assert_eq!((st, queued["status"].as_str()), (202, Some("QUEUED")), "{queued}");
+    let (st, v) = send(&token, "5000000000000001").await;
+    assert_eq!(st, 202, "{v}");
+    let (st, r) = d.master("POST", &format!("/v1/owner/reject/{}", v["transactionId"].as_str().unwrap()), Some(json!({}))).await;
+    assert_eq!(st, 200, "{r}");
+    for i in 0..100 {
+        let (st, v) = send(&token, &(1000 + i).to_string()).await;
+        assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+        let (_, verify) = d.master("GET", "/v1/admin/audit-log/verify", None).await;
+        if verify["headSeq"].as_u64().unwrap() >= 200 {
+            break;
+        }
+    }
+    let status = d.terminate();
+    assert!(status.success());
+    let source = d.store();
+    let head = source.verify_audit().unwrap();
+    assert!(head.valid && head.head_seq >= 200, "{head:?}");
+    drop(source);
+
+    // The target: a fresh database, migrated, then copied into.
+    let db = crate::support::pg::FreshDb::new();
+    let migrator = tempfile::tempdir().unwrap();
+    let mut c = cli(migrator.path());
+    c.args(["db", "migrate"]).env("WAIAAS_DATABASE_BACKEND", "postgres").env("WAIAAS_DATABASE_URL", &db.url);
+    let out = run(c, Duration::from_secs(60));
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let copy = || {
+        let mut c = cli(d.dir.path());
+        c.args(["db", "copy", "--to", &db.url, "--json"]);
+        run(c, Duration::from_secs(120))
+    };
+    let out = copy();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["auditHead"]["seq"].as_u64(), report["auditHead"]["hash"].as_str()),
+        (Some(head.head_seq), Some(head.head_hash.as_str())),
+        "{report}"
+    );
+    let statuses = db.sql("SELECT string_agg(DISTINCT status, ',') FROM transactions");
+    eprintln!("ACC-304: copied {report} (statuses {statuses})");
+    assert_eq!(statuses, "CANCELLED,CONFIRMED,FAILED,QUEUED");
+    // Again: the target is not empty now; exit 1 and nothing changes.
+    let before = db.sql(
+        "SELECT (SELECT count(*) FROM audit_log), (SELECT epoch FROM leader), (SELECT count(*) FROM transactions)",
+    );
+    let out = copy();
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("Target database is not empty"), "{}", text(&out.stderr));
+    assert_eq!(
+        db.sql(
+            "SELECT (SELECT count(*) FROM audit_log), (SELECT epoch FROM leader), (SELECT count(*) FROM transactions)"
+        ),
+        before
+    );
+
+    // The same directory, now on the target.
+    config_append(d.dir.path(), "database", &format!("backend = \"postgres\"\nurl = \"{}\"", db.url));
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let mut d = TestDaemon::start_in(dir, Opts { dev: true, postgres: true, ..Opts::default() }).await;
+    d.pg = Some(db);
+    until_ready(&d, Duration::from_secs(10), "the copy's daemon leads", leads).await;
+    let (st, v) = d.master("GET", "/v1/admin/audit-log/verify", None).await;
+    assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
+    assert!(v["headSeq"].as_u64().unwrap() > head.head_seq, "the takeover appended to the copied chain: {v}");
+    // The pre-copy session token works, the DELAY row still waits, and the keystore agent signs.
+    let (st, row) =
+        d.bearer("GET", &format!("/v1/transactions/{}", queued["transactionId"].as_str().unwrap()), &token, None).await;
+    assert_eq!((st, row["status"].as_str()), (200, Some("QUEUED")), "{row}");
+    let (st, v) = crate::support::api::send(&d, &token, json!({"to": TO, "amount": "4242"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let mined = mined_from(&anvil.url, agent["address"].as_str().unwrap());
+    assert!(mined.iter().any(|m| m.2 == 4242), "the transfer is on chain");
+}

@@ -5,6 +5,9 @@
 //!   once); under redb, runs the file's in-place upgrade with the daemon stopped.
 //! - `status`: migrations applied / embedded / pending, and under postgres the leader row and
 //!   every replica seen, with whether it is live (its replica lock is held).
+//! - `copy --to <url>`: moves this data directory's redb database and `keystore/` into an
+//!   empty, migrated PostgreSQL database in one checked transaction (the daemon stopped). The
+//!   source is never changed: going back is `backend = "redb"`.
 
 use std::path::Path;
 
@@ -23,6 +26,23 @@ pub(crate) enum DbCommand {
     Migrate(JsonArgs),
     /// Show the schema version and, under postgres, the leader and the replicas.
     Status(JsonArgs),
+    /// Copy this data directory's redb database and keystore into an empty PostgreSQL database.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CopyArgs {
+    /// The target database URL (postgres://…); it must be migrated ('waiaas db migrate') and
+    /// empty.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// The replica whose host has the Ledger device; Ledger agents are pinned to it
+    /// (default: this data directory's replica id).
+    #[arg(long, value_name = "REPLICA_ID")]
+    pin_ledger: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -39,19 +59,24 @@ fn load(dir: &Path) -> Result<Config, CliError> {
 
 pub(crate) fn run(dir: &Path, cmd: DbCommand) -> Result<(), CliError> {
     let config = load(dir)?;
-    match (&config.database.backend, cmd) {
-        (StorageBackend::Redb, DbCommand::Migrate(a)) => redb_migrate(dir, &config, a.json),
-        (StorageBackend::Redb, DbCommand::Status(a)) => redb_status(&config, a.json),
+    let (json_out, migrate) = match cmd {
+        DbCommand::Migrate(a) => (a.json, true),
+        DbCommand::Status(a) => (a.json, false),
         #[cfg(feature = "postgres")]
-        (StorageBackend::Postgres(pg), cmd) => {
+        DbCommand::Copy(args) => return copy::run(dir, &config, args),
+        #[cfg(not(feature = "postgres"))]
+        DbCommand::Copy(_) => return Err(CliError::general("Error: built without feature postgres")),
+    };
+    match &config.database.backend {
+        StorageBackend::Redb if migrate => redb_migrate(dir, &config, json_out),
+        StorageBackend::Redb => redb_status(&config, json_out),
+        #[cfg(feature = "postgres")]
+        StorageBackend::Postgres(pg) => {
             let rt = crate::cli::runtime()?;
-            match cmd {
-                DbCommand::Migrate(a) => rt.block_on(pg::migrate(pg, a.json)),
-                DbCommand::Status(a) => rt.block_on(pg::status(pg, a.json)),
-            }
+            if migrate { rt.block_on(pg::migrate(pg, json_out)) } else { rt.block_on(pg::status(pg, json_out)) }
         }
         #[cfg(not(feature = "postgres"))]
-        (StorageBackend::Postgres(_), _) => Err(CliError::general("Error: built without feature postgres")),
+        StorageBackend::Postgres(_) => Err(CliError::general("Error: built without feature postgres")),
     }
 }
 
@@ -63,17 +88,22 @@ fn print(json_out: bool, value: &Value, text: &str) {
     }
 }
 
+/// The instance lock of an offline command: exit 2 while the daemon runs.
+fn offline(layout: &Layout) -> Result<InstanceLock, CliError> {
+    match InstanceLock::try_acquire(&layout.lock()) {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(busy)) => {
+            let pid = busy.pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into());
+            Err(CliError::new(exit::RUNNING, format!("Error: Daemon is running (PID: {pid}). Stop it first.")))
+        }
+        Err(e) => Err(CliError::general(format!("Error: cannot take the instance lock: {e}"))),
+    }
+}
+
 /// The redb upgrade of 02-storage.md §9, under the instance lock (the daemon must be stopped).
 fn redb_migrate(dir: &Path, config: &Config, json_out: bool) -> Result<(), CliError> {
     let layout = Layout::new(dir.to_path_buf());
-    let _lock = match InstanceLock::try_acquire(&layout.lock()) {
-        Ok(Ok(l)) => l,
-        Ok(Err(busy)) => {
-            let pid = busy.pid.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into());
-            return Err(CliError::new(exit::RUNNING, format!("Error: Daemon is running (PID: {pid}). Stop it first.")));
-        }
-        Err(e) => return Err(CliError::general(format!("Error: cannot take the instance lock: {e}"))),
-    };
+    let _lock = offline(&layout)?;
     let path = &config.database.path;
     if !path.exists() {
         return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
@@ -206,5 +236,83 @@ mod pg {
         });
         print(json_out, &value, &text);
         Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod copy {
+    use super::*;
+    use waiaas_storage::pg::{CopyError, KeyBytes, PgStore};
+
+    /// `waiaas db copy --to <url>` (13-postgres-ha.md §7).
+    pub(super) fn run(dir: &Path, config: &Config, args: CopyArgs) -> Result<(), CliError> {
+        let layout = Layout::new(dir.to_path_buf());
+        let _lock = offline(&layout)?;
+        let target = config::PgConfig::copy_target(&args.to).map_err(|e| CliError::general(format!("Error: {e}")))?;
+        let path = &config.database.path;
+        if !path.exists() {
+            return Err(CliError::new(exit::NOT_RUNNING, "Data directory not found. Run 'waiaas init' first."));
+        }
+        // The source, upgraded to this binary's schema first, read in one transaction.
+        let (source, _) = waiaas_storage::Store::open(path, config.cache_bytes())
+            .map_err(|e| CliError::general(format!("Error: {}: {e}", path.display())))?;
+        let dump = source
+            .redb()
+            .ok_or_else(|| CliError::general("Error: the source is not a redb file"))?
+            .dump()
+            .map_err(|e| CliError::general(format!("Error: cannot read {}: {e}", path.display())))?;
+        let files = key_bytes(&layout)?;
+        let pin = args.pin_ledger.unwrap_or_else(|| config::postgres::default_replica_id(dir));
+        let pins: Vec<(uuid::Uuid, String)> = dump
+            .agents()
+            .iter()
+            .filter(|a| a.backend == waiaas_storage::Backend::Ledger)
+            .map(|a| (a.id, pin.clone()))
+            .collect();
+        let store = PgStore::connect(target.options()).map_err(|e| match e {
+            waiaas_storage::StoreError::Schema(s @ waiaas_storage::SchemaError::NotInitialised) => CliError::new(
+                exit::NOT_RUNNING,
+                format!("Error: {s} (the target: run 'waiaas db migrate' with its URL first)"),
+            ),
+            e => CliError::general(format!("Error: {}: {e}", target.url.redacted())),
+        })?;
+        let report = store.copy_from(&dump, &files, &pins, Clock::default().now()).map_err(|e| match e {
+            CopyError::LeaderBusy => CliError::new(exit::RUNNING, format!("Error: {e}")),
+            e => CliError::general(format!("Error: {e}")),
+        })?;
+        let (seq, hash) = &report.audit_head;
+        let counts: serde_json::Map<String, Value> =
+            report.counts.iter().map(|(t, n)| (t.to_string(), json!(n))).collect();
+        let value = json!({
+            "target": target.url.redacted(),
+            "counts": counts,
+            "auditHead": {"seq": seq, "hash": hash},
+            "keyFiles": report.keys,
+            "ledgerPinned": report.pinned,
+        });
+        let mut text = format!("Copied {} into {}\n", path.display(), target.url.redacted());
+        for (t, n) in &report.counts {
+            text.push_str(&format!("  {t:<24} {n}\n"));
+        }
+        text.push_str(&format!("  key files                {}\n", report.keys));
+        text.push_str(&format!("Audit head: seq {seq}, hash {hash}\n"));
+        text.push_str(
+            "Set [database] backend = \"postgres\" and url to run on it; this directory's redb is unchanged.\n",
+        );
+        print(args.json, &value, &text);
+        Ok(())
+    }
+
+    /// master.json and every key file of `keystore/`, as bytes.
+    fn key_bytes(layout: &Layout) -> Result<KeyBytes, CliError> {
+        let err = |what: String| CliError::general(format!("Error: {what}"));
+        let master = std::fs::read(layout.master()).map_err(|e| err(format!("{}: {e}", layout.master().display())))?;
+        let mut keys = Vec::new();
+        let listed = waiaas_backends::keystore::rotate::key_files(&layout.keystore())
+            .map_err(|e| err(format!("{}: {e}", layout.keystore().display())))?;
+        for (agent, path) in listed {
+            keys.push((agent, std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?));
+        }
+        Ok(KeyBytes { master, keys })
     }
 }

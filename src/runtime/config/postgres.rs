@@ -119,7 +119,7 @@ fn check_url(text: &str) -> Result<PgUrl, String> {
 }
 
 /// `<hostname>-<first 8 hex of SHA-256(absolute data directory)>`.
-fn default_replica_id(data_dir: &Path) -> String {
+pub(crate) fn default_replica_id(data_dir: &Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let host: String =
         host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(55).collect();
@@ -195,6 +195,25 @@ pub(super) fn backend(
 
 #[cfg(feature = "postgres")]
 impl PgConfig {
+    /// The target of `waiaas db copy --to <url>`: the URL checked like `[database].url`
+    /// (`--to` is the "key" an error names), the defaults otherwise, and a statement timeout
+    /// long enough for one big copy transaction.
+    pub(crate) fn copy_target(url: &str) -> Result<PgConfig, String> {
+        let url = check_url(url).map_err(|why| format!("--to {why}"))?;
+        Ok(PgConfig {
+            url,
+            pool_size: 2,
+            connect_timeout: 5,
+            lock_timeout_ms: 5000,
+            statement_timeout_ms: 300_000,
+            idle_tx_timeout_ms: 60_000,
+            leader_check_ms: 500,
+            keepalive_s: 5,
+            replica_id: format!("db-copy-{}", std::process::id()),
+            ca_file: None,
+        })
+    }
+
     /// What the storage engine needs to connect.
     pub(crate) fn options(&self) -> waiaas_storage::pg::PgOptions {
         use std::time::Duration;

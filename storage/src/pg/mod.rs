@@ -13,6 +13,7 @@
 
 mod codec;
 pub mod connect;
+mod copy;
 #[cfg(test)]
 mod cross_process_tests;
 pub mod election;
@@ -29,6 +30,7 @@ pub(crate) mod test_db;
 mod txrows;
 
 pub use connect::PgOptions;
+pub use copy::{CopyError, CopyReport, KeyBytes};
 pub use ops::keys::MasterAuthFailure;
 pub use store::PgStore;
 

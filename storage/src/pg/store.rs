@@ -31,8 +31,8 @@ pub(crate) enum Global {
 /// The PostgreSQL engine: a pool of connections to one database shared by the replicas.
 pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
-    pool: Pool,
-    opts: PgOptions,
+    pub(super) pool: Pool,
+    pub(super) opts: PgOptions,
     /// This replica's leader epoch; 0 = standby (every fenced write fails `Fenced`).
     epoch: AtomicU64,
     dev_mode: AtomicBool,
@@ -58,7 +58,7 @@ fn is_retryable(e: &StoreError) -> bool {
     matches!(e, StoreError::Pg { sqlstate, .. } if sqlstate == "40001" || sqlstate == "40P01")
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => map_err(e),
         _ => StoreError::Unavailable { reason: Unavailability::Unreachable },
@@ -331,29 +331,7 @@ impl PgStore {
 
     /// Verifies the whole chain in one snapshot, in pages of 1,000 rows.
     pub fn verify_audit(&self) -> Result<AuditVerification, StoreError> {
-        self.read(async |tx| {
-            let head = super::rows::one(tx, "SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await?;
-            let mut v = audit::Verifier::new(AuditHead { seq: head.get::<_, i64>(0) as u64, hash: head.get(1) });
-            let mut after = 0i64;
-            loop {
-                let rows = super::rows::all(
-                    tx,
-                    "SELECT seq, record::text FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000",
-                    &[&after],
-                )
-                .await?;
-                for r in &rows {
-                    let (seq, text): (i64, String) = (r.get(0), r.get(1));
-                    if let Some(broken) = v.row(seq as u64, text.as_bytes()) {
-                        return Ok(broken);
-                    }
-                    after = seq;
-                }
-                if rows.len() < 1000 {
-                    return Ok(v.finish());
-                }
-            }
-        })
+        self.read(async |tx| verify_in(tx).await)
     }
 
     /// `meta.created_at` (0 before `init` seeds it).
@@ -383,4 +361,29 @@ async fn fence(tx: &Transaction<'_>, global: Global, mine: u64) -> Result<(), St
         return Err(StoreError::Fenced { mine, current: current as u64 });
     }
     Ok(())
+}
+
+/// Verifies the whole audit chain as `tx` sees it, against the head row.
+pub(super) async fn verify_in(tx: &Transaction<'_>) -> Result<AuditVerification, StoreError> {
+    let head = super::rows::one(tx, "SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await?;
+    let mut v = audit::Verifier::new(AuditHead { seq: head.get::<_, i64>(0) as u64, hash: head.get(1) });
+    let mut after = 0i64;
+    loop {
+        let rows = super::rows::all(
+            tx,
+            "SELECT seq, record::text FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1000",
+            &[&after],
+        )
+        .await?;
+        for r in &rows {
+            let (seq, text): (i64, String) = (r.get(0), r.get(1));
+            if let Some(broken) = v.row(seq as u64, text.as_bytes()) {
+                return Ok(broken);
+            }
+            after = seq;
+        }
+        if rows.len() < 1000 {
+            return Ok(v.finish());
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! the redb operation's contract (the conformance suite runs both) under the locks of §5.
 
 mod agent_cascades;
-mod agents;
+pub(super) mod agents;
 mod approvals;
 mod decision;
 pub(super) mod keys;
