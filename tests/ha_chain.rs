@@ -630,7 +630,8 @@ async fn db_copy_moves_a_redb_deployment_onto_postgres() {
     assert_eq!((st, queued["status"].as_str()), (202, Some("QUEUED")), "{queued}");
     let (st, v) = send(&token, "5000000000000001").await;
     assert_eq!(st, 202, "{v}");
-    let (st, r) = d.master("POST", &format!("/v1/owner/reject/{}", v["transactionId"].as_str().unwrap()), Some(json!({}))).await;
+    let (st, r) =
+        d.master("POST", &format!("/v1/owner/reject/{}", v["transactionId"].as_str().unwrap()), Some(json!({}))).await;
     assert_eq!(st, 200, "{r}");
     for i in 0..100 {
         let (st, v) = send(&token, &(1000 + i).to_string()).await;

@@ -4,7 +4,8 @@
 //! between processes, exactly the allowed number succeed:
 //! - 20 `decide_and_claim` of amount `a` against a session cap of `5a`: exactly 5 reserve;
 //! - 20 approvals of one APPROVAL-tier transaction: exactly 1 approves;
-//! - 20 kill-switch activations: exactly 1 activates.
+//! - 20 kill-switch activations: exactly 1 activates;
+//! - 2,000 EVM nonce assignments for one address (20 threads × 100): unique and contiguous.
 
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -19,6 +20,11 @@ use crate::*;
 
 const TEST: &str = "pg::cross_process_tests::two_processes_of_ten_threads_let_exactly_the_allowed_number_through";
 const AMOUNT: u64 = 100;
+
+/// The one EVM account the nonce race assigns from, locked as agent `agent`.
+fn nonce_account(agent: Uuid) -> super::NonceAccount {
+    super::NonceAccount { chain_id: 31337, address: "0xF39FD6E51AAD88F6F4CE6AB8827279CFFFB92266".into(), agent }
+}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
@@ -71,6 +77,12 @@ fn worker() {
                         )
                     }
                     "kill" => store.activate_kill_switch("race", KillSwitchActor::Admin, &ctx()).is_ok(),
+                    "nonce" => {
+                        let account = nonce_account(id);
+                        (0..100).all(|_| {
+                            store.assign_evm_nonce(&account, Uuid::now_v7(), super::NonceSlot::Main, 0).is_ok()
+                        })
+                    }
                     other => panic!("phase {other}"),
                 }
             })
@@ -148,4 +160,11 @@ fn two_processes_of_ten_threads_let_exactly_the_allowed_number_through() {
     assert_eq!(race(&db, "kill", &[Uuid::nil(); 20]), 1, "exactly one activation");
     assert_eq!(store.audit_by_event("KILL_SWITCH_ACTIVATED").unwrap().len(), 1);
     assert!(store.verify_audit().unwrap().valid, "one chain across both processes");
+
+    // 2,000 nonce assignments for one address, 20 threads in two processes.
+    let owner = Uuid::now_v7();
+    assert_eq!(race(&db, "nonce", &[owner; 20]), 20, "every thread made its 100 assignments");
+    let claimed = store.evm_nonce_claims_for_tests(31337, &nonce_account(owner).address).unwrap();
+    assert_eq!(claimed, (0..2000).collect::<Vec<u64>>(), "unique and contiguous");
+    assert_eq!(store.evm_nonce_next(31337, &nonce_account(owner).address).unwrap(), Some(2000));
 }

@@ -32,6 +32,7 @@ mod txrows;
 pub use connect::PgOptions;
 pub use copy::{CopyError, CopyReport, KeyBytes};
 pub use ops::keys::MasterAuthFailure;
+pub use ops::nonces::{NonceAccount, NonceSlot, Resynced};
 pub use store::PgStore;
 
 pub(crate) use sqlerr::map as map_err;

@@ -32,8 +32,16 @@ const CONSTRAINTS: &[(&str, &str)] = &[
 /// Maps a client error to the storage error the daemon branches on.
 pub(crate) fn map(e: tokio_postgres::Error) -> StoreError {
     let Some(state) = e.code() else {
-        // No SQLSTATE: the client failed (connect, socket, closed connection).
-        return StoreError::Unavailable { reason: Unavailability::Unreachable };
+        // No SQLSTATE: the client failed. A connection that broke (closed, or an I/O error
+        // underneath) is the database being unreachable; anything else — a parameter that does
+        // not serialise into its column's type, a row of an unexpected type — is a bug here,
+        // and must not hide behind a retryable 503.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || io {
+            return StoreError::Unavailable { reason: Unavailability::Unreachable };
+        }
+        tracing::error!("PostgreSQL client error: {e}");
+        return StoreError::Pg { sqlstate: String::new(), message: e.to_string() };
     };
     let code = state.code();
     if code.starts_with("08")

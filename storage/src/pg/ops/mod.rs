@@ -7,6 +7,7 @@ mod approvals;
 mod decision;
 pub(super) mod keys;
 mod killswitch;
+pub(super) mod nonces;
 mod notify;
 mod policies;
 mod sessions;
