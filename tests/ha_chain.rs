@@ -457,7 +457,7 @@ const SOAK_SENDS: usize = 40;
 /// Each agent's session may move this much: 35 sends at most, so some of the 40 are refused.
 const SOAK_CAP: u128 = 35_500_000;
 
-// ACC-307, ACC-308 (all but `evm_nonces.next`: the nonce table is not built): the soak.
+// ACC-307, ACC-308: the soak.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_leader_killed_at_three_points_loses_and_duplicates_nothing() {
     let anvil = Anvil::start();
@@ -544,10 +544,16 @@ async fn soak_leader_killed_at_three_points_loses_and_duplicates_nothing() {
         let used: u128 = s["usageStats"]["totalAmount"].as_str().unwrap().parse().unwrap();
         assert!(used <= SOAK_CAP, "{s}");
     }
+    // The nonce table agrees with the chain.
+    let db = replicas[0].pg.as_ref().unwrap();
+    for a in &agents {
+        let pending = hex(&rpc_blocking(&anvil.url, "eth_getTransactionCount", json!([a, "pending"])));
+        let next = db.sql(&format!("SELECT next FROM evm_nonces WHERE address = '{}'", a.to_ascii_lowercase()));
+        assert_eq!(next, pending.to_string(), "{a}: evm_nonces.next is the chain's pending count");
+    }
     // The audit chain verifies across all four epochs, and its seq has no gap.
     let (st, v) = led.master("GET", "/v1/admin/audit-log/verify", None).await;
     assert_eq!((st, &v["valid"]), (200, &json!(true)), "{v}");
-    let db = replicas[0].pg.as_ref().unwrap();
     assert_eq!(db.sql("SELECT count(*) = max(seq) AND min(seq) = 1 FROM audit_log"), "t", "seq gap-free");
     assert_eq!(db.sql("SELECT epoch FROM leader"), "4");
     eprintln!(

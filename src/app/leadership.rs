@@ -2,8 +2,9 @@
 //! PostgreSQL every replica starts as a standby: it serves `/health`, `/ready` and `/doc` and
 //! answers everything else 503 `NOT_LEADER`, while its election loop polls the leader lock.
 //! The replica that gets the lock takes over (§6.2): a new epoch under G exclusive (which fences
-//! the old leader's writes), start-up recovery, the in-memory state reloaded, the workers
-//! started — and only then does it take traffic.
+//! the old leader's writes), start-up recovery, the EVM nonce resync, the in-memory state
+//! reloaded (with the keys other replicas created meanwhile), the workers started — and only then does
+//! it take traffic.
 //!
 //! Losing leadership (§6.4) — a failed or slow heartbeat, a lost election connection, a takeover
 //! that could not finish — makes the replica a standby in memory at once: every later write is
@@ -118,6 +119,9 @@ mod pg {
         if report != Default::default() {
             tracing::info!("takeover recovery: {report:?}");
         }
+        // Step 4: each EVM account's nonce row from the chain, now that recovery has settled
+        // which transactions will be sent.
+        app.pipeline.resync_nonces().await;
         // Step 5: what start read may have changed while another replica led.
         let secrets = app.db.call(|s| s.jwt_secrets()).await.map_err(|e| e.to_string())?;
         if let Some(keys) = secrets.as_ref().and_then(crate::domain::auth::jwt::JwtKeys::from_secrets) {

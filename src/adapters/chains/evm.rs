@@ -518,6 +518,29 @@ impl EvmAdapter {
         next
     }
 
+    /// The nonce of a build: from the caller's source when it gave one, else the tracker.
+    async fn nonce_for(
+        &self,
+        opts: &BuildOptions,
+        used_for: NonceUse,
+        from: Address,
+        pending: u64,
+    ) -> Result<u64, ChainError> {
+        match &opts.nonces {
+            Some(source) => source.0.assign(used_for, pending).await,
+            None => Ok(self.next_nonce(from, pending)),
+        }
+    }
+
+    /// The account's mined (`latest`) and pending transaction counts: what a new leader's
+    /// nonce resync reads (13-postgres-ha.md §6.2 step 4).
+    pub(crate) async fn nonce_counts(&self, addr: &str) -> Result<(u64, u64), ChainError> {
+        let a = address(addr)?;
+        let mined = self.rpc(self.provider.get_transaction_count(a).latest()).await?;
+        let pending = self.rpc(self.provider.get_transaction_count(a).pending()).await?;
+        Ok((mined, pending))
+    }
+
     async fn native_balance(&self, a: Address) -> Result<U256, ChainError> {
         self.rpc(self.provider.get_balance(a)).await
     }
@@ -725,7 +748,7 @@ impl ChainAdapter for EvmAdapter {
                         "balance cannot pay the allowance reset",
                     ));
                 }
-                let nonce = self.next_nonce(from, reads.pending);
+                let nonce = self.nonce_for(opts, NonceUse::Reset, from, reads.pending).await?;
                 let reset = self.tx(chain_id, nonce, (t, U256::ZERO, data), (gas, prio, max));
                 metadata.insert("nonce".into(), json!(nonce));
                 metadata.insert("from".into(), json!(from.to_checksum(None)));
@@ -765,7 +788,7 @@ impl ChainAdapter for EvmAdapter {
                 format!("balance {} wei is below amount + fee = {needed} wei", reads.balance),
             ));
         }
-        let nonce = self.next_nonce(from, reads.pending);
+        let nonce = self.nonce_for(opts, NonceUse::Main, from, reads.pending).await?;
         metadata.insert("nonce".into(), json!(nonce));
         metadata.insert("from".into(), json!(from.to_checksum(None)));
         if let Some(m) = method {

@@ -100,9 +100,39 @@ impl BuildRequest {
     }
 }
 
+/// Which nonce of a transaction an EVM build takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NonceUse {
+    /// The transaction itself.
+    Main,
+    /// The `approve(spender, 0)` reset sent before it.
+    Reset,
+}
+
+/// Where an EVM build gets its nonce when the caller supplies the source (PostgreSQL: the
+/// database's nonce table, 13-postgres-ha.md §5); otherwise the adapter's in-memory tracker.
+#[async_trait::async_trait]
+pub(crate) trait NonceSource: Send + Sync {
+    /// The nonce for this use of the transaction being built, given the node's pending count;
+    /// asking again for the same use returns the same nonce.
+    async fn assign(&self, used_for: NonceUse, pending: u64) -> Result<u64, super::error::ChainError>;
+}
+
+/// A shared nonce source, shown as its presence in `Debug`.
+#[derive(Clone)]
+pub(crate) struct Nonces(pub(crate) std::sync::Arc<dyn NonceSource>);
+
+impl std::fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nonces(..)")
+    }
+}
+
 /// Options of one build.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct BuildOptions {
+    /// EVM: where the nonce comes from (`None`: the adapter's tracker).
+    pub(crate) nonces: Option<Nonces>,
     pub(crate) priority: Priority,
     /// EVM: one more × 1.2 on the gas limit (after `EVM_GAS_TOO_LOW`).
     pub(crate) gas_limit_multiplier_bump: bool,

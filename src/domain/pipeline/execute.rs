@@ -156,6 +156,8 @@ struct Run<'a> {
     budget: RetryBudget,
     step: &'static str,
     timing: Timing,
+    /// PostgreSQL, EVM: the nonce table for this transaction.
+    nonces: Option<Arc<super::nonces::DbNonces>>,
 }
 
 const BACKOFF: [u64; 3] = [1, 2, 4];
@@ -287,6 +289,7 @@ pub(crate) async fn execute(
         budget: RetryBudget::default(),
         step: "build",
         timing: Timing::default(),
+        nonces: super::nonces::DbNonces::for_execution(p, agent, row.id),
     };
     let _guard = p.nonce_order(agent).await;
     let result = match super::request::rebuild(&row.request, agent) {
@@ -299,9 +302,17 @@ pub(crate) async fn execute(
         Err(fail) => {
             // A nonce taken for a transaction that was never broadcast is released.
             adapter.reset_nonce_tracker(Some(&agent.public_key));
+            // A failed nonce assignment came back as a chain error; it is the database's.
+            let fail = match (fail, run.nonces.as_ref().and_then(|n| n.take_error())) {
+                (Fail::Chain(_), Some(e)) => storage_fail("nonce", e),
+                (f, _) => f,
+            };
             if let Fail::Database(e) = fail {
                 tracing::warn!("tx {}: execution stopped at a durability gate ({e}); left to recovery", run.id);
                 return Err(ExecFailure::Database(e));
+            }
+            if let Some(n) = &run.nonces {
+                n.release(true).await;
             }
             Err(record_failure(&run, agent, fail).await)
         }
@@ -377,7 +388,8 @@ async fn stage5(
     build: &BuildRequest,
     priority: Priority,
 ) -> Result<(Broadcast, Option<FeeEstimate>), Fail> {
-    let mut opts = BuildOptions { priority, ..BuildOptions::default() };
+    let mut opts =
+        BuildOptions { priority, nonces: run.nonces.as_ref().map(|n| n.source()), ..BuildOptions::default() };
     let adapter = run.adapter.clone();
     let mut reset_done = false;
     let mut fee_bumped = false;
@@ -439,7 +451,13 @@ async fn stage5(
             Submitted::Done { hash, uncertain } => (hash, uncertain),
             Submitted::Rebuild(e) => {
                 match e.code {
-                    ErrorCode::EvmNonceTooLow => adapter.reset_nonce_tracker(Some(&agent.public_key)),
+                    ErrorCode::EvmNonceTooLow => {
+                        adapter.reset_nonce_tracker(Some(&agent.public_key));
+                        // The chain moved past the nonce: the rebuild takes a new one.
+                        if let Some(n) = &run.nonces {
+                            n.release(false).await;
+                        }
+                    }
                     ErrorCode::EvmGasTooLow => opts.gas_limit_multiplier_bump = true,
                     ErrorCode::SolanaInsufficientFee => {
                         // 05-chains.md §3.12: once, ×1.5 (at least 1000), with a fresh blockhash.

@@ -18,6 +18,7 @@ pub(crate) mod confirm;
 pub(crate) mod decide;
 pub(crate) mod execute;
 pub(crate) mod kinds;
+pub(crate) mod nonces;
 pub(crate) mod queue;
 pub(crate) mod request;
 

@@ -121,8 +121,7 @@ fn race(db: &TestDb, phase: &str, ids: &[Uuid]) -> usize {
         .sum()
 }
 
-// The §9 "exactly one of N" line's caps, approvals and kill-switch clauses (not labelled: its
-// 2,000 nonce assignments need the nonce table, which is not built yet).
+// ACC-302: caps, approvals, the kill switch and 2,000 nonce assignments across two processes.
 #[test]
 fn two_processes_of_ten_threads_let_exactly_the_allowed_number_through() {
     if std::env::var("WAIAAS_ACC302_CHILD").is_ok() {
