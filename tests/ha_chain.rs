@@ -709,3 +709,74 @@ async fn db_copy_moves_a_redb_deployment_onto_postgres() {
     let mined = mined_from(&anvil.url, agent["address"].as_str().unwrap());
     assert!(mined.iter().any(|m| m.2 == 4242), "the transfer is on chain");
 }
+
+// ACC-313: a Ledger agent is pinned to the replica whose host has the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_agent_signs_only_on_its_pinned_replica() {
+    use waiaas_backends::ledger::fake::FakeDevice;
+    let anvil = Anvil::start();
+    let fake = FakeDevice::default();
+    fake.set_bogus_v(true);
+    let server = fake.serve_tcp().unwrap();
+    let mut opts = replica(&anvil.url, None, None);
+    opts.config
+        .push(("ledger", format!("transport = \"tcp\"\ntcp_address = \"{}\"\nconfirm_timeout = 10", server.address())));
+    opts.config.push(crate::support::sink::notifications_on());
+    let mut a = TestDaemon::start(opts).await;
+    let _sink = a.sink_channel().await;
+    let (agent, token) = funded_agent(&a, &anvil.url, 2, json!({"backend": "ledger"})).await;
+    a.policy(json!({"agentId": agent["id"], "type": "SPENDING_LIMIT", "priority": 10, "rules": {
+        "instant_max": "1000000000000000", "notify_max": "1000000000000000", "delay_max": "10000000000000000",
+        "delay_seconds": 60, "approval_timeout": 3600}}))
+        .await;
+    let (st, queued) = crate::support::api::send(&a, &token, json!({"to": TO, "amount": "5000000000000000"})).await;
+    assert_eq!((st, queued["status"].as_str()), (202, Some("QUEUED")), "{queued}");
+    let queued_id = queued["transactionId"].as_str().unwrap().to_string();
+    let a_id = ready(&a).await.unwrap().1["replicaId"].as_str().unwrap().to_string();
+
+    // b leads; the device would answer it too (same configuration), but the pin says no.
+    let mut b = a.second_replica(Opts { dev: true, ..Opts::default() }).await;
+    let db_url = a.pg.as_ref().unwrap().url.clone();
+    let sql = |q: &str| crate::support::pg::psql(&db_url, q);
+    assert!(a.terminate().success());
+    until_ready(&b, Duration::from_secs(5), "b leads", leads).await;
+    let rows_before = sql("SELECT count(*) FROM transactions");
+    let (st, v) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "1000"})).await;
+    assert_eq!(
+        (st, v["code"].as_str(), v["retryable"].as_bool()),
+        (503, Some("SIGNER_UNAVAILABLE"), Some(true)),
+        "{v}"
+    );
+    assert_eq!(v["details"]["pinnedReplicaId"].as_str(), Some(a_id.as_str()), "{v}");
+    assert_eq!(sql("SELECT count(*) FROM transactions"), rows_before, "nothing recorded");
+    // Its DELAY row is due on b's clock, and stays QUEUED.
+    b.advance(120).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sql(&format!("SELECT status FROM transactions WHERE id = '{queued_id}'")), "QUEUED");
+    assert!(
+        fake.log().is_empty() || !fake.log().iter().any(|(_, apdu)| apdu[1] == 0x04),
+        "b never asked the device to sign"
+    );
+
+    // a leads again: the row executes on the device.
+    let dir = std::mem::replace(&mut a.dir, tempfile::tempdir().unwrap());
+    let pg = a.pg.take();
+    let mut a = TestDaemon::start_in(dir, Opts { dev: true, postgres: true, ..Opts::default() }).await;
+    a.pg = pg;
+    assert!(b.terminate().success());
+    until_ready(&a, Duration::from_secs(5), "a leads again", leads).await;
+    a.advance(120).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = sql(&format!("SELECT status FROM transactions WHERE id = '{queued_id}'"));
+        if status == "CONFIRMED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the DELAY row is {status} on a");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // (The fake device's first address is anvil's funded account, so its funding is there too.)
+    let mined = mined_from(&anvil.url, agent["address"].as_str().unwrap());
+    assert_eq!(mined.iter().filter(|m| m.2 == 5_000_000_000_000_000).count(), 1, "{mined:?}");
+    assert!(!mined.iter().any(|m| m.2 == 1000), "the refused send never reached the chain: {mined:?}");
+}

@@ -404,6 +404,8 @@ impl Agents {
                 let device = self.signers.ledger_device().ok_or(AgentError::NoLedger)?;
                 let address = device.get_address(chain_kind(new.chain), &path).await?;
                 let rec = rec.on_ledger(text, address);
+                // PostgreSQL: the device is on this replica's host (13-postgres-ha.md §6.4).
+                crate::domain::ledger_pins::pin_new(&self.db, rec.id).await.map_err(insert_error)?;
                 let (r, ctx) = (rec.clone(), ctx.clone());
                 self.db.call(move |s| s.insert_agent(&r, &ctx)).await.map_err(insert_error)?;
                 Ok(rec)

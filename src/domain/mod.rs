@@ -8,6 +8,7 @@ pub(crate) mod auth;
 pub(crate) mod backup;
 pub(crate) mod defaults;
 pub(crate) mod emergency;
+pub(crate) mod ledger_pins;
 pub(crate) mod owner_console;
 pub(crate) mod pipeline;
 pub(crate) mod policy_admin;

@@ -84,6 +84,9 @@ pub(crate) enum WithdrawError {
     Chain(ChainError),
     #[error(transparent)]
     Signer(SignerError),
+    /// PostgreSQL: the agent's Ledger is on another replica (13-postgres-ha.md §6.4).
+    #[error("This agent's Ledger is on replica {0}, which does not lead now")]
+    PinnedElsewhere(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -99,6 +102,7 @@ impl Coded for WithdrawError {
             WithdrawError::TotalFailure(_) => ErrorCode::SweepTotalFailure,
             WithdrawError::Chain(e) => e.code(),
             WithdrawError::Signer(e) => e.code(),
+            WithdrawError::PinnedElsewhere(_) => ErrorCode::SignerUnavailable,
             WithdrawError::Store(e) => e.code(),
         }
     }
@@ -155,6 +159,9 @@ impl Withdrawals {
         let owner = agent.owner_address.clone().ok_or(WithdrawError::NoOwner(agent.id))?;
         if agent.owner_state() != OwnerState::Locked {
             return Err(WithdrawError::LockedOnly);
+        }
+        if let Some(replica) = crate::domain::ledger_pins::elsewhere(&self.db, &agent).await? {
+            return Err(WithdrawError::PinnedElsewhere(replica));
         }
         let adapter = self.chains.for_agent(&agent).await.map_err(WithdrawError::Chain)?;
         let signing = self.signing(&agent, password).await?;

@@ -87,6 +87,10 @@ pub(crate) enum SendError {
     /// lost leadership. Retryable; nothing of the failed step committed.
     #[error("{error}")]
     Database { tx: Uuid, error: StoreError },
+    /// PostgreSQL (§6.4): the agent's Ledger is on another replica; refused before anything
+    /// was recorded.
+    #[error("{0}")]
+    Pinned(Precheck),
 }
 
 /// A pre-execution check that failed.
@@ -96,6 +100,9 @@ pub(crate) enum Precheck {
     Adapter(ChainError),
     #[error("The keystore is locked")]
     KeystoreLocked,
+    /// PostgreSQL: a Ledger agent pinned to another replica, whose host has the device.
+    #[error("This agent's Ledger is on replica {replica}, which does not lead now")]
+    PinnedElsewhere { replica: String },
 }
 
 impl Precheck {
@@ -103,6 +110,15 @@ impl Precheck {
         match self {
             Precheck::Adapter(e) => e.code(),
             Precheck::KeystoreLocked => ErrorCode::KeystoreLocked,
+            Precheck::PinnedElsewhere { .. } => ErrorCode::SignerUnavailable,
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        match self {
+            Precheck::Adapter(e) => e.details(),
+            Precheck::PinnedElsewhere { replica } => details([("pinnedReplicaId", replica.clone().into())]),
+            Precheck::KeystoreLocked => Map::new(),
         }
     }
 }
@@ -117,7 +133,10 @@ impl SendError {
             | SendError::Failed { tx, .. } => Some(*tx),
             SendError::Internal { tx } => *tx,
             SendError::Database { tx, .. } => Some(*tx),
-            SendError::Invalid(_) | SendError::IdempotencyKeyReused | SendError::IdempotencyInProgress { .. } => None,
+            SendError::Invalid(_)
+            | SendError::IdempotencyKeyReused
+            | SendError::IdempotencyInProgress { .. }
+            | SendError::Pinned(_) => None,
         }
     }
 }
@@ -139,7 +158,7 @@ impl Coded for SendError {
             SendError::IdempotencyInProgress { .. } => ErrorCode::IdempotencyInProgress,
             SendError::Refused { refusal, .. } => refusal.code(),
             SendError::SystemLocked { .. } => ErrorCode::SystemLocked,
-            SendError::Precheck { cause, .. } => cause.code(),
+            SendError::Precheck { cause, .. } | SendError::Pinned(cause) => cause.code(),
             SendError::Failed { failure, .. } => failure.code(),
             SendError::Internal { .. } => ErrorCode::InternalError,
             SendError::Database { error, .. } => error.code(),
@@ -150,7 +169,7 @@ impl Coded for SendError {
         let mut d = match self {
             SendError::Invalid(e) => e.details(),
             SendError::Refused { refusal, .. } => refusal.details(),
-            SendError::Precheck { cause: Precheck::Adapter(e), .. } => e.details(),
+            SendError::Precheck { cause, .. } | SendError::Pinned(cause) => cause.details(),
             SendError::Failed { failure, .. } => failure.details(),
             SendError::IdempotencyInProgress { tx: Some(t) } => details([("transactionId", t.to_string().into())]),
             SendError::Database { error, .. } => error.details(),
@@ -430,6 +449,13 @@ impl Pipeline {
     ) -> Result<SendOutcome, SendError> {
         let tx = rec.id;
         let agent = caller.agent.clone();
+        // A Ledger agent pinned to another replica is refused before anything is recorded.
+        match crate::domain::ledger_pins::elsewhere(&self.db, &agent).await {
+            Ok(Some(replica)) => return Err(SendError::Pinned(Precheck::PinnedElsewhere { replica })),
+            Ok(None) => {}
+            // The record below meets the same database and reports it.
+            Err(e) => tracing::warn!("tx {tx}: cannot read the Ledger pin: {e}"),
+        }
         // §6.1 pre-execution checks, in memory, before the decision transaction: when they fail
         // the row is decided but not claimed, and then fails.
         let precheck = match self.chains.for_agent(&agent).await {

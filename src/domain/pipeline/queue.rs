@@ -65,7 +65,7 @@ impl Coded for ApproveError {
             ApproveError::NotPendingApproval(id) | ApproveError::Expired(id) => {
                 details([("transactionId", id.to_string().into())])
             }
-            ApproveError::Precheck(Precheck::Adapter(e)) => e.details(),
+            ApproveError::Precheck(p) => p.details(),
             _ => Map::new(),
         }
     }
@@ -121,6 +121,9 @@ impl Pipeline {
 
     /// §6.1 checks, in memory: the adapter is up and the keystore unlocked.
     async fn precheck(&self, agent: &AgentRecord) -> Result<(), Precheck> {
+        if let Ok(Some(replica)) = crate::domain::ledger_pins::elsewhere(&self.db, agent).await {
+            return Err(Precheck::PinnedElsewhere { replica });
+        }
         self.chains.for_agent(agent).await.map_err(Precheck::Adapter)?;
         if !self.signers.ready(agent.backend).await {
             return Err(Precheck::KeystoreLocked);
@@ -199,9 +202,11 @@ impl Pipeline {
     pub(crate) async fn delay_pass(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
         let due = self.db.call(move |s| s.due_rows(Tier::Delay, now, 50)).await?;
+        // PostgreSQL: a Ledger agent's rows wait for the replica its device is on (§6.4).
+        let pinned = crate::domain::ledger_pins::pinned_elsewhere(&self.db).await?;
         for id in due {
             let Some((row, agent)) = self.row_and_agent(id).await? else { continue };
-            if row.status != TxStatus::Queued {
+            if row.status != TxStatus::Queued || pinned.contains(&agent.id) {
                 continue;
             }
             let ctx = OpCtx::new("system", self.clock.now());
@@ -249,9 +254,10 @@ impl Pipeline {
     /// signed before the daemon stopped (start-up recovery kept them EXECUTING) are executed now.
     pub(crate) async fn resume_claimed(self: &std::sync::Arc<Self>) -> Result<usize, StoreError> {
         let rows = self.db.call(|s| s.active_in_status(TxStatus::Executing, usize::MAX)).await?;
+        let pinned = crate::domain::ledger_pins::pinned_elsewhere(&self.db).await?;
         let mut n = 0;
         for row in rows.into_iter().filter(|r| matches!(r.tier, Some(Tier::Delay | Tier::Approval))) {
-            if row.signed_tx().is_some() {
+            if row.signed_tx().is_some() || pinned.contains(&row.agent_id) {
                 continue;
             }
             let agent_id = row.agent_id;

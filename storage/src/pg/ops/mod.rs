@@ -9,6 +9,7 @@ pub(super) mod keys;
 mod killswitch;
 pub(super) mod nonces;
 mod notify;
+mod pins;
 mod policies;
 mod sessions;
 mod system;
