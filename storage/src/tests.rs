@@ -14,15 +14,91 @@ use crate::*;
 
 pub(crate) const NOW: u64 = 1_750_000_000;
 
-/// Reaches beneath the public operations (raw rows, unchecked transitions) to build states and
-/// tamper offline; only the redb engine offers this, so a test that uses it is an engine test.
-trait Engine {
+/// Reaches beneath the public operations to build states and tamper offline. An unchecked
+/// transition and an edit of a stored row exist on both engines, so tests that use them run in
+/// the conformance suite; `engine()` reaches redb's own internals (its tables, counters, write
+/// slot, file), and a test that uses it is a redb engine test.
+trait Hooks {
     fn engine(&self) -> &RedbStore;
+    /// A CAS transition outside any operation (the transition table still applies).
+    fn transition(
+        &self,
+        id: Uuid,
+        from: TxStatus,
+        to: TxStatus,
+        patch: TxPatch,
+        audit: Option<AuditEvent>,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError>;
+    /// Rewrites an agent's stored record as `edit` leaves its JSON.
+    fn tamper_agent(&self, a: &AgentRecord, edit: impl FnOnce(&mut Value));
+    /// Rewrites audit row `seq` (`Some`), or deletes it (`None`).
+    fn tamper_audit(&self, seq: u64, rec: Option<&AuditRecord>);
 }
 
-impl Engine for Store {
+impl Hooks for Store {
     fn engine(&self) -> &RedbStore {
-        self.redb().expect("the storage unit tests run on redb")
+        self.redb().expect("a redb engine test")
+    }
+
+    fn transition(
+        &self,
+        id: Uuid,
+        from: TxStatus,
+        to: TxStatus,
+        patch: TxPatch,
+        audit: Option<AuditEvent>,
+        ctx: &OpCtx,
+    ) -> Result<TransactionRecord, StoreError> {
+        match self {
+            Store::Redb(r) => r.transition(id, from, to, patch, audit, ctx),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => p.transition_for_tests(id, from, to, patch, audit, ctx),
+        }
+    }
+
+    fn tamper_agent(&self, a: &AgentRecord, edit: impl FnOnce(&mut Value)) {
+        let mut v: Value = serde_json::to_value(a).unwrap();
+        edit(&mut v);
+        match self {
+            Store::Redb(r) => r
+                .write(|tx| {
+                    tx.open_table(AGENTS)?.insert(a.id.as_u128(), serde_json::to_vec(&v).unwrap().as_slice())?;
+                    Ok(())
+                })
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => {
+                p.exec_for_tests("UPDATE agents SET record = $2 WHERE id = $1", &[&a.id, &v]).unwrap();
+            }
+        }
+    }
+
+    fn tamper_audit(&self, seq: u64, rec: Option<&AuditRecord>) {
+        match self {
+            Store::Redb(r) => r
+                .write(|tx| {
+                    let mut t = tx.open_table(AUDIT_LOG)?;
+                    match rec {
+                        Some(rec) => t.insert(seq, serde_json::to_vec(rec).unwrap().as_slice())?,
+                        None => t.remove(seq)?,
+                    };
+                    Ok(())
+                })
+                .unwrap(),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(p) => {
+                let seq = seq as i64;
+                match rec {
+                    Some(rec) => p.exec_for_tests(
+                        "UPDATE audit_log SET record = $2 WHERE seq = $1",
+                        &[&seq, &serde_json::to_value(rec).unwrap()],
+                    ),
+                    None => p.exec_for_tests("DELETE FROM audit_log WHERE seq = $1", &[&seq]),
+                }
+                .unwrap();
+            }
+        }
     }
 }
 
@@ -115,7 +191,31 @@ conformance!(
     startup_recovery_applies_the_restart_rules,
     confirmation_moves_the_reservation_into_session_usage,
     kill_switch_activation_cascades_once_and_leaves_executing_rows,
+    transaction_hash_is_unique_among_top_level_rows,
+    a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise,
+    illegal_status_transitions_are_refused_and_terminal_rows_never_change,
+    a_cas_transition_raced_from_16_threads_has_exactly_one_winner,
+    the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_policy,
+    the_audit_chain_verifies_and_detects_a_tampered_row,
+    a_truncated_audit_tail_is_detected,
 );
+
+// ACC-301: every test listed in `conformance!` runs on PostgreSQL too, each on a fresh database
+// (the redb engine tests left out test redb itself: its file, counters, snapshots and write
+// slot). This test shows the PostgreSQL half fails, never skips, without the cluster: it runs
+// one of them in a child process of this binary with `WAIAAS_TEST_PG_URL` removed.
+#[cfg(feature = "postgres")]
+#[test]
+fn without_the_cluster_the_postgres_half_fails_rather_than_skips() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["tests::postgres::session_token_hash_is_unique", "--exact", "--test-threads", "1"])
+        .env_remove("WAIAAS_TEST_PG_URL")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("1 failed") && text.contains("WAIAAS_TEST_PG_URL is unset"), "{text}");
+}
 
 /// The setup most tests share: a fresh store holding one ACTIVE Solana agent ("a").
 fn store_with_agent() -> (Fixture, Store, AgentRecord) {
@@ -258,11 +358,8 @@ fn transaction_hash_is_unique_among_top_level_rows() {
     let submit = |t: &TransactionRecord| {
         store.record_request(t, &[], None, &ctx()).unwrap();
         store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
-        store
-            .engine()
-            .transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
-            .unwrap();
-        store.engine().transition(
+        store.transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx()).unwrap();
+        store.transition(
             t.id,
             TxStatus::Executing,
             TxStatus::Submitted,
@@ -388,26 +485,10 @@ fn invariants_are_checked_before_any_write() {
 fn a_row_tampered_to_hold_an_invalid_enum_fails_to_deserialise() {
     let (_d, store, a) = store_with_agent();
     // Offline tampering: rewrite the stored JSON with status BOGUS.
-    store
-        .engine()
-        .write(|tx| {
-            let mut v: Value = serde_json::to_value(&a).unwrap();
-            v["status"] = json!("BOGUS");
-            tx.open_table(AGENTS)?.insert(a.id.as_u128(), serde_json::to_vec(&v).unwrap().as_slice())?;
-            Ok(())
-        })
-        .unwrap();
+    store.tamper_agent(&a, |v| v["status"] = json!("BOGUS"));
     assert!(matches!(store.get_agent(a.id), Err(StoreError::Serde { table: "agents", .. })));
     // Unknown fields are refused too (a newer schema's row).
-    store
-        .engine()
-        .write(|tx| {
-            let mut v: Value = serde_json::to_value(&a).unwrap();
-            v["future_field"] = json!(1);
-            tx.open_table(AGENTS)?.insert(a.id.as_u128(), serde_json::to_vec(&v).unwrap().as_slice())?;
-            Ok(())
-        })
-        .unwrap();
+    store.tamper_agent(&a, |v| v["future_field"] = json!(1));
     assert!(matches!(store.get_agent(a.id), Err(StoreError::Serde { .. })));
 }
 
@@ -419,12 +500,12 @@ fn illegal_status_transitions_are_refused_and_terminal_rows_never_change() {
     store.record_request(&t, &[], None, &ctx()).unwrap();
     // PENDING → SUBMITTED is not in the table.
     assert!(matches!(
-        store.engine().transition(t.id, TxStatus::Pending, TxStatus::Submitted, TxPatch::default(), None, &ctx()),
+        store.transition(t.id, TxStatus::Pending, TxStatus::Submitted, TxPatch::default(), None, &ctx()),
         Err(StoreError::Conflict { .. })
     ));
-    store.engine().transition(t.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
+    store.transition(t.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
     for to in TxStatus::ALL {
-        assert!(store.engine().transition(t.id, TxStatus::Cancelled, *to, TxPatch::default(), None, &ctx()).is_err());
+        assert!(store.transition(t.id, TxStatus::Cancelled, *to, TxPatch::default(), None, &ctx()).is_err());
     }
 }
 
@@ -575,7 +656,7 @@ fn a_cas_transition_raced_from_16_threads_has_exactly_one_winner() {
             let (store, barrier) = (store.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                store.engine().transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
+                store.transition(t.id, TxStatus::Queued, TxStatus::Executing, TxPatch::default(), None, &ctx())
             })
         })
         .collect();
@@ -691,13 +772,10 @@ fn the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_poli
     };
     let (live1, _live2, done) = (decided(s.id), decided(s.id), decided(s.id));
     decided(other.id);
-    store.engine().transition(done, TxStatus::Queued, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
+    store.transition(done, TxStatus::Queued, TxStatus::Failed, TxPatch::error("X"), None, &ctx()).unwrap();
     let cancelled = transfer(&a, Some(s.id), 5);
     store.record_request(&cancelled, &[], None, &ctx()).unwrap();
-    store
-        .engine()
-        .transition(cancelled.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx())
-        .unwrap();
+    store.transition(cancelled.id, TxStatus::Pending, TxStatus::Cancelled, TxPatch::error("X"), None, &ctx()).unwrap();
 
     let probe = transfer(&a, Some(s.id), 1);
     let snap = store.dry_run_snapshot(probe.clone(), NOW).unwrap();
@@ -1015,15 +1093,9 @@ fn the_audit_chain_verifies_and_detects_a_tampered_row() {
     }
 
     // Alter seq 7's details offline.
-    store
-        .engine()
-        .write(|tx| {
-            let mut r = rows[6].clone();
-            r.details.insert("i".into(), json!(999));
-            tx.open_table(AUDIT_LOG)?.insert(7u64, serde_json::to_vec(&r).unwrap().as_slice())?;
-            Ok(())
-        })
-        .unwrap();
+    let mut r = rows[6].clone();
+    r.details.insert("i".into(), json!(999));
+    store.tamper_audit(7, Some(&r));
     let v = store.verify_audit().unwrap();
     assert_eq!((v.valid, v.first_invalid_seq), (false, Some(7)));
 }
@@ -1034,13 +1106,7 @@ fn a_truncated_audit_tail_is_detected() {
     for _ in 0..3 {
         store.append_audit(AuditEvent::new(AuditEventType::ConfigReloaded, "system"), &ctx()).unwrap();
     }
-    store
-        .engine()
-        .write(|tx| {
-            tx.open_table(AUDIT_LOG)?.remove(3u64)?;
-            Ok(())
-        })
-        .unwrap();
+    store.tamper_audit(3, None);
     assert!(!store.verify_audit().unwrap().valid);
 }
 

@@ -101,3 +101,37 @@ impl Drop for TestDb {
         admin(&self.admin, &[&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)]);
     }
 }
+
+/// Test hooks beneath the operations, the counterparts of redb's (`tests.rs` `Hooks`).
+impl PgStore {
+    /// An unchecked CAS transition (the transition table still applies), for building states.
+    pub(crate) fn transition_for_tests(
+        &self,
+        id: uuid::Uuid,
+        from: crate::TxStatus,
+        to: crate::TxStatus,
+        patch: crate::in_tx::TxPatch,
+        audit: Option<crate::AuditEvent>,
+        ctx: &crate::OpCtx,
+    ) -> Result<crate::TransactionRecord, crate::StoreError> {
+        self.write(super::store::Global::Shared, async |tx| {
+            let rec = super::txrows::transition_in(tx, id, from, to, patch.clone(), ctx.now).await?;
+            if let Some(ev) = audit.clone() {
+                self.audit(tx, ev, ctx).await?;
+            }
+            Ok(rec)
+        })
+    }
+
+    /// One statement outside any operation: an offline edit of a row.
+    pub(crate) fn exec_for_tests(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, crate::StoreError> {
+        self.block(async {
+            let client = self.pool.get().await.map_err(super::store::pool_err)?;
+            client.execute(sql, params).await.map_err(super::map_err)
+        })
+    }
+}
