@@ -204,8 +204,8 @@ conformance!(
 // (the redb engine tests left out test redb itself: its file, counters, snapshots and write
 // slot). This test shows the PostgreSQL half fails, never skips, without the cluster: it runs
 // one of them in a child process of this binary with `WAIAAS_TEST_PG_URL` removed.
-#[cfg(feature = "postgres")]
 #[test]
+#[cfg(feature = "postgres")]
 fn without_the_cluster_the_postgres_half_fails_rather_than_skips() {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["tests::postgres::session_token_hash_is_unique", "--exact", "--test-threads", "1"])
