@@ -180,6 +180,20 @@ fn keystore_postgres(
     verify(&bytes)
 }
 
+/// A directory initialised on redb and then pointed at PostgreSQL: its master.json becomes the
+/// shared database's, unless the database has one already (that one wins; this replica must be
+/// started with its password).
+#[cfg(feature = "postgres")]
+fn adopt_local_master(config: &config::Config, layout: &Layout) -> Result<(), CliError> {
+    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(()) };
+    let Ok(bytes) = std::fs::read(layout.master()) else { return Ok(()) };
+    MasterFile::from_json(&bytes).map_err(|e| io_err("master.json", e))?;
+    let store =
+        waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| io_err("cannot open the database", e))?;
+    store.put_keystore_master(&bytes).map_err(|e| io_err("cannot store master.json", e))?;
+    Ok(())
+}
+
 pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     if args.quickstart {
         return crate::cli::local::quickstart::run(dir, args);
@@ -225,6 +239,7 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
                     config.security.jwt_secret.clone()
                 };
                 seed_postgres(&config, jwt_secret)?;
+                adopt_local_master(&config, &layout)?;
             }
             print_json(&layout, true, before);
             return Ok(());
