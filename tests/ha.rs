@@ -385,3 +385,33 @@ fn a_gracefully_stopped_leader_hands_over_at_the_next_poll() {
     );
     assert_eq!(db.sql("SELECT epoch FROM leader"), "2");
 }
+
+// 13-postgres-ha.md §7, `init` under postgres: a second replica's `init` with another master
+// password exits 4 and stores nothing; a directory first set up on redb brings its master.json
+// into a database that has none.
+#[test]
+fn init_checks_the_shared_master_password_and_adopts_a_redb_directorys() {
+    let db = FreshDb::new();
+    let (code, all) = output(tempfile::tempdir().unwrap().path(), &db.url, &["db", "migrate"]);
+    assert_eq!(code, Some(0), "{all}");
+    // A directory set up on redb, then pointed at the database.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(init_dir(dir.path()).status.success());
+    let (code, all) = output(dir.path(), &db.url, &["init", "--non-interactive", "--json"]);
+    assert_eq!(code, Some(0), "{all}");
+    let local = std::fs::read(dir.path().join("keystore/master.json")).unwrap();
+    assert_eq!(db.sql("SELECT encode(file, 'hex') FROM keystore_master"), hex::encode(&local));
+    // Another replica with another password is refused, and nothing changes.
+    let other = tempfile::tempdir().unwrap();
+    let mut c = pg_cli(other.path(), &db.url, &["init", "--non-interactive"]);
+    c.env("WAIAAS_MASTER_PASSWORD", "a different password 123");
+    let out = run(c, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(4), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).contains("does not match the shared keystore"), "{}", text(&out.stderr));
+    assert_eq!(db.sql("SELECT encode(file, 'hex') FROM keystore_master"), hex::encode(&local));
+    // The same password joins.
+    let third = tempfile::tempdir().unwrap();
+    let (code, all) = output(third.path(), &db.url, &["init", "--non-interactive"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(std::fs::read_dir(third.path().join("keystore")).unwrap().count(), 0, "keystore/ stays empty");
+}
