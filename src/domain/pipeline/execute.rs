@@ -349,6 +349,7 @@ async fn prepare_and_sign(run: &mut Run<'_>, agent: &AgentRecord, mut unsigned: 
             }
             Err(f) => return Err(f),
         };
+        leading(run)?;
         let signed = sign(run, agent, &intent, &unsigned).await?;
         if agent.chain == Chain::Solana && agent.backend == Backend::Ledger {
             // A slow button press can outlive the blockhash (03-keys.md §11.7).
@@ -554,8 +555,20 @@ enum Submitted {
 
 /// (i): resends the same bytes on TRANSIENT errors and unknown outcomes; a submit already sent
 /// is never abandoned, so the budget only stops the *next* attempt.
+/// PostgreSQL (13-postgres-ha.md §6.4): a replica that stopped leading starts no new sign or
+/// submit call. (What it still holds is harmless either way — an unsigned checkpoint is fenced,
+/// and signed bytes are the next leader's to rebroadcast — but it asks nothing more of a
+/// device or a node.)
+fn leading(run: &Run<'_>) -> Result<(), Fail> {
+    match run.p.db.store().postgres() {
+        Some(pg) if pg.epoch() == 0 => Err(Fail::Database(waiaas_storage::StoreError::Fenced { mine: 0, current: 0 })),
+        _ => Ok(()),
+    }
+}
+
 async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail> {
     run.step = "submit";
+    leading(run)?;
     let mut unknown: Option<String> = None;
     loop {
         let t0 = Instant::now();
