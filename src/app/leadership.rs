@@ -3,8 +3,8 @@
 //! answers everything else 503 `NOT_LEADER`, while its election loop polls the leader lock.
 //! The replica that gets the lock takes over (§6.2): a new epoch under G exclusive (which fences
 //! the old leader's writes), start-up recovery, the EVM nonce resync, the in-memory state
-//! reloaded (with the keys other replicas created meanwhile), the workers started — and only then does
-//! it take traffic.
+//! reloaded (with the keys other replicas created meanwhile), the workers started — and only
+//! then does it take traffic.
 //!
 //! Losing leadership (§6.4) — a failed or slow heartbeat, a lost election connection, a takeover
 //! that could not finish — makes the replica a standby in memory at once: every later write is

@@ -213,11 +213,16 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     }
     println!("Unlocking keystore... (Argon2id)");
     // Under PostgreSQL the key files live in the shared database (13-postgres-ha.md §3).
-    let key_files: Arc<dyn KeyFileStore> = match db.store().backend_name() {
-        #[cfg(feature = "postgres")]
-        "postgres" => Arc::new(crate::runtime::keyfiles::DbKeyFiles::new(db.store().clone())),
-        _ => Arc::new(KeyDir::new(layout.keystore())),
+    #[cfg(feature = "postgres")]
+    let on_postgres = db.store().postgres().is_some();
+    #[cfg(feature = "postgres")]
+    let key_files: Arc<dyn KeyFileStore> = if on_postgres {
+        Arc::new(crate::runtime::keyfiles::DbKeyFiles::new(db.store().clone()))
+    } else {
+        Arc::new(KeyDir::new(layout.keystore()))
     };
+    #[cfg(not(feature = "postgres"))]
+    let key_files: Arc<dyn KeyFileStore> = Arc::new(KeyDir::new(layout.keystore()));
     let locked = {
         let files = key_files.clone();
         tokio::task::spawn_blocking(move || LockedKeystore::open_in(files))
@@ -257,11 +262,10 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
     if key_files.dir().is_some() {
         scan_key_files(&layout, &agents);
     }
-    let master = match db.store().backend_name() {
-        #[cfg(feature = "postgres")]
-        "postgres" => MasterAuth::shared(master_file, db.clone()),
-        _ => MasterAuth::new(master_file),
-    };
+    #[cfg(feature = "postgres")]
+    let master = if on_postgres { MasterAuth::shared(master_file, db.clone()) } else { MasterAuth::new(master_file) };
+    #[cfg(not(feature = "postgres"))]
+    let master = MasterAuth::new(master_file);
     master.prime(pw.expose_secret().as_bytes());
     drop(pw);
     let keys_loaded = unlocked.as_ref().map(UnlockedKeystore::len).unwrap_or(0);

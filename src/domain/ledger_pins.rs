@@ -7,12 +7,21 @@
 use std::collections::HashSet;
 
 use uuid::Uuid;
-use waiaas_storage::{AgentRecord, Backend, StoreError};
+#[cfg(feature = "postgres")]
+use waiaas_storage::Backend;
+use waiaas_storage::{AgentRecord, StoreError};
 
 use crate::runtime::Db;
 
 /// Pins a new Ledger agent to this replica; under redb, nothing. Done before the agent's row
 /// exists, so no moment sees the agent unpinned.
+#[cfg(not(feature = "postgres"))]
+pub(crate) async fn pin_new(_: &Db, _: Uuid) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// See above.
+#[cfg(feature = "postgres")]
 pub(crate) async fn pin_new(db: &Db, agent: Uuid) -> Result<(), StoreError> {
     if db.store().postgres().is_none() {
         return Ok(());
@@ -21,6 +30,13 @@ pub(crate) async fn pin_new(db: &Db, agent: Uuid) -> Result<(), StoreError> {
 }
 
 /// The other replica `agent` is pinned to, when it is a Ledger agent and that is not this one.
+#[cfg(not(feature = "postgres"))]
+pub(crate) async fn elsewhere(_: &Db, _: &AgentRecord) -> Result<Option<String>, StoreError> {
+    Ok(None)
+}
+
+/// See above.
+#[cfg(feature = "postgres")]
 pub(crate) async fn elsewhere(db: &Db, agent: &AgentRecord) -> Result<Option<String>, StoreError> {
     if agent.backend != Backend::Ledger || db.store().postgres().is_none() {
         return Ok(None);
@@ -34,6 +50,13 @@ pub(crate) async fn elsewhere(db: &Db, agent: &AgentRecord) -> Result<Option<Str
 }
 
 /// The agents pinned to another replica (the delay worker leaves their rows alone).
+#[cfg(not(feature = "postgres"))]
+pub(crate) async fn pinned_elsewhere(_: &Db) -> Result<HashSet<Uuid>, StoreError> {
+    Ok(HashSet::new())
+}
+
+/// See above.
+#[cfg(feature = "postgres")]
 pub(crate) async fn pinned_elsewhere(db: &Db) -> Result<HashSet<Uuid>, StoreError> {
     if db.store().postgres().is_none() {
         return Ok(HashSet::new());

@@ -6,6 +6,7 @@ mod audit_events;
 mod autostop_counts;
 mod codec;
 pub mod db;
+#[cfg(feature = "postgres")]
 mod dump;
 pub mod enums;
 pub mod error;
@@ -27,6 +28,7 @@ pub use amount::{Amount, AmountError};
 pub use audit::{AuditEvent, AuditRecord, AuditVerification};
 pub use audit_events::AuditEventType;
 pub use db::{Commit, OpCtx, OpenReport, RedbStore, SCHEMA_VERSION};
+#[cfg(feature = "postgres")]
 pub use dump::Dump;
 pub use enums::*;
 pub use error::{SchemaError, StoreError, Unavailability};

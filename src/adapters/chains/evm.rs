@@ -534,6 +534,7 @@ impl EvmAdapter {
 
     /// The account's mined (`latest`) and pending transaction counts: what a new leader's
     /// nonce resync reads (13-postgres-ha.md §6.2 step 4).
+    #[cfg(feature = "postgres")]
     pub(crate) async fn nonce_counts(&self, addr: &str) -> Result<(u64, u64), ChainError> {
         let a = address(addr)?;
         let mined = self.rpc(self.provider.get_transaction_count(a).latest()).await?;

@@ -14,7 +14,6 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::base::clock::Clock;
 use crate::base::datadir::Layout;
 use crate::cli::{CliError, exit};
 use crate::daemon::lock::InstanceLock;
@@ -137,6 +136,7 @@ fn redb_status(config: &Config, json_out: bool) -> Result<(), CliError> {
 #[cfg(feature = "postgres")]
 mod pg {
     use super::*;
+    use crate::base::clock::Clock;
     use waiaas_storage::pg::migrate;
     use waiaas_storage::{SchemaError, StoreError};
 
@@ -242,6 +242,7 @@ mod pg {
 #[cfg(feature = "postgres")]
 mod copy {
     use super::*;
+    use crate::base::clock::Clock;
     use waiaas_storage::pg::{CopyError, KeyBytes, PgStore};
 
     /// `waiaas db copy --to <url>` (13-postgres-ha.md §7).

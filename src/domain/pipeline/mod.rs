@@ -18,6 +18,10 @@ pub(crate) mod confirm;
 pub(crate) mod decide;
 pub(crate) mod execute;
 pub(crate) mod kinds;
+#[cfg(feature = "postgres")]
+pub(crate) mod nonces;
+#[cfg(not(feature = "postgres"))]
+#[path = "nonces_none.rs"]
 pub(crate) mod nonces;
 pub(crate) mod queue;
 pub(crate) mod request;
