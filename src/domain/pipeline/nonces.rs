@@ -88,8 +88,9 @@ impl NonceSource for DbNonces {
 
 impl Pipeline {
     /// A new leader's nonce resync (§6.2 step 4), after recovery: each live EVM agent's account
-    /// from the chain's mined and pending counts. An account whose node cannot be read is
-    /// skipped (logged); its claims stay until a later takeover. Returns how many changed.
+    /// from the chain's mined and pending counts, all accounts at once (the takeover waits for
+    /// the slowest, not the sum). An account whose node cannot be read is skipped (logged); its
+    /// claims stay until a later takeover. Returns how many changed.
     pub(crate) async fn resync_nonces(&self) -> usize {
         if self.db.store().postgres().is_none() {
             return 0;
@@ -101,38 +102,44 @@ impl Pipeline {
                 return 0;
             }
         };
-        let mut changed = 0;
-        for agent in agents.iter().filter(|a| a.status != AgentStatus::Terminated) {
-            let Some(acct) = account(agent) else { continue };
-            let counts = match self.chains.for_agent(agent).await {
-                Ok(adapter) => match adapter.as_evm() {
-                    Some(evm) => evm.nonce_counts(&agent.public_key).await,
-                    None => continue,
-                },
-                Err(e) => Err(e),
-            };
-            let (mined, pending) = match counts {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("nonce resync of agent {}: the node cannot be read ({e})", agent.id);
-                    continue;
-                }
-            };
-            match self.db.call(move |s| pg(s)?.resync_evm_nonces(&acct, mined, pending)).await {
-                Ok(Some(r)) => {
-                    changed += 1;
-                    tracing::warn!(
-                        "nonce resync of agent {}: next {} → {} ({} claim(s) dropped)",
-                        agent.id,
-                        r.before,
-                        r.after,
-                        r.dropped
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!("nonce resync of agent {}: {e}", agent.id),
+        let live = agents.iter().filter(|a| a.status != AgentStatus::Terminated);
+        let changed = futures_util::future::join_all(live.map(|agent| self.resync_account(agent))).await;
+        changed.into_iter().filter(|c| *c).count()
+    }
+
+    /// One account of [`resync_nonces`](Self::resync_nonces); whether it changed.
+    async fn resync_account(&self, agent: &AgentRecord) -> bool {
+        let Some(acct) = account(agent) else { return false };
+        let counts = match self.chains.for_agent(agent).await {
+            Ok(adapter) => match adapter.as_evm() {
+                Some(evm) => evm.nonce_counts(&agent.public_key).await,
+                None => return false,
+            },
+            Err(e) => Err(e),
+        };
+        let (mined, pending) = match counts {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("nonce resync of agent {}: the node cannot be read ({e})", agent.id);
+                return false;
+            }
+        };
+        match self.db.call(move |s| pg(s)?.resync_evm_nonces(&acct, mined, pending)).await {
+            Ok(Some(r)) => {
+                tracing::warn!(
+                    "nonce resync of agent {}: next {} → {} ({} claim(s) dropped)",
+                    agent.id,
+                    r.before,
+                    r.after,
+                    r.dropped
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!("nonce resync of agent {}: {e}", agent.id);
+                false
             }
         }
-        changed
     }
 }
