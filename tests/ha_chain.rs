@@ -154,25 +154,6 @@ async fn a_paused_ex_leader_never_broadcasts_what_it_signed() {
     assert_eq!(proxy.count("eth_sendRawTransaction"), 1, "b's send was the only one");
 }
 
-/// One send with an idempotency key: `(status, code or row status)`, None when nothing answered.
-async fn fire(d: &TestDaemon, token: &str, key: usize) -> Option<(u16, String, bool)> {
-    let body = json!({"to": TO, "amount": (BASE + key as u128).to_string()});
-    let r = d
-        .http
-        .post(d.url("/v1/transactions/send"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", format!("ha-{key}"))
-        .timeout(Duration::from_secs(60))
-        .json(&body)
-        .send()
-        .await
-        .ok()?;
-    let status = r.status().as_u16();
-    let v: Value = r.json().await.ok()?;
-    let what = v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string();
-    Some((status, what, v["retryable"].as_bool().unwrap_or(false)))
-}
-
 /// Key `k` sends `BASE + k` wei: an amount on chain names its key.
 const BASE: u128 = 1_000_000;
 
@@ -204,7 +185,7 @@ async fn retry_until_answered(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            match fire(d, &tokens[k % tokens.len()], k).await {
+            match fire_at(&d.http, d.port, &tokens[k % tokens.len()], k).await {
                 // The rate-limit windows start over on a new leader; a client waits them out.
                 Some((429, _, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
                 Some((st, what, _)) if st != 503 => {
@@ -316,26 +297,14 @@ async fn a_database_outage_mid_send_is_retryable_and_heals_by_itself() {
             let mut seen = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let body = json!({"to": TO, "amount": (BASE + k as u128).to_string()});
-                let r = http
-                    .post(format!("http://127.0.0.1:{port}/v1/transactions/send"))
-                    .bearer_auth(&tokens[k % tokens.len()])
-                    .header("Idempotency-Key", format!("ha-{k}"))
-                    .json(&body)
-                    .send()
-                    .await;
-                let answer = match r {
-                    Ok(r) => {
-                        let st = r.status().as_u16();
-                        let v: Value = r.json().await.unwrap_or(Value::Null);
-                        if v["status"] == "CONFIRMED" {
-                            confirmed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        let what = v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string();
-                        (st, what, v["retryable"].as_bool().unwrap_or(false))
-                    }
-                    Err(_) => (0, "no answer".to_string(), true),
-                };
+                let answer = fire_at(&http, port, &tokens[k % tokens.len()], k).await.unwrap_or((
+                    0,
+                    "no answer".to_string(),
+                    true,
+                ));
+                if answer.1 == "CONFIRMED" {
+                    confirmed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 // A client backs off after a 503.
                 let pause = if answer.0 == 503 || answer.0 == 0 { 200 } else { 20 };
                 seen.push((k, answer));
@@ -410,8 +379,9 @@ async fn a_database_outage_mid_send_is_retryable_and_heals_by_itself() {
     eprintln!("ACC-310: {} keys retried: {retried:?}; {landed} landed, none twice", unanswered.len());
 }
 
-/// [`fire`] on a port.
-async fn fire_at(http: &reqwest::Client, port: u16, token: &str, key: usize) -> Option<(u16, String)> {
+/// One send of key `key` (amount `BASE + key`, `Idempotency-Key: ha-<key>`) to the daemon on
+/// `port`: `(status, code or row status, retryable)`, None when nothing answered.
+async fn fire_at(http: &reqwest::Client, port: u16, token: &str, key: usize) -> Option<(u16, String, bool)> {
     let body = json!({"to": TO, "amount": (BASE + key as u128).to_string()});
     let r = http
         .post(format!("http://127.0.0.1:{port}/v1/transactions/send"))
@@ -423,7 +393,8 @@ async fn fire_at(http: &reqwest::Client, port: u16, token: &str, key: usize) -> 
         .ok()?;
     let status = r.status().as_u16();
     let v: Value = r.json().await.ok()?;
-    Some((status, v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string()))
+    let what = v["code"].as_str().or(v["status"].as_str()).unwrap_or("").to_string();
+    Some((status, what, v["retryable"].as_bool().unwrap_or(false)))
 }
 
 /// An agent's client: its keys one after another; a 503 or no answer is retried with the same
@@ -437,8 +408,8 @@ async fn soak_client(ports: [u16; 2], token: String, keys: std::ops::Range<usize
         loop {
             assert!(Instant::now() < deadline, "key {k} never got a final answer");
             match fire_at(&http, ports[which], &token, k).await {
-                Some((429, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
-                Some((st, what)) if st != 503 => {
+                Some((429, _, _)) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Some((st, what, _)) if st != 503 => {
                     out.push((k, format!("{st} {what}")));
                     break;
                 }
@@ -529,7 +500,7 @@ async fn soak_leader_killed_at_three_points_loses_and_duplicates_nothing() {
     let led = leader(&[a, b]).await.expect("a leader");
     let http = reqwest::Client::new();
     for k in 0..SOAK_AGENTS * SOAK_SENDS {
-        let (st, what) = fire_at(&http, led.port, &tokens[k / SOAK_SENDS], k).await.expect("an answer");
+        let (st, what, _) = fire_at(&http, led.port, &tokens[k / SOAK_SENDS], k).await.expect("an answer");
         assert_ne!(st, 409, "key {k}: {what}");
         assert_ne!(st, 503, "key {k}: {what}");
     }

@@ -112,7 +112,7 @@ mod pg {
         let now = app.clock.now();
         let epoch = app
             .db
-            .call(move |s| s.postgres().ok_or(waiaas_storage::StoreError::Invariant("not postgres"))?.take_epoch(now))
+            .call(move |s| s.require_postgres()?.take_epoch(now))
             .await
             .map_err(|e| format!("cannot take the epoch: {e}"))?;
         let report = app.db.call(move |s| s.startup_recovery(now)).await.map_err(|e| format!("recovery: {e}"))?;
@@ -121,13 +121,14 @@ mod pg {
         }
         // Step 4: each EVM account's nonce row from the chain, now that recovery has settled
         // which transactions will be sent.
-        app.pipeline.resync_nonces().await;
+        let agents = app.db.call(|s| s.list_agents()).await.map_err(|e| format!("agents: {e}"))?;
+        app.pipeline.resync_nonces(&agents).await;
         // Step 5: what start read may have changed while another replica led.
         let secrets = app.db.call(|s| s.jwt_secrets()).await.map_err(|e| e.to_string())?;
         if let Some(keys) = secrets.as_ref().and_then(crate::domain::auth::jwt::JwtKeys::from_secrets) {
             app.tokens.replace(keys);
         }
-        load_new_keys(app).await;
+        load_new_keys(app, &agents).await;
         let ks = app.db.call(|s| s.kill_switch_state()).await.map_err(|e| e.to_string())?;
         app.kill_switch.adopt(crate::domain::emergency::killswitch::KillSwitchView {
             status: ks.status,
@@ -165,18 +166,8 @@ mod pg {
     /// Step 5's keys: decrypts, with the KEK kept from start, the key files other replicas
     /// created while this one stood by. A key that does not open is logged, not fatal: that
     /// agent's sends fail `KEY_NOT_FOUND` while every other agent works.
-    async fn load_new_keys(app: &Arc<App>) {
-        let agents = match app.db.call(|s| s.list_agents()).await {
-            Ok(a) => a,
-            Err(e) => return tracing::error!("takeover: cannot list agents for their keys: {e}"),
-        };
-        let infos: Vec<_> = agents
-            .iter()
-            .filter(|a| {
-                a.status != waiaas_storage::AgentStatus::Terminated && a.backend == waiaas_storage::Backend::Keystore
-            })
-            .map(crate::domain::agents::key_info)
-            .collect();
+    async fn load_new_keys(app: &Arc<App>, agents: &[waiaas_storage::AgentRecord]) {
+        let infos = crate::domain::agents::keystore_keys(agents);
         // Locked (restricted mode): recovery decrypts every key with the password later.
         if let Ok((n, failed)) = app.signers.keystore.with(|ks| ks.load_missing(&infos)).await {
             if n > 0 {

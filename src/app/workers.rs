@@ -132,13 +132,7 @@ async fn integrity_check(app: &Arc<App>) -> Result<(), String> {
         return Ok(());
     }
     let agents = app.db.call(|s| s.list_agents()).await.map_err(|e| e.to_string())?;
-    let infos: Vec<_> = agents
-        .iter()
-        .filter(|a| {
-            a.status != waiaas_storage::AgentStatus::Terminated && a.backend == waiaas_storage::Backend::Keystore
-        })
-        .map(crate::domain::agents::key_info)
-        .collect();
+    let infos = crate::domain::agents::keystore_keys(&agents);
     let problem = app
         .signers
         .keystore

@@ -191,7 +191,6 @@ impl Coded for waiaas_storage::StoreError {
     }
 
     fn retry_after(&self) -> Option<u64> {
-        matches!(self, waiaas_storage::StoreError::Unavailable { .. } | waiaas_storage::StoreError::Fenced { .. })
-            .then_some(1)
+        self.database_lost().then_some(1)
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use waiaas_backends::keystore::{
-    AgentKeyInfo, KeyDir, KeyFileStore, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore,
+    KeyDir, KeyFileStore, KeystoreBackend, KeystoreError, LockedKeystore, UnlockedKeystore,
 };
 use waiaas_backends::ledger::device::LedgerBackend;
 use waiaas_storage::{
@@ -237,11 +237,7 @@ async fn start_steps(opts: StartOptions) -> Result<Running, StartError> {
         // The row was altered outside the daemon; requests touching it answer 500.
         tracing::error!("agent row {id} is unreadable ({e}); its key is not loaded");
     }
-    let key_infos: Vec<AgentKeyInfo> = agents
-        .iter()
-        .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
-        .map(crate::domain::agents::key_info)
-        .collect();
+    let key_infos = crate::domain::agents::keystore_keys(&agents);
     let candidate = zeroize::Zeroizing::new(pw.expose_secret().as_bytes().to_vec());
     let unlocked = tokio::time::timeout(
         Duration::from_secs(30),

@@ -54,6 +54,15 @@ pub(crate) fn key_info(a: &AgentRecord) -> AgentKeyInfo {
     }
 }
 
+/// The keys the keystore holds: those of every keystore agent not terminated.
+pub(crate) fn keystore_keys(agents: &[AgentRecord]) -> Vec<AgentKeyInfo> {
+    agents
+        .iter()
+        .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
+        .map(key_info)
+        .collect()
+}
+
 /// The signer-seam reference to an agent's key.
 pub(crate) fn key_ref(a: &AgentRecord) -> KeyRef {
     KeyRef {

@@ -201,6 +201,13 @@ from_redb!(
 );
 
 impl StoreError {
+    /// PostgreSQL (13-postgres-ha.md §8): the database did not answer, or this replica no
+    /// longer leads. A step that meets it stops where it is — the row is the next leader's
+    /// recovery's — and the caller gets a retryable 503.
+    pub fn database_lost(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Fenced { .. })
+    }
+
     /// A `Conflict` from two displayable states.
     pub fn conflict(expected: impl std::fmt::Display, actual: impl std::fmt::Display) -> StoreError {
         StoreError::Conflict { expected: expected.to_string(), actual: actual.to_string() }

@@ -115,6 +115,13 @@ impl Store {
         }
     }
 
+    /// The PostgreSQL engine, for an operation that exists only there (`Invariant` otherwise:
+    /// callers reach it only under postgres).
+    #[cfg(feature = "postgres")]
+    pub fn require_postgres(&self) -> Result<&PgStore, StoreError> {
+        self.postgres().ok_or(StoreError::Invariant("an operation of the PostgreSQL engine ran on redb"))
+    }
+
     /// The redb engine, mutably (its integrity check needs `&mut`).
     pub fn redb_mut(&mut self) -> Option<&mut RedbStore> {
         match self {

@@ -151,15 +151,7 @@ fn restore(dir: &Path, layout: &Layout, args: RestoreArgs, env: &[(String, Strin
         }
         let warnings = backup::reconcile(&store, &keystore_dir).map_err(err)?;
         // Every key file must decrypt with the archive's password.
-        let infos: Vec<_> = store
-            .list_agents()
-            .map_err(err)?
-            .iter()
-            .filter(|a| {
-                a.status != waiaas_storage::AgentStatus::Terminated && a.backend == waiaas_storage::Backend::Keystore
-            })
-            .map(crate::domain::agents::key_info)
-            .collect();
+        let infos = crate::domain::agents::keystore_keys(&store.list_agents().map_err(err)?);
         locked
             .unlock_with_kek(kek, pw.expose_secret().as_bytes(), &infos)
             .map_err(|e| CliError::general(format!("Error: {e}")))?;

@@ -120,17 +120,23 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::general(format!("Error: {what}: {e}"))
 }
 
-/// Under `backend = "postgres"`: seed the shared database unless it is seeded already.
+/// Under `backend = "postgres"`, the shared database (`None` under redb); one that
+/// `db migrate` has not prepared exits 3.
 #[cfg(feature = "postgres")]
-fn seed_postgres(config: &config::Config, jwt_secret: String) -> Result<(), CliError> {
-    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(()) };
-    let clock = Clock::default();
-    let store = waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| match e {
+fn shared_db(config: &config::Config) -> Result<Option<waiaas_storage::pg::PgStore>, CliError> {
+    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(None) };
+    waiaas_storage::pg::PgStore::connect(pg.options()).map(Some).map_err(|e| match e {
         waiaas_storage::StoreError::Schema(s @ waiaas_storage::SchemaError::NotInitialised) => {
             CliError::new(crate::cli::exit::NOT_RUNNING, format!("Error: {s}"))
         }
         e => io_err("cannot open the database", e),
-    })?;
+    })
+}
+
+/// Seeds the shared database unless it is seeded already (one SERIALIZABLE transaction).
+#[cfg(feature = "postgres")]
+fn seed_postgres(store: &waiaas_storage::pg::PgStore, jwt_secret: String) -> Result<(), CliError> {
+    let clock = Clock::default();
     let seed = InitSeed {
         jwt_secret,
         policies: defaults::default_policies(&clock),
@@ -139,32 +145,8 @@ fn seed_postgres(config: &config::Config, jwt_secret: String) -> Result<(), CliE
     store.seed_initial(&seed, clock.now()).map_err(|e| io_err("cannot seed the database", e))
 }
 
-/// Under `backend = "postgres"`, the keystore step (13-postgres-ha.md §7): master.json goes into
-/// the shared database, or — when another replica's `init` put one there — the password is
-/// checked against it (a different password: exit 4). Nothing is written to `keystore/`.
-/// Returns false under redb (the caller writes the file).
-#[cfg(feature = "postgres")]
-fn keystore_postgres(
-    config: &config::Config,
-    pw: &SecretString,
-    params: KdfParams,
-    quiet: bool,
-) -> Result<bool, CliError> {
-    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(false) };
-    let store =
-        waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| io_err("cannot open the database", e))?;
-    let mismatch =
-        || CliError::new(exit::AUTH, "Error: the master password does not match the shared keystore in the database");
-    let verify = |bytes: &[u8]| -> Result<bool, CliError> {
-        let master = MasterFile::from_json(bytes).map_err(|e| io_err("the database's master.json", e))?;
-        match master.verify(pw.expose_secret().as_bytes()) {
-            Ok(Some(_)) => Ok(true),
-            _ => Err(mismatch()),
-        }
-    };
-    if let Some(bytes) = store.keystore_master().map_err(|e| io_err("cannot read the keystore", e))? {
-        return verify(&bytes);
-    }
+/// A new master.json for `pw`: one Argon2id run, with a progress line unless `quiet`.
+fn derive_master(pw: &SecretString, params: KdfParams, quiet: bool) -> Result<MasterFile, CliError> {
     let progress = crate::cli::progress::Progress::start(
         format!("Deriving the key-encryption key (Argon2id, {} MiB)", params.memory_kib / 1024),
         quiet,
@@ -172,8 +154,35 @@ fn keystore_postgres(
     let (master, _kek) = MasterFile::create(pw.expose_secret().as_bytes(), params)
         .map_err(|e| io_err("cannot derive the master key", e))?;
     drop(progress);
+    Ok(master)
+}
+
+/// Under `backend = "postgres"`, the keystore step (13-postgres-ha.md §7): master.json goes into
+/// the shared database, or — when another replica's `init` put one there — the password is
+/// checked against it (a different password: exit 4). Nothing is written to `keystore/`.
+#[cfg(feature = "postgres")]
+fn keystore_postgres(
+    store: &waiaas_storage::pg::PgStore,
+    pw: &SecretString,
+    params: KdfParams,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let verify = |bytes: &[u8]| -> Result<(), CliError> {
+        let master = MasterFile::from_json(bytes).map_err(|e| io_err("the database's master.json", e))?;
+        match master.verify(pw.expose_secret().as_bytes()) {
+            Ok(Some(_)) => Ok(()),
+            _ => Err(CliError::new(
+                exit::AUTH,
+                "Error: the master password does not match the shared keystore in the database",
+            )),
+        }
+    };
+    if let Some(bytes) = store.keystore_master().map_err(|e| io_err("cannot read the keystore", e))? {
+        return verify(&bytes);
+    }
+    let master = derive_master(pw, params, quiet)?;
     if store.put_keystore_master(&master.to_json()).map_err(|e| io_err("cannot store master.json", e))? {
-        return Ok(true);
+        return Ok(());
     }
     // Another replica's `init` stored one first: this password must open it.
     let bytes = store.keystore_master().map_err(|e| io_err("cannot read the keystore", e))?.unwrap_or_default();
@@ -184,12 +193,9 @@ fn keystore_postgres(
 /// shared database's, unless the database has one already (that one wins; this replica must be
 /// started with its password).
 #[cfg(feature = "postgres")]
-fn adopt_local_master(config: &config::Config, layout: &Layout) -> Result<(), CliError> {
-    let crate::runtime::config::StorageBackend::Postgres(pg) = &config.database.backend else { return Ok(()) };
+fn adopt_local_master(store: &waiaas_storage::pg::PgStore, layout: &Layout) -> Result<(), CliError> {
     let Ok(bytes) = std::fs::read(layout.master()) else { return Ok(()) };
     MasterFile::from_json(&bytes).map_err(|e| io_err("master.json", e))?;
-    let store =
-        waiaas_storage::pg::PgStore::connect(pg.options()).map_err(|e| io_err("cannot open the database", e))?;
     store.put_keystore_master(&bytes).map_err(|e| io_err("cannot store master.json", e))?;
     Ok(())
 }
@@ -238,8 +244,10 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
                 } else {
                     config.security.jwt_secret.clone()
                 };
-                seed_postgres(&config, jwt_secret)?;
-                adopt_local_master(&config, &layout)?;
+                if let Some(store) = shared_db(&config)? {
+                    seed_postgres(&store, jwt_secret)?;
+                    adopt_local_master(&store, &layout)?;
+                }
             }
             print_json(&layout, true, before);
             return Ok(());
@@ -310,7 +318,11 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
     // nothing when the database is already seeded (13-postgres-ha.md §7): a second replica's
     // `init` with the same URL joins it.
     #[cfg(feature = "postgres")]
-    seed_postgres(&config, jwt_secret.clone())?;
+    let shared = shared_db(&config)?;
+    #[cfg(feature = "postgres")]
+    if let Some(store) = &shared {
+        seed_postgres(store, jwt_secret.clone())?;
+    }
     let on_redb = matches!(config.database.backend, crate::runtime::config::StorageBackend::Redb);
     if on_redb && !before.database {
         let clock = Clock::default();
@@ -332,19 +344,11 @@ pub(crate) fn run(dir: &Path, args: InitArgs) -> Result<(), CliError> {
             parallelism: config.keystore.argon2_parallelism,
         };
         #[cfg(feature = "postgres")]
-        let in_database = keystore_postgres(&config, &pw, params, args.json || args.quiet)?;
-        #[cfg(not(feature = "postgres"))]
-        let in_database = false;
-        if in_database {
+        if let Some(store) = &shared {
+            keystore_postgres(store, &pw, params, args.json || args.quiet)?;
             return finish(&layout, &config, (args.json, args.quiet), before);
         }
-        let progress = crate::cli::progress::Progress::start(
-            format!("Deriving the key-encryption key (Argon2id, {} MiB)", params.memory_kib / 1024),
-            args.json || args.quiet,
-        );
-        let (master, _kek) = MasterFile::create(pw.expose_secret().as_bytes(), params)
-            .map_err(|e| io_err("cannot derive the master key", e))?;
-        drop(progress);
+        let master = derive_master(&pw, params, args.json || args.quiet)?;
         master.save(&layout.master()).map_err(|e| io_err("cannot write master.json", e))?;
     }
     finish(&layout, &config, (args.json, args.quiet), before)

@@ -133,7 +133,8 @@ impl MasterAuth {
 
     /// Checks a header value at daemon time `now`.
     pub(crate) async fn verify(&self, header: Option<&str>, now: u64) -> MasterOutcome {
-        if let Some(until) = self.lockout_until().await.filter(|u| *u > now) {
+        let seen = self.counter().await;
+        if let Some(until) = seen.lockout_until.filter(|u| *u > now) {
             return MasterOutcome::Locked { retry_after: until - now };
         }
         let Some(pw) = header.filter(|h| !h.is_empty()) else { return MasterOutcome::Required };
@@ -157,12 +158,15 @@ impl MasterAuth {
             }
             #[cfg(feature = "postgres")]
             Counter::Shared(db) => {
-                let r = if valid {
-                    db.call(move |s| pg(s)?.master_auth_success(now)).await.map(|()| false)
-                } else {
-                    db.call(move |s| pg(s)?.master_auth_failure(now, MAX_FAILURES, LOCKOUT_SECS))
+                let r = match (valid, seen.dirty) {
+                    (true, false) => Ok(false),
+                    (true, true) => {
+                        db.call(move |s| s.require_postgres()?.master_auth_reset(now)).await.map(|()| false)
+                    }
+                    (false, _) => db
+                        .call(move |s| s.require_postgres()?.master_auth_failure(now, MAX_FAILURES, LOCKOUT_SECS))
                         .await
-                        .map(|f| f.locked_now)
+                        .map(|f| f.locked_now),
                 };
                 // The database is gone: nothing else works either; the count resumes with it.
                 r.unwrap_or_else(|e| {
@@ -174,21 +178,30 @@ impl MasterAuth {
         if valid { MasterOutcome::Ok } else { MasterOutcome::Invalid { locked_now } }
     }
 
-    async fn lockout_until(&self) -> Option<u64> {
+    /// The failure count and lockout as they stand (under postgres: one read).
+    async fn counter(&self) -> Seen {
         match &self.failures {
-            Counter::Memory(m) => m.lock().expect("failures lock").lockout_until,
+            Counter::Memory(m) => {
+                let f = m.lock().expect("failures lock");
+                Seen { lockout_until: f.lockout_until, dirty: f.count > 0 || f.lockout_until.is_some() }
+            }
             #[cfg(feature = "postgres")]
-            Counter::Shared(db) => db.call(|s| pg(s)?.master_auth_lockout_until()).await.unwrap_or_else(|e| {
-                tracing::warn!("cannot read the masterAuth lockout: {e}");
-                None
-            }),
+            Counter::Shared(db) => match db.call(|s| s.require_postgres()?.master_auth_state()).await {
+                Ok(st) => Seen { lockout_until: st.lockout_until, dirty: st.dirty() },
+                Err(e) => {
+                    tracing::warn!("cannot read the masterAuth lockout: {e}");
+                    Seen::default()
+                }
+            },
         }
     }
 }
 
-#[cfg(feature = "postgres")]
-fn pg(s: &waiaas_storage::Store) -> Result<&waiaas_storage::pg::PgStore, waiaas_storage::StoreError> {
-    s.postgres().ok_or(waiaas_storage::StoreError::Invariant("the shared masterAuth counter needs postgres"))
+/// The counter as one request found it.
+#[derive(Debug, Default)]
+struct Seen {
+    lockout_until: Option<u64>,
+    dirty: bool,
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Map, Value};
 use waiaas_storage::{
-    ActivationReport, AgentStatus, AuditEvent, AuditEventType, Backend, KillSwitchActor, KillSwitchState,
-    KillSwitchStatus, OpCtx, StoreError,
+    ActivationReport, AgentStatus, AuditEvent, AuditEventType, KillSwitchActor, KillSwitchState, KillSwitchStatus,
+    OpCtx, StoreError,
 };
 
 use crate::adapters::notify::{Message, Notifier};
@@ -277,11 +277,7 @@ impl KillSwitch {
         // Decrypt every keystore agent's key with the supplied password before the state changes:
         // a failure leaves the kill switch RECOVERING.
         let agents = self.db.call(|s| s.list_agents()).await.map_err(KillSwitchError::Store)?;
-        let infos: Vec<_> = agents
-            .iter()
-            .filter(|a| a.status != AgentStatus::Terminated && a.backend == Backend::Keystore)
-            .map(crate::domain::agents::key_info)
-            .collect();
+        let infos = crate::domain::agents::keystore_keys(&agents);
         let candidate = zeroize::Zeroizing::new(password.as_bytes().to_vec());
         let unlocked =
             self.signers.keystore.decrypt_from_disk(candidate, infos).await.map_err(KillSwitchError::Unlock)?;

@@ -138,12 +138,7 @@ enum Fail {
 /// A storage error of a step inside stage 5: losing the database or the leadership stops the
 /// execution where it is (the row is recovery's); anything else fails the row.
 fn storage_fail(step: &str, e: waiaas_storage::StoreError) -> Fail {
-    match e {
-        e @ (waiaas_storage::StoreError::Unavailable { .. } | waiaas_storage::StoreError::Fenced { .. }) => {
-            Fail::Database(e)
-        }
-        e => Fail::Internal(format!("{step}: {e}")),
-    }
+    if e.database_lost() { Fail::Database(e) } else { Fail::Internal(format!("{step}: {e}")) }
 }
 
 /// Per-execution bookkeeping.
@@ -553,21 +548,21 @@ enum Submitted {
     Rebuild(ChainError),
 }
 
-/// (i): resends the same bytes on TRANSIENT errors and unknown outcomes; a submit already sent
-/// is never abandoned, so the budget only stops the *next* attempt.
 /// PostgreSQL (13-postgres-ha.md §6.4): a replica that stopped leading starts no new sign or
 /// submit call. (What it still holds is harmless either way — an unsigned checkpoint is fenced,
 /// and signed bytes are the next leader's to rebroadcast — but it asks nothing more of a
 /// device or a node.)
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
 fn leading(run: &Run<'_>) -> Result<(), Fail> {
     #[cfg(feature = "postgres")]
     if run.p.db.store().postgres().is_some_and(|pg| pg.epoch() == 0) {
         return Err(Fail::Database(waiaas_storage::StoreError::Fenced { mine: 0, current: 0 }));
     }
-    let _ = run;
     Ok(())
 }
 
+/// (i): resends the same bytes on TRANSIENT errors and unknown outcomes; a submit already sent
+/// is never abandoned, so the budget only stops the *next* attempt.
 async fn submit(run: &mut Run<'_>, signed: &SignedTx) -> Result<Submitted, Fail> {
     run.step = "submit";
     leading(run)?;

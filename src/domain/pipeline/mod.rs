@@ -143,9 +143,7 @@ impl SendError {
             | SendError::Pinned(_) => None,
         }
     }
-}
 
-impl SendError {
     /// The database was lost or this replica stopped leading mid-request: the row's fate is the
     /// next recovery's, so the answer must not become the idempotency key's final response —
     /// the client's retry with the same key gets the recovered row instead.
@@ -499,7 +497,7 @@ impl Pipeline {
             Err(StoreError::Conflict { .. } | StoreError::Restricted { .. }) => {
                 return Err(SendError::SystemLocked { tx });
             }
-            Err(e @ (StoreError::Unavailable { .. } | StoreError::Fenced { .. })) => {
+            Err(e) if e.database_lost() => {
                 tracing::warn!("tx {tx}: recording or deciding failed: {e}");
                 return Err(SendError::Database { tx, error: e });
             }
@@ -554,9 +552,7 @@ impl Pipeline {
                 }
                 Ok(SendOutcome::Executed { row, estimated_fee: executed.estimated_fee })
             }
-            Err(error @ (StoreError::Unavailable { .. } | StoreError::Fenced { .. })) => {
-                Err(SendError::Database { tx, error })
-            }
+            Err(error) if error.database_lost() => Err(SendError::Database { tx, error }),
             Err(_) => Err(SendError::Internal { tx: Some(tx) }),
         }
     }

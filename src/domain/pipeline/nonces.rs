@@ -9,17 +9,13 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 use waiaas_storage::pg::{NonceAccount, NonceSlot};
-use waiaas_storage::{AgentRecord, AgentStatus, Chain, Store, StoreError};
+use waiaas_storage::{AgentRecord, AgentStatus, Chain, StoreError};
 
 use super::Pipeline;
 use crate::adapters::chains::error::ChainError;
 use crate::adapters::chains::types::{NonceSource, NonceUse, Nonces};
 use crate::base::error::Coded;
 use crate::runtime::Db;
-
-fn pg(s: &Store) -> Result<&waiaas_storage::pg::PgStore, StoreError> {
-    s.postgres().ok_or(StoreError::Invariant("the nonce table needs postgres"))
-}
 
 fn slot(used_for: NonceUse) -> NonceSlot {
     match used_for {
@@ -67,7 +63,9 @@ impl DbNonces {
         let slots: &[NonceSlot] = if rewind { &[NonceSlot::Main, NonceSlot::Reset] } else { &[NonceSlot::Main] };
         for &s in slots {
             let (account, tx) = (self.account.clone(), self.tx);
-            if let Err(e) = self.db.call(move |st| pg(st)?.release_evm_nonce(&account, tx, s, rewind)).await {
+            if let Err(e) =
+                self.db.call(move |st| st.require_postgres()?.release_evm_nonce(&account, tx, s, rewind)).await
+            {
                 tracing::warn!("tx {tx}: cannot release its nonce ({e}); the next leader's resync will");
             }
         }
@@ -78,7 +76,7 @@ impl DbNonces {
 impl NonceSource for DbNonces {
     async fn assign(&self, used_for: NonceUse, pending: u64) -> Result<u64, ChainError> {
         let (account, tx, s) = (self.account.clone(), self.tx, slot(used_for));
-        self.db.call(move |st| pg(st)?.assign_evm_nonce(&account, tx, s, pending)).await.map_err(|e| {
+        self.db.call(move |st| st.require_postgres()?.assign_evm_nonce(&account, tx, s, pending)).await.map_err(|e| {
             let err = ChainError::new(e.code(), format!("nonce assignment: {e}"));
             *self.failed.lock().expect("nonce error") = Some(e);
             err
@@ -91,17 +89,10 @@ impl Pipeline {
     /// from the chain's mined and pending counts, all accounts at once (the takeover waits for
     /// the slowest, not the sum). An account whose node cannot be read is skipped (logged); its
     /// claims stay until a later takeover. Returns how many changed.
-    pub(crate) async fn resync_nonces(&self) -> usize {
+    pub(crate) async fn resync_nonces(&self, agents: &[AgentRecord]) -> usize {
         if self.db.store().postgres().is_none() {
             return 0;
         }
-        let agents = match self.db.call(|s| s.list_agents()).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("nonce resync: cannot list agents: {e}");
-                return 0;
-            }
-        };
         let live = agents.iter().filter(|a| a.status != AgentStatus::Terminated);
         let changed = futures_util::future::join_all(live.map(|agent| self.resync_account(agent))).await;
         changed.into_iter().filter(|c| *c).count()
@@ -124,7 +115,7 @@ impl Pipeline {
                 return false;
             }
         };
-        match self.db.call(move |s| pg(s)?.resync_evm_nonces(&acct, mined, pending)).await {
+        match self.db.call(move |s| s.require_postgres()?.resync_evm_nonces(&acct, mined, pending)).await {
             Ok(Some(r)) => {
                 tracing::warn!(
                     "nonce resync of agent {}: next {} → {} ({} claim(s) dropped)",

@@ -31,7 +31,7 @@ mod txrows;
 
 pub use connect::PgOptions;
 pub use copy::{CopyError, CopyReport, KeyBytes};
-pub use ops::keys::MasterAuthFailure;
+pub use ops::keys::{MasterAuthFailure, MasterAuthState};
 pub use ops::nonces::{NonceAccount, NonceSlot, Resynced};
 pub use store::PgStore;
 

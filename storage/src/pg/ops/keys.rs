@@ -9,6 +9,22 @@ use super::super::rows::{exec, get_state, opt, set_state};
 use super::super::store::{Global, PgStore};
 use crate::error::StoreError;
 
+/// The masterAuth counter as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MasterAuthState {
+    /// Consecutive wrong passwords since the last right one or lockout.
+    pub failures: u64,
+    /// When the lockout ends (unix seconds), if one was started.
+    pub lockout_until: Option<u64>,
+}
+
+impl MasterAuthState {
+    /// Whether a right password has anything to reset.
+    pub fn dirty(&self) -> bool {
+        self.failures > 0 || self.lockout_until.is_some()
+    }
+}
+
 /// What one wrong master password did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MasterAuthFailure {
@@ -61,9 +77,15 @@ impl PgStore {
         })
     }
 
-    /// The masterAuth lockout's end (unix seconds), if one was started.
-    pub fn master_auth_lockout_until(&self) -> Result<Option<u64>, StoreError> {
-        self.read(async |tx| Ok(get_state(tx, "master_auth_lockout_until").await?.and_then(|v| v.as_u64())))
+    /// The masterAuth counter as stored: consecutive failures, and the lockout's end (unix
+    /// seconds) if one was started. One read, for every masterAuth request.
+    pub fn master_auth_state(&self) -> Result<MasterAuthState, StoreError> {
+        self.read(async |tx| {
+            Ok(MasterAuthState {
+                failures: get_state(tx, "master_auth_failures").await?.and_then(|v| v.as_u64()).unwrap_or(0),
+                lockout_until: get_state(tx, "master_auth_lockout_until").await?.and_then(|v| v.as_u64()),
+            })
+        })
     }
 
     /// Counts one wrong master password (04-auth.md §2): the `max`-th consecutive one starts a
@@ -92,17 +114,10 @@ impl PgStore {
         })
     }
 
-    /// A right master password: the count starts over and any lockout ends. Writes only when
-    /// there is something to reset, so a correct password costs one read.
-    pub fn master_auth_success(&self, now: u64) -> Result<(), StoreError> {
-        let dirty = self.read(async |tx| {
-            let count = get_state(tx, "master_auth_failures").await?.and_then(|v| v.as_u64()).unwrap_or(0);
-            let until = get_state(tx, "master_auth_lockout_until").await?;
-            Ok(count > 0 || until.is_some_and(|v| !v.is_null()))
-        })?;
-        if !dirty {
-            return Ok(());
-        }
+    /// A right master password after failures: the count starts over and any lockout ends.
+    /// (The caller writes only when [`master_auth_state`](Self::master_auth_state) showed
+    /// something to reset.)
+    pub fn master_auth_reset(&self, now: u64) -> Result<(), StoreError> {
         self.write(Global::Shared, async |tx| {
             set_state(tx, "master_auth_failures", 0.into(), now).await?;
             set_state(tx, "master_auth_lockout_until", serde_json::Value::Null, now).await?;
