@@ -26,7 +26,7 @@ pub(crate) async fn pin_new(db: &Db, agent: Uuid) -> Result<(), StoreError> {
     if db.store().postgres().is_none() {
         return Ok(());
     }
-    db.call(move |s| s.postgres().map_or(Ok(()), |pg| pg.pin_ledger(agent))).await
+    db.call(move |s| s.require_postgres()?.pin_ledger(agent)).await
 }
 
 /// The other replica `agent` is pinned to, when it is a Ledger agent and that is not this one.
@@ -43,7 +43,7 @@ pub(crate) async fn elsewhere(db: &Db, agent: &AgentRecord) -> Result<Option<Str
     }
     let id = agent.id;
     db.call(move |s| {
-        let Some(pg) = s.postgres() else { return Ok(None) };
+        let pg = s.require_postgres()?;
         Ok(pg.ledger_pin(id)?.filter(|r| r != pg.replica_id()))
     })
     .await
@@ -61,5 +61,5 @@ pub(crate) async fn pinned_elsewhere(db: &Db) -> Result<HashSet<Uuid>, StoreErro
     if db.store().postgres().is_none() {
         return Ok(HashSet::new());
     }
-    db.call(|s| s.postgres().map_or(Ok(Vec::new()), |pg| pg.pinned_elsewhere())).await.map(HashSet::from_iter)
+    db.call(|s| s.require_postgres()?.pinned_elsewhere()).await.map(HashSet::from_iter)
 }
