@@ -135,6 +135,14 @@ mod pg {
             activated_at: ks.activated_at,
             reason: ks.reason,
         });
+        // Step 4's NOOPs sign, so they wait for step 5's keys; under the kill switch the keys
+        // are locked and the gaps wait for its recovery.
+        if !app.kill_switch.is_restricted() {
+            let filled = app.pipeline.fill_nonce_gaps(&agents).await;
+            if filled > 0 {
+                tracing::warn!("takeover: {filled} nonce gap(s) filled with NOOPs");
+            }
+        }
         // Step 6: rebroadcast what recovery moved to SUBMITTED, then the workers, then traffic.
         if let Err(e) = app.pipeline.confirmation_pass().await {
             tracing::warn!("rebroadcast of recovered transactions: {e}");

@@ -15,7 +15,7 @@ use crate::domain::emergency::killswitch::ExecutionControl;
 
 /// Workers that act on transactions or keys: they do not run while the kill switch is active.
 pub(crate) const EXECUTION_WORKERS: &[&str] =
-    &["delay-queue", "approval-timeout", "integrity-check", "auto-stop-reload"];
+    &["delay-queue", "approval-timeout", "integrity-check", "auto-stop-reload", "nonce-upkeep"];
 
 /// The execution set as the kill-switch service sees it.
 pub(crate) struct ExecutionWorkers(pub(crate) Weak<App>);
@@ -117,6 +117,13 @@ fn start_execution_workers(app: &Arc<App>) {
     every(app, "auto-stop-reload", Duration::from_secs(300), true, |app| async move {
         app.autostop.reload().await.map_err(|e| e.to_string())
     });
+    // PostgreSQL: unsynced EVM accounts and the gaps releases left (13-postgres-ha.md §6.2).
+    #[cfg(feature = "postgres")]
+    if app.db.store().postgres().is_some() {
+        every(app, "nonce-upkeep", Duration::from_secs(5), false, |app| async move {
+            app.pipeline.nonce_upkeep_pass().await.map_err(|e| e.to_string())
+        });
+    }
     let interval = app.settings.get().security.integrity_check_interval;
     if interval > 0 {
         every(app, "integrity-check", Duration::from_secs(interval), false, |app| async move {

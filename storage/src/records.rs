@@ -443,6 +443,26 @@ impl TransactionRecord {
         self.parent_id.is_none()
     }
 
+    /// The NOOP that fills the EVM nonce gap at `nonce` (13-postgres-ha.md §6.2 step 4): a
+    /// top-level 0-value TRANSFER from the agent to itself, claimed (EXECUTING) from the start,
+    /// with no session and no reservation, marked `metadata.nonceFill`.
+    pub fn nonce_fill(id: Uuid, agent: &AgentRecord, nonce: u64, now: u64) -> TransactionRecord {
+        let request = serde_json::json!({"type": "TRANSFER", "to": agent.public_key, "amount": "0"});
+        let mut r = TransactionRecord::pending(id, agent, None, TxType::Transfer, request, now);
+        r.status = TxStatus::Executing;
+        r.tier = Some(Tier::Instant);
+        r.to_address = Some(agent.public_key.clone());
+        r.metadata.insert("nonceFill".into(), Value::Bool(true));
+        r.metadata.insert("nonce".into(), nonce.into());
+        r
+    }
+
+    /// Whether this row is a [`nonce_fill`](Self::nonce_fill): the system's, so no rate limit
+    /// or AutoStop rule counts it.
+    pub fn is_nonce_fill(&self) -> bool {
+        self.metadata.get("nonceFill").and_then(Value::as_bool) == Some(true)
+    }
+
     /// The signed transaction of the stage-5 checkpoint (`metadata.signedTx`), once there is one:
     /// what start-up recovery and the confirmation worker rebroadcast.
     pub fn signed_tx(&self) -> Option<&str> {

@@ -198,6 +198,7 @@ conformance!(
     the_snapshot_counts_in_flight_rows_and_reads_rates_only_for_a_rate_limit_policy,
     the_audit_chain_verifies_and_detects_a_tampered_row,
     a_truncated_audit_tail_is_detected,
+    auto_stop_measures_count_the_agents_rows,
 );
 
 // ACC-301: every test listed in `conformance!` runs on PostgreSQL too, each on a fresh database
@@ -1184,6 +1185,42 @@ fn confirmation_moves_the_reservation_into_session_usage() {
     assert_eq!((done.status, done.reserved_amount), (TxStatus::Confirmed, None));
     let usage = store.get_session(s.id).unwrap().unwrap().usage;
     assert_eq!((usage.total_tx, usage.total_amount, usage.last_tx_at), (1, Amount::from_u64(250), Some(NOW)));
+}
+
+// AutoStop's measures (07-autostop.md) read the agent's rows the same way on both engines:
+// failures since the last confirmation, rows created in the hour, confirmed transfers to one
+// address and the day's confirmed volume.
+#[test]
+fn auto_stop_measures_count_the_agents_rows() {
+    let (_d, store, a) = store_with_agent();
+    // Ids order rows by time (seconds apart here: within a millisecond v7 ids are random).
+    let run = |amount: u64, confirm: bool| {
+        let mut t = transfer(&a, None, amount);
+        t.id = id_at(NOW + amount);
+        store.record_request(&t, &[], None, &ctx()).unwrap();
+        store.decide_transaction(t.id, &ctx(), |_| Ok(queue(Tier::Instant))).unwrap();
+        claim(&store, t.id);
+        if confirm {
+            let b = Broadcast { hash: format!("h{}", t.id), uncertain: false, metadata: Default::default() };
+            store.record_broadcast(t.id, b, ChainOutcome::Pending, &ctx()).unwrap();
+            store.confirm_transaction(t.id, None, Some(1), &ctx()).unwrap();
+        } else {
+            store.fail_transaction(t.id, TxStatus::Executing, &TxFailure::new("X"), &ctx()).unwrap();
+        }
+        t
+    };
+    assert_eq!(store.consecutive_failures(a.id, 10).unwrap(), 0, "no rows");
+    run(1, false);
+    let confirmed = run(2, true);
+    run(3, false);
+    run(4, false);
+    assert_eq!(store.consecutive_failures(a.id, 10).unwrap(), 2, "since the last confirmation");
+    assert_eq!(store.consecutive_failures(a.id, 1).unwrap(), 1, "capped");
+    assert_eq!(store.created_since(a.id, NOW - 3600, 10).unwrap(), 4);
+    assert_eq!(store.created_since(a.id, NOW - 3600, 3).unwrap(), 3, "capped");
+    let to = confirmed.to_address.clone().unwrap();
+    assert_eq!(store.autonomous_transfers_to_since(a.id, &to, NOW - 3600, 10).unwrap(), 1);
+    assert_eq!(store.autonomous_volume_on_day(a.id, NOW).unwrap(), Amount::from_u64(2));
 }
 
 // ---------------------------------------------------------------- schema and snapshots

@@ -21,8 +21,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 use waiaas_backends::seam::{Purpose, SignContext, SignerError, sign_verified};
 use waiaas_storage::{
-    AgentRecord, AuditEvent, AuditEventType, Backend, Broadcast, Chain, Checkpoint, OpCtx, Signed, TransactionRecord,
-    TxFailure, TxStatus,
+    AgentRecord, Amount, AuditEvent, AuditEventType, Backend, Broadcast, Chain, Checkpoint, OpCtx, Signed,
+    TransactionRecord, TxFailure, TxStatus,
 };
 
 use super::Pipeline;
@@ -284,10 +284,17 @@ pub(crate) async fn execute(
         budget: RetryBudget::default(),
         step: "build",
         timing: Timing::default(),
-        nonces: super::nonces::DbNonces::for_execution(p, agent, row.id),
+        nonces: super::nonces::DbNonces::for_execution(p, agent, row),
     };
     let _guard = p.nonce_order(agent).await;
-    let result = match super::request::rebuild(&row.request, agent) {
+    let request = if row.is_nonce_fill() {
+        // A 0-value self-transfer, which a send may not ask for (a TRANSFER's amount is > 0).
+        let me = agent.public_key.clone();
+        Ok((BuildRequest::Transfer { from: me.clone(), to: me, amount: Amount::ZERO, memo: None }, Priority::Medium))
+    } else {
+        super::request::rebuild(&row.request, agent)
+    };
+    let result = match request {
         Ok((build, priority)) => stage5(&mut run, agent, &build, priority).await,
         Err(e) => Err(Fail::Internal(format!("the stored request does not rebuild: {e}"))),
     };

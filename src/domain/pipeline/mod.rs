@@ -91,10 +91,10 @@ pub(crate) enum SendError {
     /// lost leadership. Retryable; nothing of the failed step committed.
     #[error("{error}")]
     Database { tx: Uuid, error: StoreError },
-    /// PostgreSQL (§6.4): the agent's Ledger is on another replica; refused before anything
-    /// was recorded.
+    /// PostgreSQL, refused before anything was recorded: the agent's Ledger is on another
+    /// replica (§6.4), or its nonces wait for a resync with its node (§6.2 step 4).
     #[error("{0}")]
-    Pinned(Precheck),
+    Unready(Precheck),
 }
 
 /// A pre-execution check that failed.
@@ -140,7 +140,7 @@ impl SendError {
             SendError::Invalid(_)
             | SendError::IdempotencyKeyReused
             | SendError::IdempotencyInProgress { .. }
-            | SendError::Pinned(_) => None,
+            | SendError::Unready(_) => None,
         }
     }
 
@@ -160,7 +160,7 @@ impl Coded for SendError {
             SendError::IdempotencyInProgress { .. } => ErrorCode::IdempotencyInProgress,
             SendError::Refused { refusal, .. } => refusal.code(),
             SendError::SystemLocked { .. } => ErrorCode::SystemLocked,
-            SendError::Precheck { cause, .. } | SendError::Pinned(cause) => cause.code(),
+            SendError::Precheck { cause, .. } | SendError::Unready(cause) => cause.code(),
             SendError::Failed { failure, .. } => failure.code(),
             SendError::Internal { .. } => ErrorCode::InternalError,
             SendError::Database { error, .. } => error.code(),
@@ -171,7 +171,7 @@ impl Coded for SendError {
         let mut d = match self {
             SendError::Invalid(e) => e.details(),
             SendError::Refused { refusal, .. } => refusal.details(),
-            SendError::Precheck { cause, .. } | SendError::Pinned(cause) => cause.details(),
+            SendError::Precheck { cause, .. } | SendError::Unready(cause) => cause.details(),
             SendError::Failed { failure, .. } => failure.details(),
             SendError::IdempotencyInProgress { tx: Some(t) } => details([("transactionId", t.to_string().into())]),
             SendError::Database { error, .. } => error.details(),
@@ -221,6 +221,9 @@ pub(crate) struct Pipeline {
     /// The idempotency keys this process is answering right now: an unanswered record whose
     /// key is not here was left by a process that died (see [`SendOutcome::Recovered`]).
     in_flight: Arc<Mutex<HashMap<(Uuid, String), usize>>>,
+    /// PostgreSQL: the EVM accounts awaiting a resync or a NOOP (13-postgres-ha.md §6.2 step 4).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) nonce_upkeep: Arc<nonces::NonceUpkeep>,
 }
 
 /// A send's idempotency claim, counted in [`Pipeline::in_flight`] until the send ends.
@@ -278,6 +281,7 @@ impl Pipeline {
             autostop,
             locks: Mutex::default(),
             in_flight: Arc::default(),
+            nonce_upkeep: Arc::default(),
         }
     }
 
@@ -297,6 +301,8 @@ impl Pipeline {
     pub(crate) fn notify_outcome(&self, row: &TransactionRecord, agent: &AgentRecord) {
         use crate::domain::emergency::autostop::EventKind;
         match row.status {
+            // A NOOP gap fill is the system's: AutoStop does not count it.
+            _ if row.is_nonce_fill() => {}
             TxStatus::Confirmed => self.autostop.observe(EventKind::Completed, row),
             TxStatus::Failed => self.autostop.observe(EventKind::Failed, row),
             _ => {}
@@ -453,11 +459,12 @@ impl Pipeline {
         let agent = caller.agent.clone();
         // A Ledger agent pinned to another replica is refused before anything is recorded.
         match crate::domain::ledger_pins::elsewhere(&self.db, &agent).await {
-            Ok(Some(replica)) => return Err(SendError::Pinned(Precheck::PinnedElsewhere { replica })),
+            Ok(Some(replica)) => return Err(SendError::Unready(Precheck::PinnedElsewhere { replica })),
             Ok(None) => {}
             // The record below meets the same database and reports it.
             Err(e) => tracing::warn!("tx {tx}: cannot read the Ledger pin: {e}"),
         }
+        self.nonces_ready(&agent).await.map_err(SendError::Unready)?;
         // §6.1 pre-execution checks, in memory, before the decision transaction: when they fail
         // the row is decided but not claimed, and then fails.
         let precheck = match self.chains.for_agent(&agent).await {

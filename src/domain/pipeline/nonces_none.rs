@@ -3,17 +3,27 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
-use waiaas_storage::{AgentRecord, StoreError};
+use waiaas_storage::{AgentRecord, StoreError, TransactionRecord};
 
-use super::Pipeline;
+use super::{Pipeline, Precheck};
 use crate::adapters::chains::types::Nonces;
+
+/// Nothing to keep up without a nonce table.
+#[derive(Default)]
+pub(crate) struct NonceUpkeep;
+
+impl Pipeline {
+    /// Without a nonce table every account is in sync.
+    pub(crate) async fn nonces_ready(&self, _: &AgentRecord) -> Result<(), Precheck> {
+        Ok(())
+    }
+}
 
 /// Never constructed without PostgreSQL.
 pub(crate) enum DbNonces {}
 
 impl DbNonces {
-    pub(crate) fn for_execution(_: &Pipeline, _: &AgentRecord, _: Uuid) -> Option<Arc<DbNonces>> {
+    pub(crate) fn for_execution(_: &Pipeline, _: &AgentRecord, _: &TransactionRecord) -> Option<Arc<DbNonces>> {
         None
     }
 

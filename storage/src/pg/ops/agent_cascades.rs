@@ -10,6 +10,7 @@ use super::super::rows::{self, lock_agent, lock_agents};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{active_tx_ids, end_many, get_tx};
 use super::agents::put_agent;
+use super::nonces::NOT_A_FILL;
 use super::sessions::delete_session_in;
 use crate::amount::Amount;
 use crate::db::OpCtx;
@@ -203,13 +204,16 @@ impl PgStore {
         self.read(async |tx| {
             let row = tx
                 .query_one(
-                    "SELECT count(*) FROM (
+                    &format!(
+                        "SELECT count(*) FROM (
                        SELECT 1 FROM transactions
-                       WHERE agent_id = $1 AND parent_id IS NULL AND status = 'FAILED'
-                         AND id > coalesce((SELECT max(id) FROM transactions
-                                            WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'),
+                       WHERE agent_id = $1 AND parent_id IS NULL AND status = 'FAILED' AND {NOT_A_FILL}
+                         AND id > coalesce((SELECT id FROM transactions
+                                            WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'
+                                              AND {NOT_A_FILL} ORDER BY id DESC LIMIT 1),
                                            '00000000-0000-0000-0000-000000000000'::uuid)
-                       LIMIT $2) f",
+                       LIMIT $2) f"
+                    ),
                     &[&agent, &(cap as i64)],
                 )
                 .await
@@ -224,8 +228,10 @@ impl PgStore {
         self.read(async |tx| {
             let row = super::super::rows::one(
                 tx,
-                "SELECT count(*) FROM (SELECT 1 FROM transactions
-                       WHERE agent_id = $1 AND parent_id IS NULL AND id >= $2 LIMIT $3) c",
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM transactions
+                       WHERE agent_id = $1 AND parent_id IS NULL AND id >= $2 AND {NOT_A_FILL} LIMIT $3) c"
+                ),
                 &[&agent, &from, &(cap as i64)],
             )
             .await?;
@@ -285,10 +291,12 @@ impl PgStore {
         self.read(async |tx| {
             let row = super::super::rows::one(
                 tx,
-                "SELECT count(*) FROM (SELECT 1 FROM transactions
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM transactions
                        WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'
                          AND tier IS DISTINCT FROM 'APPROVAL' AND record->>'to_address' = $2
-                         AND created_at >= $3 LIMIT $4) c",
+                         AND created_at >= $3 AND {NOT_A_FILL} LIMIT $4) c"
+                ),
                 &[&agent, &to, &(since as i64), &(cap as i64)],
             )
             .await?;
