@@ -751,3 +751,155 @@ async fn a_ledger_agent_signs_only_on_its_pinned_replica() {
     assert_eq!(mined.iter().filter(|m| m.2 == 5_000_000_000_000_000).count(), 1, "{mined:?}");
     assert!(!mined.iter().any(|m| m.2 == 1000), "the refused send never reached the chain: {mined:?}");
 }
+
+/// The node's pool: how many of `from`'s transactions are pending (ready) and queued.
+fn pool_of(rpc: &str, from: &str) -> (usize, usize) {
+    let content = rpc_blocking(rpc, "txpool_content", json!([]));
+    let count = |part: &str| {
+        content[part]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(addr, _)| addr.eq_ignore_ascii_case(from))
+            .map(|(_, by_nonce)| by_nonce.as_object().map_or(0, |m| m.len()))
+            .sum()
+    };
+    (count("pending"), count("queued"))
+}
+
+// ACC-308, with 13-postgres-ha.md §6.2 step 4: a nonce gap found at takeover gets a NOOP. The
+// gap is made the one way the spec's repair is for: a transaction the node lost whose row will
+// never be sent, below one the node holds back. (No API path leaves that state: a nonce is
+// released only before the node took it, under the agent's execution lock; so the test drops
+// the first transaction from anvil's pool and marks its row FAILED while no daemon runs.)
+// The NOOP is a system 0-value self-transfer at exactly the missing nonce; it unblocks the
+// held-back transaction, both are mined, `evm_nonces.next` equals the chain, and RATE_LIMIT
+// does not count the NOOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_gap_is_filled_by_a_noop_at_takeover() {
+    let anvil = Anvil::start();
+    let mut a = TestDaemon::start(replica(&anvil.url, None, None)).await;
+    let (agent, token) = funded_agent(&a, &anvil.url, 10, json!({})).await;
+    let addr = agent["address"].as_str().unwrap().to_string();
+    let agent_id = agent["id"].as_str().unwrap().to_string();
+    a.policy(json!({"agentId": agent_id, "type": "RATE_LIMIT", "rules": {"max_tx_per_hour": 3}})).await;
+    let db_url = a.pg.as_ref().unwrap().url.clone();
+    let sql = |q: &str| crate::support::pg::psql(&db_url, q);
+
+    // Two sends reach the node's pool without being mined (nonces 0 and 1).
+    rpc_blocking(&anvil.url, "evm_setAutomine", json!([false]));
+    let mut senders = Vec::new();
+    for amount in ["111", "222"] {
+        let (http, port, token) = (a.http.clone(), a.port, token.clone());
+        senders.push(tokio::spawn(async move {
+            http.post(format!("http://127.0.0.1:{port}/v1/transactions/send"))
+                .bearer_auth(token)
+                .json(&json!({"to": TO, "amount": amount}))
+                .send()
+                .await
+        }));
+        let want = if amount == "111" { 1 } else { 2 };
+        let started = Instant::now();
+        while pool_of(&anvil.url, &addr).0 < want {
+            assert!(started.elapsed() < Duration::from_secs(20), "send {amount} never reached the pool");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    a.kill9();
+    for s in senders {
+        s.abort();
+    }
+    // The node loses nonce 0, and its row is given up: nonce 1 is held back behind a gap.
+    let content = rpc_blocking(&anvil.url, "txpool_content", json!([]));
+    let mine = content["pending"].as_object().unwrap().iter().find(|(k, _)| k.eq_ignore_ascii_case(&addr)).unwrap().1;
+    let (lost, held) =
+        (mine["0"]["hash"].as_str().unwrap().to_string(), mine["1"]["hash"].as_str().unwrap().to_string());
+    // anvil drops what depends on the lost transaction too; the node gets nonce 1 back the way
+    // a peer would gossip it, from the row's signed bytes.
+    rpc_blocking(&anvil.url, "anvil_dropTransaction", json!([lost]));
+    let raw =
+        sql("SELECT record->'metadata'->>'signedTx' FROM transactions WHERE record->'request'->>'amount' = '222'");
+    rpc_blocking(&anvil.url, "eth_sendRawTransaction", json!([raw.trim()]));
+    assert_eq!(pool_of(&anvil.url, &addr), (0, 1), "nonce 1 waits behind the gap");
+    let edited = sql(
+        "UPDATE transactions SET record = record || '{\"status\": \"FAILED\", \"error\": \"GIVEN_UP\", \"reserved_amount\": null}'::jsonb
+          WHERE record->'request'->>'amount' = '111' RETURNING id",
+    );
+    assert_eq!(edited.lines().count(), 1, "{edited}");
+
+    // The restarted replica takes over: recovery, resync, then the NOOP.
+    let b = a.second_replica(replica(&anvil.url, None, None)).await;
+    until_ready(&b, Duration::from_secs(10), "b leads", leads).await;
+    assert_eq!(pool_of(&anvil.url, &addr), (2, 0), "the NOOP at 0 released nonce 1");
+    rpc_blocking(&anvil.url, "evm_mine", json!([]));
+    rpc_blocking(&anvil.url, "evm_setAutomine", json!([true]));
+
+    let rows = settled_rows(&b, std::slice::from_ref(&token)).await;
+    let fill = sql("SELECT id, record->>'session_id', record->>'tx_type', record->>'amount', record->>'status',
+                record->'metadata'->>'nonce', record->>'tx_hash'
+           FROM transactions WHERE record->'metadata'->>'nonceFill' = 'true'");
+    let f: Vec<&str> = fill.split('|').collect();
+    assert_eq!(f.len(), 7, "exactly one NOOP row: {fill}");
+    assert_eq!(&f[1..6], ["", "TRANSFER", "0", "CONFIRMED", "0"], "no session, 0, confirmed, nonce 0: {fill}");
+    let noop_hash = f[6].trim().to_ascii_lowercase();
+    let mined = mined_from(&anvil.url, &addr);
+    let by_nonce: BTreeMap<u64, &(String, u64, u128)> = mined.iter().map(|m| (m.1, m)).collect();
+    assert_eq!(by_nonce.keys().copied().collect::<Vec<_>>(), [0, 1], "{mined:?}");
+    assert_eq!((&by_nonce[&0].0, by_nonce[&0].2), (&noop_hash, 0), "nonce 0 is the NOOP");
+    let noop_tx = rpc_blocking(&anvil.url, "eth_getTransactionByHash", json!([noop_hash]));
+    assert!(noop_tx["to"].as_str().unwrap().eq_ignore_ascii_case(&addr), "a self-transfer: {noop_tx}");
+    assert_eq!(by_nonce[&1].0, held.to_ascii_lowercase(), "nonce 1 is the held-back send");
+    assert!(!mined.iter().any(|m| m.0 == lost.to_ascii_lowercase()), "the lost one never lands");
+    let held_row = rows.iter().find(|r| r["amount"] == "222").expect("the held-back row");
+    assert_eq!(held_row["status"], "CONFIRMED", "{held_row}");
+    let next = sql(&format!("SELECT next FROM evm_nonces WHERE address = '{}'", addr.to_ascii_lowercase()));
+    let pending = hex(&rpc_blocking(&anvil.url, "eth_getTransactionCount", json!([addr, "pending"])));
+    assert_eq!((next.trim(), pending), ("2", 2), "evm_nonces.next equals the chain's pending count");
+    let audited = |event: &str| sql(&format!("SELECT record->>'actor' FROM audit_log WHERE event_type = '{event}'"));
+    assert_eq!(audited("NONCE_GAP_FILLED").trim(), "system");
+    assert!(!audited("NONCE_RESYNCED").trim().is_empty(), "the resync that found the gap is audited");
+
+    // RATE_LIMIT (3 an hour) counts the two sends, not the NOOP: one more passes, then no more.
+    let (st, v) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "333"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "the NOOP is not counted: {v}");
+    let (st, v) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "444"})).await;
+    assert_eq!((st, v["code"].as_str()), (429, Some("RATE_LIMIT_EXCEEDED")), "{v}");
+    println!("NOOP {noop_hash} filled nonce 0; held-back {held} mined at 1");
+}
+
+// 13-postgres-ha.md §6.2 step 4: an account whose node cannot be read at takeover is not
+// resynced, and its sends get 503 ADAPTER_NOT_AVAILABLE, recording nothing, until a resync
+// succeeds; the first send after the node answers again resyncs and goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_the_takeover_could_not_resync_waits_for_its_node() {
+    let anvil = Anvil::start();
+    let proxy = RpcProxy::start(&anvil.url);
+    let mut a = TestDaemon::start(replica(&proxy.url, None, None)).await;
+    let (agent, token) = funded_agent(&a, &anvil.url, 10, json!({})).await;
+    let addr = agent["address"].as_str().unwrap().to_string();
+    let (st, v) = crate::support::api::send(&a, &token, json!({"to": TO, "amount": "5"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let db = a.pg.as_ref().unwrap().url.clone();
+    let rows = || crate::support::pg::psql(&db, "SELECT count(*) FROM transactions");
+
+    // The node stops answering nonce reads; the leader dies; b takes over without a resync.
+    proxy.fail("eth_getTransactionCount", 1_000_000, -32603, "the node is down");
+    let b = a.second_replica(replica(&proxy.url, None, None)).await;
+    a.kill9();
+    until_ready(&b, Duration::from_secs(10), "b leads", leads).await;
+    let before = rows();
+    let (st, v) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "6"})).await;
+    assert_eq!(
+        (st, v["code"].as_str(), v["retryable"].as_bool()),
+        (503, Some("ADAPTER_NOT_AVAILABLE"), Some(true)),
+        "{v}"
+    );
+    assert_eq!(v["details"]["transactionId"], Value::Null, "{v}");
+    assert_eq!(rows(), before, "nothing recorded");
+
+    proxy.clear();
+    let (st, v) = crate::support::api::send(&b, &token, json!({"to": TO, "amount": "7"})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("CONFIRMED")), "{v}");
+    let nonces: Vec<u64> = mined_from(&anvil.url, &addr).iter().map(|m| m.1).collect();
+    assert_eq!(nonces, [0, 1]);
+}
