@@ -15,6 +15,9 @@
 //! Its unfinished rows are the next leader's recovery's job; nothing it signed without a
 //! committed checkpoint can reach the chain, because the checkpoint is fenced.
 
+// Without PostgreSQL only `Single` exists: the election half is compiled out.
+#![cfg_attr(not(feature = "postgres"), allow(unused_imports, dead_code))]
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

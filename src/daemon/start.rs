@@ -65,9 +65,11 @@ pub(crate) enum StartError {
     #[error("{0}")]
     Failed(String),
     /// The PostgreSQL schema is missing (exit 3) or not this binary's (exit 1).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     #[error("{0}")]
     Schema(waiaas_storage::SchemaError),
     /// Another live process holds this `replica_id` (exit 2).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     #[error("Replica id '{0}' is already running; set [database].replica_id")]
     ReplicaBusy(String),
 }

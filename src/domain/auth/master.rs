@@ -199,6 +199,7 @@ impl MasterAuth {
 
 /// The counter as one request found it.
 #[derive(Debug, Default)]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 struct Seen {
     lockout_until: Option<u64>,
     dirty: bool,

@@ -307,6 +307,7 @@ impl KillSwitch {
 
     /// Takes the stored state as the in-memory one (a takeover, 13-postgres-ha.md §6.2 step 5:
     /// another replica may have activated or recovered meanwhile). Workers are the caller's.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn adopt(&self, view: KillSwitchView) {
         self.restricted.store(view.status != KillSwitchStatus::Normal, Ordering::SeqCst);
         *self.view.write().expect("kill switch lock") = view;
