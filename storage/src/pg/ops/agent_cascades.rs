@@ -10,7 +10,7 @@ use super::super::rows::{self, lock_agent, lock_agents};
 use super::super::store::{Global, PgStore};
 use super::super::txrows::{active_tx_ids, end_many, get_tx};
 use super::agents::put_agent;
-use super::nonces::NOT_A_FILL;
+use super::nonces::not_a_fill;
 use super::sessions::delete_session_in;
 use crate::amount::Amount;
 use crate::db::OpCtx;
@@ -204,13 +204,17 @@ impl PgStore {
         self.read(async |tx| {
             let row = tx
                 .query_one(
-                    &format!(
+                    concat!(
                         "SELECT count(*) FROM (
                        SELECT 1 FROM transactions
-                       WHERE agent_id = $1 AND parent_id IS NULL AND status = 'FAILED' AND {NOT_A_FILL}
+                       WHERE agent_id = $1 AND parent_id IS NULL AND status = 'FAILED' AND ",
+                        not_a_fill!(),
+                        "
                          AND id > coalesce((SELECT id FROM transactions
                                             WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'
-                                              AND {NOT_A_FILL} ORDER BY id DESC LIMIT 1),
+                                              AND ",
+                        not_a_fill!(),
+                        " ORDER BY id DESC LIMIT 1),
                                            '00000000-0000-0000-0000-000000000000'::uuid)
                        LIMIT $2) f"
                     ),
@@ -228,9 +232,11 @@ impl PgStore {
         self.read(async |tx| {
             let row = super::super::rows::one(
                 tx,
-                &format!(
+                concat!(
                     "SELECT count(*) FROM (SELECT 1 FROM transactions
-                       WHERE agent_id = $1 AND parent_id IS NULL AND id >= $2 AND {NOT_A_FILL} LIMIT $3) c"
+                       WHERE agent_id = $1 AND parent_id IS NULL AND id >= $2 AND ",
+                    not_a_fill!(),
+                    " LIMIT $3) c"
                 ),
                 &[&agent, &from, &(cap as i64)],
             )
@@ -291,11 +297,13 @@ impl PgStore {
         self.read(async |tx| {
             let row = super::super::rows::one(
                 tx,
-                &format!(
+                concat!(
                     "SELECT count(*) FROM (SELECT 1 FROM transactions
                        WHERE agent_id = $1 AND parent_id IS NULL AND status = 'CONFIRMED'
                          AND tier IS DISTINCT FROM 'APPROVAL' AND record->>'to_address' = $2
-                         AND created_at >= $3 AND {NOT_A_FILL} LIMIT $4) c"
+                         AND created_at >= $3 AND ",
+                    not_a_fill!(),
+                    " LIMIT $4) c"
                 ),
                 &[&agent, &to, &(since as i64), &(cap as i64)],
             )

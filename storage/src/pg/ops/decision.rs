@@ -28,11 +28,11 @@ type Evaluate<'a> = Box<dyn FnOnce(&DecisionSnapshot) -> Result<DecisionOutcome,
 async fn window(tx: &Transaction<'_>, agent: Uuid, from: u64, exclude: Uuid) -> Result<Window, StoreError> {
     let row = super::super::rows::one(
         tx,
-        &format!(
+        concat!(
             "SELECT count(*), min(created_at) FROM transactions
              WHERE agent_id = $1 AND parent_id IS NULL AND status NOT IN ('CANCELLED', 'EXPIRED')
-               AND created_at >= $2 AND id <> $3 AND {}",
-            super::nonces::NOT_A_FILL
+               AND created_at >= $2 AND id <> $3 AND ",
+            super::nonces::not_a_fill!()
         ),
         &[&agent, &(from as i64), &exclude],
     )

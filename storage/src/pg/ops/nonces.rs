@@ -23,8 +23,14 @@ use crate::error::StoreError;
 use crate::records::TransactionRecord;
 
 /// The SQL condition "this `transactions` row is not a NOOP gap fill": a fill is the system's,
-/// and no rate limit or AutoStop rule counts it (13-postgres-ha.md §6.2 step 4).
-pub(crate) const NOT_A_FILL: &str = "NOT coalesce((record->'metadata'->>'nonceFill')::boolean, false)";
+/// and no rate limit or AutoStop rule counts it (13-postgres-ha.md §6.2 step 4). A literal, so
+/// the queries that use it are joined with `concat!` at compile time, not formatted per call.
+macro_rules! not_a_fill {
+    () => {
+        "NOT coalesce((record->'metadata'->>'nonceFill')::boolean, false)"
+    };
+}
+pub(crate) use not_a_fill;
 
 /// Which nonce of a transaction: its own, or the approve reset sent before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
